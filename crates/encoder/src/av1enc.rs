@@ -1,0 +1,333 @@
+//! The AV1 rung: raw frames from an `appsink` handed to a `rav1e` context on its own thread.
+
+use crate::stream::{Event, Feed, Msg, Progress};
+use crate::timing::{ns_to_ticks, snap};
+use crate::{EncodeError, RateControl};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use gstreamer as gst;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use num_traits::FromPrimitive;
+use rav1e::config::SpeedSettings;
+use rav1e::prelude::*;
+use reel_media::{
+    av1, Av1Config, CodecConfig, ColorInfo, EncodedSample, Rational, TrackInfo, VideoParams,
+};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub(crate) enum RawFrame {
+    Frame(gst::Sample),
+    Eos,
+}
+
+/// Everything one AV1 rung needs to know.
+#[derive(Debug, Clone)]
+pub(crate) struct Av1Job {
+    pub path: PathBuf,
+    pub track_id: u32,
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: Rational,
+    pub timescale: u32,
+    pub frame_duration: u32,
+    pub keyframe_frames: u64,
+    pub rate: RateControl,
+    pub speed: u8,
+    pub frames_total: Option<u64>,
+}
+
+pub(crate) fn spawn(
+    job: Av1Job,
+    frames: Receiver<RawFrame>,
+    feed: Feed,
+    started: Instant,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(format!("rav1e-{}", job.name))
+        .spawn(move || {
+            if let Err(e) = Worker::new(job, feed.clone(), started).run(frames) {
+                feed.send(Msg::Error(e));
+            }
+        })
+        .expect("spawning an encoder thread")
+}
+
+struct Worker {
+    job: Av1Job,
+    feed: Feed,
+    started: Instant,
+    ctx: Option<Context<u8>>,
+    frames_in: u64,
+    frames_out: u64,
+    announced: bool,
+    last_progress: Instant,
+}
+
+impl Worker {
+    fn new(job: Av1Job, feed: Feed, started: Instant) -> Self {
+        Self {
+            job,
+            feed,
+            started,
+            ctx: None,
+            frames_in: 0,
+            frames_out: 0,
+            announced: false,
+            last_progress: Instant::now(),
+        }
+    }
+
+    fn fail(&self, detail: impl std::fmt::Display) -> EncodeError {
+        EncodeError::Encoder {
+            path: self.job.path.clone(),
+            encoder: "rav1e",
+            detail: format!("rung {}: {detail}", self.job.name),
+        }
+    }
+
+    fn run(mut self, frames: Receiver<RawFrame>) -> Result<(), EncodeError> {
+        loop {
+            let msg = match frames.recv_timeout(Duration::from_millis(200)) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.feed.stopped() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            match msg {
+                RawFrame::Frame(sample) => {
+                    self.send_frame(&sample)?;
+                    if !self.drain()? {
+                        return Ok(());
+                    }
+                }
+                RawFrame::Eos => {
+                    if let Some(ctx) = self.ctx.as_mut() {
+                        ctx.flush();
+                        self.drain()?;
+                    }
+                    self.progress(true);
+                    self.feed.event(Event::TrackEnd {
+                        track: self.job.track_id,
+                    });
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn context(&self, info: &gst_video::VideoInfo) -> Result<Context<u8>, EncodeError> {
+        let job = &self.job;
+        let mut enc = EncoderConfig::with_speed_preset(job.speed);
+        enc.width = job.width as usize;
+        enc.height = job.height as usize;
+        enc.time_base = rav1e::data::Rational::new(
+            u64::from(job.frame_rate.den),
+            u64::from(job.frame_rate.num),
+        );
+        enc.bit_depth = 8;
+        enc.chroma_sampling = ChromaSampling::Cs420;
+        let color = color_info(info);
+        enc.pixel_range = if color.full_range {
+            PixelRange::Full
+        } else {
+            PixelRange::Limited
+        };
+        if let (Some(p), Some(t), Some(m)) = (
+            ColorPrimaries::from_u8(color.primaries),
+            TransferCharacteristics::from_u8(color.transfer),
+            MatrixCoefficients::from_u8(color.matrix),
+        ) {
+            if color.primaries != 2 {
+                enc.color_description = Some(ColorDescription {
+                    color_primaries: p,
+                    transfer_characteristics: t,
+                    matrix_coefficients: m,
+                });
+            }
+        }
+        enc.level_idx = Some(av1::level_for(
+            job.width,
+            job.height,
+            job.frame_rate.as_f64(),
+        ));
+        // Key frames exactly on the shared cadence and nowhere else, so that every rung has
+        // sync samples at the same presentation times.
+        enc.set_key_frame_interval(job.keyframe_frames, job.keyframe_frames);
+        enc.speed_settings = SpeedSettings::from_preset(job.speed);
+        enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
+        match job.rate {
+            RateControl::Quality(q) => enc.quantizer = q as usize,
+            RateControl::Bitrate(kbps) => {
+                enc.bitrate = i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX)
+            }
+        }
+        // Tiles let rav1e spread one large frame over both cores.
+        if job.width * job.height >= 1280 * 720 {
+            enc.tiles = 2;
+        }
+        Config::new()
+            .with_encoder_config(enc)
+            .new_context()
+            .map_err(|e| self.fail(e))
+    }
+
+    fn send_frame(&mut self, sample: &gst::Sample) -> Result<(), EncodeError> {
+        let caps = sample
+            .caps()
+            .ok_or_else(|| self.fail("frame without caps"))?;
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| self.fail(e))?;
+        if self.ctx.is_none() {
+            self.ctx = Some(self.context(&info)?);
+        }
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| self.fail("sample without buffer"))?;
+        let pts_ns = buffer.pts().map(|t| t.nseconds() as i128).unwrap_or(
+            self.frames_in as i128 * 1_000_000_000 * i128::from(self.job.frame_rate.den)
+                / i128::from(self.job.frame_rate.num.max(1)),
+        );
+        let pts = snap(
+            ns_to_ticks(pts_ns, self.job.timescale),
+            self.job.frame_duration,
+        );
+        let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+            .map_err(|e| self.fail(e))?;
+        let ctx = self.ctx.as_mut().expect("context created above");
+        let mut frame = ctx.new_frame();
+        for (p, plane) in frame.planes.iter_mut().enumerate() {
+            let data = vframe
+                .plane_data(p as u32)
+                .map_err(|e| EncodeError::Encoder {
+                    path: self.job.path.clone(),
+                    encoder: "rav1e",
+                    detail: e.to_string(),
+                })?;
+            let stride = vframe.plane_stride()[p] as usize;
+            plane.copy_from_raw_u8(data, stride, 1);
+        }
+        let params = FrameParameters {
+            frame_type_override: if self.frames_in % self.job.keyframe_frames == 0 {
+                FrameTypeOverride::Key
+            } else {
+                FrameTypeOverride::No
+            },
+            opaque: Some(rav1e::prelude::Opaque::new(pts)),
+            t35_metadata: Box::new([]),
+        };
+        self.frames_in += 1;
+        ctx.send_frame((frame, params)).map_err(|e| self.fail(e))
+    }
+
+    /// Emits every packet rav1e has ready. Returns false when the consumer is gone.
+    fn drain(&mut self) -> Result<bool, EncodeError> {
+        loop {
+            let ctx = self.ctx.as_mut().expect("drain after the first frame");
+            match ctx.receive_packet() {
+                Ok(packet) => {
+                    if !self.emit(packet)? {
+                        return Ok(false);
+                    }
+                }
+                Err(EncoderStatus::Encoded) => continue,
+                Err(EncoderStatus::NeedMoreData) | Err(EncoderStatus::LimitReached) => {
+                    return Ok(true)
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
+    fn emit(&mut self, packet: Packet<u8>) -> Result<bool, EncodeError> {
+        let job = &self.job;
+        if !self.announced {
+            let config = Av1Config::from_obus(&packet.data).map_err(|e| self.fail(e))?;
+            let info = TrackInfo {
+                id: job.track_id,
+                config: CodecConfig::Av1(config),
+                timescale: job.timescale,
+                video: Some(VideoParams {
+                    width: job.width,
+                    height: job.height,
+                    frame_rate: job.frame_rate,
+                    pixel_aspect: Rational::new(1, 1),
+                    color: None,
+                }),
+                audio: None,
+                language: "und".into(),
+                name: job.name.clone(),
+            };
+            self.announced = true;
+            if !self.feed.event(Event::Track(info)) {
+                return Ok(false);
+            }
+        }
+        let pts = packet
+            .opaque
+            .and_then(|o| o.downcast::<i64>().ok())
+            .map(|b| *b)
+            .unwrap_or(packet.input_frameno as i64 * i64::from(job.frame_duration));
+        let data = av1::strip_temporal_delimiters(&packet.data).map_err(|e| self.fail(e))?;
+        let sample = EncodedSample {
+            data,
+            dts: pts,
+            pts,
+            duration: job.frame_duration,
+            sync: packet.frame_type == FrameType::KEY,
+        };
+        self.frames_out += 1;
+        if !self.feed.event(Event::Sample {
+            track: job.track_id,
+            sample,
+        }) {
+            return Ok(false);
+        }
+        self.progress(false);
+        Ok(true)
+    }
+
+    fn progress(&mut self, last: bool) {
+        if !last && self.last_progress.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        self.last_progress = Instant::now();
+        self.feed.event(Event::Progress(progress(
+            self.job.track_id,
+            self.frames_out,
+            self.job.frames_total,
+            self.started,
+        )));
+    }
+}
+
+pub(crate) fn progress(track: u32, done: u64, total: Option<u64>, started: Instant) -> Progress {
+    let secs = started.elapsed().as_secs_f64();
+    let fps = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = total.and_then(|t| {
+        (fps > 0.0).then(|| Duration::from_secs_f64(t.saturating_sub(done) as f64 / fps))
+    });
+    Progress {
+        track,
+        frames_done: done,
+        frames_total: total,
+        fps,
+        eta,
+    }
+}
+
+/// ISO/IEC 23091-2 code points of a raw video format's colorimetry.
+pub(crate) fn color_info(info: &gst_video::VideoInfo) -> ColorInfo {
+    let c = info.colorimetry();
+    ColorInfo {
+        primaries: c.primaries().to_iso() as u8,
+        transfer: c.transfer().to_iso() as u8,
+        matrix: c.matrix().to_iso() as u8,
+        full_range: c.range() == gst_video::VideoColorRange::Range0_255,
+    }
+}

@@ -1,0 +1,3 @@
+pub fn demux(_p: &std::path::Path) -> Result<crate::SampleStream, crate::EncodeError> {
+    todo!()
+}

@@ -1,0 +1,820 @@
+//! Decode once, scale per rung, encode every rung concurrently.
+//!
+//! ```text
+//! uridecodebin3 ─video─▶ queue ▶ videorate ▶ videoconvert(I420) ▶ tee ┬▶ queue ▶ videoscale ▶ appsink ▶ rav1e thread
+//!               │                                                     └▶ queue ▶ videoscale ▶ x264enc ▶ h264parse ▶ appsink
+//!               └─audio─▶ queue ▶ audioconvert ▶ audioresample(48 kHz) ▶ avenc_aac|opusenc ▶ appsink
+//! ```
+
+use crate::av1enc::{self, Av1Job, RawFrame};
+use crate::gst_util::{file_uri, init, make};
+use crate::stream::{watch_bus, Event, Feed, Msg, SampleStream, EVENT_QUEUE};
+use crate::timing::{ns_to_ticks, snap, video_timescale};
+use crate::{probe, EncodeError, Ladder, MediaInfo, RateControl};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use reel_media::{
+    AudioParams, AudioSpecificConfig, AvcConfig, Codec, CodecConfig, EncodedSample, OpusConfig,
+    Rational, TrackInfo, VideoParams,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One video rendition as it will be encoded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RungPlan {
+    pub track_id: u32,
+    pub name: String,
+    pub codec: Codec,
+    pub width: u32,
+    pub height: u32,
+    pub rate: RateControl,
+    /// rav1e speed preset (AV1) or x264 preset index 1-10 (H.264; 10 = ultrafast).
+    pub speed: u8,
+}
+
+/// The audio rendition as it will be encoded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AudioPlan {
+    pub track_id: u32,
+    pub codec: Codec,
+    pub bitrate_kbps: u32,
+    pub channels: u32,
+    pub sample_rate: u32,
+    pub language: String,
+}
+
+/// A ladder applied to one source: sizes, timescales and the key frame cadence.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EncodePlan {
+    pub source: MediaInfo,
+    pub frame_rate: Rational,
+    /// Video timescale and frame duration in it.
+    pub timescale: u32,
+    pub frame_duration: u32,
+    /// Frames between forced key frames (the same in every rung).
+    pub keyframe_frames: u64,
+    pub frames_total: u64,
+    pub rungs: Vec<RungPlan>,
+    pub audio: Option<AudioPlan>,
+    /// Why rungs or streams were left out.
+    pub notices: Vec<String>,
+}
+
+fn even(x: f64) -> u32 {
+    (((x / 2.0).round() as u32) * 2).max(2)
+}
+
+const X264_PRESETS: [&str; 10] = [
+    "placebo",
+    "veryslow",
+    "slower",
+    "slow",
+    "medium",
+    "fast",
+    "faster",
+    "veryfast",
+    "superfast",
+    "ultrafast",
+];
+
+impl EncodePlan {
+    /// Applies `ladder` to the probed source.
+    pub fn new(source: MediaInfo, ladder: &Ladder) -> Result<Self, EncodeError> {
+        ladder.validate()?;
+        let path = source.path.clone();
+        let video = source
+            .video()
+            .ok_or_else(|| EncodeError::NoVideo { path: path.clone() })?
+            .clone();
+        if video.frame_rate.is_zero() {
+            return Err(EncodeError::Unsupported {
+                path,
+                detail: "the video stream has no constant frame rate (a still image or VFR)".into(),
+            });
+        }
+        if video.width < 16 || video.height < 16 {
+            return Err(EncodeError::Unsupported {
+                path,
+                detail: format!(
+                    "video is {}x{}, smaller than 16x16",
+                    video.width, video.height
+                ),
+            });
+        }
+        let frame_rate = video.frame_rate;
+        let (timescale, frame_duration) = video_timescale(frame_rate);
+        let keyframe_frames =
+            ((ladder.keyframe_interval * frame_rate.as_f64()).round() as u64).max(1);
+        let mut notices = Vec::new();
+        let dar = video.display_aspect();
+        let mut rungs: Vec<RungPlan> = Vec::new();
+        for r in &ladder.rungs {
+            if r.height > video.height {
+                notices.push(format!(
+                    "rung {} ({}p) dropped: the source is only {} lines high",
+                    r.name, r.height, video.height
+                ));
+                continue;
+            }
+            rungs.push(Self::rung_plan(r, video.height, dar)?);
+        }
+        if rungs.is_empty() {
+            // Every rung is above the source: encode the smallest one at the source size.
+            let smallest = ladder
+                .rungs
+                .iter()
+                .min_by_key(|r| r.height)
+                .expect("validated");
+            let mut r = smallest.clone();
+            r.height = video.height;
+            r.width = None;
+            notices.push(format!(
+                "rung {} encoded at the source height {}",
+                r.name, video.height
+            ));
+            rungs.push(Self::rung_plan(&r, video.height, dar)?);
+        }
+        for (i, r) in rungs.iter_mut().enumerate() {
+            r.track_id = i as u32 + 1;
+        }
+        let audio = match (&ladder.audio, source.audio()) {
+            (Some(spec), Some(a)) => Some(AudioPlan {
+                track_id: rungs.len() as u32 + 1,
+                codec: spec.codec,
+                bitrate_kbps: spec.bitrate,
+                channels: a.channels.clamp(1, spec.max_channels.max(1)),
+                sample_rate: 48_000,
+                language: a
+                    .language
+                    .clone()
+                    .filter(|l| l.len() == 3)
+                    .unwrap_or_else(|| "und".into()),
+            }),
+            (Some(_), None) => {
+                notices.push("the source has no audio: no audio track".into());
+                None
+            }
+            _ => None,
+        };
+        let frames_total = (source.duration * frame_rate.as_f64()).round() as u64;
+        Ok(Self {
+            source,
+            frame_rate,
+            timescale,
+            frame_duration,
+            keyframe_frames,
+            frames_total,
+            rungs,
+            audio,
+            notices,
+        })
+    }
+
+    fn rung_plan(r: &crate::Rung, src_height: u32, dar: f64) -> Result<RungPlan, EncodeError> {
+        let height = even(f64::from(r.height.min(src_height)));
+        let width = match r.width {
+            Some(w) => even(f64::from(w)),
+            None => even(f64::from(height) * dar),
+        };
+        let name = if r.name.is_empty() {
+            format!("{height}p")
+        } else {
+            r.name.clone()
+        };
+        Ok(RungPlan {
+            track_id: 0,
+            name,
+            codec: r.codec,
+            width,
+            height,
+            rate: r.rate_control()?,
+            speed: r
+                .speed
+                .unwrap_or(if r.codec == Codec::Av1 { 10 } else { 8 }),
+        })
+    }
+
+    /// Starts encoding. The returned stream yields the tracks and their samples.
+    pub fn start(self) -> Result<SampleStream, EncodeError> {
+        start(self)
+    }
+}
+
+/// Probes `source`, applies `ladder` and starts encoding every rung.
+pub fn encode(source: &Path, ladder: &Ladder) -> Result<SampleStream, EncodeError> {
+    EncodePlan::new(probe(source)?, ladder)?.start()
+}
+
+fn set_queue_limits(q: &gst::Element, buffers: u32) {
+    q.set_property("max-size-buffers", buffers);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", 0u64);
+}
+
+fn link_chain(pipeline: &gst::Pipeline, elements: &[&gst::Element]) -> Result<(), EncodeError> {
+    pipeline.add_many(elements.iter().copied())?;
+    gst::Element::link_many(elements.iter().copied())?;
+    Ok(())
+}
+
+fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
+    init()?;
+    let path = plan.source.path.clone();
+    let uri = file_uri(
+        &std::path::absolute(&path).map_err(|source| EncodeError::Io {
+            path: path.clone(),
+            source,
+        })?,
+    )?;
+    let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = Feed {
+        tx,
+        stop: stop.clone(),
+    };
+    for n in &plan.notices {
+        feed.event(Event::Notice(n.clone()));
+    }
+    let started = Instant::now();
+    let pipeline = gst::Pipeline::new();
+    let decode = make("uridecodebin3")?;
+    decode.set_property("uri", &uri);
+    pipeline.add(&decode)?;
+
+    // Shared video path: decoded once, made constant-rate and converted to I420 once.
+    let vqueue = make("queue")?;
+    set_queue_limits(&vqueue, 4);
+    let rate = make("videorate")?;
+    let rate_caps = make("capsfilter")?;
+    rate_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field(
+                "framerate",
+                gst::Fraction::new(plan.frame_rate.num as i32, plan.frame_rate.den as i32),
+            )
+            .build(),
+    );
+    let convert = make("videoconvert")?;
+    let i420 = make("capsfilter")?;
+    i420.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    );
+    let tee = make("tee")?;
+    link_chain(
+        &pipeline,
+        &[&vqueue, &rate, &rate_caps, &convert, &i420, &tee],
+    )?;
+
+    let mut after_eos = Vec::new();
+    for rung in &plan.rungs {
+        let q = make("queue")?;
+        set_queue_limits(&q, 3);
+        let scale = make("videoscale")?;
+        scale.set_property_from_str("method", "lanczos");
+        scale.set_property("add-borders", false);
+        let caps = make("capsfilter")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .field("width", rung.width as i32)
+                .field("height", rung.height as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        );
+        let sink = gst_app::AppSink::builder()
+            .max_buffers(2)
+            .sync(false)
+            .build();
+        let sink_el: gst::Element = sink.clone().upcast();
+        match rung.codec {
+            Codec::Av1 => {
+                link_chain(&pipeline, &[&q, &scale, &caps, &sink_el])?;
+                let (ftx, frx) = crossbeam_channel::bounded::<RawFrame>(2);
+                let ftx_eos = ftx.clone();
+                sink.set_callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |s| {
+                            let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            ftx.send(RawFrame::Frame(sample))
+                                .map_err(|_| gst::FlowError::Flushing)?;
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .eos(move |_| {
+                            let _ = ftx_eos.send(RawFrame::Eos);
+                        })
+                        .build(),
+                );
+                after_eos.push(av1enc::spawn(
+                    Av1Job {
+                        path: path.clone(),
+                        track_id: rung.track_id,
+                        name: rung.name.clone(),
+                        width: rung.width,
+                        height: rung.height,
+                        frame_rate: plan.frame_rate,
+                        timescale: plan.timescale,
+                        frame_duration: plan.frame_duration,
+                        keyframe_frames: plan.keyframe_frames,
+                        rate: rung.rate,
+                        speed: rung.speed,
+                        frames_total: Some(plan.frames_total),
+                    },
+                    frx,
+                    feed.clone(),
+                    started,
+                ));
+            }
+            Codec::H264 => {
+                let enc = make("x264enc")?;
+                let g = plan.keyframe_frames as u32;
+                enc.set_property("key-int-max", g);
+                enc.set_property_from_str(
+                    "speed-preset",
+                    X264_PRESETS[usize::from(rung.speed.clamp(1, 10)) - 1],
+                );
+                // Closed GOPs of exactly `g` frames, no scene-cut key frames: every rung has
+                // IDR frames at the same presentation times.
+                enc.set_property(
+                    "option-string",
+                    format!("min-keyint={g}:scenecut=0:open-gop=0"),
+                );
+                match rung.rate {
+                    RateControl::Bitrate(kbps) => {
+                        enc.set_property_from_str("pass", "cbr");
+                        enc.set_property("bitrate", kbps);
+                        enc.set_property("vbv-buf-capacity", 2000u32);
+                    }
+                    RateControl::Quality(crf) => {
+                        enc.set_property_from_str("pass", "qual");
+                        enc.set_property("quantizer", crf);
+                    }
+                }
+                let profile = make("capsfilter")?;
+                profile.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-h264")
+                        .field("profile", "high")
+                        .build(),
+                );
+                let parse = make("h264parse")?;
+                let avc = make("capsfilter")?;
+                avc.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-h264")
+                        .field("stream-format", "avc")
+                        .field("alignment", "au")
+                        .build(),
+                );
+                link_chain(
+                    &pipeline,
+                    &[&q, &scale, &caps, &enc, &profile, &parse, &avc, &sink_el],
+                )?;
+                coded_sink(
+                    &sink,
+                    CodedTrack {
+                        path: path.clone(),
+                        track_id: rung.track_id,
+                        name: rung.name.clone(),
+                        timescale: plan.timescale,
+                        frame_duration: Some(plan.frame_duration),
+                        video: Some((rung.width, rung.height, plan.frame_rate)),
+                        language: "und".into(),
+                        frames_total: Some(plan.frames_total),
+                    },
+                    feed.clone(),
+                    started,
+                );
+            }
+            other => {
+                return Err(EncodeError::InvalidLadder(format!(
+                    "{} is not a video codec",
+                    other.name()
+                )))
+            }
+        }
+        let tee_pad = tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| EncodeError::Gst("tee gave no pad".into()))?;
+        let qpad = q.static_pad("sink").expect("queue has a sink pad");
+        tee_pad
+            .link(&qpad)
+            .map_err(|e| EncodeError::Gst(format!("linking rung {}: {e:?}", rung.name)))?;
+    }
+
+    let audio_in = match &plan.audio {
+        Some(a) => Some(audio_branch(&pipeline, a, &plan, &feed, started, &path)?),
+        None => None,
+    };
+
+    // Link decoded streams as they appear; anything we do not encode goes to a fakesink.
+    let video_in = vqueue.static_pad("sink").expect("queue has a sink pad");
+    let pipeline_weak = pipeline.downgrade();
+    let linked = Arc::new(Mutex::new((false, false)));
+    decode.connect_pad_added(move |_, pad| {
+        let name = pad.name();
+        let mut l = linked.lock().unwrap();
+        let target = if name.starts_with("video") && !l.0 {
+            l.0 = true;
+            Some(video_in.clone())
+        } else if name.starts_with("audio") && !l.1 && audio_in.is_some() {
+            l.1 = true;
+            audio_in.clone()
+        } else {
+            None
+        };
+        let target = match target {
+            Some(t) => t,
+            None => {
+                let Some(pipeline) = pipeline_weak.upgrade() else {
+                    return;
+                };
+                let Ok(fake) = make("fakesink") else { return };
+                fake.set_property("sync", false);
+                if pipeline.add(&fake).is_err() {
+                    return;
+                }
+                let _ = fake.sync_state_with_parent();
+                fake.static_pad("sink").expect("fakesink has a sink pad")
+            }
+        };
+        let _ = pad.link(&target);
+    });
+
+    let mut workers = Vec::new();
+    workers.push(watch_bus(&pipeline, feed.clone(), path.clone(), after_eos));
+    drop(feed);
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| EncodeError::Decode {
+            path: path.clone(),
+            detail: "the pipeline could not start".into(),
+        })?;
+    Ok(SampleStream::new(rx, stop, pipeline, workers))
+}
+
+fn audio_branch(
+    pipeline: &gst::Pipeline,
+    a: &AudioPlan,
+    plan: &EncodePlan,
+    feed: &Feed,
+    started: Instant,
+    path: &Path,
+) -> Result<gst::Pad, EncodeError> {
+    let q = make("queue")?;
+    let convert = make("audioconvert")?;
+    let resample = make("audioresample")?;
+    let caps = make("capsfilter")?;
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("audio/x-raw")
+            .field("rate", a.sample_rate as i32)
+            .field("channels", a.channels as i32)
+            .build(),
+    );
+    let sink = gst_app::AppSink::builder()
+        .max_buffers(16)
+        .sync(false)
+        .build();
+    let sink_el: gst::Element = sink.clone().upcast();
+    let bps = a.bitrate_kbps.saturating_mul(1000);
+    match a.codec {
+        Codec::Aac => {
+            let enc = make("avenc_aac")?;
+            enc.set_property("bitrate", bps as i32);
+            let parse = make("aacparse")?;
+            let raw = make("capsfilter")?;
+            raw.set_property(
+                "caps",
+                gst::Caps::builder("audio/mpeg")
+                    .field("mpegversion", 4i32)
+                    .field("stream-format", "raw")
+                    .build(),
+            );
+            link_chain(
+                pipeline,
+                &[&q, &convert, &resample, &caps, &enc, &parse, &raw, &sink_el],
+            )?;
+        }
+        Codec::Opus => {
+            let enc = make("opusenc")?;
+            enc.set_property("bitrate", bps as i32);
+            link_chain(pipeline, &[&q, &convert, &resample, &caps, &enc, &sink_el])?;
+        }
+        other => {
+            return Err(EncodeError::InvalidLadder(format!(
+                "{} is not an audio codec",
+                other.name()
+            )))
+        }
+    }
+    coded_sink(
+        &sink,
+        CodedTrack {
+            path: path.to_path_buf(),
+            track_id: a.track_id,
+            name: "audio".into(),
+            timescale: a.sample_rate,
+            frame_duration: None,
+            video: None,
+            language: a.language.clone(),
+            frames_total: None,
+        },
+        feed.clone(),
+        started,
+    );
+    let _ = plan;
+    Ok(q.static_pad("sink").expect("queue has a sink pad"))
+}
+
+/// What a sink of already-encoded buffers (x264, AAC, Opus, or a demuxed stream) turns into.
+pub(crate) struct CodedTrack {
+    pub path: PathBuf,
+    pub track_id: u32,
+    pub name: String,
+    pub timescale: u32,
+    /// Snap video timestamps to this frame grid (encoded constant-rate video).
+    pub frame_duration: Option<u32>,
+    /// (width, height, frame rate) for video known from the plan.
+    pub video: Option<(u32, u32, Rational)>,
+    pub language: String,
+    pub frames_total: Option<u64>,
+}
+
+struct CodedState {
+    track: CodedTrack,
+    announced: bool,
+    kind_video: bool,
+    count: u64,
+    /// The previous sample, held until the next one gives its duration when the buffer had none.
+    held: Option<EncodedSample>,
+    /// Audio: the expected start of the next frame, for gap-free timestamps.
+    next_audio: Option<i64>,
+    last_progress: Instant,
+}
+
+/// Installs callbacks on `sink` that turn encoded buffers into `Track`/`Sample`/`TrackEnd` events.
+pub(crate) fn coded_sink(sink: &gst_app::AppSink, track: CodedTrack, feed: Feed, started: Instant) {
+    let state = Arc::new(Mutex::new(CodedState {
+        track,
+        announced: false,
+        kind_video: false,
+        count: 0,
+        held: None,
+        next_audio: None,
+        last_progress: Instant::now(),
+    }));
+    let state_eos = state.clone();
+    let feed_eos = feed.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let mut st = state.lock().unwrap();
+                match st.on_sample(&sample, &feed, started) {
+                    Ok(true) => Ok(gst::FlowSuccess::Ok),
+                    Ok(false) => Err(gst::FlowError::Flushing),
+                    Err(e) => {
+                        feed.send(Msg::Error(e));
+                        Err(gst::FlowError::Error)
+                    }
+                }
+            })
+            .eos(move |_| {
+                let mut st = state_eos.lock().unwrap();
+                if let Some(mut last) = st.held.take() {
+                    if last.duration == 0 {
+                        last.duration = st.track.frame_duration.unwrap_or(1);
+                    }
+                    st.count += 1;
+                    let id = st.track.track_id;
+                    feed_eos.event(Event::Sample {
+                        track: id,
+                        sample: last,
+                    });
+                }
+                let id = st.track.track_id;
+                if st.kind_video {
+                    feed_eos.event(Event::Progress(av1enc::progress(
+                        id,
+                        st.count,
+                        st.track.frames_total,
+                        started,
+                    )));
+                }
+                if st.announced {
+                    feed_eos.event(Event::TrackEnd { track: id });
+                }
+            })
+            .build(),
+    );
+}
+
+impl CodedState {
+    fn fail(&self, detail: impl std::fmt::Display) -> EncodeError {
+        EncodeError::Decode {
+            path: self.track.path.clone(),
+            detail: format!("track {}: {detail}", self.track.name),
+        }
+    }
+
+    fn announce(&mut self, caps: &gst::CapsRef, feed: &Feed) -> Result<bool, EncodeError> {
+        let s = caps.structure(0).ok_or_else(|| self.fail("no caps"))?;
+        let codec_data = s.get::<gst::Buffer>("codec_data").ok();
+        let codec_bytes = || -> Result<Vec<u8>, EncodeError> {
+            let b = codec_data
+                .as_ref()
+                .ok_or_else(|| self.fail(format!("{} caps without codec_data", s.name())))?;
+            Ok(b.map_readable().map_err(|e| self.fail(e))?.to_vec())
+        };
+        let int = |f: &str| s.get::<i32>(f).ok().map(|v| v.max(0) as u32);
+        let t = &self.track;
+        let (config, video, audio) = match s.name().as_str() {
+            "video/x-h264" => (
+                CodecConfig::Avc(
+                    AvcConfig::from_record(&codec_bytes()?).map_err(|e| self.fail(e))?,
+                ),
+                true,
+                None,
+            ),
+            "video/x-av1" => {
+                let cfg = match codec_data.as_ref() {
+                    Some(_) => reel_media::Av1Config::from_record(&codec_bytes()?),
+                    None => return Err(self.fail("AV1 caps without codec_data (av1C)")),
+                };
+                (CodecConfig::Av1(cfg.map_err(|e| self.fail(e))?), true, None)
+            }
+            "audio/mpeg" => {
+                let asc = AudioSpecificConfig::parse(&codec_bytes()?).map_err(|e| self.fail(e))?;
+                let params = AudioParams {
+                    sample_rate: int("rate").unwrap_or(asc.sample_rate),
+                    channels: int("channels").unwrap_or(u32::from(asc.channels)) as u8,
+                };
+                (CodecConfig::Aac(asc), false, Some(params))
+            }
+            "audio/x-opus" => {
+                let head = s
+                    .get::<gst::ArrayRef>("streamheader")
+                    .ok()
+                    .and_then(|a| a.first().and_then(|v| v.get::<gst::Buffer>().ok()))
+                    .ok_or_else(|| self.fail("Opus caps without an OpusHead stream header"))?;
+                let head = head.map_readable().map_err(|e| self.fail(e))?.to_vec();
+                let cfg = OpusConfig::from_opus_head(&head).map_err(|e| self.fail(e))?;
+                let params = AudioParams {
+                    sample_rate: 48_000,
+                    channels: cfg.channels,
+                };
+                (CodecConfig::Opus(cfg), false, Some(params))
+            }
+            other => {
+                return Err(EncodeError::Unsupported {
+                    path: t.path.clone(),
+                    detail: format!("track {}: codec {other}", t.name),
+                })
+            }
+        };
+        let video = if video {
+            let (w, h, fr) = t.video.unwrap_or_else(|| {
+                let fr = s
+                    .get::<gst::Fraction>("framerate")
+                    .map(|f| Rational::new(f.numer().max(0) as u32, f.denom().max(1) as u32))
+                    .unwrap_or(Rational::new(0, 1));
+                (int("width").unwrap_or(0), int("height").unwrap_or(0), fr)
+            });
+            let par = s
+                .get::<gst::Fraction>("pixel-aspect-ratio")
+                .map(|f| Rational::new(f.numer().max(0) as u32, f.denom().max(1) as u32))
+                .unwrap_or(Rational::new(1, 1));
+            Some(VideoParams {
+                width: w,
+                height: h,
+                frame_rate: fr,
+                pixel_aspect: par,
+                color: None,
+            })
+        } else {
+            None
+        };
+        self.kind_video = video.is_some();
+        self.announced = true;
+        Ok(feed.event(Event::Track(TrackInfo {
+            id: t.track_id,
+            config,
+            timescale: t.timescale,
+            video,
+            audio,
+            language: t.language.clone(),
+            name: t.name.clone(),
+        })))
+    }
+
+    fn on_sample(
+        &mut self,
+        sample: &gst::Sample,
+        feed: &Feed,
+        started: Instant,
+    ) -> Result<bool, EncodeError> {
+        if !self.announced {
+            let caps = sample
+                .caps()
+                .ok_or_else(|| self.fail("sample without caps"))?;
+            if !self.announce(caps, feed)? {
+                return Ok(false);
+            }
+        }
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| self.fail("sample without buffer"))?;
+        let ts = self.track.timescale;
+        let pts_ns = buffer.pts().map(|t| t.nseconds() as i128);
+        let dts_ns = buffer.dts().map(|t| t.nseconds() as i128).or(pts_ns);
+        let (Some(pts_ns), Some(dts_ns)) = (pts_ns, dts_ns) else {
+            return Err(self.fail(format!("buffer {} has no timestamp", self.count)));
+        };
+        let mut pts = ns_to_ticks(pts_ns, ts);
+        let mut dts = ns_to_ticks(dts_ns, ts);
+        let mut duration = buffer
+            .duration()
+            .map(|d| ns_to_ticks(d.nseconds() as i128, ts).max(0) as u32)
+            .unwrap_or(0);
+        if let Some(step) = self.track.frame_duration {
+            pts = snap(pts, step);
+            dts = snap(dts, step);
+            duration = step;
+        }
+        if !self.kind_video {
+            // Audio frames are contiguous: follow the running sum of durations unless the
+            // source jumps by more than half a frame.
+            if let Some(next) = self.next_audio {
+                if (pts - next).abs() <= i64::from(duration / 2) {
+                    pts = next;
+                }
+            }
+            dts = pts;
+            self.next_audio = Some(pts + i64::from(duration));
+        }
+        let data = buffer.map_readable().map_err(|e| self.fail(e))?.to_vec();
+        let sync = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let current = EncodedSample {
+            data,
+            dts,
+            pts,
+            duration,
+            sync,
+        };
+        let ready = match self.held.take() {
+            Some(mut prev) => {
+                if prev.duration == 0 {
+                    prev.duration = u32::try_from(current.dts - prev.dts).unwrap_or(0).max(1);
+                }
+                Some(prev)
+            }
+            None => None,
+        };
+        if current.duration == 0 {
+            self.held = Some(current);
+        } else if let Some(r) = ready {
+            self.held = Some(current);
+            return self.send(r, feed, started);
+        } else {
+            return self.send(current, feed, started);
+        }
+        match ready {
+            Some(r) => self.send(r, feed, started),
+            None => Ok(true),
+        }
+    }
+
+    fn send(
+        &mut self,
+        sample: EncodedSample,
+        feed: &Feed,
+        started: Instant,
+    ) -> Result<bool, EncodeError> {
+        self.count += 1;
+        if !feed.event(Event::Sample {
+            track: self.track.track_id,
+            sample,
+        }) {
+            return Ok(false);
+        }
+        if self.kind_video && self.last_progress.elapsed() >= Duration::from_millis(250) {
+            self.last_progress = Instant::now();
+            return Ok(feed.event(Event::Progress(av1enc::progress(
+                self.track.track_id,
+                self.count,
+                self.track.frames_total,
+                started,
+            ))));
+        }
+        Ok(true)
+    }
+}

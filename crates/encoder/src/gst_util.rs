@@ -1,0 +1,70 @@
+use crate::EncodeError;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use std::path::{Path, PathBuf};
+
+pub(crate) fn init() -> Result<(), EncodeError> {
+    gst::init().map_err(|e| EncodeError::Gst(e.to_string()))
+}
+
+pub(crate) fn make(factory: &str) -> Result<gst::Element, EncodeError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| EncodeError::MissingElement(factory.to_string()))
+}
+
+/// Checks that `path` is a readable regular file and returns its absolute path.
+pub(crate) fn existing_file(path: &Path) -> Result<PathBuf, EncodeError> {
+    let meta = std::fs::metadata(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            EncodeError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            EncodeError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    if !meta.is_file() {
+        return Err(EncodeError::NotMedia {
+            path: path.to_path_buf(),
+            detail: "not a regular file".into(),
+        });
+    }
+    std::fs::File::open(path).map_err(|source| EncodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::path::absolute(path).map_err(|source| EncodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub(crate) fn file_uri(abs: &Path) -> Result<String, EncodeError> {
+    gst::glib::filename_to_uri(abs, None)
+        .map(|u| u.to_string())
+        .map_err(|e| EncodeError::Gst(e.to_string()))
+}
+
+/// Turns a bus error message into an error naming the file and, where it can tell, the cause.
+pub(crate) fn bus_error(path: &Path, err: &gst::message::Error) -> EncodeError {
+    let src = err.src().map(|s| s.name().to_string()).unwrap_or_default();
+    let e = err.error();
+    let detail = if src.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e} (in {src})")
+    };
+    let path = path.to_path_buf();
+    if e.matches(gst::StreamError::TypeNotFound) || e.matches(gst::StreamError::WrongType) {
+        EncodeError::NotMedia { path, detail }
+    } else if e.matches(gst::CoreError::MissingPlugin) || e.matches(gst::StreamError::CodecNotFound)
+    {
+        EncodeError::Unsupported { path, detail }
+    } else {
+        EncodeError::Decode { path, detail }
+    }
+}

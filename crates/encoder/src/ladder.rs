@@ -1,0 +1,259 @@
+//! The ladder the encoder consumes: one [`Rung`] per video rendition, plus the audio.
+
+use crate::EncodeError;
+use reel_media::Codec;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How a rung spends bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateControl {
+    /// Target average bitrate in kbit/s.
+    Bitrate(u32),
+    /// Constant quality: rav1e quantizer (0-255) for AV1, CRF (0-51) for H.264.
+    Quality(u32),
+}
+
+/// One video rendition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    /// Rendition name (`720p`); defaults to the height followed by `p`.
+    #[serde(default)]
+    pub name: String,
+    pub codec: Codec,
+    /// Output height. Width follows from the source's display aspect ratio unless given.
+    pub height: u32,
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Target bitrate in kbit/s (mutually exclusive with `quality`).
+    #[serde(default)]
+    pub bitrate: Option<u32>,
+    /// Quantizer / CRF (mutually exclusive with `bitrate`).
+    #[serde(default)]
+    pub quality: Option<u32>,
+    /// Encoder speed: rav1e speed preset 0-10; x264 preset name index is not used for AV1.
+    #[serde(default)]
+    pub speed: Option<u8>,
+}
+
+impl Rung {
+    pub fn rate_control(&self) -> Result<RateControl, EncodeError> {
+        match (self.bitrate, self.quality) {
+            (Some(b), None) if b > 0 => Ok(RateControl::Bitrate(b)),
+            (None, Some(q)) => {
+                let max = if self.codec == Codec::Av1 { 255 } else { 51 };
+                if q > max {
+                    return Err(EncodeError::InvalidLadder(format!(
+                        "rung {}: quality {q} is above {max} for {}",
+                        self.name,
+                        self.codec.name()
+                    )));
+                }
+                Ok(RateControl::Quality(q))
+            }
+            _ => Err(EncodeError::InvalidLadder(format!(
+                "rung {}: give exactly one of bitrate (kbit/s, > 0) or quality",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// The audio rendition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSpec {
+    /// `aac` (AAC-LC) or `opus`.
+    pub codec: Codec,
+    /// kbit/s.
+    pub bitrate: u32,
+    /// At most this many channels (downmixed); defaults to 2.
+    #[serde(default = "two")]
+    pub max_channels: u32,
+}
+
+fn two() -> u32 {
+    2
+}
+
+fn default_keyframe_interval() -> f64 {
+    2.0
+}
+
+/// A bitrate ladder: video rungs, audio, and the keyframe cadence shared by all rungs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ladder {
+    /// Seconds between forced key frames, identical in every rung so segments align.
+    #[serde(default = "default_keyframe_interval")]
+    pub keyframe_interval: f64,
+    #[serde(rename = "rung")]
+    pub rungs: Vec<Rung>,
+    #[serde(default)]
+    pub audio: Option<AudioSpec>,
+}
+
+impl Ladder {
+    /// A built-in ladder by name: `h264` (the default: 1080p to 240p, AAC 128 kbit/s) or `av1`
+    /// (rav1e speed 10, constant quantizer, Opus 96 kbit/s). Rungs above the source are dropped
+    /// when the plan is made.
+    pub fn builtin(name: &str) -> Option<Ladder> {
+        let rung = |codec, height, bitrate: Option<u32>, quality: Option<u32>| Rung {
+            name: format!("{height}p"),
+            codec,
+            height,
+            width: None,
+            bitrate,
+            quality,
+            speed: None,
+        };
+        match name {
+            "h264" => Some(Ladder {
+                keyframe_interval: 2.0,
+                rungs: vec![
+                    rung(Codec::H264, 1080, Some(5000), None),
+                    rung(Codec::H264, 720, Some(3000), None),
+                    rung(Codec::H264, 480, Some(1200), None),
+                    rung(Codec::H264, 360, Some(700), None),
+                    rung(Codec::H264, 240, Some(350), None),
+                ],
+                audio: Some(AudioSpec {
+                    codec: Codec::Aac,
+                    bitrate: 128,
+                    max_channels: 2,
+                }),
+            }),
+            "av1" => Some(Ladder {
+                keyframe_interval: 2.0,
+                rungs: vec![
+                    rung(Codec::Av1, 1080, None, Some(110)),
+                    rung(Codec::Av1, 720, None, Some(110)),
+                    rung(Codec::Av1, 480, None, Some(110)),
+                    rung(Codec::Av1, 360, None, Some(110)),
+                    rung(Codec::Av1, 240, None, Some(110)),
+                ],
+                audio: Some(AudioSpec {
+                    codec: Codec::Opus,
+                    bitrate: 96,
+                    max_channels: 2,
+                }),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Reads a ladder from a TOML file, or JSON when the file name ends in `.json`.
+    pub fn from_file(path: &Path) -> Result<Ladder, EncodeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                EncodeError::NotFound {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                EncodeError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        };
+        let ladder: Ladder =
+            parsed.map_err(|e| EncodeError::InvalidLadder(format!("{}: {e}", path.display())))?;
+        ladder.validate()?;
+        Ok(ladder)
+    }
+
+    /// Checks the ladder on its own (the source is checked when the plan is made).
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        if self.rungs.is_empty() {
+            return Err(EncodeError::InvalidLadder("no rungs".into()));
+        }
+        if !(self.keyframe_interval > 0.0 && self.keyframe_interval <= 20.0) {
+            return Err(EncodeError::InvalidLadder(format!(
+                "keyframe_interval {} s is outside (0, 20]",
+                self.keyframe_interval
+            )));
+        }
+        for r in &self.rungs {
+            if r.codec.kind() != reel_media::TrackKind::Video {
+                return Err(EncodeError::InvalidLadder(format!(
+                    "rung {}: {} is not a video codec",
+                    r.name,
+                    r.codec.name()
+                )));
+            }
+            if r.height < 16
+                || r.height > 4320
+                || r.width.is_some_and(|w| !(16..=7680).contains(&w))
+            {
+                return Err(EncodeError::InvalidLadder(format!(
+                    "rung {}: size must be between 16 and 7680x4320",
+                    r.name
+                )));
+            }
+            if r.speed.is_some_and(|s| s > 10) {
+                return Err(EncodeError::InvalidLadder(format!(
+                    "rung {}: speed must be 0-10",
+                    r.name
+                )));
+            }
+            r.rate_control()?;
+        }
+        if let Some(a) = &self.audio {
+            if a.codec.kind() != reel_media::TrackKind::Audio || a.bitrate == 0 {
+                return Err(EncodeError::InvalidLadder(format!(
+                    "audio: {} at {} kbit/s is not an audio rendition",
+                    a.codec.name(),
+                    a.bitrate
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml() {
+        let l: Ladder = toml::from_str(
+            r#"
+            keyframe_interval = 2
+            [[rung]]
+            codec = "av1"
+            height = 480
+            quality = 100
+            speed = 10
+            [audio]
+            codec = "opus"
+            bitrate = 96
+            "#,
+        )
+        .unwrap();
+        l.validate().unwrap();
+        assert_eq!(
+            l.rungs[0].rate_control().unwrap(),
+            RateControl::Quality(100)
+        );
+        assert_eq!(l.audio.unwrap().max_channels, 2);
+    }
+
+    #[test]
+    fn rejects_bad_rungs() {
+        let mut l = Ladder::builtin("h264").unwrap();
+        l.rungs[0].quality = Some(20);
+        assert!(l.validate().is_err());
+        let mut l = Ladder::builtin("av1").unwrap();
+        l.rungs[0].codec = Codec::Aac;
+        assert!(l.validate().is_err());
+        assert!(toml::from_str::<Ladder>("[[rung]]\ncodec='h264'\nheight=1\nfoo=1").is_err());
+    }
+}

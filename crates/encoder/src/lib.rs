@@ -1,0 +1,39 @@
+//! Reel's GStreamer side: probe a mezzanine, decode it once, scale it to every rung of a
+//! [`Ladder`] in the same pass, and encode all rungs concurrently (AV1 through the `rav1e`
+//! crate, H.264 through `x264enc`, AAC-LC or Opus audio). Already-encoded files are demuxed
+//! into the same [`Event`] stream without re-encoding ([`demux`]).
+//!
+//! Output is a bounded stream of [`Event`]s: a [`TrackInfo`](reel_media::TrackInfo) before each
+//! track's first sample, then [`EncodedSample`](reel_media::EncodedSample)s, progress reports,
+//! and the end of each track. Nothing here knows about segments, manifests or keys.
+//!
+//! ```no_run
+//! use reel_encoder::{encode, Event, Ladder};
+//! let ladder = Ladder::builtin("h264").unwrap();
+//! for event in encode("mezzanine.mp4".as_ref(), &ladder).unwrap() {
+//!     match event.unwrap() {
+//!         Event::Track(info) => println!("track {} is {}", info.id, info.config.codec_string()),
+//!         Event::Sample { track, sample } => { let _ = (track, sample.data.len()); }
+//!         Event::Progress(p) => println!("{}: {} frames", p.track, p.frames_done),
+//!         Event::TrackEnd { .. } | Event::Notice(_) => {}
+//!     }
+//! }
+//! ```
+
+mod av1enc;
+mod demux;
+mod encode;
+mod error;
+mod gst_util;
+mod ladder;
+mod probe;
+mod stream;
+mod timing;
+
+pub use demux::demux;
+pub use encode::{encode, EncodePlan, RungPlan};
+pub use error::EncodeError;
+pub use ladder::{AudioSpec, Ladder, RateControl, Rung};
+pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
+pub use stream::{Event, Progress, SampleStream};
+pub use timing::video_timescale;

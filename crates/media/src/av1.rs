@@ -1,0 +1,505 @@
+//! AV1 bitstream helpers: OBU walking, the sequence header, and the `av1C` record
+//! of the AV1 Codec ISO Media File Format Binding.
+
+use crate::bits::BitReader;
+use crate::{MediaError, Result};
+
+pub const OBU_SEQUENCE_HEADER: u8 = 1;
+pub const OBU_TEMPORAL_DELIMITER: u8 = 2;
+pub const OBU_FRAME_HEADER: u8 = 3;
+pub const OBU_TILE_GROUP: u8 = 4;
+pub const OBU_METADATA: u8 = 5;
+pub const OBU_FRAME: u8 = 6;
+pub const OBU_PADDING: u8 = 15;
+
+/// One OBU inside a temporal unit, as byte ranges into the buffer it was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Obu {
+    pub obu_type: u8,
+    /// Offset of the OBU header.
+    pub start: usize,
+    /// Offset of the payload (after header, extension and size field).
+    pub payload_start: usize,
+    /// Offset one past the payload.
+    pub end: usize,
+}
+
+/// Reads a `leb128()` value; returns (value, bytes used).
+pub fn read_leb128(data: &[u8]) -> Result<(u64, usize)> {
+    let mut value: u64 = 0;
+    for i in 0..8 {
+        let byte = *data.get(i).ok_or(MediaError::Truncated {
+            what: "AV1 leb128",
+            needed: i + 1,
+            had: data.len(),
+        })?;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(MediaError::Invalid {
+        what: "AV1 leb128",
+        problem: "longer than 8 bytes".into(),
+    })
+}
+
+/// Writes `value` as `leb128()`.
+pub fn write_leb128(mut value: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Walks the OBUs of a temporal unit in low-overhead bitstream format (every OBU carries
+/// `obu_has_size_field`; the last may omit it and run to the end). Never trusts a size field.
+pub fn obus(data: &[u8]) -> Result<Vec<Obu>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < data.len() {
+        let header = data[pos];
+        if header & 0x80 != 0 {
+            return Err(MediaError::Invalid {
+                what: "AV1 OBU header",
+                problem: format!("forbidden bit set at byte {pos}"),
+            });
+        }
+        let obu_type = (header >> 3) & 0x0f;
+        let has_extension = header & 0x04 != 0;
+        let has_size = header & 0x02 != 0;
+        let mut p = pos + 1 + usize::from(has_extension);
+        if p > data.len() {
+            return Err(MediaError::Truncated {
+                what: "AV1 OBU header",
+                needed: p,
+                had: data.len(),
+            });
+        }
+        let size = if has_size {
+            let (size, n) = read_leb128(&data[p..])?;
+            p += n;
+            usize::try_from(size).map_err(|_| MediaError::Invalid {
+                what: "AV1 OBU size",
+                problem: format!("{size} does not fit in memory"),
+            })?
+        } else {
+            data.len() - p
+        };
+        let end =
+            p.checked_add(size)
+                .filter(|&e| e <= data.len())
+                .ok_or(MediaError::Truncated {
+                    what: "AV1 OBU payload",
+                    needed: p.saturating_add(size),
+                    had: data.len(),
+                })?;
+        out.push(Obu {
+            obu_type,
+            start: pos,
+            payload_start: p,
+            end,
+        });
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// Removes temporal delimiter (and padding) OBUs: an ISO-BMFF AV1 sample must not carry them.
+pub fn strip_temporal_delimiters(data: &[u8]) -> Result<Vec<u8>> {
+    let list = obus(data)?;
+    let mut out = Vec::with_capacity(data.len());
+    for obu in list {
+        if obu.obu_type != OBU_TEMPORAL_DELIMITER && obu.obu_type != OBU_PADDING {
+            out.extend_from_slice(&data[obu.start..obu.end]);
+        }
+    }
+    Ok(out)
+}
+
+/// The fields of a sequence header that the `av1C` record and the codec string need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceHeader {
+    pub profile: u8,
+    pub level_idx: u8,
+    pub tier: u8,
+    pub bit_depth: u8,
+    pub monochrome: bool,
+    pub subsampling_x: bool,
+    pub subsampling_y: bool,
+    pub chroma_sample_position: u8,
+    pub max_width: u32,
+    pub max_height: u32,
+    pub color_primaries: u8,
+    pub transfer_characteristics: u8,
+    pub matrix_coefficients: u8,
+    pub full_range: bool,
+}
+
+impl SequenceHeader {
+    /// Parses a sequence header OBU payload (not including the OBU header).
+    pub fn parse(payload: &[u8]) -> Result<Self> {
+        let mut r = BitReader::new(payload, "AV1 sequence header");
+        let profile = r.bits(3)? as u8;
+        let _still_picture = r.bit()?;
+        let reduced = r.bit()?;
+        let (level_idx, tier);
+        if reduced {
+            level_idx = r.bits(5)? as u8;
+            tier = 0;
+        } else {
+            let timing_info_present = r.bit()?;
+            let mut decoder_model_info_present = false;
+            let mut buffer_delay_length = 0;
+            if timing_info_present {
+                r.bits(32)?;
+                r.bits(32)?;
+                if r.bit()? {
+                    r.uvlc()?;
+                }
+                decoder_model_info_present = r.bit()?;
+                if decoder_model_info_present {
+                    buffer_delay_length = r.bits(5)? + 1;
+                    r.bits(32)?;
+                    r.bits(5)?;
+                    r.bits(5)?;
+                }
+            }
+            let initial_display_delay_present = r.bit()?;
+            let op_count = r.bits(5)? + 1;
+            let (mut first_level, mut first_tier) = (0, 0);
+            for i in 0..op_count {
+                r.bits(12)?;
+                let lvl = r.bits(5)? as u8;
+                let t = if lvl > 7 { r.bits(1)? as u8 } else { 0 };
+                if decoder_model_info_present && r.bit()? {
+                    r.bits(buffer_delay_length)?;
+                    r.bits(buffer_delay_length)?;
+                    r.bit()?;
+                }
+                if initial_display_delay_present && r.bit()? {
+                    r.bits(4)?;
+                }
+                if i == 0 {
+                    (first_level, first_tier) = (lvl, t);
+                }
+            }
+            level_idx = first_level;
+            tier = first_tier;
+        }
+        let wbits = r.bits(4)? + 1;
+        let hbits = r.bits(4)? + 1;
+        let max_width = r.bits(wbits)? + 1;
+        let max_height = r.bits(hbits)? + 1;
+        let frame_id_numbers_present = if reduced { false } else { r.bit()? };
+        if frame_id_numbers_present {
+            r.bits(4)?;
+            r.bits(3)?;
+        }
+        r.bits(3)?; // 128x128 superblock, filter intra, intra edge filter
+        if !reduced {
+            r.bits(4)?; // interintra, masked compound, warped motion, dual filter
+            let enable_order_hint = r.bit()?;
+            if enable_order_hint {
+                r.bits(2)?; // jnt_comp, ref_frame_mvs
+            }
+            let choose_sct = r.bit()?;
+            let force_sct = if choose_sct { 2 } else { r.bits(1)? };
+            if force_sct > 0 {
+                let choose_int_mv = r.bit()?;
+                if !choose_int_mv {
+                    r.bit()?;
+                }
+            }
+            if enable_order_hint {
+                r.bits(3)?;
+            }
+        }
+        r.bits(3)?; // superres, cdef, restoration
+                    // color_config()
+        let high_bitdepth = r.bit()?;
+        let bit_depth = if profile == 2 && high_bitdepth {
+            if r.bit()? {
+                12
+            } else {
+                10
+            }
+        } else if high_bitdepth {
+            10
+        } else {
+            8
+        };
+        let monochrome = if profile == 1 { false } else { r.bit()? };
+        let (mut cp, mut tc, mut mc) = (2u8, 2u8, 2u8);
+        if r.bit()? {
+            cp = r.bits(8)? as u8;
+            tc = r.bits(8)? as u8;
+            mc = r.bits(8)? as u8;
+        }
+        let (full_range, ssx, ssy, csp);
+        if monochrome {
+            full_range = r.bit()?;
+            (ssx, ssy, csp) = (true, true, 0);
+        } else if cp == 1 && tc == 13 && mc == 0 {
+            full_range = true;
+            (ssx, ssy, csp) = (false, false, 0);
+        } else {
+            full_range = r.bit()?;
+            let (x, y) = match profile {
+                0 => (true, true),
+                1 => (false, false),
+                _ if bit_depth == 12 => {
+                    let x = r.bit()?;
+                    let y = if x { r.bit()? } else { false };
+                    (x, y)
+                }
+                _ => (true, false),
+            };
+            ssx = x;
+            ssy = y;
+            csp = if x && y { r.bits(2)? as u8 } else { 0 };
+        }
+        Ok(Self {
+            profile,
+            level_idx,
+            tier,
+            bit_depth,
+            monochrome,
+            subsampling_x: ssx,
+            subsampling_y: ssy,
+            chroma_sample_position: csp,
+            max_width,
+            max_height,
+            color_primaries: cp,
+            transfer_characteristics: tc,
+            matrix_coefficients: mc,
+            full_range,
+        })
+    }
+}
+
+/// The `AV1CodecConfigurationRecord` (`av1C`): the sequence header and the fields derived from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Av1Config {
+    pub sequence_header: SequenceHeader,
+    /// The complete sequence header OBU (header and payload), stored as `configOBUs`.
+    pub sequence_header_obu: Vec<u8>,
+}
+
+impl Av1Config {
+    /// Finds the sequence header OBU in a temporal unit (or a bare OBU) and builds the record.
+    pub fn from_obus(data: &[u8]) -> Result<Self> {
+        for obu in obus(data)? {
+            if obu.obu_type == OBU_SEQUENCE_HEADER {
+                let sequence_header = SequenceHeader::parse(&data[obu.payload_start..obu.end])?;
+                // Store the OBU with an explicit size field, as the binding requires.
+                let mut sequence_header_obu = vec![data[obu.start] | 0x02];
+                if data[obu.start] & 0x04 != 0 {
+                    sequence_header_obu.push(data[obu.start + 1]);
+                }
+                write_leb128(
+                    (obu.end - obu.payload_start) as u64,
+                    &mut sequence_header_obu,
+                );
+                sequence_header_obu.extend_from_slice(&data[obu.payload_start..obu.end]);
+                return Ok(Self {
+                    sequence_header,
+                    sequence_header_obu,
+                });
+            }
+        }
+        Err(MediaError::Invalid {
+            what: "AV1 stream",
+            problem: "no sequence header OBU".into(),
+        })
+    }
+
+    /// Parses an `av1C` box payload.
+    pub fn from_record(record: &[u8]) -> Result<Self> {
+        if record.len() < 4 {
+            return Err(MediaError::Truncated {
+                what: "av1C",
+                needed: 4,
+                had: record.len(),
+            });
+        }
+        if record[0] != 0x81 {
+            return Err(MediaError::Invalid {
+                what: "av1C",
+                problem: format!("marker/version byte is {:#04x}, expected 0x81", record[0]),
+            });
+        }
+        Self::from_obus(&record[4..])
+    }
+
+    /// The `av1C` box payload.
+    pub fn to_record(&self) -> Vec<u8> {
+        let s = &self.sequence_header;
+        let mut out = vec![
+            0x81,
+            (s.profile << 5) | (s.level_idx & 0x1f),
+            (s.tier << 7)
+                | (u8::from(s.bit_depth > 8) << 6)
+                | (u8::from(s.bit_depth == 12) << 5)
+                | (u8::from(s.monochrome) << 4)
+                | (u8::from(s.subsampling_x) << 3)
+                | (u8::from(s.subsampling_y) << 2)
+                | (s.chroma_sample_position & 3),
+            0,
+        ];
+        out.extend_from_slice(&self.sequence_header_obu);
+        out
+    }
+
+    /// RFC 6381 codec string, e.g. `av01.0.08M.08`.
+    pub fn codec_string(&self) -> String {
+        let s = &self.sequence_header;
+        format!(
+            "av01.{}.{:02}{}.{:02}",
+            s.profile,
+            s.level_idx,
+            if s.tier == 0 { 'M' } else { 'H' },
+            s.bit_depth
+        )
+    }
+}
+
+/// The lowest AV1 level (`seq_level_idx`, AV1 spec annex A.3) whose picture size and
+/// display rate limits admit `width`x`height` at `frame_rate` frames per second.
+pub fn level_for(width: u32, height: u32, frame_rate: f64) -> u8 {
+    // (seq_level_idx, MaxPicSize, MaxHSize, MaxVSize, MaxDisplayRate)
+    const LEVELS: [(u8, u64, u32, u32, u64); 12] = [
+        (0, 147_456, 2048, 1152, 4_423_680),
+        (1, 278_784, 2816, 1584, 8_363_520),
+        (4, 665_856, 4352, 2448, 19_975_680),
+        (5, 1_065_024, 5504, 3096, 31_950_720),
+        (8, 2_359_296, 6144, 3456, 70_778_880),
+        (9, 2_359_296, 6144, 3456, 141_557_760),
+        (12, 8_912_896, 8192, 4352, 267_386_880),
+        (13, 8_912_896, 8192, 4352, 534_773_760),
+        (14, 8_912_896, 8192, 4352, 1_069_547_520),
+        (16, 35_651_584, 16384, 8704, 1_069_547_520),
+        (17, 35_651_584, 16384, 8704, 2_139_095_040),
+        (18, 35_651_584, 16384, 8704, 4_278_190_080),
+    ];
+    let pic = u64::from(width) * u64::from(height);
+    let rate = (pic as f64 * frame_rate).ceil() as u64;
+    LEVELS
+        .iter()
+        .find(|&&(_, max_pic, max_w, max_h, max_rate)| {
+            pic <= max_pic && width <= max_w && height <= max_h && rate <= max_rate
+        })
+        .map_or(31, |l| l.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        assert_eq!(level_for(1280, 720, 25.0), 5); // 3.1
+        assert_eq!(level_for(1920, 1080, 30.0), 8); // 4.0
+        assert_eq!(level_for(1920, 1080, 60.0), 9); // 4.1
+        assert_eq!(level_for(426, 240, 25.0), 0); // 2.0
+        assert_eq!(level_for(100_000, 10, 1.0), 31);
+    }
+
+    // A sequence header OBU for 8-bit 4:2:0 Main profile, level 4.0 (idx 8), 1280x720,
+    // written by hand from the AV1 spec's syntax (reduced_still_picture_header = 0, one
+    // operating point, no timing info).
+    fn seq_header_obu() -> Vec<u8> {
+        let mut bits = String::new();
+        let mut push = |v: u32, n: u32| {
+            for i in (0..n).rev() {
+                bits.push(if (v >> i) & 1 == 1 { '1' } else { '0' });
+            }
+        };
+        push(0, 3); // profile
+        push(0, 1); // still
+        push(0, 1); // reduced
+        push(0, 1); // timing info
+        push(0, 1); // initial display delay
+        push(0, 5); // op count - 1
+        push(0, 12); // idc
+        push(8, 5); // level 4.0
+        push(0, 1); // tier (level > 7)
+        push(10, 4); // width bits - 1 (11 bits)
+        push(9, 4); // height bits - 1 (10 bits)
+        push(1279, 11);
+        push(719, 10);
+        push(0, 1); // frame id numbers
+        push(0, 3);
+        push(0, 4);
+        push(1, 1); // order hint
+        push(0, 2);
+        push(1, 1); // choose sct
+        push(1, 1); // choose int mv
+        push(6, 3); // order hint bits
+        push(0, 3); // superres, cdef, restoration
+        push(0, 1); // high bitdepth
+        push(0, 1); // mono
+        push(1, 1); // colour description
+        push(1, 8);
+        push(1, 8);
+        push(1, 8);
+        push(0, 1); // range
+        push(0, 2); // csp
+        push(0, 1); // separate uv
+        push(0, 1); // film grain
+        push(1, 1); // trailing one bit
+        while bits.len() % 8 != 0 {
+            bits.push('0');
+        }
+        let payload: Vec<u8> = bits
+            .as_bytes()
+            .chunks(8)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
+            .collect();
+        let mut obu = vec![(OBU_SEQUENCE_HEADER << 3) | 0x02];
+        write_leb128(payload.len() as u64, &mut obu);
+        obu.extend(payload);
+        obu
+    }
+
+    #[test]
+    fn parses_sequence_header_and_builds_av1c() {
+        let mut tu = vec![(OBU_TEMPORAL_DELIMITER << 3) | 0x02, 0];
+        tu.extend(seq_header_obu());
+        let cfg = Av1Config::from_obus(&tu).unwrap();
+        let s = &cfg.sequence_header;
+        assert_eq!((s.max_width, s.max_height), (1280, 720));
+        assert_eq!((s.profile, s.level_idx, s.bit_depth), (0, 8, 8));
+        assert_eq!((s.color_primaries, s.transfer_characteristics), (1, 1));
+        assert!(s.subsampling_x && s.subsampling_y && !s.monochrome);
+        assert_eq!(cfg.codec_string(), "av01.0.08M.08");
+        let rec = cfg.to_record();
+        assert_eq!(&rec[..4], &[0x81, 0x08, 0x0c, 0x00]);
+        assert_eq!(Av1Config::from_record(&rec).unwrap(), cfg);
+        let stripped = strip_temporal_delimiters(&tu).unwrap();
+        assert_eq!(stripped, seq_header_obu());
+    }
+
+    #[test]
+    fn never_trusts_obu_size() {
+        // Size field says 100 bytes, only 2 present.
+        let data = [(OBU_FRAME << 3) | 0x02, 100, 0, 0];
+        assert!(matches!(obus(&data), Err(MediaError::Truncated { .. })));
+        let data = [0x80];
+        assert!(obus(&data).is_err());
+    }
+
+    #[test]
+    fn leb128_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, 1 << 20, u32::MAX as u64] {
+            let mut b = Vec::new();
+            write_leb128(v, &mut b);
+            assert_eq!(read_leb128(&b).unwrap(), (v, b.len()));
+        }
+    }
+}

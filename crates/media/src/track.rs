@@ -1,0 +1,293 @@
+use crate::bits::BitReader;
+use crate::{Av1Config, AvcConfig, MediaError, Rational, Result};
+use serde::{Deserialize, Serialize};
+
+/// The codecs Reel encodes and packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    Av1,
+    H264,
+    Aac,
+    Opus,
+}
+
+impl Codec {
+    pub fn kind(self) -> TrackKind {
+        match self {
+            Codec::Av1 | Codec::H264 => TrackKind::Video,
+            Codec::Aac | Codec::Opus => TrackKind::Audio,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Av1 => "av1",
+            Codec::H264 => "h264",
+            Codec::Aac => "aac",
+            Codec::Opus => "opus",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+/// MPEG-4 `AudioSpecificConfig` (ISO/IEC 14496-3 1.6.2.1), kept byte-exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioSpecificConfig {
+    /// Audio object type: 2 is AAC-LC.
+    pub object_type: u8,
+    pub sample_rate: u32,
+    pub channels: u8,
+    record: Vec<u8>,
+}
+
+const AAC_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
+
+impl AudioSpecificConfig {
+    /// Builds the two-byte config for a standard sample rate and 1-7 channels.
+    pub fn new(object_type: u8, sample_rate: u32, channels: u8) -> Result<Self> {
+        let idx = AAC_RATES
+            .iter()
+            .position(|&r| r == sample_rate)
+            .ok_or_else(|| MediaError::Invalid {
+                what: "AudioSpecificConfig",
+                problem: format!("sample rate {sample_rate} has no frequency index"),
+            })? as u16;
+        if !(1..=7).contains(&channels) || object_type >= 31 {
+            return Err(MediaError::Invalid {
+                what: "AudioSpecificConfig",
+                problem: format!("object type {object_type} with {channels} channels"),
+            });
+        }
+        let v: u16 = (u16::from(object_type) << 11) | (idx << 7) | (u16::from(channels) << 3);
+        Self::parse(&v.to_be_bytes())
+    }
+
+    pub fn parse(record: &[u8]) -> Result<Self> {
+        let mut r = BitReader::new(record, "AudioSpecificConfig");
+        let mut object_type = r.bits(5)? as u8;
+        if object_type == 31 {
+            object_type = 32 + r.bits(6)? as u8;
+        }
+        let idx = r.bits(4)?;
+        let sample_rate = if idx == 15 {
+            r.bits(24)?
+        } else {
+            *AAC_RATES
+                .get(idx as usize)
+                .ok_or_else(|| MediaError::Invalid {
+                    what: "AudioSpecificConfig",
+                    problem: format!("reserved frequency index {idx}"),
+                })?
+        };
+        let channels = r.bits(4)? as u8;
+        Ok(Self {
+            object_type,
+            sample_rate,
+            channels,
+            record: record.to_vec(),
+        })
+    }
+
+    pub fn to_record(&self) -> &[u8] {
+        &self.record
+    }
+}
+
+/// The Opus-in-ISOBMFF `dOps` contents, built from an Ogg `OpusHead`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpusConfig {
+    pub channels: u8,
+    pub pre_skip: u16,
+    pub input_sample_rate: u32,
+    pub output_gain: i16,
+    pub mapping_family: u8,
+    /// Stream count, coupled count and channel mapping, present when the family is not 0.
+    pub mapping_table: Vec<u8>,
+}
+
+impl OpusConfig {
+    /// Parses an Ogg `OpusHead` packet (RFC 7845 5.1; little-endian fields).
+    pub fn from_opus_head(head: &[u8]) -> Result<Self> {
+        if head.len() < 19 || &head[..8] != b"OpusHead" {
+            return Err(MediaError::Invalid {
+                what: "OpusHead",
+                problem: format!("not an OpusHead packet ({} bytes)", head.len()),
+            });
+        }
+        let channels = head[9];
+        let mapping_family = head[18];
+        let mapping_table = if mapping_family != 0 {
+            let need = 21 + usize::from(channels);
+            head.get(19..need)
+                .ok_or(MediaError::Truncated {
+                    what: "OpusHead channel mapping",
+                    needed: need,
+                    had: head.len(),
+                })?
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            channels,
+            pre_skip: u16::from_le_bytes([head[10], head[11]]),
+            input_sample_rate: u32::from_le_bytes(head[12..16].try_into().unwrap()),
+            output_gain: i16::from_le_bytes([head[16], head[17]]),
+            mapping_family,
+            mapping_table,
+        })
+    }
+
+    /// The `dOps` box payload: version 0 and big-endian fields, unlike the Ogg header.
+    pub fn to_dops(&self) -> Vec<u8> {
+        let mut out = vec![0, self.channels];
+        out.extend_from_slice(&self.pre_skip.to_be_bytes());
+        out.extend_from_slice(&self.input_sample_rate.to_be_bytes());
+        out.extend_from_slice(&self.output_gain.to_be_bytes());
+        out.push(self.mapping_family);
+        out.extend_from_slice(&self.mapping_table);
+        out
+    }
+}
+
+/// A codec configuration record: what a decoder needs before the first sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodecConfig {
+    Av1(Av1Config),
+    Avc(AvcConfig),
+    Aac(AudioSpecificConfig),
+    Opus(OpusConfig),
+}
+
+impl CodecConfig {
+    pub fn codec(&self) -> Codec {
+        match self {
+            CodecConfig::Av1(_) => Codec::Av1,
+            CodecConfig::Avc(_) => Codec::H264,
+            CodecConfig::Aac(_) => Codec::Aac,
+            CodecConfig::Opus(_) => Codec::Opus,
+        }
+    }
+
+    /// RFC 6381 `codecs` value for DASH and HLS manifests.
+    pub fn codec_string(&self) -> String {
+        match self {
+            CodecConfig::Av1(c) => c.codec_string(),
+            CodecConfig::Avc(c) => c.codec_string(),
+            CodecConfig::Aac(c) => format!("mp4a.40.{}", c.object_type),
+            // The sample entry is `Opus`; the codecs parameter is lower-case `opus`.
+            CodecConfig::Opus(_) => "opus".to_string(),
+        }
+    }
+}
+
+/// Colour description (ISO/IEC 23091-2 code points), as carried in `colr`/`nclx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColorInfo {
+    pub primaries: u8,
+    pub transfer: u8,
+    pub matrix: u8,
+    pub full_range: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoParams {
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: Rational,
+    /// Pixel (sample) aspect ratio; `1/1` for square pixels.
+    pub pixel_aspect: Rational,
+    pub color: Option<ColorInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioParams {
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+/// One elementary stream: what it is and how to decode it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackInfo {
+    /// 1-based track id, unique within one encode or demux session.
+    pub id: u32,
+    pub config: CodecConfig,
+    /// Ticks per second of every timestamp and duration in this track's samples.
+    pub timescale: u32,
+    pub video: Option<VideoParams>,
+    pub audio: Option<AudioParams>,
+    /// ISO 639-2 language code, `und` when unknown.
+    pub language: String,
+    /// Name of the rendition this track belongs to (the rung name for encoded video).
+    pub name: String,
+}
+
+impl TrackInfo {
+    pub fn kind(&self) -> TrackKind {
+        self.config.codec().kind()
+    }
+}
+
+/// One encoded access unit (a video frame / temporal unit, or an audio frame).
+///
+/// Timestamps are in the track's timescale. For AV1 the data holds the OBUs of one temporal
+/// unit without temporal delimiters; for H.264, length-prefixed NAL units.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncodedSample {
+    pub data: Vec<u8>,
+    pub dts: i64,
+    pub pts: i64,
+    pub duration: u32,
+    /// A sync sample (a random access point: IDR or AV1 key frame).
+    pub sync: bool,
+}
+
+impl std::fmt::Debug for EncodedSample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedSample")
+            .field("len", &self.data.len())
+            .field("dts", &self.dts)
+            .field("pts", &self.pts)
+            .field("duration", &self.duration)
+            .field("sync", &self.sync)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aac_config() {
+        let asc = AudioSpecificConfig::new(2, 48000, 2).unwrap();
+        assert_eq!(asc.to_record(), &[0x11, 0x90]);
+        let p = AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap();
+        assert_eq!((p.object_type, p.sample_rate, p.channels), (2, 44100, 2));
+        assert!(AudioSpecificConfig::new(2, 12345, 2).is_err());
+    }
+
+    #[test]
+    fn opus_head_to_dops_is_big_endian() {
+        let mut head = b"OpusHead".to_vec();
+        head.extend([1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0]);
+        let c = OpusConfig::from_opus_head(&head).unwrap();
+        assert_eq!(c.pre_skip, 312);
+        assert_eq!(c.input_sample_rate, 48000);
+        assert_eq!(
+            c.to_dops(),
+            vec![0, 2, 0x01, 0x38, 0x00, 0x00, 0xbb, 0x80, 0, 0, 0]
+        );
+        assert_eq!(CodecConfig::Opus(c).codec_string(), "opus");
+        assert!(OpusConfig::from_opus_head(b"OpusTags").is_err());
+    }
+}

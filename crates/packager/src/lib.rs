@@ -1,0 +1,58 @@
+//! ISO-BMFF box writing and CMAF fragmented MP4 output.
+//!
+//! Each box is a small function that writes its own header and size through [`boxes::write_box`].
+//! [`init_segment`] writes `ftyp` + `moov` for one track; [`media_fragment`] writes one
+//! `moof` + `mdat` (optionally preceded by `styp`); [`FragmentedMp4File`] streams a whole track
+//! into one fragmented MP4 file, written under a temporary name and renamed when complete.
+//!
+//! ```
+//! use reel_media::{AudioParams, AudioSpecificConfig, CodecConfig, EncodedSample, TrackInfo};
+//! let track = TrackInfo {
+//!     id: 1,
+//!     config: CodecConfig::Aac(AudioSpecificConfig::new(2, 48_000, 2).unwrap()),
+//!     timescale: 48_000,
+//!     video: None,
+//!     audio: Some(AudioParams { sample_rate: 48_000, channels: 2 }),
+//!     language: "eng".into(),
+//!     name: "audio".into(),
+//! };
+//! let init = reel_packager::init_segment(&track, &Default::default()).unwrap();
+//! assert_eq!(&init[4..8], b"ftyp");
+//! let sample = EncodedSample { data: vec![0; 10], dts: 0, pts: 0, duration: 1024, sync: true };
+//! let frag = reel_packager::media_fragment(&track, 1, &[sample], 0, false).unwrap();
+//! assert_eq!(&frag[4..8], b"moof");
+//! ```
+
+pub mod boxes;
+mod file;
+mod fragment;
+mod init;
+
+pub use file::{FragmentPolicy, FragmentedMp4File};
+pub use fragment::media_fragment;
+pub use init::{init_segment, InitOptions};
+
+use std::path::PathBuf;
+
+/// Errors from box writing and file output.
+#[derive(Debug, thiserror::Error)]
+pub enum PackagerError {
+    #[error("box '{fourcc}' is {size} bytes, larger than the format allows")]
+    BoxTooLarge { fourcc: String, size: u64 },
+    #[error("track {track}: {problem}")]
+    InvalidTrack { track: u32, problem: String },
+    #[error("track {track}, sample {index} (dts {dts}): {problem}")]
+    InvalidSample {
+        track: u32,
+        index: u64,
+        dts: i64,
+        problem: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = PackagerError> = std::result::Result<T, E>;
