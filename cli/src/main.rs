@@ -1,1 +1,172 @@
-fn main() {}
+//! `reel`: a thin command-line shell over the Reel libraries.
+
+mod output;
+mod progress;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use reel_encoder::{EncodePlan, Event, Ladder, SampleStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "reel",
+    version,
+    about = "Turn mezzanines into streamable renditions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the container, duration and every stream of a media file.
+    Probe {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decode a mezzanine once and encode every rung of a ladder, one fragmented MP4 per track.
+    Encode {
+        file: PathBuf,
+        /// A ladder file (TOML, or JSON by extension) or a built-in ladder: `h264`, `av1`.
+        #[arg(long, default_value = "h264")]
+        ladder: String,
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print the plan and exit without encoding.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print a JSON summary instead of text and progress bars.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Split an already-encoded file (MP4, MKV, TS) into one fragmented MP4 per track, without
+    /// re-encoding.
+    Demux {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Probe { file, json } => {
+            let info = reel_encoder::probe(&file)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{}", output::describe(&info));
+            }
+        }
+        Command::Encode {
+            file,
+            ladder,
+            out,
+            dry_run,
+            json,
+        } => {
+            let ladder = load_ladder(&ladder)?;
+            let plan = EncodePlan::new(reel_encoder::probe(&file)?, &ladder)?;
+            if dry_run {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                } else {
+                    print!("{}", output::describe_plan(&plan));
+                }
+                return Ok(());
+            }
+            let bars = (!json).then(|| progress::Bars::for_plan(&plan));
+            let summary = write_tracks(plan.start()?, &out, bars.as_ref())?;
+            report(&summary, json)?;
+        }
+        Command::Demux { file, out, json } => {
+            let summary = write_tracks(reel_encoder::demux(&file)?, &out, None)?;
+            report(&summary, json)?;
+        }
+    }
+    Ok(())
+}
+
+fn load_ladder(spec: &str) -> Result<Ladder> {
+    if let Some(l) = Ladder::builtin(spec) {
+        return Ok(l);
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        bail!("ladder '{spec}' is neither a built-in ladder (h264, av1) nor an existing file");
+    }
+    Ok(Ladder::from_file(path)?)
+}
+
+fn report(summary: &[output::TrackSummary], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
+    } else {
+        print!("{}", output::describe_tracks(summary));
+    }
+    Ok(())
+}
+
+/// Writes every track of `stream` to `out/NAME.mp4`. Files are renamed into place only after
+/// the whole stream ended without error, so a failed run leaves no complete-looking output.
+fn write_tracks(
+    stream: SampleStream,
+    out: &Path,
+    bars: Option<&progress::Bars>,
+) -> Result<Vec<output::TrackSummary>> {
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let mut writers: Vec<output::TrackWriter> = Vec::new();
+    for event in stream {
+        match event? {
+            Event::Track(info) => writers.push(output::TrackWriter::create(out, info)?),
+            Event::Sample { track, sample } => {
+                let w = writers
+                    .iter_mut()
+                    .find(|w| w.id() == track)
+                    .with_context(|| format!("sample for unannounced track {track}"))?;
+                w.push(sample)?;
+            }
+            Event::Progress(p) => {
+                if let Some(b) = bars {
+                    b.update(&p);
+                }
+            }
+            Event::TrackEnd { track } => {
+                if let Some(b) = bars {
+                    b.finish(track);
+                }
+            }
+            Event::Notice(n) => {
+                if let Some(b) = bars {
+                    b.println(&format!("note: {n}"));
+                } else {
+                    eprintln!("note: {n}");
+                }
+            }
+        }
+    }
+    if writers.is_empty() {
+        bail!("no tracks were produced");
+    }
+    writers.sort_by_key(|w| w.id());
+    writers.into_iter().map(|w| w.finish()).collect()
+}

@@ -189,7 +189,7 @@ impl Worker {
         let buffer = sample
             .buffer()
             .ok_or_else(|| self.fail("sample without buffer"))?;
-        let pts_ns = buffer.pts().map(|t| t.nseconds() as i128).unwrap_or(
+        let pts_ns = crate::gst_util::running_ns(sample, buffer.pts()).unwrap_or(
             self.frames_in as i128 * 1_000_000_000 * i128::from(self.job.frame_rate.den)
                 / i128::from(self.job.frame_rate.num.max(1)),
         );

@@ -1,3 +1,199 @@
-pub fn demux(_p: &std::path::Path) -> Result<crate::SampleStream, crate::EncodeError> {
-    todo!()
+//! Demux already-encoded files (MP4, Matroska/WebM, MPEG-TS, ...) into [`Event`] streams
+//! without re-encoding, so renditions made by other tools can be packaged.
+
+use crate::encode::{coded_sink, CodedTrack};
+use crate::gst_util::{init, make};
+use crate::stream::{watch_bus, Event, Feed, SampleStream, EVENT_QUEUE};
+use crate::timing::video_timescale;
+use crate::{probe, EncodeError, StreamInfo};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use reel_media::Rational;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Media types Reel packages, and the caps each is converted to (length-prefixed H.264,
+/// temporal-unit AV1, raw AAC).
+fn target_caps(media_type: &str) -> Option<gst::Caps> {
+    Some(match media_type {
+        "video/x-h264" => gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .build(),
+        "video/x-av1" => gst::Caps::builder("video/x-av1")
+            .field("stream-format", "obu-stream")
+            .field("alignment", "tu")
+            .build(),
+        "audio/mpeg" => gst::Caps::builder("audio/mpeg")
+            .field("mpegversion", 4i32)
+            .field("stream-format", "raw")
+            .build(),
+        "audio/x-opus" => gst::Caps::new_empty_simple("audio/x-opus"),
+        _ => return None,
+    })
+}
+
+/// Starts demuxing every H.264, AV1, AAC and Opus stream of `source`. Other streams are
+/// reported as [`Event::Notice`] and ignored; a file with none of these is an error.
+pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
+    let info = probe(source)?;
+    init()?;
+    let path = source.to_path_buf();
+    let mut supported = 0;
+    let mut notices = Vec::new();
+    for s in &info.streams {
+        let (index, media_type, codec) = match s {
+            StreamInfo::Video(v) => (v.index, v.media_type.as_str(), v.codec.as_str()),
+            StreamInfo::Audio(a) => (a.index, a.media_type.as_str(), a.codec.as_str()),
+            StreamInfo::Subtitle { index, .. } => (*index, "subtitle", "subtitles"),
+        };
+        if target_caps(media_type).is_some() {
+            supported += 1;
+        } else {
+            notices.push(format!(
+                "stream {index} ({codec}) is not H.264, AV1, AAC or Opus: ignored"
+            ));
+        }
+    }
+    if supported == 0 {
+        return Err(EncodeError::Unsupported {
+            path,
+            detail: format!(
+                "no H.264, AV1, AAC or Opus stream (found: {})",
+                info.streams
+                    .iter()
+                    .map(|s| match s {
+                        StreamInfo::Video(v) => v.codec.clone(),
+                        StreamInfo::Audio(a) => a.codec.clone(),
+                        StreamInfo::Subtitle { .. } => "subtitles".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let languages: Vec<String> = info
+        .streams
+        .iter()
+        .filter_map(|s| match s {
+            StreamInfo::Audio(a) => Some(a.language.clone().unwrap_or_default()),
+            _ => None,
+        })
+        .collect();
+
+    let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = Feed {
+        tx,
+        stop: stop.clone(),
+    };
+    for n in notices {
+        feed.event(Event::Notice(n));
+    }
+    let started = Instant::now();
+    let pipeline = gst::Pipeline::new();
+    let src = make("filesrc")?;
+    src.set_property("location", source);
+    let parse = make("parsebin")?;
+    pipeline.add_many([&src, &parse])?;
+    src.link(&parse)?;
+
+    let next_id = Arc::new(AtomicU32::new(1));
+    let audio_seen = Arc::new(AtomicU32::new(0));
+    let pipeline_weak = pipeline.downgrade();
+    let pad_feed = feed.clone();
+    let pad_path = path.clone();
+    parse.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pipeline_weak.upgrade() else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let Some(s) = caps.structure(0) else { return };
+        let name = s.name().to_string();
+        let link = |el: &gst::Element| -> bool {
+            let Some(sinkpad) = el.static_pad("sink") else {
+                return false;
+            };
+            pad.link(&sinkpad).is_ok()
+        };
+        let Some(target) = target_caps(&name) else {
+            if let Ok(fake) = make("fakesink") {
+                fake.set_property("sync", false);
+                if pipeline.add(&fake).is_ok() && fake.sync_state_with_parent().is_ok() {
+                    link(&fake);
+                }
+            }
+            return;
+        };
+        let video = name.starts_with("video/");
+        let timescale = if video {
+            s.get::<gst::Fraction>("framerate")
+                .ok()
+                .filter(|f| f.numer() > 0 && f.denom() > 0)
+                .map_or(90_000, |f| {
+                    video_timescale(Rational::new(f.numer() as u32, f.denom() as u32)).0
+                })
+        } else {
+            s.get::<i32>("rate").map_or(48_000, |r| r.max(1) as u32)
+        };
+        let language = if video {
+            "und".to_string()
+        } else {
+            let i = audio_seen.fetch_add(1, Ordering::Relaxed) as usize;
+            languages
+                .get(i)
+                .filter(|l| l.len() == 3)
+                .cloned()
+                .unwrap_or_else(|| "und".into())
+        };
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        // A queue per stream: the demuxer pushes every stream from one thread, and each sink
+        // must be able to preroll without waiting for the others.
+        let (Ok(queue), Ok(filter)) = (make("queue"), make("capsfilter")) else {
+            return;
+        };
+        filter.set_property("caps", target);
+        let sink = gst_app::AppSink::builder()
+            .max_buffers(16)
+            .sync(false)
+            .build();
+        let sink_el: gst::Element = sink.clone().upcast();
+        coded_sink(
+            &sink,
+            CodedTrack {
+                path: pad_path.clone(),
+                track_id: id,
+                name: format!("{}{}", if video { "video" } else { "audio" }, id),
+                timescale,
+                frame_duration: None,
+                video: None,
+                language,
+                frames_total: None,
+            },
+            pad_feed.clone(),
+            started,
+        );
+        if pipeline.add_many([&queue, &filter, &sink_el]).is_err()
+            || gst::Element::link_many([&queue, &filter, &sink_el]).is_err()
+        {
+            return;
+        }
+        for el in [&sink_el, &filter, &queue] {
+            let _ = el.sync_state_with_parent();
+        }
+        link(&queue);
+    });
+
+    let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), Vec::new())];
+    drop(feed);
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| EncodeError::Decode {
+            path: path.clone(),
+            detail: "the pipeline could not start".into(),
+        })?;
+    Ok(SampleStream::new(rx, stop, pipeline, workers))
 }

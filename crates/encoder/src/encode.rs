@@ -553,6 +553,7 @@ struct CodedState {
     track: CodedTrack,
     announced: bool,
     kind_video: bool,
+    codec: Option<Codec>,
     count: u64,
     /// The previous sample, held until the next one gives its duration when the buffer had none.
     held: Option<EncodedSample>,
@@ -567,6 +568,7 @@ pub(crate) fn coded_sink(sink: &gst_app::AppSink, track: CodedTrack, feed: Feed,
         track,
         announced: false,
         kind_video: false,
+        codec: None,
         count: 0,
         held: None,
         next_audio: None,
@@ -626,7 +628,12 @@ impl CodedState {
         }
     }
 
-    fn announce(&mut self, caps: &gst::CapsRef, feed: &Feed) -> Result<bool, EncodeError> {
+    fn announce(
+        &mut self,
+        caps: &gst::CapsRef,
+        first: &[u8],
+        feed: &Feed,
+    ) -> Result<bool, EncodeError> {
         let s = caps.structure(0).ok_or_else(|| self.fail("no caps"))?;
         let codec_data = s.get::<gst::Buffer>("codec_data").ok();
         let codec_bytes = || -> Result<Vec<u8>, EncodeError> {
@@ -646,10 +653,20 @@ impl CodedState {
                 None,
             ),
             "video/x-av1" => {
+                // Without an av1C in the caps, the first temporal unit carries the sequence header.
+                // av1parse may hand over bare OBUs (no av1C header) as codec_data.
                 let cfg = match codec_data.as_ref() {
-                    Some(_) => reel_media::Av1Config::from_record(&codec_bytes()?),
-                    None => return Err(self.fail("AV1 caps without codec_data (av1C)")),
-                };
+                    Some(_) => {
+                        let bytes = codec_bytes()?;
+                        if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+                            reel_media::Av1Config::from_record(&bytes)
+                        } else {
+                            reel_media::Av1Config::from_obus(&bytes)
+                        }
+                    }
+                    None => reel_media::Av1Config::from_obus(first),
+                }
+                .or_else(|_| reel_media::Av1Config::from_obus(first));
                 (CodecConfig::Av1(cfg.map_err(|e| self.fail(e))?), true, None)
             }
             "audio/mpeg" => {
@@ -704,6 +721,7 @@ impl CodedState {
             None
         };
         self.kind_video = video.is_some();
+        self.codec = Some(config.codec());
         self.announced = true;
         Ok(feed.event(Event::Track(TrackInfo {
             id: t.track_id,
@@ -726,7 +744,11 @@ impl CodedState {
             let caps = sample
                 .caps()
                 .ok_or_else(|| self.fail("sample without caps"))?;
-            if !self.announce(caps, feed)? {
+            let first = sample
+                .buffer()
+                .and_then(|b| b.map_readable().ok().map(|m| m.to_vec()))
+                .unwrap_or_default();
+            if !self.announce(caps, &first, feed)? {
                 return Ok(false);
             }
         }
@@ -734,8 +756,8 @@ impl CodedState {
             .buffer()
             .ok_or_else(|| self.fail("sample without buffer"))?;
         let ts = self.track.timescale;
-        let pts_ns = buffer.pts().map(|t| t.nseconds() as i128);
-        let dts_ns = buffer.dts().map(|t| t.nseconds() as i128).or(pts_ns);
+        let pts_ns = crate::gst_util::running_ns(sample, buffer.pts());
+        let dts_ns = crate::gst_util::running_ns(sample, buffer.dts()).or(pts_ns);
         let (Some(pts_ns), Some(dts_ns)) = (pts_ns, dts_ns) else {
             return Err(self.fail(format!("buffer {} has no timestamp", self.count)));
         };
@@ -761,7 +783,10 @@ impl CodedState {
             dts = pts;
             self.next_audio = Some(pts + i64::from(duration));
         }
-        let data = buffer.map_readable().map_err(|e| self.fail(e))?.to_vec();
+        let mut data = buffer.map_readable().map_err(|e| self.fail(e))?.to_vec();
+        if matches!(self.codec, Some(Codec::Av1)) {
+            data = reel_media::av1::strip_temporal_delimiters(&data).map_err(|e| self.fail(e))?;
+        }
         let sync = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
         let current = EncodedSample {
             data,

@@ -68,3 +68,15 @@ pub(crate) fn bus_error(path: &Path, err: &gst::message::Error) -> EncodeError {
         EncodeError::Decode { path, detail }
     }
 }
+
+/// A buffer timestamp as signed running time in nanoseconds, through the sample's segment.
+/// Encoders such as x264enc shift their output segment (by 1000 hours, so that decode times
+/// before the first presentation time stay positive); running time undoes that.
+pub(crate) fn running_ns(sample: &gst::Sample, t: Option<gst::ClockTime>) -> Option<i128> {
+    let t = t?;
+    let seg = sample.segment()?.downcast_ref::<gst::ClockTime>()?;
+    match seg.to_running_time_full(t)? {
+        gst::format::Signed::Positive(v) => Some(v.nseconds() as i128),
+        gst::format::Signed::Negative(v) => Some(-(v.nseconds() as i128)),
+    }
+}

@@ -128,8 +128,8 @@ pub fn probe(path: &Path) -> Result<MediaInfo, EncodeError> {
         }
     }
     let container = info
-        .container_streams()
-        .first()
+        .stream_info()
+        .filter(|s| s.is::<pbutils::DiscovererContainerInfo>())
         .and_then(|c| c.caps())
         .map(|caps| pbutils::pb_utils_get_codec_description(&caps).to_string());
     let mut streams = Vec::new();

@@ -1,0 +1,169 @@
+//! Helpers shared by the end-to-end tests: fixtures, the `reel` binary, ffprobe/ffmpeg.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A fixture from `fixtures/out/`, made by `fixtures/make.sh` on first use.
+pub fn fixture(name: &str) -> PathBuf {
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(root().join("fixtures/make.sh"))
+            .status()
+            .expect("running fixtures/make.sh");
+        assert!(status.success(), "fixtures/make.sh failed");
+    });
+    let p = root().join("fixtures/out").join(name);
+    assert!(p.exists(), "fixture {name} missing");
+    p
+}
+
+pub fn reel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(args)
+        .output()
+        .expect("running reel")
+}
+
+pub fn reel_ok(args: &[&str]) -> String {
+    let out = reel(args);
+    assert!(
+        out.status.success(),
+        "reel {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn tool(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"))
+}
+
+/// ffprobe's JSON for the first stream of `file`, with frames counted.
+pub fn ffprobe_stream(file: &Path) -> Value {
+    let out = tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-of",
+            "json",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"][0].clone()
+}
+
+/// Presentation times (seconds) of the key frames ffprobe sees in `file`.
+pub fn keyframe_times(file: &Path) -> Vec<f64> {
+    let out = tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,flags",
+            "-of",
+            "csv=p=0",
+            file.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut times: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains('K'))
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// Decodes `file` fully with ffmpeg; returns stderr (empty when there were no errors).
+pub fn ffmpeg_decode_errors(file: &Path) -> String {
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            file.to_str().unwrap(),
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "ffmpeg could not decode {}",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// PSNR (average, dB) of `rendition` against `source` scaled to the rendition's size with
+/// lanczos, frames paired by position.
+pub fn psnr(rendition: &Path, source: &Path, width: u64, height: u64) -> f64 {
+    let filter = format!(
+        "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS,scale={width}:{height}:flags=lanczos[r];[d][r]psnr"
+    );
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "info",
+            "-nostats",
+            "-i",
+            rendition.to_str().unwrap(),
+            "-i",
+            source.to_str().unwrap(),
+            "-lavfi",
+            &filter,
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let avg = err
+        .lines()
+        .find_map(|l| l.split("average:").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no PSNR in ffmpeg output: {err}"));
+    if avg == "inf" {
+        100.0
+    } else {
+        avg.parse().unwrap()
+    }
+}
+
+pub fn num(v: &Value, key: &str) -> f64 {
+    match &v[key] {
+        Value::String(s) => s.parse().unwrap_or(f64::NAN),
+        Value::Number(n) => n.as_f64().unwrap(),
+        _ => f64::NAN,
+    }
+}
