@@ -8,7 +8,7 @@ packages=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  nasm ffmpeg fonts-dejavu-core
+  nasm ffmpeg fonts-dejavu-core time
 )
 missing=()
 for p in "${packages[@]}"; do

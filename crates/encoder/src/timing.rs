@@ -47,7 +47,9 @@ mod tests {
         assert_eq!(ns_to_ticks(41_708_333, 24_000), 1001);
         assert_eq!(snap(3599, 3600), 3600);
         assert_eq!(snap(-3601, 3600), -3600);
-        assert_eq!(video_timescale(Rational::new(30000, 1001)), (30_000, 1001));
+        assert_eq!(video_timescale(Rational::new(30000, 1001)), (90_000, 3003));
+        // 90000 * 1001 / 60000 is not whole: fall back to the numerator.
+        assert_eq!(video_timescale(Rational::new(60000, 1001)), (60_000, 1001));
         assert_eq!(video_timescale(Rational::new(30, 1)), (90_000, 3000));
     }
 }
