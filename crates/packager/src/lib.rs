@@ -27,10 +27,14 @@ pub mod boxes;
 mod file;
 mod fragment;
 mod init;
+mod package;
 
 pub use file::{FragmentPolicy, FragmentedMp4File};
 pub use fragment::media_fragment;
 pub use init::{init_segment, InitOptions};
+pub use package::{
+    write_atomically, Addressing, PackageOptions, PackagedTrack, Packager, SegmentRecord,
+};
 
 use std::path::PathBuf;
 

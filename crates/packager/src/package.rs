@@ -1,0 +1,614 @@
+//! CMAF packaging: segments aligned across tracks, written as one file per segment or as one
+//! file per track with a `sidx`, plus the figures the manifests need.
+
+use crate::boxes::{write_full_box, Put};
+use crate::{init_segment, media_fragment, InitOptions, PackagerError, Result};
+use reel_media::{EncodedSample, TrackInfo, TrackKind};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// How media segments are addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// `TRACK/init.mp4` and `TRACK/N.m4s` (DASH `$Number$` templates, HLS one URI a segment).
+    SegmentFiles,
+    /// `TRACK.mp4`: init, `sidx`, then every segment (DASH `SegmentBase`, HLS byte ranges).
+    SingleFile,
+}
+
+/// Packaging choices.
+#[derive(Debug, Clone)]
+pub struct PackageOptions {
+    /// Target segment duration in seconds; video segments start on sync samples at or after it.
+    pub segment_duration: f64,
+    pub addressing: Addressing,
+}
+
+impl Default for PackageOptions {
+    fn default() -> Self {
+        Self {
+            segment_duration: 4.0,
+            addressing: Addressing::SegmentFiles,
+        }
+    }
+}
+
+/// One written media segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRecord {
+    /// 1-based segment number (the `$Number$` of its file).
+    pub number: u32,
+    /// Earliest presentation time, in the track's timescale.
+    pub start: i64,
+    pub duration: u64,
+    /// Offset in the track's single file (0 in segment-file mode).
+    pub offset: u64,
+    pub size: u64,
+    /// Sync samples in this segment: (presentation time, offset of their fragment, bytes from
+    /// the fragment start to the end of the sync sample), for I-frame playlists.
+    pub iframes: Vec<(i64, u64, u64)>,
+}
+
+/// A packaged track: where its files are and what its segments are.
+#[derive(Debug, Clone)]
+pub struct PackagedTrack {
+    pub info: TrackInfo,
+    /// Folder or file stem of the track, relative to the output folder.
+    pub stem: String,
+    pub addressing: Addressing,
+    pub init_size: u64,
+    /// `sidx` size (single-file mode).
+    pub index_size: u64,
+    pub segments: Vec<SegmentRecord>,
+}
+
+impl PackagedTrack {
+    pub fn timescale(&self) -> u32 {
+        self.info.timescale
+    }
+
+    /// Exact duration in seconds from the first presentation time to the end of the last sample.
+    pub fn duration_secs(&self) -> f64 {
+        let total: u64 = self.segments.iter().map(|s| s.duration).sum();
+        total as f64 / f64::from(self.info.timescale)
+    }
+
+    /// Peak bitrate over any one segment, bits per second.
+    pub fn peak_bandwidth(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| {
+                let secs = s.duration.max(1) as f64 / f64::from(self.info.timescale);
+                (s.size as f64 * 8.0 / secs).ceil() as u64
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Average bitrate over the whole track, bits per second.
+    pub fn average_bandwidth(&self) -> u64 {
+        let bytes: u64 = self.segments.iter().map(|s| s.size).sum();
+        let secs = self.duration_secs();
+        if secs > 0.0 {
+            (bytes as f64 * 8.0 / secs).ceil() as u64
+        } else {
+            0
+        }
+    }
+
+    /// Longest segment in seconds.
+    pub fn max_segment_secs(&self) -> f64 {
+        self.segments.iter().map(|s| s.duration).max().unwrap_or(0) as f64
+            / f64::from(self.info.timescale)
+    }
+
+    pub fn init_uri(&self) -> String {
+        match self.addressing {
+            Addressing::SegmentFiles => format!("{}/init.mp4", self.stem),
+            Addressing::SingleFile => format!("{}.mp4", self.stem),
+        }
+    }
+
+    pub fn segment_uri(&self, number: u32) -> String {
+        match self.addressing {
+            Addressing::SegmentFiles => format!("{}/{number}.m4s", self.stem),
+            Addressing::SingleFile => format!("{}.mp4", self.stem),
+        }
+    }
+}
+
+struct Track {
+    info: TrackInfo,
+    stem: String,
+    out: Option<BufWriter<File>>,
+    out_path: PathBuf,
+    init: Vec<u8>,
+    /// Samples of the segment being built, and the fragments (GOPs) within it.
+    current: Vec<EncodedSample>,
+    /// Audio samples that may belong to the next segment once the reference video decides.
+    undecided: Vec<EncodedSample>,
+    segment_start: Option<i64>,
+    segments: Vec<SegmentRecord>,
+    written: u64,
+    dts_origin: Option<i64>,
+    last_dts: Option<i64>,
+    end_pts: i64,
+    sample_index: u64,
+    fragment_seq: u32,
+    /// Segment boundaries (presentation times) this track chose, video only.
+    boundaries: Vec<i64>,
+    ended: bool,
+}
+
+/// Packages tracks as samples arrive. Manifests are written by the caller from
+/// [`finish`](Packager::finish)'s result, after every segment is in place.
+pub struct Packager {
+    dir: PathBuf,
+    opts: PackageOptions,
+    tracks: Vec<Track>,
+    /// Index of the video track whose boundaries the audio tracks follow.
+    reference: Option<usize>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> PackagerError + '_ {
+    move |source| PackagerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `data` to `path` through a temporary name, so a reader never sees half a file.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = crate::file::partial_path(path);
+    std::fs::write(&tmp, data).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+impl Packager {
+    pub fn new(dir: &Path, opts: PackageOptions) -> Result<Self> {
+        if !(opts.segment_duration >= 0.5 && opts.segment_duration <= 60.0) {
+            return Err(PackagerError::InvalidTrack {
+                track: 0,
+                problem: format!("segment duration {} s is outside 0.5-60 s", opts.segment_duration),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            opts,
+            tracks: Vec::new(),
+            reference: None,
+        })
+    }
+
+    /// Registers a track; its init segment is written when the track finishes.
+    pub fn add_track(&mut self, info: TrackInfo) -> Result<()> {
+        if self.tracks.iter().any(|t| t.info.id == info.id) {
+            return Err(PackagerError::InvalidTrack {
+                track: info.id,
+                problem: "track id used twice".into(),
+            });
+        }
+        let base: String = info
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let mut stem = if base.is_empty() { format!("track{}", info.id) } else { base };
+        if self.tracks.iter().any(|t| t.stem == stem) {
+            stem = format!("{stem}_{}", info.id);
+        }
+        let init = init_segment(&info, &InitOptions::default())?;
+        let (out, out_path) = match self.opts.addressing {
+            Addressing::SegmentFiles => {
+                let d = self.dir.join(&stem);
+                std::fs::create_dir_all(&d).map_err(io(&d))?;
+                (None, d)
+            }
+            Addressing::SingleFile => {
+                // Fragments go to a scratch file; finish() puts init + sidx in front.
+                let p = self.dir.join(format!(".{stem}.fragments"));
+                let f = File::create(&p).map_err(io(&p))?;
+                (Some(BufWriter::with_capacity(1 << 20, f)), p)
+            }
+        };
+        if info.kind() == TrackKind::Video && self.reference.is_none() {
+            self.reference = Some(self.tracks.len());
+        }
+        self.tracks.push(Track {
+            info,
+            stem,
+            out,
+            out_path,
+            init,
+            current: Vec::new(),
+            undecided: Vec::new(),
+            segment_start: None,
+            segments: Vec::new(),
+            written: 0,
+            dts_origin: None,
+            last_dts: None,
+            end_pts: i64::MIN,
+            sample_index: 0,
+            fragment_seq: 0,
+            boundaries: Vec::new(),
+            ended: false,
+        });
+        Ok(())
+    }
+
+    fn index(&self, track: u32) -> Result<usize> {
+        self.tracks
+            .iter()
+            .position(|t| t.info.id == track)
+            .ok_or_else(|| PackagerError::InvalidTrack {
+                track,
+                problem: "sample for a track that was not added".into(),
+            })
+    }
+
+    /// Adds one sample (decode order) to a track.
+    pub fn push(&mut self, track: u32, sample: EncodedSample) -> Result<()> {
+        let i = self.index(track)?;
+        let t = &mut self.tracks[i];
+        let index = t.sample_index;
+        t.sample_index += 1;
+        let bad = |problem: String| PackagerError::InvalidSample {
+            track,
+            index,
+            dts: sample.dts,
+            problem,
+        };
+        if let Some(last) = t.last_dts {
+            if sample.dts <= last {
+                return Err(bad(format!(
+                    "decode time is not after the previous sample's ({last}): samples out of order"
+                )));
+            }
+        }
+        if sample.data.is_empty() {
+            return Err(bad("empty sample".into()));
+        }
+        if sample.duration == 0 {
+            return Err(bad("zero duration".into()));
+        }
+        t.last_dts = Some(sample.dts);
+        t.dts_origin.get_or_insert(sample.dts.min(0));
+        t.end_pts = t.end_pts.max(sample.pts + i64::from(sample.duration));
+        let target = (self.opts.segment_duration * f64::from(t.info.timescale)).round() as i64;
+        match t.info.kind() {
+            TrackKind::Video => {
+                let Some(start) = t.segment_start else {
+                    if !sample.sync {
+                        return Err(bad("the track does not start with a sync sample".into()));
+                    }
+                    t.segment_start = Some(sample.pts);
+                    t.boundaries.push(sample.pts);
+                    t.current.push(sample);
+                    return self.release_audio(i);
+                };
+                if sample.sync && sample.pts >= start + target {
+                    Self::write_segment(&self.dir, self.opts.addressing, t)?;
+                    t.segment_start = Some(sample.pts);
+                    t.boundaries.push(sample.pts);
+                    t.current.push(sample);
+                    return self.release_audio(i);
+                }
+                t.current.push(sample);
+                Ok(())
+            }
+            TrackKind::Audio => {
+                t.undecided.push(sample);
+                self.settle_audio(i)
+            }
+        }
+    }
+
+    /// After the reference video track chose a boundary, audio waiting on it can move.
+    fn release_audio(&mut self, video: usize) -> Result<()> {
+        if Some(video) != self.reference {
+            return Ok(());
+        }
+        for i in 0..self.tracks.len() {
+            if self.tracks[i].info.kind() == TrackKind::Audio && !self.tracks[i].undecided.is_empty() {
+                self.settle_audio(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves undecided audio samples into segments, cutting at the audio frame nearest to each
+    /// boundary the reference video chose (or every `segment_duration` without video).
+    fn settle_audio(&mut self, i: usize) -> Result<()> {
+        let reference = self.reference.map(|r| {
+            let v = &self.tracks[r];
+            (v.boundaries.clone(), v.info.timescale, v.ended)
+        });
+        let dir = self.dir.clone();
+        let addressing = self.opts.addressing;
+        let seg_secs = self.opts.segment_duration;
+        let t = &mut self.tracks[i];
+        let ts = i64::from(t.info.timescale);
+        let target = (seg_secs * ts as f64).round() as i64;
+        while !t.undecided.is_empty() {
+            let s = &t.undecided[0];
+            let half = i64::from(s.duration) / 2;
+            let start = *t.segment_start.get_or_insert(s.pts);
+            // The next boundary after this segment's start, in this track's timescale.
+            let next = match &reference {
+                None => Some(start + target),
+                Some((bounds, vts, ended)) => {
+                    let vts = i64::from(*vts);
+                    let to_audio = |b: i64| ((i128::from(b) * i128::from(ts)) / i128::from(vts)) as i64;
+                    match bounds.iter().map(|&b| to_audio(b)).find(|&b| b > start + half) {
+                        Some(b) => Some(b),
+                        None if *ended => None,
+                        None => {
+                            // Not decided yet: a sample well before any possible boundary is
+                            // safe to place; otherwise wait for the video.
+                            // The video cuts only at or after its last boundary plus the target.
+                            let earliest =
+                                bounds.last().map_or(start, |&b| to_audio(b).max(start)) + target;
+                            if s.pts + half < earliest {
+                                let s = t.undecided.remove(0);
+                                t.current.push(s);
+                                continue;
+                            }
+                            return Ok(());
+                        }
+                    }
+                }
+            };
+            let s = t.undecided.remove(0);
+            if let Some(b) = next {
+                if s.pts + half >= b && !t.current.is_empty() {
+                    Self::write_segment(&dir, addressing, t)?;
+                    t.segment_start = Some(s.pts);
+                }
+            }
+            t.current.push(s);
+        }
+        Ok(())
+    }
+
+    /// Writes the pending samples of `t` as one segment: a fragment per GOP (video) or one
+    /// fragment (audio).
+    fn write_segment(dir: &Path, addressing: Addressing, t: &mut Track) -> Result<()> {
+        if t.current.is_empty() {
+            return Ok(());
+        }
+        let samples = std::mem::take(&mut t.current);
+        let number = t.segments.len() as u32 + 1;
+        let start = samples.iter().map(|s| s.pts).min().unwrap_or(0);
+        let origin = t.dts_origin.unwrap_or(0);
+        let video = t.info.kind() == TrackKind::Video;
+        let mut bytes = Vec::new();
+        let mut iframes = Vec::new();
+        let mut from = 0;
+        while from < samples.len() {
+            let mut to = from + 1;
+            while video && to < samples.len() && !samples[to].sync {
+                to += 1;
+            }
+            if !video {
+                to = samples.len();
+            }
+            t.fragment_seq += 1;
+            let frag_at = bytes.len() as u64;
+            let frag = media_fragment(&t.info, t.fragment_seq, &samples[from..to], origin, from == 0)?;
+            if samples[from].sync && video {
+                // moof + mdat header + the sync sample itself.
+                let first_len = samples[from].data.len() as u64;
+                let payload: u64 = samples[from..to].iter().map(|s| s.data.len() as u64).sum();
+                let header_and_first = frag.len() as u64 - payload + first_len;
+                iframes.push((samples[from].pts, frag_at, header_and_first));
+            }
+            bytes.extend_from_slice(&frag);
+            from = to;
+        }
+        let size = bytes.len() as u64;
+        let offset = match addressing {
+            Addressing::SegmentFiles => {
+                write_atomically(&dir.join(&t.stem).join(format!("{number}.m4s")), &bytes)?;
+                0
+            }
+            Addressing::SingleFile => {
+                let out = t.out.as_mut().expect("single-file writer");
+                out.write_all(&bytes).map_err(io(&t.out_path))?;
+                t.written
+            }
+        };
+        t.written += size;
+        t.segments.push(SegmentRecord {
+            number,
+            start,
+            duration: 0,
+            offset,
+            size,
+            iframes,
+        });
+        // Durations: each segment lasts until the next one starts; the last until the end.
+        let n = t.segments.len();
+        if n >= 2 {
+            let prev_start = t.segments[n - 2].start;
+            t.segments[n - 2].duration = (start - prev_start).max(0) as u64;
+        }
+        Ok(())
+    }
+
+    /// Marks a track as complete.
+    pub fn end_track(&mut self, track: u32) -> Result<()> {
+        let i = self.index(track)?;
+        self.tracks[i].ended = true;
+        if self.tracks[i].info.kind() == TrackKind::Video {
+            self.release_audio(i)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the last segments, the init segments (and `sidx` in single-file mode), checks that
+    /// video tracks line up, and returns what the manifests need. Nothing here writes a manifest.
+    pub fn finish(mut self) -> Result<Vec<PackagedTrack>> {
+        for t in &mut self.tracks {
+            t.ended = true;
+        }
+        // Video first, so that audio sees every boundary.
+        let mut order: Vec<usize> = (0..self.tracks.len()).collect();
+        order.sort_by_key(|&i| self.tracks[i].info.kind() != TrackKind::Video);
+        for i in order {
+            if self.tracks[i].info.kind() == TrackKind::Audio {
+                self.settle_audio(i)?;
+            }
+            let dir = self.dir.clone();
+            let t = &mut self.tracks[i];
+            Self::write_segment(&dir, self.opts.addressing, t)?;
+            if t.segments.is_empty() {
+                return Err(PackagerError::InvalidTrack {
+                    track: t.info.id,
+                    problem: format!("track {} has no samples", t.info.name),
+                });
+            }
+            let last = t.segments.last_mut().expect("checked");
+            last.duration = (t.end_pts - last.start).max(0) as u64;
+        }
+        self.check_alignment()?;
+        let mut out = Vec::new();
+        for t in self.tracks {
+            out.push(Self::finish_track(&self.dir, self.opts.addressing, t)?);
+        }
+        Ok(out)
+    }
+
+    fn check_alignment(&self) -> Result<()> {
+        let Some(r) = self.reference else { return Ok(()) };
+        let reference = &self.tracks[r];
+        let secs = |t: &Track| -> Vec<(i128, i128)> {
+            t.segments
+                .iter()
+                .map(|s| (i128::from(s.start), i128::from(t.info.timescale)))
+                .collect()
+        };
+        let want = secs(reference);
+        for t in self.tracks.iter().filter(|t| t.info.kind() == TrackKind::Video) {
+            let got = secs(t);
+            let same = got.len() == want.len()
+                && got.iter().zip(&want).all(|(a, b)| a.0 * b.1 == b.0 * a.1);
+            if !same {
+                let at = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(a, b)| a.0 * b.1 != b.0 * a.1)
+                    .unwrap_or(got.len().min(want.len()));
+                let when = |v: &[(i128, i128)]| {
+                    v.get(at).map_or("none".to_string(), |x| format!("{:.3} s", x.0 as f64 / x.1 as f64))
+                };
+                return Err(PackagerError::InvalidTrack {
+                    track: t.info.id,
+                    problem: format!(
+                        "key frames do not line up with track {} ({}): segment {} starts at {} here and at {} there",
+                        reference.info.id,
+                        reference.info.name,
+                        at + 1,
+                        when(&got),
+                        when(&want)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_track(dir: &Path, addressing: Addressing, mut t: Track) -> Result<PackagedTrack> {
+        let mut index_size = 0;
+        match addressing {
+            Addressing::SegmentFiles => {
+                write_atomically(&dir.join(&t.stem).join("init.mp4"), &t.init)?;
+            }
+            Addressing::SingleFile => {
+                let out = t.out.take().expect("single-file writer");
+                out.into_inner()
+                    .map_err(|e| io(&t.out_path)(e.into_error()))?
+                    .sync_all()
+                    .map_err(io(&t.out_path))?;
+                let sidx = sidx(&t.info, &t.segments)?;
+                index_size = sidx.len() as u64;
+                let path = dir.join(format!("{}.mp4", t.stem));
+                let tmp = crate::file::partial_path(&path);
+                let mut f = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
+                f.write_all(&t.init).map_err(io(&tmp))?;
+                f.write_all(&sidx).map_err(io(&tmp))?;
+                let mut frags = File::open(&t.out_path).map_err(io(&t.out_path))?;
+                copy(&mut frags, &mut f).map_err(io(&tmp))?;
+                f.into_inner()
+                    .map_err(|e| io(&tmp)(e.into_error()))?
+                    .sync_all()
+                    .map_err(io(&tmp))?;
+                std::fs::rename(&tmp, &path).map_err(io(&path))?;
+                let _ = std::fs::remove_file(&t.out_path);
+                let base = t.init.len() as u64 + index_size;
+                for s in &mut t.segments {
+                    s.offset += base;
+                    for f in &mut s.iframes {
+                        f.1 += s.offset;
+                    }
+                }
+            }
+        }
+        if addressing == Addressing::SegmentFiles {
+            for s in &mut t.segments {
+                for f in &mut s.iframes {
+                    f.1 += s.offset;
+                }
+            }
+        }
+        Ok(PackagedTrack {
+            init_size: t.init.len() as u64,
+            info: t.info,
+            stem: t.stem,
+            addressing,
+            index_size,
+            segments: t.segments,
+        })
+    }
+}
+
+fn copy(from: &mut File, to: &mut impl Write) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+    }
+}
+
+/// A version 1 `sidx` indexing every segment (ISO/IEC 14496-12 8.16.3).
+fn sidx(info: &TrackInfo, segments: &[SegmentRecord]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    write_full_box(&mut out, b"sidx", 1, 0, |o| {
+        o.u32(info.id);
+        o.u32(info.timescale);
+        o.u64(segments[0].start.max(0) as u64);
+        o.u64(0); // first_offset: segments follow the sidx directly
+        o.u16(0);
+        o.u16(u16::try_from(segments.len()).map_err(|_| PackagerError::InvalidTrack {
+            track: info.id,
+            problem: format!("{} segments do not fit one sidx", segments.len()),
+        })?);
+        for s in segments {
+            let size = u32::try_from(s.size).ok().filter(|&v| v < 1 << 31).ok_or_else(|| {
+                PackagerError::InvalidTrack {
+                    track: info.id,
+                    problem: format!("segment {} is {} bytes", s.number, s.size),
+                }
+            })?;
+            o.u32(size);
+            o.u32(u32::try_from(s.duration).unwrap_or(u32::MAX));
+            o.u32(0x9000_0000); // starts_with_SAP = 1, SAP_type = 1
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
