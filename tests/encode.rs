@@ -299,13 +299,37 @@ fn demux_round_trips_encoded_files_without_reencoding() {
 
     // The same streams in MPEG-TS (Annex B H.264, ADTS AAC) come out the same.
     let ts = dir.path().join("tiny.ts");
-    let o = tool("ffmpeg", &["-v", "error", "-i", src.to_str().unwrap(), "-c", "copy", "-f", "mpegts", ts.to_str().unwrap()]);
+    let o = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            src.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            ts.to_str().unwrap(),
+        ],
+    );
     assert!(o.status.success());
-    let text = reel_ok(&["demux", ts.to_str().unwrap(), "--out", dir.path().join("dts").to_str().unwrap(), "--json"]);
+    let text = reel_ok(&[
+        "demux",
+        ts.to_str().unwrap(),
+        "--out",
+        dir.path().join("dts").to_str().unwrap(),
+        "--json",
+    ]);
     let summary: Vec<Value> = serde_json::from_str(&text).unwrap();
     let v = summary.iter().find(|t| t["width"] == 320).unwrap();
     assert_eq!(md5(Path::new(v["path"].as_str().unwrap())), md5(&src));
-    assert!(summary.iter().any(|t| t["codec"] == "mp4a.40.2" && t["samples"] == 95), "{summary:?}");
+    assert!(
+        summary
+            .iter()
+            .any(|t| t["codec"] == "mp4a.40.2" && t["samples"] == 95),
+        "{summary:?}"
+    );
 
     // An AV1 file we encoded demuxes back to AV1 with its av1C.
     let enc = dir.path().join("enc");

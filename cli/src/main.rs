@@ -1,6 +1,7 @@
 //! `reel`: a thin command-line shell over the Reel libraries.
 
 mod output;
+mod package;
 mod progress;
 
 use anyhow::{bail, Context, Result};
@@ -42,6 +43,24 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Print a JSON summary instead of text and progress bars.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Package renditions (our encoder's files, or any MP4/MKV/TS with H.264/AV1 video and
+    /// AAC/Opus audio) as CMAF segments with a DASH MPD and HLS playlists.
+    Package {
+        /// Rendition files; their video key frames must line up.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Target segment duration in seconds (segments start on key frames at or after it).
+        #[arg(long, default_value_t = 4.0)]
+        segment_duration: f64,
+        /// One file per track with a sidx (DASH SegmentBase, HLS byte ranges) instead of one
+        /// file per segment.
+        #[arg(long)]
+        single_file: bool,
         #[arg(long)]
         json: bool,
     },
@@ -97,6 +116,24 @@ fn run(cli: Cli) -> Result<()> {
             let bars = (!json).then(|| progress::Bars::for_plan(&plan));
             let summary = write_tracks(plan.start()?, &out, bars.as_ref())?;
             report(&summary, json)?;
+        }
+        Command::Package {
+            inputs,
+            out,
+            segment_duration,
+            single_file,
+            json,
+        } => {
+            let opts = reel_packager::PackageOptions {
+                segment_duration,
+                addressing: if single_file {
+                    reel_packager::Addressing::SingleFile
+                } else {
+                    reel_packager::Addressing::SegmentFiles
+                },
+            };
+            let tracks = package::run(&inputs, &out, opts)?;
+            package::report(&out, &tracks, json)?;
         }
         Command::Demux { file, out, json } => {
             let summary = write_tracks(reel_encoder::demux(&file)?, &out, None)?;

@@ -681,10 +681,40 @@ impl CodedState {
                 let head = s
                     .get::<gst::ArrayRef>("streamheader")
                     .ok()
-                    .and_then(|a| a.first().and_then(|v| v.get::<gst::Buffer>().ok()))
-                    .ok_or_else(|| self.fail("Opus caps without an OpusHead stream header"))?;
-                let head = head.map_readable().map_err(|e| self.fail(e))?.to_vec();
-                let cfg = OpusConfig::from_opus_head(&head).map_err(|e| self.fail(e))?;
+                    .and_then(|a| a.first().and_then(|v| v.get::<gst::Buffer>().ok()));
+                let cfg = match head {
+                    Some(head) => {
+                        let head = head.map_readable().map_err(|e| self.fail(e))?.to_vec();
+                        OpusConfig::from_opus_head(&head).map_err(|e| self.fail(e))?
+                    }
+                    // Demuxers (qtdemux, matroskademux) describe Opus by caps fields instead.
+                    None => {
+                        let channels = int("channels").unwrap_or(2) as u8;
+                        let family = int("channel-mapping-family").unwrap_or(0) as u8;
+                        let mut mapping_table = Vec::new();
+                        if family != 0 {
+                            mapping_table.push(int("stream-count").unwrap_or(1) as u8);
+                            mapping_table.push(int("coupled-count").unwrap_or(0) as u8);
+                            let map = s.get::<gst::ArrayRef>("channel-mapping").ok();
+                            for i in 0..usize::from(channels) {
+                                let v = map
+                                    .as_ref()
+                                    .and_then(|m| m.get(i).and_then(|v| v.get::<i32>().ok()))
+                                    .unwrap_or(i as i32);
+                                mapping_table.push(v as u8);
+                            }
+                        }
+                        OpusConfig {
+                            channels,
+                            // The caps do not carry it; 312 samples is what libopus uses at 48 kHz.
+                            pre_skip: int("pre-skip").map_or(312, |v| v as u16),
+                            input_sample_rate: int("rate").unwrap_or(48_000),
+                            output_gain: 0,
+                            mapping_family: family,
+                            mapping_table,
+                        }
+                    }
+                };
                 let params = AudioParams {
                     sample_rate: 48_000,
                     channels: cfg.channels,

@@ -27,11 +27,13 @@ pub mod boxes;
 mod file;
 mod fragment;
 mod init;
+mod manifest;
 mod package;
 
 pub use file::{FragmentPolicy, FragmentedMp4File};
 pub use fragment::media_fragment;
 pub use init::{init_segment, InitOptions};
+pub use manifest::{dash_mpd, hls_playlists, write_manifests, DASH_MANIFEST, HLS_MASTER};
 pub use package::{
     write_atomically, Addressing, PackageOptions, PackagedTrack, Packager, SegmentRecord,
 };

@@ -170,7 +170,10 @@ impl Packager {
         if !(opts.segment_duration >= 0.5 && opts.segment_duration <= 60.0) {
             return Err(PackagerError::InvalidTrack {
                 track: 0,
-                problem: format!("segment duration {} s is outside 0.5-60 s", opts.segment_duration),
+                problem: format!(
+                    "segment duration {} s is outside 0.5-60 s",
+                    opts.segment_duration
+                ),
             });
         }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -193,9 +196,19 @@ impl Packager {
         let base: String = info
             .name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        let mut stem = if base.is_empty() { format!("track{}", info.id) } else { base };
+        let mut stem = if base.is_empty() {
+            format!("track{}", info.id)
+        } else {
+            base
+        };
         if self.tracks.iter().any(|t| t.stem == stem) {
             stem = format!("{stem}_{}", info.id);
         }
@@ -311,7 +324,9 @@ impl Packager {
             return Ok(());
         }
         for i in 0..self.tracks.len() {
-            if self.tracks[i].info.kind() == TrackKind::Audio && !self.tracks[i].undecided.is_empty() {
+            if self.tracks[i].info.kind() == TrackKind::Audio
+                && !self.tracks[i].undecided.is_empty()
+            {
                 self.settle_audio(i)?;
             }
         }
@@ -340,8 +355,13 @@ impl Packager {
                 None => Some(start + target),
                 Some((bounds, vts, ended)) => {
                     let vts = i64::from(*vts);
-                    let to_audio = |b: i64| ((i128::from(b) * i128::from(ts)) / i128::from(vts)) as i64;
-                    match bounds.iter().map(|&b| to_audio(b)).find(|&b| b > start + half) {
+                    let to_audio =
+                        |b: i64| ((i128::from(b) * i128::from(ts)) / i128::from(vts)) as i64;
+                    match bounds
+                        .iter()
+                        .map(|&b| to_audio(b))
+                        .find(|&b| b > start + half)
+                    {
                         Some(b) => Some(b),
                         None if *ended => None,
                         None => {
@@ -396,7 +416,13 @@ impl Packager {
             }
             t.fragment_seq += 1;
             let frag_at = bytes.len() as u64;
-            let frag = media_fragment(&t.info, t.fragment_seq, &samples[from..to], origin, from == 0)?;
+            let frag = media_fragment(
+                &t.info,
+                t.fragment_seq,
+                &samples[from..to],
+                origin,
+                from == 0,
+            )?;
             if samples[from].sync && video {
                 // moof + mdat header + the sync sample itself.
                 let first_len = samples[from].data.len() as u64;
@@ -481,7 +507,9 @@ impl Packager {
     }
 
     fn check_alignment(&self) -> Result<()> {
-        let Some(r) = self.reference else { return Ok(()) };
+        let Some(r) = self.reference else {
+            return Ok(());
+        };
         let reference = &self.tracks[r];
         let secs = |t: &Track| -> Vec<(i128, i128)> {
             t.segments
@@ -490,7 +518,11 @@ impl Packager {
                 .collect()
         };
         let want = secs(reference);
-        for t in self.tracks.iter().filter(|t| t.info.kind() == TrackKind::Video) {
+        for t in self
+            .tracks
+            .iter()
+            .filter(|t| t.info.kind() == TrackKind::Video)
+        {
             let got = secs(t);
             let same = got.len() == want.len()
                 && got.iter().zip(&want).all(|(a, b)| a.0 * b.1 == b.0 * a.1);
@@ -501,12 +533,15 @@ impl Packager {
                     .position(|(a, b)| a.0 * b.1 != b.0 * a.1)
                     .unwrap_or(got.len().min(want.len()));
                 let when = |v: &[(i128, i128)]| {
-                    v.get(at).map_or("none".to_string(), |x| format!("{:.3} s", x.0 as f64 / x.1 as f64))
+                    v.get(at).map_or("none".to_string(), |x| {
+                        format!("{:.3} s", x.0 as f64 / x.1 as f64)
+                    })
                 };
                 return Err(PackagerError::InvalidTrack {
                     track: t.info.id,
                     problem: format!(
-                        "key frames do not line up with track {} ({}): segment {} starts at {} here and at {} there",
+                        "{}: key frames do not line up with track {} ({}): segment {} starts at {} here and at {} there",
+                        t.info.name,
                         reference.info.id,
                         reference.info.name,
                         at + 1,
@@ -535,7 +570,8 @@ impl Packager {
                 index_size = sidx.len() as u64;
                 let path = dir.join(format!("{}.mp4", t.stem));
                 let tmp = crate::file::partial_path(&path);
-                let mut f = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
+                let mut f =
+                    BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
                 f.write_all(&t.init).map_err(io(&tmp))?;
                 f.write_all(&sidx).map_err(io(&tmp))?;
                 let mut frags = File::open(&t.out_path).map_err(io(&t.out_path))?;
@@ -593,17 +629,20 @@ fn sidx(info: &TrackInfo, segments: &[SegmentRecord]) -> Result<Vec<u8>> {
         o.u64(segments[0].start.max(0) as u64);
         o.u64(0); // first_offset: segments follow the sidx directly
         o.u16(0);
-        o.u16(u16::try_from(segments.len()).map_err(|_| PackagerError::InvalidTrack {
-            track: info.id,
-            problem: format!("{} segments do not fit one sidx", segments.len()),
-        })?);
+        o.u16(
+            u16::try_from(segments.len()).map_err(|_| PackagerError::InvalidTrack {
+                track: info.id,
+                problem: format!("{} segments do not fit one sidx", segments.len()),
+            })?,
+        );
         for s in segments {
-            let size = u32::try_from(s.size).ok().filter(|&v| v < 1 << 31).ok_or_else(|| {
-                PackagerError::InvalidTrack {
+            let size = u32::try_from(s.size)
+                .ok()
+                .filter(|&v| v < 1 << 31)
+                .ok_or_else(|| PackagerError::InvalidTrack {
                     track: info.id,
                     problem: format!("segment {} is {} bytes", s.number, s.size),
-                }
-            })?;
+                })?;
             o.u32(size);
             o.u32(u32::try_from(s.duration).unwrap_or(u32::MAX));
             o.u32(0x9000_0000); // starts_with_SAP = 1, SAP_type = 1

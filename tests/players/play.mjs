@@ -1,0 +1,180 @@
+// Plays a packaged title in Debian's headless Chromium with real players, driven by
+// playwright-core, and prints one JSON result per player run.
+//
+//   node play.mjs --root DIR --manifest manifest.mpd --player shaka [--player dashjs ...]
+//
+// Each run: load the manifest, turn ABR off, select every video rendition in turn and wait
+// until the picture has that height, then play from the start to the end. Reported: whether
+// playback ended, the video heights seen, decoded and dropped frames, and every player error.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name) => args.flatMap((a, i) => (a === `--${name}` ? [args[i + 1]] : []));
+const root = path.resolve(opt('root')[0]);
+const manifest = opt('manifest')[0];
+const players = opt('player');
+const timeoutMs = Number(opt('timeout')[0] ?? 90000);
+
+const libs = {
+  shaka: 'node_modules/shaka-player/dist/shaka-player.compiled.js',
+  dashjs: 'node_modules/dashjs/dist/modern/umd/dash.all.min.js',
+  hlsjs: 'node_modules/hls.js/dist/hls.min.js',
+};
+const types = {
+  '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl',
+  '.mp4': 'video/mp4', '.m4s': 'video/iso.segment', '.js': 'text/javascript', '.html': 'text/html',
+};
+
+const page = (player) => `<!doctype html><html><body>
+<video id="v" muted playsinline width="640"></video>
+<script src="/lib/${player}.js"></script>
+<script>
+const video = document.getElementById('v');
+const errors = [];
+const heights = new Set();
+video.addEventListener('resize', () => heights.add(video.videoHeight));
+video.addEventListener('error', () => errors.push('video element: ' + (video.error && video.error.message)));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(cond, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (cond()) return true; await sleep(50); }
+  return false;
+}
+window.run = async (src, budget, visit) => {
+  const t0 = Date.now();
+  let renditions = [];   // [{height, select()}]
+  if ('${player}' === 'shaka') {
+    shaka.polyfill.installAll();
+    const p = new shaka.Player();
+    await p.attach(video);
+    p.addEventListener('error', (e) => errors.push('shaka ' + e.detail.code + ' ' + JSON.stringify(e.detail.data).slice(0, 300)));
+    p.configure({ abr: { enabled: false } });
+    await p.load(src);
+    const tracks = p.getVariantTracks().filter((t) => t.height);
+    const byHeight = new Map(tracks.map((t) => [t.height, t]));
+    renditions = [...byHeight.values()].map((t) => ({ height: t.height, select: () => p.selectVariantTrack(t, true) }));
+  } else if ('${player}' === 'dashjs') {
+    const p = dashjs.MediaPlayer().create();
+    p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false, audio: false } } }, debug: { logLevel: 1 } });
+    p.on(dashjs.MediaPlayer.events.ERROR, (e) => errors.push('dash.js ' + JSON.stringify(e.error || e).slice(0, 300)));
+    p.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => errors.push('dash.js playback ' + JSON.stringify(e.error || e).slice(0, 300)));
+    p.initialize(video, src, false);
+    await new Promise((r) => p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, r));
+    renditions = p.getRepresentationsByType('video').map((r) => ({ height: r.height, select: () => p.setRepresentationForTypeById('video', r.id, true) }));
+  } else {
+    const h = new Hls({ capLevelToPlayerSize: false, startLevel: 0 });
+    h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) errors.push('hls.js ' + d.type + ' ' + d.details); });
+    h.loadSource(src);
+    h.attachMedia(video);
+    await new Promise((r) => h.on(Hls.Events.MANIFEST_PARSED, r));
+    renditions = h.levels.map((l, i) => ({ height: l.height, select: () => { h.currentLevel = i; } }));
+  }
+  // Visit each rendition paused: select it, then seek somewhere new so that the player
+  // fetches and decodes a frame of it.
+  const visited = [];
+  await waitFor(() => video.readyState >= 1 && video.duration > 0, 15000);
+  for (const [i, r] of (visit ? renditions : []).entries()) {
+    // Players may keep already-buffered media of the previous rendition around the seek
+    // target, so try a few positions before giving up.
+    let shown = false;
+    for (let attempt = 0; attempt < 3 && !shown; attempt++) {
+      r.select();
+      const at = ((i + 1) / (renditions.length + 1) + 0.37 * attempt) % 1;
+      video.currentTime = at * video.duration;
+      shown = await waitFor(() => video.videoHeight === r.height && video.readyState >= 2 && !video.seeking, 6000);
+    }
+    if (shown) visited.push(r.height);
+    else errors.push('never showed the ' + r.height + 'p rendition (height ' + video.videoHeight + ')');
+  }
+  if (visit) return { visited, renditions: renditions.map((r) => r.height), errors };
+  // A fresh player plays the whole title from the start to the end.
+  video.playbackRate = 2;
+  await video.play().catch((e) => errors.push('play(): ' + e.message));
+  const ended = await waitFor(() => video.ended, Math.max(5000, budget - (Date.now() - t0)));
+  const q = video.getVideoPlaybackQuality();
+  return {
+    ended, visited, renditions: renditions.map((r) => r.height), heights: [...heights],
+    decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames,
+    currentTime: video.currentTime, duration: video.duration, errors,
+  };
+};
+</script></body></html>`;
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  let file;
+  if (url.pathname.startsWith('/lib/')) {
+    const name = path.basename(url.pathname, '.js');
+    if (!libs[name]) { res.writeHead(404).end(); return; }
+    file = path.join(here, libs[name]);
+  } else if (url.pathname.startsWith('/page/')) {
+    res.writeHead(200, { 'content-type': 'text/html' }).end(page(path.basename(url.pathname)));
+    return;
+  } else {
+    file = path.join(root, decodeURIComponent(url.pathname));
+    if (!file.startsWith(root + path.sep)) { res.writeHead(403).end(); return; }
+  }
+  fs.stat(file, (err, st) => {
+    if (err || !st.isFile()) { res.writeHead(404).end(); return; }
+    const type = types[path.extname(file)] || 'application/octet-stream';
+    const range = /bytes=(\d+)-(\d*)/.exec(req.headers.range || '');
+    if (range) {
+      const start = Number(range[1]);
+      const end = range[2] ? Math.min(Number(range[2]), st.size - 1) : st.size - 1;
+      res.writeHead(206, { 'content-type': type, 'content-range': `bytes ${start}-${end}/${st.size}`, 'content-length': end - start + 1, 'accept-ranges': 'bytes' });
+      fs.createReadStream(file, { start, end }).pipe(res);
+    } else {
+      res.writeHead(200, { 'content-type': type, 'content-length': st.size, 'accept-ranges': 'bytes' });
+      fs.createReadStream(file).pipe(res);
+    }
+  });
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const port = server.address().port;
+
+const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-chromium-'));
+const browser = await chromium.launchPersistentContext(userDir, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required'],
+});
+let failed = false;
+try {
+  for (const player of players) {
+    const tab = await browser.newPage();
+    const console_ = [];
+    tab.on('pageerror', (e) => console_.push('page error: ' + e.message));
+    // Two loads: one visits every rendition (ABR off, seeking), one plays start to end.
+    const src = `http://127.0.0.1:${port}/${manifest}`;
+    let result;
+    try {
+      await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
+      const visits = await tab.evaluate(([s, b]) => window.run(s, b, true), [src, timeoutMs]);
+      await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
+      result = await tab.evaluate(([s, b]) => window.run(s, b, false), [src, timeoutMs]);
+      result.visited = visits.visited;
+      result.errors = [...visits.errors, ...result.errors];
+    } catch (e) {
+      result = { ended: false, errors: ['harness: ' + e.message] };
+    }
+    result.player = player;
+    result.manifest = manifest;
+    result.errors = [...(result.errors || []), ...console_];
+    console.log(JSON.stringify(result));
+    failed ||= !result.ended || result.errors.length > 0;
+    await tab.close();
+  }
+} finally {
+  await browser.close().catch(() => {});
+  server.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
