@@ -1,0 +1,170 @@
+//! Benchmark: packaging a large already-encoded H.264 + AAC MP4 (the 720p fixture looped with
+//! `ffmpeg -stream_loop -c copy`) with Reel, Shaka Packager (npm `shaka-packager`) and ffmpeg's
+//! DASH muxer (stream copy), next to a plain `cp` of the same file, in the same run.
+//! Reports MB/s of input and peak RSS of each, and Reel's RSS on half the input (flat RSS means
+//! memory does not grow with the title).
+//!
+//! Run: `cargo bench -p reel-cli --bench package` (LOOPS=270 makes about 400 MB).
+
+use std::path::Path;
+use std::process::Command;
+
+fn timed(label: &str, cmd: &[&str]) -> (f64, f64) {
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("BENCH %e %M")
+        .args(cmd)
+        .output()
+        .expect("running /usr/bin/time");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{label} failed: {err}");
+    let line = err.lines().rev().find(|l| l.starts_with("BENCH ")).unwrap();
+    let f: Vec<f64> = line[6..]
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (f[0], f[1] / 1024.0)
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(Command::new("bash")
+        .arg(root.join("fixtures/make.sh"))
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("cargo")
+        .args(["build", "--release", "-p", "reel-cli"])
+        .current_dir(&root)
+        .status()
+        .unwrap()
+        .success());
+    let reel = root.join("target/release/reel");
+    let shaka = root.join("tests/players/node_modules/shaka-packager/bin/packager-linux-x64");
+    assert!(
+        shaka.exists(),
+        "run scripts/setup.sh (npm ci in tests/players) first"
+    );
+    let loops: u32 = std::env::var("LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(270);
+    let dir = tempfile::tempdir_in(root.join("target")).unwrap();
+    let d = dir.path();
+    let src = root.join("fixtures/out/mezz_720p25.mp4");
+    let big = d.join("big.mp4");
+    let half = d.join("half.mp4");
+    for (path, n) in [(&big, loops), (&half, loops / 2)] {
+        let st = Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-stream_loop",
+                &(n - 1).to_string(),
+                "-i",
+            ])
+            .arg(&src)
+            .args(["-c", "copy"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mb = std::fs::metadata(&big).unwrap().len() as f64 / 1e6;
+    let b = big.to_str().unwrap();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let _ = Command::new("cat")
+        .arg(&big)
+        .stdout(std::process::Stdio::null())
+        .status();
+    println!("input: {mb:.0} MB ({loops} loops of the 720p fixture)");
+    let runs: Vec<(&str, Vec<String>)> = vec![
+        ("cp", vec!["cp".into(), b.into(), p("copy.mp4")]),
+        (
+            "reel package --single-file",
+            vec![
+                reel.to_str().unwrap().into(),
+                "package".into(),
+                b.into(),
+                "--out".into(),
+                p("reel_single"),
+                "--single-file".into(),
+                "--json".into(),
+            ],
+        ),
+        (
+            "reel package (segment files)",
+            vec![
+                reel.to_str().unwrap().into(),
+                "package".into(),
+                b.into(),
+                "--out".into(),
+                p("reel_segments"),
+                "--json".into(),
+            ],
+        ),
+        (
+            "shaka-packager single-file DASH",
+            vec![
+                shaka.to_str().unwrap().into(),
+                format!("in={b},stream=video,output={}", p("shaka_v.mp4")),
+                format!("in={b},stream=audio,output={}", p("shaka_a.mp4")),
+                "--mpd_output".into(),
+                p("shaka.mpd"),
+                "--quiet".into(),
+            ],
+        ),
+        (
+            "ffmpeg -f dash (stream copy)",
+            vec![
+                "ffmpeg".into(),
+                "-v".into(),
+                "error".into(),
+                "-y".into(),
+                "-i".into(),
+                b.into(),
+                "-map".into(),
+                "0".into(),
+                "-c".into(),
+                "copy".into(),
+                "-f".into(),
+                "dash".into(),
+                "-single_file".into(),
+                "1".into(),
+                p("ff.mpd"),
+            ],
+        ),
+    ];
+    let mut cp_time = 0.0;
+    for (label, cmd) in &runs {
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let (wall, rss) = timed(label, &args);
+        if *label == "cp" {
+            cp_time = wall;
+        }
+        println!(
+            "{label:<34} {wall:7.2} s  {:8.0} MB/s  {:5.2}x cp time  peak RSS {rss:6.1} MB",
+            mb / wall,
+            wall / cp_time
+        );
+        let _ = std::fs::remove_dir_all(d.join("reel_single"));
+        let _ = std::fs::remove_dir_all(d.join("reel_segments"));
+    }
+    let (_, rss_half) = timed(
+        "reel half",
+        &[
+            reel.to_str().unwrap(),
+            "package",
+            half.to_str().unwrap(),
+            "--out",
+            &p("reel_half"),
+            "--single-file",
+            "--json",
+        ],
+    );
+    println!("reel peak RSS on half the input: {rss_half:.1} MB");
+}
