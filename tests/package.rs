@@ -399,3 +399,42 @@ fn misaligned_key_frames_are_refused_and_no_manifest_is_written() {
     );
     assert!(!out.join("manifest.mpd").exists() && !out.join("master.m3u8").exists());
 }
+
+#[test]
+fn mixed_frame_rates_in_one_switching_set_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ladder = dir.path().join("l.toml");
+    std::fs::write(
+        &ladder,
+        "[[rung]]\ncodec = \"h264\"\nheight = 180\nbitrate = 200\n",
+    )
+    .unwrap();
+    for (src, out) in [("tiny_180p25.mp4", "a"), ("odd_361p23976.mkv", "b")] {
+        let src = fixture(src);
+        reel_ok(&[
+            "encode",
+            src.to_str().unwrap(),
+            "--ladder",
+            ladder.to_str().unwrap(),
+            "--out",
+            dir.path().join(out).to_str().unwrap(),
+        ]);
+    }
+    let out = dir.path().join("pkg");
+    let a = dir.path().join("a/180p.mp4");
+    let b = dir.path().join("b/180p.mp4");
+    let o = reel(&[
+        "package",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "mixed frame rates must fail");
+    assert!(
+        err.contains("frame rate") && err.contains("24000/1001") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!out.join("manifest.mpd").exists() && !out.join("master.m3u8").exists());
+}

@@ -21,7 +21,8 @@ pub fn run(inputs: &[PathBuf], out: &Path, opts: PackageOptions) -> Result<Vec<P
     order.sort_by_key(|(audio_only, _)| *audio_only);
     let mut packager = Packager::new(out, opts)?;
     let mut next_id = 1;
-    for (_, input) in &order {
+    for (audio_only, input) in &order {
+        let mut named_main = false;
         let stem = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -37,7 +38,15 @@ pub fn run(inputs: &[PathBuf], out: &Path, opts: PackageOptions) -> Result<Vec<P
         for event in reel_encoder::demux(input)? {
             match event? {
                 Event::Track(mut info) => {
-                    info.name = if ids.is_empty() {
+                    // The file's name for its main track (its video, or its audio in an
+                    // audio-only file); the stream's kind and number for the others.
+                    let main = if *audio_only {
+                        info.kind() == reel_media::TrackKind::Audio
+                    } else {
+                        info.kind() == reel_media::TrackKind::Video
+                    };
+                    info.name = if main && !named_main {
+                        named_main = true;
                         stem.clone()
                     } else {
                         format!("{stem}_{}", info.name)

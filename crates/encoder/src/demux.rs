@@ -150,16 +150,17 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
                 .unwrap_or_else(|| "und".into())
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);
-        // A queue per stream: the demuxer pushes every stream from one thread, and each sink
-        // must be able to preroll without waiting for the others.
-        let (Ok(queue), Ok(filter)) = (make("queue"), make("capsfilter")) else {
+        let Ok(filter) = make("capsfilter") else {
             return;
         };
         filter.set_property("caps", target);
+        // The demuxer pushes every stream from one thread: sinks must not wait for each other
+        // to preroll (async=false), and no queue thread is needed between them and us.
         let sink = gst_app::AppSink::builder()
             .max_buffers(16)
             .sync(false)
             .build();
+        sink.set_property("async", false);
         let sink_el: gst::Element = sink.clone().upcast();
         coded_sink(
             &sink,
@@ -176,15 +177,13 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
             pad_feed.clone(),
             started,
         );
-        if pipeline.add_many([&queue, &filter, &sink_el]).is_err()
-            || gst::Element::link_many([&queue, &filter, &sink_el]).is_err()
-        {
+        if pipeline.add_many([&filter, &sink_el]).is_err() || filter.link(&sink_el).is_err() {
             return;
         }
-        for el in [&sink_el, &filter, &queue] {
+        for el in [&sink_el, &filter] {
             let _ = el.sync_state_with_parent();
         }
-        link(&queue);
+        link(&filter);
     });
 
     let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), Vec::new())];

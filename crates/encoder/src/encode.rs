@@ -411,7 +411,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     }
 
     let audio_in = match &plan.audio {
-        Some(a) => Some(audio_branch(&pipeline, a, &plan, &feed, started, &path)?),
+        Some(a) => Some(audio_branch(&pipeline, a, &feed, started, &path)?),
         None => None,
     };
 
@@ -464,7 +464,6 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
 fn audio_branch(
     pipeline: &gst::Pipeline,
     a: &AudioPlan,
-    plan: &EncodePlan,
     feed: &Feed,
     started: Instant,
     path: &Path,
@@ -531,7 +530,6 @@ fn audio_branch(
         feed.clone(),
         started,
     );
-    let _ = plan;
     Ok(q.static_pad("sink").expect("queue has a sink pad"))
 }
 
@@ -560,6 +558,9 @@ struct CodedState {
     /// Audio: the expected start of the next frame, for gap-free timestamps.
     next_audio: Option<i64>,
     last_progress: Instant,
+    /// Events not yet handed to the consumer, and the sample bytes they hold.
+    batch: Vec<Event>,
+    batch_bytes: usize,
 }
 
 /// Installs callbacks on `sink` that turn encoded buffers into `Track`/`Sample`/`TrackEnd` events.
@@ -573,6 +574,8 @@ pub(crate) fn coded_sink(sink: &gst_app::AppSink, track: CodedTrack, feed: Feed,
         held: None,
         next_audio: None,
         last_progress: Instant::now(),
+        batch: Vec::new(),
+        batch_bytes: 0,
     }));
     let state_eos = state.clone();
     let feed_eos = feed.clone();
@@ -592,29 +595,25 @@ pub(crate) fn coded_sink(sink: &gst_app::AppSink, track: CodedTrack, feed: Feed,
             })
             .eos(move |_| {
                 let mut st = state_eos.lock().unwrap();
+                let id = st.track.track_id;
                 if let Some(mut last) = st.held.take() {
                     if last.duration == 0 {
                         last.duration = st.track.frame_duration.unwrap_or(1);
                     }
                     st.count += 1;
-                    let id = st.track.track_id;
-                    feed_eos.event(Event::Sample {
+                    st.batch.push(Event::Sample {
                         track: id,
                         sample: last,
                     });
                 }
-                let id = st.track.track_id;
                 if st.kind_video {
-                    feed_eos.event(Event::Progress(av1enc::progress(
-                        id,
-                        st.count,
-                        st.track.frames_total,
-                        started,
-                    )));
+                    let p = av1enc::progress(id, st.count, st.track.frames_total, started);
+                    st.batch.push(Event::Progress(p));
                 }
                 if st.announced {
-                    feed_eos.event(Event::TrackEnd { track: id });
+                    st.batch.push(Event::TrackEnd { track: id });
                 }
+                st.flush(&feed_eos);
             })
             .build(),
     );
@@ -753,15 +752,41 @@ impl CodedState {
         self.kind_video = video.is_some();
         self.codec = Some(config.codec());
         self.announced = true;
-        Ok(feed.event(Event::Track(TrackInfo {
-            id: t.track_id,
-            config,
-            timescale: t.timescale,
-            video,
-            audio,
-            language: t.language.clone(),
-            name: t.name.clone(),
-        })))
+        let _ = feed;
+        Ok(self.queue(
+            Event::Track(TrackInfo {
+                id: t.track_id,
+                config,
+                timescale: t.timescale,
+                video,
+                audio,
+                language: t.language.clone(),
+                name: t.name.clone(),
+            }),
+            0,
+            feed,
+        ))
+    }
+
+    /// Adds an event to the batch; hands the batch over when it is full. False when the
+    /// consumer has gone away.
+    fn queue(&mut self, e: Event, bytes: usize, feed: &Feed) -> bool {
+        self.batch.push(e);
+        self.batch_bytes += bytes;
+        if self.batch.len() >= crate::stream::BATCH_EVENTS
+            || self.batch_bytes >= crate::stream::BATCH_BYTES
+        {
+            return self.flush(feed);
+        }
+        true
+    }
+
+    fn flush(&mut self, feed: &Feed) -> bool {
+        self.batch_bytes = 0;
+        if self.batch.is_empty() {
+            return !feed.stopped();
+        }
+        feed.send(Msg::Batch(std::mem::take(&mut self.batch)))
     }
 
     fn on_sample(
@@ -855,20 +880,17 @@ impl CodedState {
         started: Instant,
     ) -> Result<bool, EncodeError> {
         self.count += 1;
-        if !feed.event(Event::Sample {
-            track: self.track.track_id,
-            sample,
-        }) {
+        let bytes = sample.data.len();
+        let track = self.track.track_id;
+        if !self.queue(Event::Sample { track, sample }, bytes, feed) {
             return Ok(false);
         }
         if self.kind_video && self.last_progress.elapsed() >= Duration::from_millis(250) {
             self.last_progress = Instant::now();
-            return Ok(feed.event(Event::Progress(av1enc::progress(
-                self.track.track_id,
-                self.count,
-                self.track.frames_total,
-                started,
-            ))));
+            let p = av1enc::progress(track, self.count, self.track.frames_total, started);
+            // Progress goes out with what is queued, so bars move while encoding.
+            self.batch.push(Event::Progress(p));
+            return Ok(self.flush(feed));
         }
         Ok(true)
     }

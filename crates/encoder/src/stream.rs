@@ -42,12 +42,18 @@ pub enum Event {
 
 pub(crate) enum Msg {
     Event(Event),
+    /// Several events of one track in order: one hand-over between threads for many samples.
+    Batch(Vec<Event>),
     Error(EncodeError),
     Done,
 }
 
 /// Capacity of the event channel: bounds the memory between the encoders and the consumer.
-pub(crate) const EVENT_QUEUE: usize = 64;
+pub(crate) const EVENT_QUEUE: usize = 32;
+
+/// A batch is handed over when it holds this many events or this many bytes of samples.
+pub(crate) const BATCH_EVENTS: usize = 32;
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
 /// Shared by everything that feeds a session.
 #[derive(Clone)]
@@ -76,6 +82,7 @@ impl Feed {
 /// a consumer that stops reading pauses the whole pipeline. Dropping it stops the pipeline.
 pub struct SampleStream {
     rx: Option<Receiver<Msg>>,
+    pending: std::collections::VecDeque<Event>,
     stop: Arc<AtomicBool>,
     pipeline: Option<gst::Pipeline>,
     workers: Vec<JoinHandle<()>>,
@@ -91,6 +98,7 @@ impl SampleStream {
     ) -> Self {
         Self {
             rx: Some(rx),
+            pending: Default::default(),
             stop,
             pipeline: Some(pipeline),
             workers,
@@ -116,12 +124,19 @@ impl Iterator for SampleStream {
     type Item = Result<Event, EncodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending.pop_front() {
+            return Some(Ok(e));
+        }
         if self.finished {
             return None;
         }
         let msg = self.rx.as_ref()?.recv();
         match msg {
             Ok(Msg::Event(e)) => Some(Ok(e)),
+            Ok(Msg::Batch(events)) => {
+                self.pending.extend(events);
+                self.pending.pop_front().map(Ok)
+            }
             Ok(Msg::Error(e)) => {
                 self.shutdown();
                 Some(Err(e))

@@ -31,6 +31,45 @@ pub fn media_fragment(
     dts_origin: i64,
     styp: bool,
 ) -> Result<Vec<u8>> {
+    let mut out = fragment_header(track, sequence_number, samples, dts_origin, styp)?;
+    out.reserve(samples.iter().map(|s| s.data.len()).sum());
+    for s in samples {
+        out.extend_from_slice(&s.data);
+    }
+    Ok(out)
+}
+
+/// Writes one fragment straight to `out` (header, then each sample's bytes: no copy of the
+/// payload). Returns the number of bytes written.
+pub fn write_media_fragment(
+    out: &mut impl std::io::Write,
+    track: &TrackInfo,
+    sequence_number: u32,
+    samples: &[EncodedSample],
+    dts_origin: i64,
+    styp: bool,
+) -> Result<std::io::Result<u64>> {
+    let header = fragment_header(track, sequence_number, samples, dts_origin, styp)?;
+    let mut write = || -> std::io::Result<u64> {
+        out.write_all(&header)?;
+        let mut n = header.len() as u64;
+        for s in samples {
+            out.write_all(&s.data)?;
+            n += s.data.len() as u64;
+        }
+        Ok(n)
+    };
+    Ok(write())
+}
+
+/// Everything of a fragment up to and including the `mdat` header.
+fn fragment_header(
+    track: &TrackInfo,
+    sequence_number: u32,
+    samples: &[EncodedSample],
+    dts_origin: i64,
+    styp: bool,
+) -> Result<Vec<u8>> {
     let first = samples.first().ok_or_else(|| PackagerError::InvalidTrack {
         track: track.id,
         problem: "empty fragment".into(),
@@ -71,7 +110,7 @@ pub fn media_fragment(
     let trun_version = u8::from(offsets.iter().any(|&o| o < 0));
     let video = track.kind() == TrackKind::Video;
 
-    let mut out = Vec::with_capacity(payload as usize + 64 + samples.len() * 16);
+    let mut out = Vec::with_capacity(128 + samples.len() * 16);
     if styp {
         write_box(&mut out, b"styp", |o| {
             o.extend_from_slice(b"msdh");
@@ -142,9 +181,6 @@ pub fn media_fragment(
     } else {
         out.u32((payload + 8) as u32);
         out.extend_from_slice(b"mdat");
-    }
-    for s in samples {
-        out.extend_from_slice(&s.data);
     }
     Ok(out)
 }

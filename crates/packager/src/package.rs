@@ -2,7 +2,7 @@
 //! file per track with a `sidx`, plus the figures the manifests need.
 
 use crate::boxes::{write_full_box, Put};
-use crate::{init_segment, media_fragment, InitOptions, PackagerError, Result};
+use crate::{init_segment, InitOptions, PackagerError, Result};
 use reel_media::{EncodedSample, TrackInfo, TrackKind};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -123,7 +123,6 @@ struct Track {
     stem: String,
     out: Option<BufWriter<File>>,
     out_path: PathBuf,
-    init: Vec<u8>,
     /// Samples of the segment being built, and the fragments (GOPs) within it.
     current: Vec<EncodedSample>,
     /// Audio samples that may belong to the next segment once the reference video decides.
@@ -212,7 +211,9 @@ impl Packager {
         if self.tracks.iter().any(|t| t.stem == stem) {
             stem = format!("{stem}_{}", info.id);
         }
-        let init = init_segment(&info, &InitOptions::default())?;
+        // Fail early on a track the init segment cannot describe; the real one is written at
+        // the end, when its btrt bitrates are known.
+        init_segment(&info, &InitOptions::default())?;
         let (out, out_path) = match self.opts.addressing {
             Addressing::SegmentFiles => {
                 let d = self.dir.join(&stem);
@@ -234,7 +235,6 @@ impl Packager {
             stem,
             out,
             out_path,
-            init,
             current: Vec::new(),
             undecided: Vec::new(),
             segment_start: None,
@@ -357,17 +357,15 @@ impl Packager {
                     let vts = i64::from(*vts);
                     let to_audio =
                         |b: i64| ((i128::from(b) * i128::from(ts)) / i128::from(vts)) as i64;
-                    match bounds
-                        .iter()
-                        .map(|&b| to_audio(b))
-                        .find(|&b| b > start + half)
-                    {
+                    // Audio segment i ends at the video's boundary i + 1, so both have the
+                    // same number of segments whatever the timestamps do in between.
+                    match bounds.get(t.segments.len() + 1).map(|&b| to_audio(b)) {
                         Some(b) => Some(b),
                         None if *ended => None,
                         None => {
-                            // Not decided yet: a sample well before any possible boundary is
-                            // safe to place; otherwise wait for the video.
-                            // The video cuts only at or after its last boundary plus the target.
+                            // Not decided yet. The video cuts only at or after its last boundary
+                            // plus the target: a sample well before that is safe to place;
+                            // otherwise wait for the video.
                             let earliest =
                                 bounds.last().map_or(start, |&b| to_audio(b).max(start)) + target;
                             if s.pts + half < earliest {
@@ -403,10 +401,23 @@ impl Packager {
         let start = samples.iter().map(|s| s.pts).min().unwrap_or(0);
         let origin = t.dts_origin.unwrap_or(0);
         let video = t.info.kind() == TrackKind::Video;
-        let mut bytes = Vec::new();
+        let (path, offset) = match addressing {
+            Addressing::SegmentFiles => {
+                let p = dir.join(&t.stem).join(format!("{number}.m4s"));
+                let tmp = crate::file::partial_path(&p);
+                let f = File::create(&tmp).map_err(io(&tmp))?;
+                t.out = Some(BufWriter::with_capacity(1 << 20, f));
+                (Some((p, tmp)), 0)
+            }
+            Addressing::SingleFile => (None, t.written),
+        };
+        let err_path = path.as_ref().map_or(t.out_path.clone(), |p| p.1.clone());
+        let out = t.out.as_mut().expect("a writer for this segment");
+        let mut size = 0u64;
         let mut iframes = Vec::new();
         let mut from = 0;
         while from < samples.len() {
+            // One fragment per GOP for video (each starts with its sync sample); one for audio.
             let mut to = from + 1;
             while video && to < samples.len() && !samples[to].sync {
                 to += 1;
@@ -415,36 +426,29 @@ impl Packager {
                 to = samples.len();
             }
             t.fragment_seq += 1;
-            let frag_at = bytes.len() as u64;
-            let frag = media_fragment(
+            let part = &samples[from..to];
+            let n = crate::fragment::write_media_fragment(
+                out,
                 &t.info,
                 t.fragment_seq,
-                &samples[from..to],
+                part,
                 origin,
                 from == 0,
-            )?;
-            if samples[from].sync && video {
-                // moof + mdat header + the sync sample itself.
-                let first_len = samples[from].data.len() as u64;
-                let payload: u64 = samples[from..to].iter().map(|s| s.data.len() as u64).sum();
-                let header_and_first = frag.len() as u64 - payload + first_len;
-                iframes.push((samples[from].pts, frag_at, header_and_first));
+            )?
+            .map_err(io(&err_path))?;
+            if part[0].sync && video {
+                // From the fragment start through the sync sample: moof, mdat header, sample.
+                let payload: u64 = part.iter().map(|s| s.data.len() as u64).sum();
+                iframes.push((part[0].pts, size, n - payload + part[0].data.len() as u64));
             }
-            bytes.extend_from_slice(&frag);
+            size += n;
             from = to;
         }
-        let size = bytes.len() as u64;
-        let offset = match addressing {
-            Addressing::SegmentFiles => {
-                write_atomically(&dir.join(&t.stem).join(format!("{number}.m4s")), &bytes)?;
-                0
-            }
-            Addressing::SingleFile => {
-                let out = t.out.as_mut().expect("single-file writer");
-                out.write_all(&bytes).map_err(io(&t.out_path))?;
-                t.written
-            }
-        };
+        if let Some((p, tmp)) = path {
+            let f = t.out.take().expect("segment writer");
+            drop(f.into_inner().map_err(|e| io(&tmp)(e.into_error()))?);
+            std::fs::rename(&tmp, &p).map_err(io(&p))?;
+        }
         t.written += size;
         t.segments.push(SegmentRecord {
             number,
@@ -518,6 +522,32 @@ impl Packager {
                 .collect()
         };
         let want = secs(reference);
+        // One switching set per video codec: its renditions must share a frame rate.
+        let videos = || {
+            self.tracks
+                .iter()
+                .filter(|t| t.info.kind() == TrackKind::Video)
+        };
+        for t in videos() {
+            for o in videos().filter(|o| o.info.config.codec() == t.info.config.codec()) {
+                let (a, b) = (
+                    t.info.video.map(|v| v.frame_rate),
+                    o.info.video.map(|v| v.frame_rate),
+                );
+                if a != b {
+                    return Err(PackagerError::InvalidTrack {
+                        track: t.info.id,
+                        problem: format!(
+                            "{}: frame rate {} differs from {} of {} in the same switching set",
+                            t.info.name,
+                            a.map_or("unknown".into(), |r| r.to_string()),
+                            b.map_or("unknown".into(), |r| r.to_string()),
+                            o.info.name
+                        ),
+                    });
+                }
+            }
+        }
         for t in self
             .tracks
             .iter()
@@ -556,33 +586,51 @@ impl Packager {
 
     fn finish_track(dir: &Path, addressing: Addressing, mut t: Track) -> Result<PackagedTrack> {
         let mut index_size = 0;
+        let figures = PackagedTrack {
+            info: t.info.clone(),
+            stem: t.stem.clone(),
+            addressing,
+            init_size: 0,
+            index_size: 0,
+            segments: t.segments.clone(),
+        };
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        let init = init_segment(
+            &t.info,
+            &InitOptions {
+                bitrate: Some((
+                    clamp(figures.peak_bandwidth()),
+                    clamp(figures.average_bandwidth()),
+                )),
+                fragment_duration: None,
+            },
+        )?;
         match addressing {
             Addressing::SegmentFiles => {
-                write_atomically(&dir.join(&t.stem).join("init.mp4"), &t.init)?;
+                write_atomically(&dir.join(&t.stem).join("init.mp4"), &init)?;
             }
             Addressing::SingleFile => {
                 let out = t.out.take().expect("single-file writer");
-                out.into_inner()
-                    .map_err(|e| io(&t.out_path)(e.into_error()))?
-                    .sync_all()
-                    .map_err(io(&t.out_path))?;
+                drop(
+                    out.into_inner()
+                        .map_err(|e| io(&t.out_path)(e.into_error()))?,
+                );
                 let sidx = sidx(&t.info, &t.segments)?;
                 index_size = sidx.len() as u64;
                 let path = dir.join(format!("{}.mp4", t.stem));
                 let tmp = crate::file::partial_path(&path);
                 let mut f =
                     BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
-                f.write_all(&t.init).map_err(io(&tmp))?;
+                f.write_all(&init).map_err(io(&tmp))?;
                 f.write_all(&sidx).map_err(io(&tmp))?;
                 let mut frags = File::open(&t.out_path).map_err(io(&t.out_path))?;
                 copy(&mut frags, &mut f).map_err(io(&tmp))?;
-                f.into_inner()
-                    .map_err(|e| io(&tmp)(e.into_error()))?
-                    .sync_all()
-                    .map_err(io(&tmp))?;
+                // No fsync: the rename keeps readers from a half file; durability is the
+                // publisher's job (as for cp, Shaka Packager and ffmpeg).
+                drop(f.into_inner().map_err(|e| io(&tmp)(e.into_error()))?);
                 std::fs::rename(&tmp, &path).map_err(io(&path))?;
                 let _ = std::fs::remove_file(&t.out_path);
-                let base = t.init.len() as u64 + index_size;
+                let base = init.len() as u64 + index_size;
                 for s in &mut t.segments {
                     s.offset += base;
                     for f in &mut s.iframes {
@@ -599,7 +647,7 @@ impl Packager {
             }
         }
         Ok(PackagedTrack {
-            init_size: t.init.len() as u64,
+            init_size: init.len() as u64,
             info: t.info,
             stem: t.stem,
             addressing,
