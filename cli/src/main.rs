@@ -131,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
                 } else {
                     reel_packager::Addressing::SegmentFiles
                 },
+                expected_duration: None,
             };
             let tracks = package::run(&inputs, &out, opts)?;
             package::report(&out, &tracks, json)?;

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 /// Packages `inputs` into `out`. Files with video go first, so that audio segments can follow
 /// the video's boundaries as they come.
-pub fn run(inputs: &[PathBuf], out: &Path, opts: PackageOptions) -> Result<Vec<PackagedTrack>> {
+pub fn run(inputs: &[PathBuf], out: &Path, mut opts: PackageOptions) -> Result<Vec<PackagedTrack>> {
     let mut order = Vec::new();
+    let mut longest: f64 = 0.0;
     for input in inputs {
         let info = reel_encoder::probe(input)?;
+        longest = longest.max(info.duration);
         let has_video = info
             .streams
             .iter()
@@ -19,6 +21,9 @@ pub fn run(inputs: &[PathBuf], out: &Path, opts: PackageOptions) -> Result<Vec<P
         order.push((!has_video, input.clone()));
     }
     order.sort_by_key(|(audio_only, _)| *audio_only);
+    if longest > 0.0 {
+        opts.expected_duration = Some(longest);
+    }
     let mut packager = Packager::new(out, opts)?;
     let mut next_id = 1;
     for (audio_only, input) in &order {

@@ -5,7 +5,7 @@ use crate::boxes::{write_full_box, Put};
 use crate::{init_segment, InitOptions, PackagerError, Result};
 use reel_media::{EncodedSample, TrackInfo, TrackKind};
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// How media segments are addressed.
@@ -23,6 +23,11 @@ pub struct PackageOptions {
     /// Target segment duration in seconds; video segments start on sync samples at or after it.
     pub segment_duration: f64,
     pub addressing: Addressing,
+    /// The title's expected duration in seconds, when known (from a probe). In single-file
+    /// mode it lets the packager reserve room for the `sidx` in front of the media and write
+    /// each track once; without it (or if the title turns out longer) the media is copied
+    /// behind the `sidx` at the end.
+    pub expected_duration: Option<f64>,
 }
 
 impl Default for PackageOptions {
@@ -30,6 +35,7 @@ impl Default for PackageOptions {
         Self {
             segment_duration: 4.0,
             addressing: Addressing::SegmentFiles,
+            expected_duration: None,
         }
     }
 }
@@ -123,6 +129,10 @@ struct Track {
     stem: String,
     out: Option<BufWriter<File>>,
     out_path: PathBuf,
+    /// Single-file mode: bytes kept free at the head of `out_path` for init and `sidx`
+    /// (0 when fragments go to a scratch file), and how many `sidx` entries fit.
+    reserved: u64,
+    reserved_entries: u64,
     /// Samples of the segment being built, and the fragments (GOPs) within it.
     current: Vec<EncodedSample>,
     /// Audio samples that may belong to the next segment once the reference video decides.
@@ -213,19 +223,40 @@ impl Packager {
         }
         // Fail early on a track the init segment cannot describe; the real one is written at
         // the end, when its btrt bitrates are known.
-        init_segment(&info, &InitOptions::default())?;
+        let probe_init = init_segment(
+            &info,
+            &InitOptions {
+                bitrate: Some((0, 0)),
+                fragment_duration: None,
+            },
+        )?;
+        let (mut reserved, mut reserved_entries) = (0, 0);
         let (out, out_path) = match self.opts.addressing {
             Addressing::SegmentFiles => {
                 let d = self.dir.join(&stem);
                 std::fs::create_dir_all(&d).map_err(io(&d))?;
                 (None, d)
             }
-            Addressing::SingleFile => {
-                // Fragments go to a scratch file; finish() puts init + sidx in front.
-                let p = self.dir.join(format!(".{stem}.fragments"));
-                let f = File::create(&p).map_err(io(&p))?;
-                (Some(BufWriter::with_capacity(1 << 20, f)), p)
-            }
+            Addressing::SingleFile => match self.opts.expected_duration {
+                Some(d) if d > 0.0 && d.is_finite() => {
+                    // Room for init + sidx: segments are at least the target long but the
+                    // last, so this many entries always fit a title of that duration.
+                    let entries = (d / self.opts.segment_duration * 1.1).ceil() as u64 + 4;
+                    reserved = probe_init.len() as u64 + SIDX_FIXED + SIDX_ENTRY * entries + 8;
+                    reserved_entries = entries;
+                    let p = crate::file::partial_path(&self.dir.join(format!("{stem}.mp4")));
+                    let mut f =
+                        BufWriter::with_capacity(1 << 20, File::create(&p).map_err(io(&p))?);
+                    f.write_all(&vec![0; reserved as usize]).map_err(io(&p))?;
+                    (Some(f), p)
+                }
+                _ => {
+                    // Fragments go to a scratch file; finish() puts init + sidx in front.
+                    let p = self.dir.join(format!(".{stem}.fragments"));
+                    let f = File::create(&p).map_err(io(&p))?;
+                    (Some(BufWriter::with_capacity(1 << 20, f)), p)
+                }
+            },
         };
         if info.kind() == TrackKind::Video && self.reference.is_none() {
             self.reference = Some(self.tracks.len());
@@ -235,6 +266,8 @@ impl Packager {
             stem,
             out,
             out_path,
+            reserved,
+            reserved_entries,
             current: Vec::new(),
             undecided: Vec::new(),
             segment_start: None,
@@ -611,26 +644,56 @@ impl Packager {
             }
             Addressing::SingleFile => {
                 let out = t.out.take().expect("single-file writer");
-                drop(
-                    out.into_inner()
-                        .map_err(|e| io(&t.out_path)(e.into_error()))?,
-                );
-                let sidx = sidx(&t.info, &t.segments)?;
-                index_size = sidx.len() as u64;
+                let mut written = out
+                    .into_inner()
+                    .map_err(|e| io(&t.out_path)(e.into_error()))?;
                 let path = dir.join(format!("{}.mp4", t.stem));
-                let tmp = crate::file::partial_path(&path);
-                let mut f =
-                    BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
-                f.write_all(&init).map_err(io(&tmp))?;
-                f.write_all(&sidx).map_err(io(&tmp))?;
-                let mut frags = File::open(&t.out_path).map_err(io(&t.out_path))?;
-                copy(&mut frags, &mut f).map_err(io(&tmp))?;
-                // No fsync: the rename keeps readers from a half file; durability is the
-                // publisher's job (as for cp, Shaka Packager and ffmpeg).
-                drop(f.into_inner().map_err(|e| io(&tmp)(e.into_error()))?);
-                std::fs::rename(&tmp, &path).map_err(io(&path))?;
-                let _ = std::fs::remove_file(&t.out_path);
-                let base = init.len() as u64 + index_size;
+                let fits = t.reserved > 0 && t.segments.len() as u64 <= t.reserved_entries;
+                let base = if fits {
+                    // init, sidx, then a `free` box over the rest of the reserved room; the
+                    // sidx's first_offset steps over that box to the first segment.
+                    let sidx_len = SIDX_FIXED + SIDX_ENTRY * t.segments.len() as u64;
+                    let free = t.reserved - init.len() as u64 - sidx_len;
+                    let sidx = sidx(&t.info, &t.segments, free)?;
+                    index_size = sidx.len() as u64;
+                    let mut head = init.clone();
+                    head.extend_from_slice(&sidx);
+                    head.extend_from_slice(&(free as u32).to_be_bytes());
+                    head.extend_from_slice(b"free");
+                    written.seek(SeekFrom::Start(0)).map_err(io(&t.out_path))?;
+                    written.write_all(&head).map_err(io(&t.out_path))?;
+                    drop(written);
+                    // No fsync: the rename keeps readers from a half file; durability is the
+                    // publisher's job (as for cp, Shaka Packager and ffmpeg).
+                    std::fs::rename(&t.out_path, &path).map_err(io(&path))?;
+                    t.reserved
+                } else {
+                    drop(written);
+                    let sidx = sidx(&t.info, &t.segments, 0)?;
+                    index_size = sidx.len() as u64;
+                    let tmp = crate::file::partial_path(&path);
+                    let scratch = if t.reserved > 0 {
+                        // The title was longer than expected: move the media out of the way.
+                        let moved = dir.join(format!(".{}.fragments", t.stem));
+                        std::fs::rename(&t.out_path, &moved).map_err(io(&moved))?;
+                        moved
+                    } else {
+                        t.out_path.clone()
+                    };
+                    let mut f =
+                        BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
+                    f.write_all(&init).map_err(io(&tmp))?;
+                    f.write_all(&sidx).map_err(io(&tmp))?;
+                    let mut frags = File::open(&scratch).map_err(io(&scratch))?;
+                    frags
+                        .seek(SeekFrom::Start(t.reserved))
+                        .map_err(io(&scratch))?;
+                    copy(&mut frags, &mut f).map_err(io(&tmp))?;
+                    drop(f.into_inner().map_err(|e| io(&tmp)(e.into_error()))?);
+                    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+                    let _ = std::fs::remove_file(&scratch);
+                    init.len() as u64 + index_size
+                };
                 for s in &mut t.segments {
                     s.offset += base;
                     for f in &mut s.iframes {
@@ -668,14 +731,19 @@ fn copy(from: &mut File, to: &mut impl Write) -> std::io::Result<()> {
     }
 }
 
-/// A version 1 `sidx` indexing every segment (ISO/IEC 14496-12 8.16.3).
-fn sidx(info: &TrackInfo, segments: &[SegmentRecord]) -> Result<Vec<u8>> {
+/// Size of a version 1 `sidx` without entries, and of one entry.
+const SIDX_FIXED: u64 = 40;
+const SIDX_ENTRY: u64 = 12;
+
+/// A version 1 `sidx` indexing every segment (ISO/IEC 14496-12 8.16.3); `first_offset` bytes
+/// lie between its end and the first segment.
+fn sidx(info: &TrackInfo, segments: &[SegmentRecord], first_offset: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     write_full_box(&mut out, b"sidx", 1, 0, |o| {
         o.u32(info.id);
         o.u32(info.timescale);
         o.u64(segments[0].start.max(0) as u64);
-        o.u64(0); // first_offset: segments follow the sidx directly
+        o.u64(first_offset);
         o.u16(0);
         o.u16(
             u16::try_from(segments.len()).map_err(|_| PackagerError::InvalidTrack {

@@ -17,6 +17,8 @@ fn two_hours_without_drift() {
         PackageOptions {
             segment_duration: 4.0,
             addressing: Addressing::SingleFile,
+            // Far too short: the packager must fall back to moving the media behind the sidx.
+            expected_duration: Some(60.0),
         },
     )
     .unwrap();
@@ -118,6 +120,13 @@ fn two_hours_without_drift() {
             as_.start,
             vs.start
         );
+    }
+    // The single file is init, sidx, then the segments where the records say.
+    let file = std::fs::read(dir.path().join("video.mp4")).unwrap();
+    let at = video.init_size as usize;
+    assert_eq!(&file[at + 4..at + 8], b"sidx");
+    for s in [&video.segments[0], video.segments.last().unwrap()] {
+        assert_eq!(&file[s.offset as usize + 4..s.offset as usize + 8], b"styp");
     }
     // The MPD never claims less than the media lasts.
     let mpd = reel_packager::dash_mpd(&tracks);
