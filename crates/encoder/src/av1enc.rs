@@ -60,6 +60,8 @@ struct Worker {
     feed: Feed,
     started: Instant,
     ctx: Option<Context<u8>>,
+    /// Colour description of the frames, known from their caps.
+    color: Option<ColorInfo>,
     frames_in: u64,
     frames_out: u64,
     announced: bool,
@@ -73,6 +75,7 @@ impl Worker {
             feed,
             started,
             ctx: None,
+            color: None,
             frames_in: 0,
             frames_out: 0,
             announced: false,
@@ -185,6 +188,7 @@ impl Worker {
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| self.fail(e))?;
         if self.ctx.is_none() {
             self.ctx = Some(self.context(&info)?);
+            self.color = Some(color_info(&info)).filter(|c| c.primaries != 2);
         }
         let buffer = sample
             .buffer()
@@ -257,7 +261,7 @@ impl Worker {
                     height: job.height,
                     frame_rate: job.frame_rate,
                     pixel_aspect: Rational::new(1, 1),
-                    color: None,
+                    color: self.color,
                 }),
                 audio: None,
                 language: "und".into(),

@@ -136,6 +136,7 @@ impl EncodePlan {
                 "rung {} encoded at the source height {}",
                 r.name, video.height
             ));
+            r.name = String::new(); // named after the height it really has
             rungs.push(Self::rung_plan(&r, video.height, dar)?);
         }
         for (i, r) in rungs.iter_mut().enumerate() {
@@ -739,12 +740,24 @@ impl CodedState {
                 .get::<gst::Fraction>("pixel-aspect-ratio")
                 .map(|f| Rational::new(f.numer().max(0) as u32, f.denom().max(1) as u32))
                 .unwrap_or(Rational::new(1, 1));
+            // Colour description from the caps, when they carry one (colr nclx later).
+            let color = s
+                .get::<String>("colorimetry")
+                .ok()
+                .and_then(|c| c.parse::<gstreamer_video::VideoColorimetry>().ok())
+                .map(|c| reel_media::ColorInfo {
+                    primaries: c.primaries().to_iso() as u8,
+                    transfer: c.transfer().to_iso() as u8,
+                    matrix: c.matrix().to_iso() as u8,
+                    full_range: c.range() == gstreamer_video::VideoColorRange::Range0_255,
+                })
+                .filter(|c| c.primaries != 2 && c.primaries != 0);
             Some(VideoParams {
                 width: w,
                 height: h,
                 frame_rate: fr,
                 pixel_aspect: par,
-                color: None,
+                color,
             })
         } else {
             None
