@@ -75,6 +75,12 @@ enum Command {
     },
 }
 
+/// Writes to standard output; a reader that went away (`reel ... | head`) is not an error.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -91,9 +97,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Probe { file, json } => {
             let info = reel_encoder::probe(&file)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&info)?));
             } else {
-                print!("{}", output::describe(&info));
+                emit(&output::describe(&info));
             }
         }
         Command::Encode {
@@ -107,9 +113,9 @@ fn run(cli: Cli) -> Result<()> {
             let plan = EncodePlan::new(reel_encoder::probe(&file)?, &ladder)?;
             if dry_run {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                    emit(&format!("{}\n", serde_json::to_string_pretty(&plan)?));
                 } else {
-                    print!("{}", output::describe_plan(&plan));
+                    emit(&output::describe_plan(&plan));
                 }
                 return Ok(());
             }
@@ -157,9 +163,9 @@ fn load_ladder(spec: &str) -> Result<Ladder> {
 
 fn report(summary: &[output::TrackSummary], json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(summary)?));
     } else {
-        print!("{}", output::describe_tracks(summary));
+        emit(&output::describe_tracks(summary));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use reel_encoder::{Event, StreamInfo};
 use reel_packager::{PackageOptions, PackagedTrack, Packager};
 use serde::Serialize;
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// Packages `inputs` into `out`. Files with video go first, so that audio segments can follow
@@ -120,10 +121,12 @@ pub fn report(out: &Path, tracks: &[PackagedTrack], json: bool) -> Result<()> {
             .collect(),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::emit(&format!("{}\n", serde_json::to_string_pretty(&r)?));
         return Ok(());
     }
-    println!(
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
         "{:<10} {:<16} {:>10} {:>9} {:>9} {:>12} {:>12}",
         "track", "codec", "size", "segments", "seconds", "peak kb/s", "avg kb/s"
     );
@@ -132,7 +135,8 @@ pub fn report(out: &Path, tracks: &[PackagedTrack], json: bool) -> Result<()> {
             (Some(w), Some(h)) => format!("{w}x{h}"),
             _ => "-".into(),
         };
-        println!(
+        let _ = writeln!(
+            text,
             "{:<10} {:<16} {:>10} {:>9} {:>9.3} {:>12.1} {:>12.1}",
             t.name,
             t.codec,
@@ -143,6 +147,12 @@ pub fn report(out: &Path, tracks: &[PackagedTrack], json: bool) -> Result<()> {
             t.average_bandwidth as f64 / 1000.0
         );
     }
-    println!("DASH: {}\nHLS:  {}", r.dash.display(), r.hls.display());
+    let _ = writeln!(
+        text,
+        "DASH: {}\nHLS:  {}",
+        r.dash.display(),
+        r.hls.display()
+    );
+    crate::emit(&text);
     Ok(())
 }
