@@ -75,6 +75,12 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
             ),
         });
     }
+    // MP4 with only codecs we package: read it natively (much faster than parsebin).
+    if info.streams.len() == supported {
+        if let Some(stream) = crate::mp4demux::try_demux(source)? {
+            return Ok(stream);
+        }
+    }
     let languages: Vec<String> = info
         .streams
         .iter()

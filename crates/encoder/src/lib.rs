@@ -26,6 +26,7 @@ mod encode;
 mod error;
 mod gst_util;
 mod ladder;
+mod mp4demux;
 mod probe;
 mod stream;
 mod timing;

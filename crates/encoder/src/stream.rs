@@ -96,11 +96,22 @@ impl SampleStream {
         pipeline: gst::Pipeline,
         workers: Vec<JoinHandle<()>>,
     ) -> Self {
+        let mut s = Self::without_pipeline(rx, stop, workers);
+        s.pipeline = Some(pipeline);
+        s
+    }
+
+    /// A stream fed by plain threads (the native MP4 reader).
+    pub(crate) fn without_pipeline(
+        rx: Receiver<Msg>,
+        stop: Arc<AtomicBool>,
+        workers: Vec<JoinHandle<()>>,
+    ) -> Self {
         Self {
             rx: Some(rx),
             pending: Default::default(),
             stop,
-            pipeline: Some(pipeline),
+            pipeline: None,
             workers,
             finished: false,
         }

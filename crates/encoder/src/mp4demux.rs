@@ -1,0 +1,416 @@
+//! A native ISO-BMFF reader for the common case of `reel package`: progressive or fragmented
+//! MP4 with H.264/AV1/AAC/Opus. It reads the sample tables (or `moof`s) with the `mp4-atom`
+//! parser and then the samples in file order through one large buffer, without GStreamer's
+//! per-sample hand-offs. Anything it does not handle (other codecs, complex edit lists,
+//! encrypted tracks) makes it step aside for the GStreamer path.
+
+use crate::stream::{Event, Feed, Msg, SampleStream, BATCH_BYTES, BATCH_EVENTS, EVENT_QUEUE};
+use crate::EncodeError;
+use mp4_atom::{Atom, Codec, Encode, Header, Moof, Moov, ReadAtom, ReadFrom};
+use reel_media::{
+    AudioParams, AudioSpecificConfig, Av1Config, AvcConfig, CodecConfig, EncodedSample, OpusConfig,
+    Rational, TrackInfo, VideoParams,
+};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// One sample's place in the file and its timing, in the track's timescale.
+#[derive(Clone, Copy)]
+struct SampleRef {
+    track: usize,
+    offset: u64,
+    size: u32,
+    dts: i64,
+    cts: i64,
+    duration: u32,
+    sync: bool,
+}
+
+struct Parsed {
+    tracks: Vec<TrackInfo>,
+    samples: Vec<SampleRef>,
+}
+
+/// Starts a native demux of `path`, or returns `None` when the file is not an MP4 this reader
+/// handles (the caller then uses GStreamer).
+pub(crate) fn try_demux(path: &Path) -> Result<Option<SampleStream>, EncodeError> {
+    let parsed = match parse(path) {
+        Ok(Some(p)) => p,
+        Ok(None) | Err(_) => return Ok(None),
+    };
+    let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = Feed {
+        tx,
+        stop: stop.clone(),
+    };
+    let path = path.to_path_buf();
+    let worker = std::thread::Builder::new()
+        .name("mp4-demux".into())
+        .spawn(move || {
+            if let Err(e) = emit(&path, parsed, &feed) {
+                feed.send(Msg::Error(e));
+            }
+            feed.send(Msg::Done);
+        })
+        .expect("spawning the demux thread");
+    Ok(Some(SampleStream::without_pipeline(rx, stop, vec![worker])))
+}
+
+fn emit(path: &Path, parsed: Parsed, feed: &Feed) -> Result<(), EncodeError> {
+    let io = |source| EncodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut batch = Vec::with_capacity(BATCH_EVENTS);
+    let mut bytes = 0;
+    let send = |batch: &mut Vec<Event>| feed.send(Msg::Batch(std::mem::take(batch)));
+    for t in &parsed.tracks {
+        batch.push(Event::Track(t.clone()));
+    }
+    let mut file = BufReader::with_capacity(4 << 20, File::open(path).map_err(io)?);
+    let mut pos = 0u64;
+    for s in &parsed.samples {
+        if s.offset != pos {
+            file.seek_relative(s.offset as i64 - pos as i64)
+                .map_err(io)?;
+        }
+        let mut data = vec![0; s.size as usize];
+        file.read_exact(&mut data)
+            .map_err(|e| EncodeError::Decode {
+                path: path.to_path_buf(),
+                detail: format!("sample at byte {} ({} bytes): {e}", s.offset, s.size),
+            })?;
+        pos = s.offset + u64::from(s.size);
+        let track = &parsed.tracks[s.track];
+        if matches!(track.config, CodecConfig::Av1(_)) {
+            data = reel_media::av1::strip_temporal_delimiters(&data).map_err(|e| {
+                EncodeError::Decode {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                }
+            })?;
+        }
+        bytes += data.len();
+        batch.push(Event::Sample {
+            track: track.id,
+            sample: EncodedSample {
+                data,
+                dts: s.dts,
+                pts: s.dts + s.cts,
+                duration: s.duration,
+                sync: s.sync,
+            },
+        });
+        if batch.len() >= BATCH_EVENTS || bytes >= BATCH_BYTES {
+            bytes = 0;
+            if !send(&mut batch) {
+                return Ok(());
+            }
+        }
+    }
+    for t in &parsed.tracks {
+        batch.push(Event::TrackEnd { track: t.id });
+    }
+    send(&mut batch);
+    Ok(())
+}
+
+/// Reads the structure of the file: `Ok(None)` when this reader does not handle it.
+fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
+    let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let len = r.get_ref().metadata()?.len();
+    let mut moov = None;
+    let mut moofs = Vec::new();
+    let mut pos = 0u64;
+    while pos < len {
+        let Some(header) = <Option<Header> as ReadFrom>::read_from(&mut r)? else {
+            break;
+        };
+        let body_at = r.stream_position()?;
+        let body = header.size.map(|s| s as u64).unwrap_or(len - body_at);
+        if pos == 0 && header.kind != mp4_atom::Ftyp::KIND {
+            return Ok(None);
+        }
+        match header.kind {
+            k if k == Moov::KIND => moov = Some(Moov::read_atom(&header, &mut r)?),
+            k if k == Moof::KIND => moofs.push((pos, Moof::read_atom(&header, &mut r)?)),
+            _ => {
+                r.seek_relative(body as i64)?;
+            }
+        }
+        pos = body_at + body;
+        if r.stream_position()? != pos {
+            r.seek(SeekFrom::Start(pos))?;
+        }
+    }
+    let Some(moov) = moov else { return Ok(None) };
+    let mut tracks = Vec::new();
+    let mut samples = Vec::new();
+    let movie_timescale = i64::from(moov.mvhd.timescale.max(1));
+    for (index, trak) in moov.trak.iter().enumerate() {
+        let stbl = &trak.mdia.minf.stbl;
+        let timescale = trak.mdia.mdhd.timescale.max(1);
+        let Some(entry) = stbl.stsd.codecs.first() else {
+            return Ok(None);
+        };
+        let id = tracks.len() as u32 + 1;
+        let lang = trak.mdia.mdhd.language.clone();
+        let language = if lang.len() == 3 && lang != "und" {
+            lang
+        } else {
+            "und".into()
+        };
+        let (config, visual, pasp, audio) = match entry {
+            Codec::Avc1(a) => {
+                let mut buf = Vec::new();
+                a.avcc.encode(&mut buf)?;
+                (
+                    CodecConfig::Avc(AvcConfig::from_record(&buf[8..])?),
+                    Some(a.visual.clone()),
+                    a.pasp.clone(),
+                    None,
+                )
+            }
+            Codec::Av01(a) => (
+                CodecConfig::Av1(Av1Config::from_obus(&a.av1c.config_obus)?),
+                Some(a.visual.clone()),
+                a.pasp.clone(),
+                None,
+            ),
+            Codec::Mp4a(a) => {
+                let Some(ds) = &a.esds.es_desc.dec_config.dec_specific else {
+                    return Ok(None);
+                };
+                let asc = AudioSpecificConfig::parse(&ds.raw)?;
+                let params = AudioParams {
+                    sample_rate: asc.sample_rate,
+                    channels: asc.channels.max(a.audio.channel_count as u8),
+                };
+                (CodecConfig::Aac(asc), None, None, Some(params))
+            }
+            Codec::Opus(o) => {
+                let d = &o.dops;
+                let mapping_table = match &d.channel_mapping {
+                    None => Vec::new(),
+                    Some(m) => {
+                        let mut t = vec![m.stream_count, m.coupled_count];
+                        t.extend_from_slice(&m.channel_mapping);
+                        t
+                    }
+                };
+                let cfg = OpusConfig {
+                    channels: d.output_channel_count,
+                    pre_skip: d.pre_skip,
+                    input_sample_rate: d.input_sample_rate,
+                    output_gain: d.output_gain,
+                    mapping_family: d.channel_mapping.as_ref().map_or(0, |m| m.family),
+                    mapping_table,
+                };
+                let params = AudioParams {
+                    sample_rate: 48_000,
+                    channels: cfg.channels,
+                };
+                (CodecConfig::Opus(cfg), None, None, Some(params))
+            }
+            _ => return Ok(None),
+        };
+        // Timing: one edit at most (optionally after an empty one), applied as a shift.
+        let mut shift = 0i64;
+        if let Some(elst) = trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
+            let mut empty = 0i64;
+            let mut media = None;
+            for e in &elst.entries {
+                match e.media_time {
+                    None if media.is_none() => {
+                        empty += e.segment_duration as i64 * i64::from(timescale) / movie_timescale
+                    }
+                    Some(t) if media.is_none() => media = Some(t as i64),
+                    _ => return Ok(None),
+                }
+            }
+            shift = empty - media.unwrap_or(0);
+        }
+        let before = samples.len();
+        table_samples(index, stbl, shift, &mut samples)?;
+        let trex = moov
+            .mvex
+            .as_ref()
+            .and_then(|m| m.trex.iter().find(|t| t.track_id == trak.tkhd.track_id));
+        for (moof_at, moof) in &moofs {
+            for traf in moof
+                .traf
+                .iter()
+                .filter(|t| t.tfhd.track_id == trak.tkhd.track_id)
+            {
+                let base = traf.tfhd.base_data_offset.unwrap_or(*moof_at);
+                let mut dts = traf
+                    .tfdt
+                    .as_ref()
+                    .map(|t| t.base_media_decode_time as i64)
+                    .unwrap_or_else(|| {
+                        samples[before..]
+                            .last()
+                            .map_or(0, |s| s.dts + i64::from(s.duration) - shift)
+                    })
+                    + shift;
+                let mut offset = base;
+                for trun in &traf.trun {
+                    if let Some(d) = trun.data_offset {
+                        offset = (base as i64 + i64::from(d)) as u64;
+                    }
+                    for e in trun.samples.iter() {
+                        let duration = e
+                            .duration
+                            .or(traf.tfhd.default_sample_duration)
+                            .or(trex.map(|t| t.default_sample_duration))
+                            .unwrap_or(0);
+                        let size = e
+                            .size
+                            .or(traf.tfhd.default_sample_size)
+                            .or(trex.map(|t| t.default_sample_size))
+                            .unwrap_or(0);
+                        let flags = e
+                            .flags
+                            .or(traf.tfhd.default_sample_flags)
+                            .or(trex.map(|t| t.default_sample_flags))
+                            .unwrap_or(0);
+                        samples.push(SampleRef {
+                            track: index,
+                            offset,
+                            size,
+                            dts,
+                            cts: e.cts.unwrap_or(0),
+                            duration,
+                            sync: audio.is_some() || flags & 0x0001_0000 == 0,
+                        });
+                        offset += u64::from(size);
+                        dts += i64::from(duration);
+                    }
+                }
+            }
+        }
+        let mine = &samples[before..];
+        if mine.is_empty()
+            || mine
+                .iter()
+                .any(|s| s.size == 0 || s.offset + u64::from(s.size) > len)
+        {
+            return Ok(None);
+        }
+        let video = visual.map(|v| {
+            // Constant frame rate when every sample but the last lasts the same.
+            let d = mine[0].duration;
+            let constant = d > 0 && mine[..mine.len() - 1].iter().all(|s| s.duration == d);
+            let frame_rate = if constant {
+                Rational::new(timescale, d)
+            } else {
+                Rational::new(0, 1)
+            };
+            VideoParams {
+                width: u32::from(v.width),
+                height: u32::from(v.height),
+                frame_rate,
+                pixel_aspect: pasp.map_or(Rational::new(1, 1), |p| {
+                    Rational::new(p.h_spacing, p.v_spacing)
+                }),
+                color: None,
+            }
+        });
+        tracks.push(TrackInfo {
+            id,
+            config,
+            timescale,
+            video,
+            audio,
+            language,
+            name: format!(
+                "{}{}",
+                if visual_is_video(entry) {
+                    "video"
+                } else {
+                    "audio"
+                },
+                id
+            ),
+        });
+    }
+    if tracks.is_empty() {
+        return Ok(None);
+    }
+    // File order: the reads then run straight through the file.
+    samples.sort_by_key(|s| s.offset);
+    Ok(Some(Parsed { tracks, samples }))
+}
+
+fn visual_is_video(c: &Codec) -> bool {
+    matches!(c, Codec::Avc1(_) | Codec::Av01(_))
+}
+
+/// Expands a progressive track's sample tables.
+fn table_samples(
+    track: usize,
+    stbl: &mp4_atom::Stbl,
+    shift: i64,
+    out: &mut Vec<SampleRef>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let sizes: Vec<u32> = match &stbl.stsz.samples {
+        mp4_atom::StszSamples::Identical { count, size } => vec![*size; *count as usize],
+        mp4_atom::StszSamples::Different { sizes } => sizes.clone(),
+    };
+    if sizes.is_empty() {
+        return Ok(());
+    }
+    let chunks: Vec<u64> = match (&stbl.stco, &stbl.co64) {
+        (Some(s), _) => s.entries.iter().map(|&o| u64::from(o)).collect(),
+        (_, Some(c)) => c.entries.clone(),
+        _ => return Err("no chunk offsets".into()),
+    };
+    let mut durations = stbl
+        .stts
+        .entries
+        .iter()
+        .flat_map(|e| std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
+    let mut ctts = stbl
+        .ctts
+        .iter()
+        .flat_map(|c| c.entries.iter())
+        .flat_map(|e| std::iter::repeat_n(e.sample_offset, e.sample_count as usize));
+    let sync: Option<std::collections::HashSet<u32>> = stbl
+        .stss
+        .as_ref()
+        .map(|s| s.entries.iter().copied().collect());
+    let mut n = 0usize;
+    let mut dts = shift;
+    for (ci, &chunk_offset) in chunks.iter().enumerate() {
+        let chunk = ci as u32 + 1;
+        let per_chunk = stbl
+            .stsc
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.first_chunk <= chunk)
+            .map_or(0, |e| e.samples_per_chunk);
+        let mut offset = chunk_offset;
+        for _ in 0..per_chunk {
+            let Some(&size) = sizes.get(n) else { break };
+            let duration = durations.next().unwrap_or(0);
+            out.push(SampleRef {
+                track,
+                offset,
+                size,
+                dts,
+                cts: ctts.next().unwrap_or(0),
+                duration,
+                sync: sync.as_ref().is_none_or(|s| s.contains(&(n as u32 + 1))),
+            });
+            offset += u64::from(size);
+            dts += i64::from(duration);
+            n += 1;
+        }
+    }
+    Ok(())
+}
