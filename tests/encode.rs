@@ -378,3 +378,47 @@ fn probe_reports_streams() {
         "{human}"
     );
 }
+
+#[test]
+fn mixed_av1_and_h264_ladder_with_audio_does_not_stall() {
+    // x264's look-ahead needs dozens of frames before its first output; a sink that prerolled
+    // on another branch must not stop the shared decoder from feeding it.
+    let src = fixture("tiny_180p25.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let ladder = dir.path().join("l.toml");
+    std::fs::write(
+        &ladder,
+        "[[rung]]\ncodec = \"h264\"\nheight = 180\nbitrate = 300\n[[rung]]\ncodec = \"av1\"\nheight = 180\nquality = 150\n[[rung]]\ncodec = \"av1\"\nheight = 90\nquality = 150\n[audio]\ncodec = \"aac\"\nbitrate = 96\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = reel_within(
+        120,
+        &[
+            "encode",
+            src.to_str().unwrap(),
+            "--ladder",
+            ladder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = summary
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["180p", "180p_av1", "90p", "audio"]);
+    for n in ["180p", "180p_av1", "90p"] {
+        assert_eq!(
+            num(
+                &ffprobe_stream(&out.join(format!("{n}.mp4"))),
+                "nb_read_frames"
+            ) as u64,
+            50,
+            "{n}"
+        );
+    }
+}

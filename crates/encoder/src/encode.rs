@@ -142,6 +142,17 @@ impl EncodePlan {
         for (i, r) in rungs.iter_mut().enumerate() {
             r.track_id = i as u32 + 1;
         }
+        // Rung names become file names: make them unique (a 720p AV1 and a 720p H.264 rung).
+        for i in 0..rungs.len() {
+            if rungs[..i].iter().any(|o| o.name == rungs[i].name) {
+                let n = format!("{}_{}", rungs[i].name, rungs[i].codec.name());
+                rungs[i].name = if rungs[..i].iter().any(|o| o.name == n) {
+                    format!("{n}_{}", rungs[i].track_id)
+                } else {
+                    n
+                };
+            }
+        }
         let audio = match (&ladder.audio, source.audio()) {
             (Some(spec), Some(a)) => Some(AudioPlan {
                 track_id: rungs.len() as u32 + 1,
@@ -295,6 +306,9 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
             .max_buffers(2)
             .sync(false)
             .build();
+        // No preroll: a sink that prerolled on its first frame would block the tee while an
+        // encoder with look-ahead (x264) on another branch still waits for frames.
+        sink.set_property("async", false);
         let sink_el: gst::Element = sink.clone().upcast();
         match rung.codec {
             Codec::Av1 => {
@@ -484,6 +498,7 @@ fn audio_branch(
         .max_buffers(16)
         .sync(false)
         .build();
+    sink.set_property("async", false);
     let sink_el: gst::Element = sink.clone().upcast();
     let bps = a.bitrate_kbps.saturating_mul(1000);
     match a.codec {
