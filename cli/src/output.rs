@@ -173,17 +173,7 @@ pub struct TrackWriter {
 
 impl TrackWriter {
     pub fn create(dir: &Path, info: TrackInfo) -> Result<Self> {
-        let safe: String = info
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = reel_packager::safe_file_name(&info.name);
         let path = dir.join(format!("{safe}.mp4"));
         let file = FragmentedMp4File::create(&path, info, FragmentPolicy::default())?;
         Ok(Self {

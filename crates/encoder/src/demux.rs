@@ -194,11 +194,5 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
 
     let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), Vec::new())];
     drop(feed);
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| EncodeError::Decode {
-            path: path.clone(),
-            detail: "the pipeline could not start".into(),
-        })?;
-    Ok(SampleStream::new(rx, stop, pipeline, workers))
+    SampleStream::start(rx, stop, pipeline, workers, &path)
 }

@@ -467,13 +467,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     let mut workers = Vec::new();
     workers.push(watch_bus(&pipeline, feed.clone(), path.clone(), after_eos));
     drop(feed);
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| EncodeError::Decode {
-            path: path.clone(),
-            detail: "the pipeline could not start".into(),
-        })?;
-    Ok(SampleStream::new(rx, stop, pipeline, workers))
+    SampleStream::start(rx, stop, pipeline, workers, &path)
 }
 
 fn audio_branch(

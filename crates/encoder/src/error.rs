@@ -34,6 +34,22 @@ pub enum EncodeError {
     Gst(String),
 }
 
+impl EncodeError {
+    /// `NotFound` for a missing file, `Io` for any other failure to read it.
+    pub(crate) fn reading(path: &std::path::Path, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            EncodeError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            EncodeError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    }
+}
+
 impl From<gstreamer::glib::BoolError> for EncodeError {
     fn from(e: gstreamer::glib::BoolError) -> Self {
         EncodeError::Gst(e.to_string())

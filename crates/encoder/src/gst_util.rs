@@ -15,18 +15,7 @@ pub(crate) fn make(factory: &str) -> Result<gst::Element, EncodeError> {
 
 /// Checks that `path` is a readable regular file and returns its absolute path.
 pub(crate) fn existing_file(path: &Path) -> Result<PathBuf, EncodeError> {
-    let meta = std::fs::metadata(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            EncodeError::NotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            EncodeError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })?;
+    let meta = std::fs::metadata(path).map_err(|e| EncodeError::reading(path, e))?;
     if !meta.is_file() {
         return Err(EncodeError::NotMedia {
             path: path.to_path_buf(),

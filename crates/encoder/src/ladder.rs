@@ -146,18 +146,7 @@ impl Ladder {
 
     /// Reads a ladder from a TOML file, or JSON when the file name ends in `.json`.
     pub fn from_file(path: &Path) -> Result<Ladder, EncodeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                EncodeError::NotFound {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                EncodeError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| EncodeError::reading(path, e))?;
         let parsed = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).map_err(|e| e.to_string())
         } else {

@@ -101,6 +101,25 @@ impl SampleStream {
         s
     }
 
+    /// Starts `pipeline` and returns the stream it feeds.
+    pub(crate) fn start(
+        rx: Receiver<Msg>,
+        stop: Arc<AtomicBool>,
+        pipeline: gst::Pipeline,
+        workers: Vec<JoinHandle<()>>,
+        path: &std::path::Path,
+    ) -> Result<Self, EncodeError> {
+        // Wrapped first, so that a failed start still stops the pipeline and its threads.
+        let stream = Self::new(rx, stop, pipeline.clone(), workers);
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| EncodeError::Decode {
+                path: path.to_path_buf(),
+                detail: "the pipeline could not start".into(),
+            })?;
+        Ok(stream)
+    }
+
     /// A stream fed by plain threads (the native MP4 reader).
     pub(crate) fn without_pipeline(
         rx: Receiver<Msg>,

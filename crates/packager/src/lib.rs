@@ -62,3 +62,21 @@ pub enum PackagerError {
 }
 
 pub type Result<T, E = PackagerError> = std::result::Result<T, E>;
+
+/// A track name made safe as a file or folder name: ASCII letters, digits, `-` and `_` kept,
+/// anything else replaced by `_`.
+///
+/// ```
+/// assert_eq!(reel_packager::safe_file_name("720p AV1/x"), "720p_AV1_x");
+/// ```
+pub fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -202,17 +202,7 @@ impl Packager {
                 problem: "track id used twice".into(),
             });
         }
-        let base: String = info
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let base = crate::safe_file_name(&info.name);
         let mut stem = if base.is_empty() {
             format!("track{}", info.id)
         } else {
