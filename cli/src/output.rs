@@ -35,10 +35,17 @@ pub fn describe(info: &MediaInfo) -> String {
                     v.pixel_aspect,
                     v.pixel_format.as_deref().unwrap_or("?"),
                     v.bit_depth.map(|d| format!(" {d}-bit")).unwrap_or_default(),
-                    v.colorimetry
-                        .as_deref()
-                        .map(|c| format!(", {c}"))
-                        .unwrap_or_default(),
+                    match (&v.color, v.colorimetry.as_deref()) {
+                        (Some(c), _) => format!(
+                            ", colour primaries {} transfer {} matrix {} {} range",
+                            c.primaries,
+                            c.transfer,
+                            c.matrix,
+                            if c.full_range { "full" } else { "limited" }
+                        ),
+                        (None, Some(c)) => format!(", colorimetry {c}"),
+                        (None, None) => String::new(),
+                    },
                     if v.interlaced { ", interlaced" } else { "" },
                     v.bitrate
                         .map(|b| format!(", {} kbit/s", b / 1000))

@@ -753,14 +753,7 @@ impl CodedState {
             let color = s
                 .get::<String>("colorimetry")
                 .ok()
-                .and_then(|c| c.parse::<gstreamer_video::VideoColorimetry>().ok())
-                .map(|c| reel_media::ColorInfo {
-                    primaries: c.primaries().to_iso() as u8,
-                    transfer: c.transfer().to_iso() as u8,
-                    matrix: c.matrix().to_iso() as u8,
-                    full_range: c.range() == gstreamer_video::VideoColorRange::Range0_255,
-                })
-                .filter(|c| c.primaries != 2 && c.primaries != 0);
+                .and_then(|c| crate::gst_util::color_from_colorimetry(&c));
             Some(VideoParams {
                 width: w,
                 height: h,
@@ -774,7 +767,6 @@ impl CodedState {
         self.kind_video = video.is_some();
         self.codec = Some(config.codec());
         self.announced = true;
-        let _ = feed;
         Ok(self.queue(
             Event::Track(TrackInfo {
                 id: t.track_id,

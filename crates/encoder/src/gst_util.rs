@@ -69,3 +69,16 @@ pub(crate) fn running_ns(sample: &gst::Sample, t: Option<gst::ClockTime>) -> Opt
         gst::format::Signed::Negative(v) => Some(-(v.nseconds() as i128)),
     }
 }
+
+/// ISO/IEC 23091-2 code points for a GStreamer colorimetry string; `None` when unknown.
+pub(crate) fn color_from_colorimetry(c: &str) -> Option<reel_media::ColorInfo> {
+    use gstreamer_video::{VideoColorRange, VideoColorimetry};
+    let c: VideoColorimetry = c.parse().ok()?;
+    let info = reel_media::ColorInfo {
+        primaries: c.primaries().to_iso() as u8,
+        transfer: c.transfer().to_iso() as u8,
+        matrix: c.matrix().to_iso() as u8,
+        full_range: c.range() == VideoColorRange::Range0_255,
+    };
+    (info.primaries != 0 && info.primaries != 2).then_some(info)
+}

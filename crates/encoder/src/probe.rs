@@ -46,8 +46,10 @@ pub struct VideoStream {
     /// Pixel format, e.g. `I420` or `4:2:0`.
     pub pixel_format: Option<String>,
     pub bit_depth: Option<u32>,
-    /// Colorimetry as GStreamer names it, e.g. `bt709`.
+    /// Colorimetry as GStreamer names it, e.g. `bt709` or `2:3:7:1`.
     pub colorimetry: Option<String>,
+    /// The same as ISO/IEC 23091-2 code points (what `colr`/VUI carry).
+    pub color: Option<reel_media::ColorInfo>,
     pub interlaced: bool,
     pub bitrate: Option<u32>,
 }
@@ -162,6 +164,7 @@ pub fn probe(path: &Path) -> Result<MediaInfo, EncodeError> {
                     pixel_format: None,
                     bit_depth: nonzero(v.depth()),
                     colorimetry: None,
+                    color: None,
                     interlaced: false,
                     bitrate: None,
                 }));
@@ -185,6 +188,8 @@ pub fn probe(path: &Path) -> Result<MediaInfo, EncodeError> {
                 pixel_format,
                 bit_depth,
                 colorimetry: field("colorimetry"),
+                color: field("colorimetry")
+                    .and_then(|c| crate::gst_util::color_from_colorimetry(&c)),
                 interlaced: v.is_interlaced(),
                 bitrate: nonzero(v.bitrate()),
             }));
