@@ -8,7 +8,6 @@ use crate::timing::video_timescale;
 use crate::{probe, EncodeError, StreamInfo};
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use reel_media::Rational;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -160,13 +159,9 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
             return;
         };
         filter.set_property("caps", target);
-        // The demuxer pushes every stream from one thread: sinks must not wait for each other
-        // to preroll (async=false), and no queue thread is needed between them and us.
-        let sink = gst_app::AppSink::builder()
-            .max_buffers(16)
-            .sync(false)
-            .build();
-        sink.set_property("async", false);
+        // The demuxer pushes every stream from one thread: no queue thread is needed between
+        // it and us, as long as no sink waits to preroll.
+        let sink = crate::gst_util::free_running_appsink(16);
         let sink_el: gst::Element = sink.clone().upcast();
         coded_sink(
             &sink,

@@ -302,13 +302,9 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
                 .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
                 .build(),
         );
-        let sink = gst_app::AppSink::builder()
-            .max_buffers(2)
-            .sync(false)
-            .build();
         // No preroll: a sink that prerolled on its first frame would block the tee while an
         // encoder with look-ahead (x264) on another branch still waits for frames.
-        sink.set_property("async", false);
+        let sink = crate::gst_util::free_running_appsink(2);
         let sink_el: gst::Element = sink.clone().upcast();
         match rung.codec {
             Codec::Av1 => {
@@ -488,11 +484,7 @@ fn audio_branch(
             .field("channels", a.channels as i32)
             .build(),
     );
-    let sink = gst_app::AppSink::builder()
-        .max_buffers(16)
-        .sync(false)
-        .build();
-    sink.set_property("async", false);
+    let sink = crate::gst_util::free_running_appsink(16);
     let sink_el: gst::Element = sink.clone().upcast();
     let bps = a.bitrate_kbps.saturating_mul(1000);
     match a.codec {

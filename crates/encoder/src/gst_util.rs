@@ -82,3 +82,15 @@ pub(crate) fn color_from_colorimetry(c: &str) -> Option<reel_media::ColorInfo> {
     };
     (info.primaries != 0 && info.primaries != 2).then_some(info)
 }
+
+/// An appsink that pulls as fast as it can (no clock sync), holds at most `max_buffers`, and
+/// does not preroll: sinks sharing one upstream thread (a demuxer, or a tee feeding an encoder
+/// with look-ahead) must never wait for each other.
+pub(crate) fn free_running_appsink(max_buffers: u32) -> gstreamer_app::AppSink {
+    let sink = gstreamer_app::AppSink::builder()
+        .max_buffers(max_buffers)
+        .sync(false)
+        .build();
+    sink.set_property("async", false);
+    sink
+}
