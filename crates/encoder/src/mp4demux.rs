@@ -327,15 +327,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
             video,
             audio,
             language,
-            name: format!(
-                "{}{}",
-                if visual_is_video(entry) {
-                    "video"
-                } else {
-                    "audio"
-                },
-                id
-            ),
+            name: format!("{}{id}", if video.is_some() { "video" } else { "audio" }),
         });
     }
     if tracks.is_empty() {
@@ -344,10 +336,6 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
     // File order: the reads then run straight through the file.
     samples.sort_by_key(|s| s.offset);
     Ok(Some(Parsed { tracks, samples }))
-}
-
-fn visual_is_video(c: &Codec) -> bool {
-    matches!(c, Codec::Avc1(_) | Codec::Av01(_))
 }
 
 /// Expands a progressive track's sample tables.

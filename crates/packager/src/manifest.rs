@@ -186,17 +186,22 @@ fn relative(t: &PackagedTrack, uri: String) -> String {
     }
 }
 
-fn media_playlist(t: &PackagedTrack) -> MediaPlaylist {
-    let ts = f64::from(t.timescale());
-    let single = t.addressing == Addressing::SingleFile;
-    let map = Map {
+/// `EXT-X-MAP` for a track: its init segment (a byte range of the single file, if so).
+fn init_map(t: &PackagedTrack) -> Map {
+    Map {
         uri: relative(t, t.init_uri()),
-        byte_range: single.then(|| ByteRange {
+        byte_range: (t.addressing == Addressing::SingleFile).then(|| ByteRange {
             length: t.init_size,
             offset: Some(0),
         }),
         ..Default::default()
-    };
+    }
+}
+
+fn media_playlist(t: &PackagedTrack) -> MediaPlaylist {
+    let ts = f64::from(t.timescale());
+    let single = t.addressing == Addressing::SingleFile;
+    let map = init_map(t);
     let segments = t
         .segments
         .iter()
@@ -232,14 +237,7 @@ fn iframe_playlist(t: &PackagedTrack) -> MediaPlaylist {
         .flat_map(|s| s.iframes.iter().map(move |f| (s.number, f.0, f.1, f.2)))
         .collect();
     let end = t.segments.last().map_or(0, |s| s.start + s.duration as i64);
-    let map = Map {
-        uri: relative(t, t.init_uri()),
-        byte_range: (t.addressing == Addressing::SingleFile).then(|| ByteRange {
-            length: t.init_size,
-            offset: Some(0),
-        }),
-        ..Default::default()
-    };
+    let map = init_map(t);
     let segments: Vec<MediaSegment> = frames
         .iter()
         .enumerate()

@@ -136,7 +136,7 @@ struct Track {
     /// Samples of the segment being built, and the fragments (GOPs) within it.
     current: Vec<EncodedSample>,
     /// Audio samples that may belong to the next segment once the reference video decides.
-    undecided: Vec<EncodedSample>,
+    undecided: std::collections::VecDeque<EncodedSample>,
     segment_start: Option<i64>,
     segments: Vec<SegmentRecord>,
     written: u64,
@@ -259,7 +259,7 @@ impl Packager {
             reserved,
             reserved_entries,
             current: Vec::new(),
-            undecided: Vec::new(),
+            undecided: Default::default(),
             segment_start: None,
             segments: Vec::new(),
             written: 0,
@@ -335,7 +335,7 @@ impl Packager {
                 Ok(())
             }
             TrackKind::Audio => {
-                t.undecided.push(sample);
+                t.undecided.push_back(sample);
                 self.settle_audio(i)
             }
         }
@@ -359,9 +359,18 @@ impl Packager {
     /// Moves undecided audio samples into segments, cutting at the audio frame nearest to each
     /// boundary the reference video chose (or every `segment_duration` without video).
     fn settle_audio(&mut self, i: usize) -> Result<()> {
+        // Only the boundaries this track has not reached yet (and the last one) matter: copy
+        // those, not the whole list, on this per-sample path.
+        let from = self.tracks[i].segments.len() + 1;
         let reference = self.reference.map(|r| {
             let v = &self.tracks[r];
-            (v.boundaries.clone(), v.info.timescale, v.ended)
+            let ahead = v.boundaries.get(from..).unwrap_or_default().to_vec();
+            (
+                ahead,
+                v.boundaries.last().copied(),
+                v.info.timescale,
+                v.ended,
+            )
         });
         let dir = self.dir.clone();
         let addressing = self.opts.addressing;
@@ -376,24 +385,22 @@ impl Packager {
             // The next boundary after this segment's start, in this track's timescale.
             let next = match &reference {
                 None => Some(start + target),
-                Some((bounds, vts, ended)) => {
+                Some((ahead, last, vts, ended)) => {
                     let vts = i64::from(*vts);
                     let to_audio =
                         |b: i64| ((i128::from(b) * i128::from(ts)) / i128::from(vts)) as i64;
                     // Audio segment i ends at the video's boundary i + 1, so both have the
                     // same number of segments whatever the timestamps do in between.
-                    match bounds.get(t.segments.len() + 1).map(|&b| to_audio(b)) {
+                    match ahead.get(t.segments.len() + 1 - from).map(|&b| to_audio(b)) {
                         Some(b) => Some(b),
                         None if *ended => None,
                         None => {
                             // Not decided yet. The video cuts only at or after its last boundary
                             // plus the target: a sample well before that is safe to place;
                             // otherwise wait for the video.
-                            let earliest =
-                                bounds.last().map_or(start, |&b| to_audio(b).max(start)) + target;
+                            let earliest = last.map_or(start, |b| to_audio(b).max(start)) + target;
                             if s.pts + half < earliest {
-                                let s = t.undecided.remove(0);
-                                t.current.push(s);
+                                t.current.extend(t.undecided.pop_front());
                                 continue;
                             }
                             return Ok(());
@@ -401,7 +408,7 @@ impl Packager {
                     }
                 }
             };
-            let s = t.undecided.remove(0);
+            let s = t.undecided.pop_front().expect("checked non-empty");
             if let Some(b) = next {
                 if s.pts + half >= b && !t.current.is_empty() {
                     Self::write_segment(&dir, addressing, t)?;
@@ -689,13 +696,6 @@ impl Packager {
                     for f in &mut s.iframes {
                         f.1 += s.offset;
                     }
-                }
-            }
-        }
-        if addressing == Addressing::SegmentFiles {
-            for s in &mut t.segments {
-                for f in &mut s.iframes {
-                    f.1 += s.offset;
                 }
             }
         }
