@@ -12,7 +12,7 @@
 //! ```
 
 pub mod av1;
-mod bits;
+pub mod bits;
 pub mod h264;
 mod rational;
 mod track;
