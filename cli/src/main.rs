@@ -1,5 +1,6 @@
 //! `reel`: a thin command-line shell over the Reel libraries.
 
+mod keys;
 mod output;
 mod package;
 mod progress;
@@ -61,8 +62,15 @@ enum Command {
         /// file per segment.
         #[arg(long)]
         single_file: bool,
+        #[command(flatten)]
+        encryption: keys::EncryptArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// Content keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Split an already-encoded file (MP4, MKV, TS) into one fragmented MP4 per track, without
     /// re-encoding.
@@ -72,6 +80,22 @@ enum Command {
         out: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate random keys (one per track class) into a DASH-IF CPIX file for a licence
+    /// server and for `reel package --cpix`. Prints the key IDs, never the keys.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        /// Track classes to make keys for (default audio,sd,hd,uhd; `all` for one key).
+        #[arg(long)]
+        classes: Option<String>,
+        /// Content ID written in the CPIX document.
+        #[arg(long, default_value = "reel")]
+        content_id: String,
     },
 }
 
@@ -128,8 +152,15 @@ fn run(cli: Cli) -> Result<()> {
             out,
             segment_duration,
             single_file,
+            encryption,
             json,
         } => {
+            let content_id = encryption.content_id.clone().unwrap_or_else(|| {
+                out.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "reel".into())
+            });
+            let protection = encryption.protection(&content_id)?;
             let opts = reel_packager::PackageOptions {
                 segment_duration,
                 addressing: if single_file {
@@ -138,10 +169,19 @@ fn run(cli: Cli) -> Result<()> {
                     reel_packager::Addressing::SegmentFiles
                 },
                 expected_duration: None,
+                protection,
             };
             let tracks = package::run(&inputs, &out, opts)?;
             package::report(&out, &tracks, json)?;
         }
+        Command::Keys {
+            command:
+                KeysCommand::Generate {
+                    out,
+                    classes,
+                    content_id,
+                },
+        } => emit(&keys::generate(&out, classes.as_deref(), &content_id)?),
         Command::Demux { file, out, json } => {
             let summary = write_tracks(reel_encoder::demux(&file)?, &out, None)?;
             report(&summary, json)?;

@@ -1,6 +1,7 @@
 // Parses MP4 files with mp4box.js (a JavaScript port of GPAC's MP4Box), an MP4 parser
 // independent of Reel, and prints one JSON line per file: top-level boxes, the track codecs
-// it found, and any parse error.
+// it found, every box type at any depth, the encryption boxes' fields (`tenc`, `schm`, `pssh`
+// system IDs, `senc` sample counts), and any parse error.
 //
 //   node mp4check.mjs FILE...
 import fs from 'node:fs';
@@ -30,7 +31,34 @@ for (const file of process.argv.slice(2)) {
   if (parsed !== bytes.length) errors.push(`boxes cover ${parsed} of ${bytes.length} bytes`);
   const codecs = info ? info.tracks.map((t) => t.codec) : [];
   const fragments = mp4.boxes.filter((b) => b.type === 'moof').length;
-  console.log(JSON.stringify({ file, boxes: [...new Set(boxes)], codecs, fragments, errors }));
+  const all = new Set();
+  const found = { tenc: [], schm: [], pssh: [], senc: [] };
+  const hex = (a) => {
+    if (a == null) return null;
+    if (typeof a === 'string') return a.replace(/-/g, '').toLowerCase();
+    return Array.from(a, (x) => x.toString(16).padStart(2, '0')).join('');
+  };
+  const seen = new Set();
+  const walk = (b) => {
+    if (seen.has(b)) return;
+    seen.add(b);
+    all.add(b.type);
+    if (b.type === 'tenc') {
+      found.tenc.push({
+        version: b.version, kid: hex(b.default_KID), protected: b.default_isProtected,
+        ivSize: b.default_Per_Sample_IV_Size, crypt: b.default_crypt_byte_block,
+        skip: b.default_skip_byte_block, constantIvSize: b.default_constant_IV_size,
+      });
+    }
+    if (b.type === 'schm') found.schm.push(b.scheme_type);
+    if (b.type === 'pssh') found.pssh.push({ systemId: hex(b.system_id), kids: (b.kid || []).map(hex) });
+    if (b.type === 'senc') found.senc.push(b.sample_count ?? null);
+    for (const key of ['boxes', 'entries', 'traks', 'trafs', 'psshs']) {
+      for (const c of b[key] || []) walk(c);
+    }
+  };
+  mp4.boxes.forEach(walk);
+  console.log(JSON.stringify({ file, boxes: [...new Set(boxes)], all: [...all], codecs, fragments, encryption: found, errors }));
   failed ||= errors.length > 0;
 }
 process.exit(failed ? 1 : 0);

@@ -2,6 +2,12 @@
 // playwright-core, and prints one JSON result per player run.
 //
 //   node play.mjs --root DIR --manifest manifest.mpd --player shaka [--player dashjs ...]
+//        [--clearkey KIDHEX:KEYHEX ...] [--drm keys|license]
+//
+// With --clearkey the title is encrypted: `--drm keys` hands the keys to the player (EME
+// ClearKey), `--drm license` makes the player fetch them from a W3C ClearKey licence server
+// this harness serves at /license (and raw keys at /keys/KIDHEX for HLS `identity` key URIs).
+// The result then says how many licence and key requests were served.
 //
 // Each run: load the manifest, turn ABR off, select every video rendition in turn and wait
 // until the picture has that height, then play from the start to the end. Reported: whether
@@ -20,6 +26,10 @@ const root = path.resolve(opt('root')[0]);
 const manifest = opt('manifest')[0];
 const players = opt('player');
 const timeoutMs = Number(opt('timeout')[0] ?? 90000);
+const clearKeys = Object.fromEntries(opt('clearkey').map((p) => p.split(':')));
+const drmMode = opt('drm')[0] ?? (Object.keys(clearKeys).length ? 'keys' : 'none');
+const served = { licenses: 0, keys: 0 };
+const hexToB64url = (h) => Buffer.from(h, 'hex').toString('base64url');
 
 const libs = {
   shaka: 'node_modules/shaka-player/dist/shaka-player.compiled.js',
@@ -46,8 +56,9 @@ async function waitFor(cond, ms) {
   while (Date.now() < end) { if (cond()) return true; await sleep(50); }
   return false;
 }
-window.run = async (src, budget, visit) => {
+window.run = async (src, budget, visit, drm) => {
   const t0 = Date.now();
+  const license = location.origin + '/license';
   let renditions = [];   // [{height, select()}]
   if ('${player}' === 'shaka') {
     shaka.polyfill.installAll();
@@ -55,6 +66,8 @@ window.run = async (src, budget, visit) => {
     await p.attach(video);
     p.addEventListener('error', (e) => errors.push('shaka ' + e.detail.code + ' ' + JSON.stringify(e.detail.data).slice(0, 300)));
     p.configure({ abr: { enabled: false } });
+    if (drm.mode === 'keys') p.configure({ drm: { clearKeys: drm.hex } });
+    if (drm.mode === 'license') p.configure({ drm: { servers: { 'org.w3.clearkey': license } } });
     await p.load(src);
     const tracks = p.getVariantTracks().filter((t) => t.height);
     const byHeight = new Map(tracks.map((t) => [t.height, t]));
@@ -64,11 +77,19 @@ window.run = async (src, budget, visit) => {
     p.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false, audio: false } } }, debug: { logLevel: 1 } });
     p.on(dashjs.MediaPlayer.events.ERROR, (e) => errors.push('dash.js ' + JSON.stringify(e.error || e).slice(0, 300)));
     p.on(dashjs.MediaPlayer.events.PLAYBACK_ERROR, (e) => errors.push('dash.js playback ' + JSON.stringify(e.error || e).slice(0, 300)));
+    if (drm.mode === 'keys') p.setProtectionData({ 'org.w3.clearkey': { clearkeys: drm.b64 } });
+    if (drm.mode === 'license') p.setProtectionData({ 'org.w3.clearkey': { serverURL: license } });
     p.initialize(video, src, false);
     await new Promise((r) => p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, r));
     renditions = p.getRepresentationsByType('video').map((r) => ({ height: r.height, select: () => p.setRepresentationForTypeById('video', r.id, true) }));
   } else {
-    const h = new Hls({ capLevelToPlayerSize: false, startLevel: 0 });
+    const cfg = { capLevelToPlayerSize: false, startLevel: 0 };
+    if (drm.mode !== 'none') {
+      // hls.js has no way to take raw keys: it always asks a licence server.
+      cfg.emeEnabled = true;
+      cfg.drmSystems = { 'org.w3.clearkey': { licenseUrl: license } };
+    }
+    const h = new Hls(cfg);
     h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) errors.push('hls.js ' + d.type + ' ' + d.details); });
     h.loadSource(src);
     h.attachMedia(video);
@@ -113,6 +134,27 @@ const server = http.createServer((req, res) => {
     const name = path.basename(url.pathname, '.js');
     if (!libs[name]) { res.writeHead(404).end(); return; }
     file = path.join(here, libs[name]);
+  } else if (url.pathname === '/license') {
+    // W3C ClearKey licence: {"kids": [base64url], "type": ...} -> a JSON Web Key set.
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      served.licenses += 1;
+      let kids = [];
+      try { kids = JSON.parse(body).kids || []; } catch { /* answered empty */ }
+      const keys = kids.flatMap((kid) => {
+        const hex = Buffer.from(kid, 'base64url').toString('hex');
+        return clearKeys[hex] ? [{ kty: 'oct', kid, k: hexToB64url(clearKeys[hex]) }] : [];
+      });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys, type: 'temporary' }));
+    });
+    return;
+  } else if (url.pathname.startsWith('/keys/')) {
+    const hex = path.basename(url.pathname).toLowerCase();
+    if (!clearKeys[hex]) { res.writeHead(404).end(); return; }
+    served.keys += 1;
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.from(clearKeys[hex], 'hex'));
+    return;
   } else if (url.pathname.startsWith('/page/')) {
     res.writeHead(200, { 'content-type': 'text/html' }).end(page(path.basename(url.pathname)));
     return;
@@ -152,14 +194,23 @@ try {
     const tab = await browser.newPage();
     const console_ = [];
     tab.on('pageerror', (e) => console_.push('page error: ' + e.message));
+    tab.on('crash', () => console_.push('page crashed'));
+    if (process.env.REEL_PLAY_DEBUG) tab.on('console', (m) => process.stderr.write(m.text() + '\n'));
     // Two loads: one visits every rendition (ABR off, seeking), one plays start to end.
     const src = `http://127.0.0.1:${port}/${manifest}`;
+    const drm = {
+      mode: drmMode,
+      hex: clearKeys,
+      b64: Object.fromEntries(Object.entries(clearKeys).map(([k, v]) => [hexToB64url(k), hexToB64url(v)])),
+    };
+    served.licenses = 0;
+    served.keys = 0;
     let result;
     try {
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      const visits = await tab.evaluate(([s, b]) => window.run(s, b, true), [src, timeoutMs]);
+      const visits = await tab.evaluate(([s, b, d]) => window.run(s, b, true, d), [src, timeoutMs, drm]);
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      result = await tab.evaluate(([s, b]) => window.run(s, b, false), [src, timeoutMs]);
+      result = await tab.evaluate(([s, b, d]) => window.run(s, b, false, d), [src, timeoutMs, drm]);
       result.visited = visits.visited;
       result.errors = [...visits.errors, ...result.errors];
     } catch (e) {
@@ -167,6 +218,9 @@ try {
     }
     result.player = player;
     result.manifest = manifest;
+    result.drm = drmMode;
+    result.licenses = served.licenses;
+    result.keyRequests = served.keys;
     result.errors = [...(result.errors || []), ...console_];
     console.log(JSON.stringify(result));
     failed ||= !result.ended || result.errors.length > 0;

@@ -279,11 +279,9 @@ impl TileParser {
             };
             match o.obu_type {
                 av1::OBU_SEQUENCE_HEADER => self.seq = Some(parse_sequence(payload)?),
-                av1::OBU_FRAME_HEADER => {
-                    if self.frame.is_none() {
-                        let mut r = BitReader::new(payload, "AV1 frame header");
-                        self.frame_header(&mut r, temporal_id, spatial_id)?;
-                    }
+                av1::OBU_FRAME_HEADER if self.frame.is_none() => {
+                    let mut r = BitReader::new(payload, "AV1 frame header");
+                    self.frame_header(&mut r, temporal_id, spatial_id)?;
                 }
                 OBU_REDUNDANT_FRAME_HEADER => {}
                 av1::OBU_FRAME | av1::OBU_TILE_GROUP => {
@@ -573,7 +571,7 @@ impl TileParser {
                 r.bits(2).map_err(m)?; // interpolation_filter
             }
             r.bit().map_err(m)?; // is_motion_mode_switchable
-            if !(error_resilient_mode || !seq.enable_ref_frame_mvs) {
+            if !error_resilient_mode && seq.enable_ref_frame_mvs {
                 r.bit().map_err(m)?; // use_ref_frame_mvs
             }
         }
@@ -716,7 +714,7 @@ impl TileParser {
             } else {
                 base_q_idx as i32
             };
-            if !(q == 0 && !delta_q_nonzero) {
+            if q != 0 || delta_q_nonzero {
                 coded_lossless = false;
             }
         }
@@ -759,9 +757,9 @@ impl TileParser {
                 }
             }
             if uses_lr {
-                if seq.use_128x128_superblock {
-                    r.bit().map_err(m)?;
-                } else if r.bit().map_err(m)? {
+                // lr_unit_shift, and lr_unit_extra_shift after a set shift with 64x64 blocks.
+                let shift = r.bit().map_err(m)?;
+                if shift && !seq.use_128x128_superblock {
                     r.bit().map_err(m)?;
                 }
                 if seq.subsampling_x && seq.subsampling_y && uses_chroma_lr {

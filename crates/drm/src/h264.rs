@@ -282,12 +282,10 @@ impl SliceHeaderParser {
             r.bit().map_err(m)?; // direct_spatial_mv_pred
         }
         let (mut l0, mut l1) = (pps.num_ref_idx_l0_default, pps.num_ref_idx_l1_default);
-        if p || sp || b {
-            if r.bit().map_err(m)? {
-                l0 = r.ue().map_err(m)? + 1;
-                if b {
-                    l1 = r.ue().map_err(m)? + 1;
-                }
+        if (p || sp || b) && r.bit().map_err(m)? {
+            l0 = r.ue().map_err(m)? + 1;
+            if b {
+                l1 = r.ue().map_err(m)? + 1;
             }
         }
         if l0 > 32 || l1 > 32 {

@@ -3,6 +3,7 @@
 
 use crate::boxes::{write_box, write_full_box, Put};
 use crate::{PackagerError, Result};
+use reel_drm::SampleEncryption;
 use reel_media::{EncodedSample, TrackInfo, TrackKind};
 
 const TRUN_DATA_OFFSET: u32 = 0x000001;
@@ -31,7 +32,7 @@ pub fn media_fragment(
     dts_origin: i64,
     styp: bool,
 ) -> Result<Vec<u8>> {
-    let mut out = fragment_header(track, sequence_number, samples, dts_origin, styp)?;
+    let mut out = fragment_header(track, sequence_number, samples, dts_origin, styp, None)?;
     out.reserve(samples.iter().map(|s| s.data.len()).sum());
     for s in samples {
         out.extend_from_slice(&s.data);
@@ -40,7 +41,8 @@ pub fn media_fragment(
 }
 
 /// Writes one fragment straight to `out` (header, then each sample's bytes: no copy of the
-/// payload). Returns the number of bytes written.
+/// payload). `aux` holds the samples' encryption information when the track is protected (the
+/// samples are then already encrypted). Returns the number of bytes written.
 pub fn write_media_fragment(
     out: &mut impl std::io::Write,
     track: &TrackInfo,
@@ -48,8 +50,9 @@ pub fn write_media_fragment(
     samples: &[EncodedSample],
     dts_origin: i64,
     styp: bool,
+    aux: Option<&[SampleEncryption]>,
 ) -> Result<std::io::Result<u64>> {
-    let header = fragment_header(track, sequence_number, samples, dts_origin, styp)?;
+    let header = fragment_header(track, sequence_number, samples, dts_origin, styp, aux)?;
     let mut write = || -> std::io::Result<u64> {
         out.write_all(&header)?;
         let mut n = header.len() as u64;
@@ -69,6 +72,7 @@ fn fragment_header(
     samples: &[EncodedSample],
     dts_origin: i64,
     styp: bool,
+    aux: Option<&[SampleEncryption]>,
 ) -> Result<Vec<u8>> {
     let first = samples.first().ok_or_else(|| PackagerError::InvalidTrack {
         track: track.id,
@@ -121,6 +125,7 @@ fn fragment_header(
     }
     let moof_start = out.len();
     let mut data_offset_at = 0;
+    let mut saio = None;
     write_box(&mut out, b"moof", |o| {
         write_full_box(o, b"mfhd", 0, 0, |o| {
             o.u32(sequence_number);
@@ -159,9 +164,28 @@ fn fragment_header(
                     }
                 }
                 Ok(())
-            })
+            })?;
+            if let Some(aux) = aux {
+                if aux.len() != samples.len() {
+                    return Err(PackagerError::InvalidTrack {
+                        track: track.id,
+                        problem: format!(
+                            "{} encryption entries for {} samples",
+                            aux.len(),
+                            samples.len()
+                        ),
+                    });
+                }
+                saio = crate::protect::sample_aux_boxes(o, aux)?;
+            }
+            Ok(())
         })
     })?;
+    if let Some((offset_at, data_at)) = saio {
+        // saio offsets count from the moof (default-base-is-moof), as trun's data offset does.
+        let rel = (data_at - moof_start) as u32;
+        out[offset_at..offset_at + 4].copy_from_slice(&rel.to_be_bytes());
+    }
     let moof_size = out.len() - moof_start;
     let mdat_header = if payload + 8 > u64::from(u32::MAX) {
         16
@@ -183,4 +207,75 @@ fn fragment_header(
         out.extend_from_slice(b"mdat");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mp4_atom::{Decode, Moof};
+    use reel_drm::{Key, Scheme, TrackEncryptor};
+    use reel_media::{AudioParams, AudioSpecificConfig, CodecConfig};
+
+    /// An encrypted fragment parses strictly (mp4-atom), and `saio` points from the `moof`
+    /// at the first sample's IV inside `senc`.
+    #[test]
+    fn encrypted_fragment_aux_offsets() {
+        let track = TrackInfo {
+            id: 3,
+            config: CodecConfig::Aac(AudioSpecificConfig::new(2, 48_000, 2).unwrap()),
+            timescale: 48_000,
+            video: None,
+            audio: Some(AudioParams {
+                sample_rate: 48_000,
+                channels: 2,
+            }),
+            language: "und".into(),
+            name: "a".into(),
+        };
+        let key = Key::parse("00000000000000000000000000000001:00112233445566778899aabbccddeeff")
+            .unwrap();
+        let mut enc = TrackEncryptor::with_iv(
+            Scheme::Cenc,
+            &key,
+            &track.config,
+            TrackKind::Audio,
+            [0xab; 16],
+        )
+        .unwrap();
+        let mut samples: Vec<EncodedSample> = (0..5)
+            .map(|i| EncodedSample {
+                data: vec![i as u8; 100 + i],
+                dts: i as i64 * 1024,
+                pts: i as i64 * 1024,
+                duration: 1024,
+                sync: true,
+            })
+            .collect();
+        let aux: Vec<_> = samples
+            .iter_mut()
+            .map(|s| enc.encrypt(&mut s.data).unwrap())
+            .collect();
+        let mut out = Vec::new();
+        write_media_fragment(&mut out, &track, 1, &samples, 0, false, Some(&aux))
+            .unwrap()
+            .unwrap();
+        let moof = Moof::decode(&mut std::io::Cursor::new(out.as_slice())).unwrap();
+        let traf = &moof.traf[0];
+        assert_eq!(traf.saiz[0].default_sample_info_size, 8);
+        assert_eq!(traf.saiz[0].sample_count, 5);
+        let senc = traf.senc.as_ref().unwrap();
+        assert!(!senc.use_subsamples);
+        let offset = traf.saio[0].offsets[0] as usize;
+        assert_eq!(&out[offset..offset + 8], &[0xab; 8]);
+        assert_eq!(
+            &out[offset + 8..offset + 16],
+            &[0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xac]
+        );
+        // A mismatched number of entries is refused.
+        let mut sink = Vec::new();
+        assert!(
+            write_media_fragment(&mut sink, &track, 1, &samples, 0, false, Some(&aux[..2]))
+                .is_err()
+        );
+    }
 }

@@ -11,6 +11,8 @@ pub struct InitOptions {
     pub bitrate: Option<(u32, u32)>,
     /// Total duration in track timescale units, written as `mehd` when known.
     pub fragment_duration: Option<u64>,
+    /// Protection: `encv`/`enca` with `sinf`, and a `pssh` per DRM system.
+    pub protection: Option<crate::TrackProtection>,
 }
 
 /// Writes `ftyp` and `moov` for `track`.
@@ -43,7 +45,13 @@ pub fn init_segment(track: &TrackInfo, opts: &InitOptions) -> Result<Vec<u8>> {
                 o.u32(0);
                 Ok(())
             })
-        })
+        })?;
+        if let Some(p) = &opts.protection {
+            for (_, pssh) in &p.pssh {
+                o.extend_from_slice(&pssh.to_box());
+            }
+        }
+        Ok(())
     })?;
     Ok(out)
 }
@@ -188,7 +196,12 @@ fn sample_entry(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Resul
                 u16::try_from(v.width).map_err(|_| missing("16-bit width"))?,
                 u16::try_from(v.height).map_err(|_| missing("16-bit height"))?,
             );
-            write_box(o, fourcc, |o| {
+            let entry = if opts.protection.is_some() {
+                b"encv"
+            } else {
+                fourcc
+            };
+            write_box(o, entry, |o| {
                 o.zeros(6);
                 o.u16(1); // data reference index
                 o.zeros(16);
@@ -229,7 +242,8 @@ fn sample_entry(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Resul
                     o.u32(par.den);
                     Ok(())
                 })?;
-                btrt(o, opts)
+                btrt(o, opts)?;
+                protection(o, fourcc, opts)
             })
         }
         CodecConfig::Aac(_) | CodecConfig::Opus(_) => {
@@ -239,7 +253,12 @@ fn sample_entry(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Resul
             } else {
                 b"Opus"
             };
-            write_box(o, fourcc, |o| {
+            let entry = if opts.protection.is_some() {
+                b"enca"
+            } else {
+                fourcc
+            };
+            write_box(o, entry, |o| {
                 o.zeros(6);
                 o.u16(1);
                 o.zeros(8);
@@ -256,9 +275,17 @@ fn sample_entry(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Resul
                     })?,
                     _ => unreachable!(),
                 }
-                btrt(o, opts)
+                btrt(o, opts)?;
+                protection(o, fourcc, opts)
             })
         }
+    }
+}
+
+fn protection(o: &mut Vec<u8>, original: &[u8; 4], opts: &InitOptions) -> Result<()> {
+    match &opts.protection {
+        Some(p) => crate::protect::sinf(o, original, &p.info),
+        None => Ok(()),
     }
 }
 

@@ -29,6 +29,7 @@ mod fragment;
 mod init;
 mod manifest;
 mod package;
+mod protect;
 
 pub use file::{FragmentPolicy, FragmentedMp4File};
 pub use fragment::media_fragment;
@@ -37,6 +38,8 @@ pub use manifest::{dash_mpd, hls_playlists, write_manifests, DASH_MANIFEST, HLS_
 pub use package::{
     write_atomically, Addressing, PackageOptions, PackagedTrack, Packager, SegmentRecord,
 };
+pub use protect::{Protection, TrackProtection};
+pub use reel_drm;
 
 use std::path::PathBuf;
 
@@ -52,6 +55,11 @@ pub enum PackagerError {
         track: u32,
         index: u64,
         dts: i64,
+        problem: String,
+    },
+    #[error("{}{problem}", track.as_ref().map(|t| format!("track {t}: ")).unwrap_or_default())]
+    Protection {
+        track: Option<String>,
         problem: String,
     },
     #[error("{path}: {source}")]

@@ -1,12 +1,16 @@
 //! DASH MPD (`dash-mpd-core`) and HLS playlists (`m3u8-rs`) built from packaged tracks.
 
 use crate::package::{Addressing, PackagedTrack};
+use crate::TrackProtection;
 use crate::{write_atomically, PackagerError, Result};
+use base64::Engine;
 use dash_mpd_core as mpd;
 use m3u8_rs::{
     AlternativeMedia, AlternativeMediaType, ByteRange, Map, MasterPlaylist, MediaPlaylist,
     MediaPlaylistType, MediaSegment, Resolution, VariantStream,
 };
+use m3u8_rs::{ExtTag, Key, KeyMethod, SessionKey};
+use reel_drm::{DrmSystem, Scheme};
 use reel_media::{Codec, TrackKind};
 use std::path::Path;
 use std::time::Duration;
@@ -123,7 +127,26 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
             }
             reps.push(rep);
         }
+        // Keys shared by the whole set are signalled once on it; otherwise per representation.
+        let kids: Vec<_> = members
+            .iter()
+            .map(|t| t.protection.as_ref().map(TrackProtection::kid))
+            .collect();
+        let shared = kids.windows(2).all(|w| w[0] == w[1]);
+        let mut set_protection = Vec::new();
+        if shared {
+            if let Some(p) = &members[0].protection {
+                set_protection = content_protection(p);
+            }
+        } else {
+            for (rep, t) in reps.iter_mut().zip(members.iter()) {
+                if let Some(p) = &t.protection {
+                    rep.ContentProtection = content_protection(p);
+                }
+            }
+        }
         adaptations.push(mpd::AdaptationSet {
+            ContentProtection: set_protection,
             id: Some(i.to_string()),
             contentType: Some(if video { "video" } else { "audio" }.into()),
             mimeType: Some(if video { "video/mp4" } else { "audio/mp4" }.into()),
@@ -168,7 +191,149 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
         }],
         ..Default::default()
     };
-    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{manifest}\n")
+    let mut text = manifest.to_string();
+    if text.contains("<dashif:laurl") {
+        // dash-mpd-core declares cenc and mspr on the root but not the DASH-IF namespace.
+        text = text.replacen("<MPD ", "<MPD xmlns:dashif=\"https://dashif.org/CPS\" ", 1);
+    }
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{text}\n")
+}
+
+/// The W3C ClearKey system ID used in DASH (`dashif:laurl` lives on it).
+const CLEARKEY_DASH_SYSTEM: &str = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e";
+
+fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// `ContentProtection` elements of a protected track: the scheme and default KID
+/// (`urn:mpeg:dash:mp4protection:2011`), then one per DRM system with its `cenc:pssh`
+/// (PlayReady also `mspr:pro`; ClearKey also the licence URL as `dashif:laurl`).
+fn content_protection(p: &TrackProtection) -> Vec<mpd::ContentProtection> {
+    let kid = p.kid().to_string();
+    let mut out = vec![mpd::ContentProtection {
+        schemeIdUri: "urn:mpeg:dash:mp4protection:2011".into(),
+        value: Some(p.info.scheme.name().into()),
+        default_KID: Some(kid),
+        ..Default::default()
+    }];
+    let pssh_of = |system: DrmSystem| {
+        p.pssh
+            .iter()
+            .find(|x| x.0 == system)
+            .map(|x| {
+                vec![mpd::CencPssh {
+                    content: Some(b64(&x.1.to_box())),
+                }]
+            })
+            .unwrap_or_default()
+    };
+    for &system in &p.systems {
+        let mut cp = mpd::ContentProtection {
+            schemeIdUri: system.scheme_id_uri(),
+            cenc_pssh: pssh_of(system),
+            ..Default::default()
+        };
+        match system {
+            DrmSystem::ClearKey => {
+                // DASH-IF IOP 7.6.2.4: ClearKey is signalled with its own system ID, without
+                // a `cenc:pssh` (players build `keyids` init data from the default KID); the
+                // W3C common PSSH stays in the init segment.
+                out.push(mpd::ContentProtection {
+                    schemeIdUri: CLEARKEY_DASH_SYSTEM.into(),
+                    value: Some("ClearKey1.0".into()),
+                    laurl: p.clearkey_license_url.as_ref().map(|u| mpd::Laurl {
+                        lic_type: Some("EME-1.0".into()),
+                        content: Some(u.clone()),
+                    }),
+                    ..Default::default()
+                });
+                continue;
+            }
+            DrmSystem::Widevine => cp.value = Some("Widevine".into()),
+            DrmSystem::PlayReady => {
+                cp.value = Some("MSPR 2.0".into());
+                cp.msprpro = p.playready_object().map(|pro| mpd::MsprPro {
+                    xmlns: None,
+                    content: Some(b64(pro)),
+                });
+            }
+            DrmSystem::FairPlay => cp.value = Some("FairPlay".into()),
+        }
+        out.push(cp);
+    }
+    out
+}
+
+/// The `EXT-X-KEY` attribute lists of a protected track: one per key format, so that every
+/// player finds its own (shaka-player reads `identity`, hls.js `org.w3.clearkey`).
+/// `session` leaves out `identity`, whose key URI belongs to one media playlist.
+fn hls_keys(p: &TrackProtection, session: bool) -> Vec<Key> {
+    let method = match p.info.scheme {
+        Scheme::Cbcs => KeyMethod::SampleAES,
+        Scheme::Cenc => KeyMethod::Other("SAMPLE-AES-CTR".into()),
+    };
+    let kid_hex = p.kid().hex();
+    let key = |uri: String, format: &str| Key {
+        method: method.clone(),
+        uri: Some(uri),
+        iv: None,
+        keyformat: Some(format.into()),
+        keyformatversions: Some("1".into()),
+    };
+    let mut out = Vec::new();
+    for &system in &p.systems {
+        match system {
+            DrmSystem::ClearKey => {
+                out.push(key(
+                    format!("data:text/plain;base64,{}", b64(p.kid().as_bytes())),
+                    "org.w3.clearkey",
+                ));
+                if let (Some(uri), false) = (&p.hls_key_uri, session) {
+                    out.push(Key {
+                        keyformat: Some("identity".into()),
+                        keyformatversions: None,
+                        ..key(uri.replace("{kid}", &kid_hex), "identity")
+                    });
+                }
+            }
+            DrmSystem::Widevine => {
+                if let Some(x) = p.pssh.iter().find(|x| x.0 == system) {
+                    out.push(key(
+                        format!("data:text/plain;base64,{}", b64(&x.1.to_box())),
+                        "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",
+                    ));
+                }
+            }
+            DrmSystem::PlayReady => {
+                if let Some(pro) = p.playready_object() {
+                    out.push(key(
+                        format!("data:text/plain;charset=UTF-16;base64,{}", b64(pro)),
+                        "com.microsoft.playready",
+                    ));
+                }
+            }
+            DrmSystem::FairPlay => {
+                let uri = p
+                    .fairplay_key_uri
+                    .as_deref()
+                    .unwrap_or("skd://{kid}")
+                    .replace("{kid}", &kid_hex);
+                out.push(key(uri, "com.apple.streamingkeydelivery"));
+            }
+        }
+    }
+    out
+}
+
+fn key_tag(k: &Key) -> ExtTag {
+    let mut attrs = Vec::new();
+    k.write_attributes_to(&mut attrs)
+        .expect("writing to memory");
+    ExtTag {
+        tag: "X-KEY".into(),
+        rest: Some(String::from_utf8(attrs).expect("ASCII attributes")),
+    }
 }
 
 fn playlist_path(t: &PackagedTrack, name: &str) -> String {
@@ -190,7 +355,7 @@ fn relative(t: &PackagedTrack, uri: String) -> String {
 fn init_map(t: &PackagedTrack) -> Map {
     Map {
         uri: relative(t, t.init_uri()),
-        byte_range: (t.addressing == Addressing::SingleFile).then(|| ByteRange {
+        byte_range: (t.addressing == Addressing::SingleFile).then_some(ByteRange {
             length: t.init_size,
             offset: Some(0),
         }),
@@ -199,6 +364,7 @@ fn init_map(t: &PackagedTrack) -> Map {
 }
 
 fn media_playlist(t: &PackagedTrack) -> MediaPlaylist {
+    let keys = playlist_keys(t);
     let ts = f64::from(t.timescale());
     let single = t.addressing == Addressing::SingleFile;
     let map = init_map(t);
@@ -209,11 +375,12 @@ fn media_playlist(t: &PackagedTrack) -> MediaPlaylist {
         .map(|(i, s)| MediaSegment {
             uri: relative(t, t.segment_uri(s.number)),
             duration: (s.duration as f64 / ts) as f32,
-            byte_range: single.then(|| ByteRange {
+            byte_range: single.then_some(ByteRange {
                 length: s.size,
                 offset: Some(s.offset),
             }),
             map: (i == 0).then(|| map.clone()),
+            unknown_tags: if i == 0 { keys.clone() } else { Vec::new() },
             ..Default::default()
         })
         .collect();
@@ -228,8 +395,16 @@ fn media_playlist(t: &PackagedTrack) -> MediaPlaylist {
     }
 }
 
+fn playlist_keys(t: &PackagedTrack) -> Vec<ExtTag> {
+    t.protection
+        .as_ref()
+        .map(|p| hls_keys(p, false).iter().map(key_tag).collect())
+        .unwrap_or_default()
+}
+
 /// The I-frame playlist: each entry is a fragment's `moof` and its leading sync sample.
 fn iframe_playlist(t: &PackagedTrack) -> MediaPlaylist {
+    let keys = playlist_keys(t);
     let ts = f64::from(t.timescale());
     let frames: Vec<(u32, i64, u64, u64)> = t
         .segments
@@ -251,6 +426,7 @@ fn iframe_playlist(t: &PackagedTrack) -> MediaPlaylist {
                     offset: Some(offset),
                 }),
                 map: (i == 0).then(|| map.clone()),
+                unknown_tags: if i == 0 { keys.clone() } else { Vec::new() },
                 ..Default::default()
             }
         })
@@ -370,10 +546,20 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
         }
         alternatives.clear();
     }
+    // One session key per key ID and format, so clients can fetch licences early.
+    let mut session_key: Vec<SessionKey> = Vec::new();
+    for p in tracks.iter().filter_map(|t| t.protection.as_ref()) {
+        for k in hls_keys(p, true) {
+            if !session_key.iter().any(|s| s.0 == k) {
+                session_key.push(SessionKey(k));
+            }
+        }
+    }
     let master = MasterPlaylist {
         version: Some(7),
         variants,
         alternatives,
+        session_key,
         independent_segments: true,
         ..Default::default()
     };

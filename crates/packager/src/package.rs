@@ -28,6 +28,8 @@ pub struct PackageOptions {
     /// each track once; without it (or if the title turns out longer) the media is copied
     /// behind the `sidx` at the end.
     pub expected_duration: Option<f64>,
+    /// Common Encryption of every track, when set.
+    pub protection: Option<crate::Protection>,
 }
 
 impl Default for PackageOptions {
@@ -36,6 +38,7 @@ impl Default for PackageOptions {
             segment_duration: 4.0,
             addressing: Addressing::SegmentFiles,
             expected_duration: None,
+            protection: None,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct PackagedTrack {
     /// `sidx` size (single-file mode).
     pub index_size: u64,
     pub segments: Vec<SegmentRecord>,
+    /// Key ID, scheme and DRM signalling when the track is encrypted.
+    pub protection: Option<crate::TrackProtection>,
 }
 
 impl PackagedTrack {
@@ -148,6 +153,10 @@ struct Track {
     /// Segment boundaries (presentation times) this track chose, video only.
     boundaries: Vec<i64>,
     ended: bool,
+    encryptor: Option<reel_drm::TrackEncryptor>,
+    /// Samples already written to segments (for error messages).
+    samples_out: u64,
+    protection: Option<crate::TrackProtection>,
 }
 
 /// Packages tracks as samples arrive. Manifests are written by the caller from
@@ -185,6 +194,9 @@ impl Packager {
                 ),
             });
         }
+        if let Some(p) = &opts.protection {
+            p.check()?;
+        }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -211,6 +223,13 @@ impl Packager {
         if self.tracks.iter().any(|t| t.stem == stem) {
             stem = format!("{stem}_{}", info.id);
         }
+        let (encryptor, protection) = match &self.opts.protection {
+            Some(p) => {
+                let (e, t) = crate::protect::protect_track(p, &info)?;
+                (Some(e), Some(t))
+            }
+            None => (None, None),
+        };
         // Fail early on a track the init segment cannot describe; the real one is written at
         // the end, when its btrt bitrates are known.
         let probe_init = init_segment(
@@ -218,6 +237,7 @@ impl Packager {
             &InitOptions {
                 bitrate: Some((0, 0)),
                 fragment_duration: None,
+                protection: protection.clone(),
             },
         )?;
         let (mut reserved, mut reserved_entries) = (0, 0);
@@ -270,6 +290,9 @@ impl Packager {
             fragment_seq: 0,
             boundaries: Vec::new(),
             ended: false,
+            encryptor,
+            samples_out: 0,
+            protection,
         });
         Ok(())
     }
@@ -426,8 +449,27 @@ impl Packager {
         if t.current.is_empty() {
             return Ok(());
         }
-        let samples = std::mem::take(&mut t.current);
+        let mut samples = std::mem::take(&mut t.current);
         let number = t.segments.len() as u32 + 1;
+        // Encrypt in decode order, so that per-sample IVs count up through the track.
+        let aux = match t.encryptor.as_mut() {
+            Some(enc) => {
+                let mut aux = Vec::with_capacity(samples.len());
+                for (k, s) in samples.iter_mut().enumerate() {
+                    aux.push(enc.encrypt(&mut s.data).map_err(|e| {
+                        PackagerError::InvalidSample {
+                            track: t.info.id,
+                            index: t.samples_out + k as u64,
+                            dts: s.dts,
+                            problem: e.to_string(),
+                        }
+                    })?);
+                }
+                Some(aux)
+            }
+            None => None,
+        };
+        t.samples_out += samples.len() as u64;
         let start = samples.iter().map(|s| s.pts).min().unwrap_or(0);
         let origin = t.dts_origin.unwrap_or(0);
         let video = t.info.kind() == TrackKind::Video;
@@ -464,6 +506,7 @@ impl Packager {
                 part,
                 origin,
                 from == 0,
+                aux.as_deref().map(|a| &a[from..to]),
             )?
             .map_err(io(&err_path))?;
             if part[0].sync && video {
@@ -623,6 +666,7 @@ impl Packager {
             init_size: 0,
             index_size: 0,
             segments: t.segments.clone(),
+            protection: t.protection.clone(),
         };
         let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         let init = init_segment(
@@ -633,6 +677,7 @@ impl Packager {
                     clamp(figures.average_bandwidth()),
                 )),
                 fragment_duration: None,
+                protection: t.protection.clone(),
             },
         )?;
         match addressing {
@@ -706,6 +751,7 @@ impl Packager {
             addressing,
             index_size,
             segments: t.segments,
+            protection: t.protection,
         })
     }
 }

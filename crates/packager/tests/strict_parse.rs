@@ -87,6 +87,7 @@ fn check(track: &TrackInfo, expect: fn(&Codec) -> bool, reorder: bool, step: u32
         &InitOptions {
             bitrate: Some((500_000, 400_000)),
             fragment_duration: Some(9000),
+            protection: None,
         },
     )
     .unwrap();
