@@ -7,25 +7,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-fn encode(name: &str, ladder_toml: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("reel-package-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let ladder = dir.join("ladder.toml");
-    std::fs::write(&ladder, ladder_toml).unwrap();
-    let src = fixture("mezz_720p25.mp4");
-    reel_ok(&[
-        "encode",
-        src.to_str().unwrap(),
-        "--ladder",
-        ladder.to_str().unwrap(),
-        "--out",
-        dir.join("enc").to_str().unwrap(),
-        "--json",
-    ]);
-    dir
-}
-
 const H264: &str = r#"
 keyframe_interval = 2.0
 [[rung]]
@@ -82,25 +63,6 @@ fn package(renditions: &Path, out: &Path, extra: &[&str]) -> Value {
     args.extend(["--out", out.to_str().unwrap(), "--json"]);
     args.extend(extra);
     serde_json::from_str(&reel_ok(&args)).unwrap()
-}
-
-fn node(script: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
-    let dir = root().join("tests/players");
-    let o = std::process::Command::new("node")
-        .arg(dir.join(script))
-        .args(args)
-        .current_dir(&dir)
-        .output()
-        .expect("node (installed by scripts/setup.sh)");
-    let lines = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    (
-        o.status.success(),
-        lines,
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// Checks every file of a segment-per-file package: parsers, decoding, alignment.
@@ -297,33 +259,6 @@ fn check_single_file(out: &Path, video_frames: u64) {
     let (ok, lines, err) = node("mp4check.mjs", &args);
     assert!(ok, "mp4box.js: {lines:?} {err}");
     check_hls(out);
-}
-
-/// Plays `manifest` with `players` in headless Chromium; every run must end, visit every
-/// video rendition, decode frames and report no error.
-fn play(out: &Path, manifest: &str, players: &[&str], renditions: usize) {
-    let mut args = vec!["--root", out.to_str().unwrap(), "--manifest", manifest];
-    for p in players {
-        args.extend(["--player", p]);
-    }
-    let (_, results, err) = node("play.mjs", &args);
-    assert_eq!(results.len(), players.len(), "player harness: {err}");
-    for r in &results {
-        eprintln!("{r}");
-        assert_eq!(
-            r["errors"],
-            Value::Array(vec![]),
-            "{} on {manifest}: {r}",
-            r["player"]
-        );
-        assert_eq!(
-            r["ended"], true,
-            "{} on {manifest} did not play to the end: {r}",
-            r["player"]
-        );
-        assert_eq!(r["visited"].as_array().unwrap().len(), renditions, "{r}");
-        assert!(r["decodedFrames"].as_u64().unwrap() > 0, "{r}");
-    }
 }
 
 #[test]

@@ -171,7 +171,14 @@ fn run(cli: Cli) -> Result<()> {
                 expected_duration: None,
                 protection,
             };
-            let tracks = package::run(&inputs, &out, opts)?;
+            // Fail closed: a failed run leaves no folder behind that it created (and never
+            // a manifest, which is written last).
+            let existed = out.exists();
+            let tracks = package::run(&inputs, &out, opts).inspect_err(|_| {
+                if !existed {
+                    let _ = std::fs::remove_dir_all(&out);
+                }
+            })?;
             package::report(&out, &tracks, json)?;
         }
         Command::Keys {

@@ -186,3 +186,85 @@ pub fn reel_within(secs: u64, args: &[&str]) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// Encodes the 720p fixture with a ladder (TOML text) into a fresh temporary folder; the
+/// renditions are in its `enc` subfolder.
+pub fn encode(name: &str, ladder_toml: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reel-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ladder = dir.join("ladder.toml");
+    std::fs::write(&ladder, ladder_toml).unwrap();
+    let src = fixture("mezz_720p25.mp4");
+    reel_ok(&[
+        "encode",
+        src.to_str().unwrap(),
+        "--ladder",
+        ladder.to_str().unwrap(),
+        "--out",
+        dir.join("enc").to_str().unwrap(),
+        "--json",
+    ]);
+    dir
+}
+
+/// Runs a script of `tests/players` with node; returns success, its JSON lines and stderr.
+pub fn node(script: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
+    let dir = root().join("tests/players");
+    let o = std::process::Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("node (installed by scripts/setup.sh)");
+    let lines = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (
+        o.status.success(),
+        lines,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Plays `manifest` with `players` in headless Chromium; every run must end, visit every
+/// video rendition, decode frames and report no error.
+pub fn play(out: &Path, manifest: &str, players: &[&str], renditions: usize) {
+    play_with(out, manifest, players, renditions, &[]);
+}
+
+/// [`play`] with more harness arguments (e.g. `--clearkey KID:KEY --drm license`); returns the
+/// players' results.
+pub fn play_with(
+    out: &Path,
+    manifest: &str,
+    players: &[&str],
+    renditions: usize,
+    extra: &[&str],
+) -> Vec<Value> {
+    let mut args = vec!["--root", out.to_str().unwrap(), "--manifest", manifest];
+    args.extend(extra);
+    for p in players {
+        args.extend(["--player", p]);
+    }
+    let (_, results, err) = node("play.mjs", &args);
+    assert_eq!(results.len(), players.len(), "player harness: {err}");
+    for r in &results {
+        eprintln!("{r}");
+        assert_eq!(
+            r["errors"],
+            Value::Array(vec![]),
+            "{} on {manifest}: {r}",
+            r["player"]
+        );
+        assert_eq!(
+            r["ended"], true,
+            "{} on {manifest} did not play to the end: {r}",
+            r["player"]
+        );
+        assert_eq!(r["visited"].as_array().unwrap().len(), renditions, "{r}");
+        assert!(r["decodedFrames"].as_u64().unwrap() > 0, "{r}");
+    }
+    results
+}

@@ -34,6 +34,9 @@ pub struct FragmentedMp4File {
     sequence: u32,
     dts_origin: Option<i64>,
     last_dts: Option<i64>,
+    /// The caller's track ID, for errors (the file itself says 1), and its track.
+    id: u32,
+    given: TrackInfo,
     samples_written: u64,
     mehd_at: u64,
     end_time: i64,
@@ -42,6 +45,13 @@ pub struct FragmentedMp4File {
 impl FragmentedMp4File {
     /// Creates `path.partial` and writes the init segment into it.
     pub fn create(path: &Path, track: TrackInfo, policy: FragmentPolicy) -> Result<Self> {
+        // The file holds this one track, written as track 1 (as Shaka Packager does; its
+        // reader crashes on, or misreads, single-track files with another ID). The caller's
+        // ID stays in `track()` and in errors.
+        let id = track.id;
+        let given = track.clone();
+        let mut track = track;
+        track.id = 1;
         let partial = partial_path(path);
         let io = |source| PackagerError::Io {
             path: partial.clone(),
@@ -60,6 +70,8 @@ impl FragmentedMp4File {
         let mehd_at = find_box(&init, b"mehd").map(|p| p as u64 + 12).unwrap_or(0);
         out.write_all(&init).map_err(io)?;
         Ok(Self {
+            id,
+            given,
             track,
             policy,
             out: Some(out),
@@ -75,8 +87,9 @@ impl FragmentedMp4File {
         })
     }
 
+    /// The track as the caller gave it (its own ID, not the file's 1).
     pub fn track(&self) -> &TrackInfo {
-        &self.track
+        &self.given
     }
 
     /// Adds a sample (in decode order); writes the pending fragment first when this sample
@@ -86,7 +99,7 @@ impl FragmentedMp4File {
         if let Some(last) = self.last_dts {
             if sample.dts <= last {
                 return Err(PackagerError::InvalidSample {
-                    track: self.track.id,
+                    track: self.id,
                     index,
                     dts: sample.dts,
                     problem: format!("decode time not after the previous sample's ({last})"),
@@ -104,7 +117,7 @@ impl FragmentedMp4File {
         }
         if self.pending.is_empty() && !can_start && self.samples_written == 0 {
             return Err(PackagerError::InvalidSample {
-                track: self.track.id,
+                track: self.id,
                 index,
                 dts: sample.dts,
                 problem: "the track does not start with a sync sample".into(),
@@ -144,7 +157,7 @@ impl FragmentedMp4File {
         self.flush()?;
         if self.samples_written == 0 {
             return Err(PackagerError::InvalidTrack {
-                track: self.track.id,
+                track: self.id,
                 problem: "no samples".into(),
             });
         }

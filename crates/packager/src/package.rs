@@ -131,6 +131,8 @@ impl PackagedTrack {
 
 struct Track {
     info: TrackInfo,
+    /// `info` as written in the track's files: every file holds one track, as track 1.
+    file_info: TrackInfo,
     stem: String,
     out: Option<BufWriter<File>>,
     out_path: PathBuf,
@@ -271,7 +273,10 @@ impl Packager {
         if info.kind() == TrackKind::Video && self.reference.is_none() {
             self.reference = Some(self.tracks.len());
         }
+        let mut file_info = info.clone();
+        file_info.id = 1;
         self.tracks.push(Track {
+            file_info,
             info,
             stem,
             out,
@@ -501,7 +506,7 @@ impl Packager {
             let part = &samples[from..to];
             let n = crate::fragment::write_media_fragment(
                 out,
-                &t.info,
+                &t.file_info,
                 t.fragment_seq,
                 part,
                 origin,
@@ -670,7 +675,7 @@ impl Packager {
         };
         let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         let init = init_segment(
-            &t.info,
+            &t.file_info,
             &InitOptions {
                 bitrate: Some((
                     clamp(figures.peak_bandwidth()),
@@ -696,7 +701,7 @@ impl Packager {
                     // sidx's first_offset steps over that box to the first segment.
                     let sidx_len = SIDX_FIXED + SIDX_ENTRY * t.segments.len() as u64;
                     let free = t.reserved - init.len() as u64 - sidx_len;
-                    let sidx = sidx(&t.info, &t.segments, free)?;
+                    let sidx = sidx(&t.file_info, &t.segments, free)?;
                     index_size = sidx.len() as u64;
                     let mut head = init.clone();
                     head.extend_from_slice(&sidx);
@@ -711,7 +716,7 @@ impl Packager {
                     t.reserved
                 } else {
                     drop(written);
-                    let sidx = sidx(&t.info, &t.segments, 0)?;
+                    let sidx = sidx(&t.file_info, &t.segments, 0)?;
                     index_size = sidx.len() as u64;
                     let tmp = crate::file::partial_path(&path);
                     let scratch = if t.reserved > 0 {
