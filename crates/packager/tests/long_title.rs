@@ -19,6 +19,7 @@ fn two_hours_without_drift() {
             addressing: Addressing::SingleFile,
             // Far too short: the packager must fall back to moving the media behind the sidx.
             expected_duration: Some(60.0),
+            protection: None,
         },
     )
     .unwrap();
