@@ -183,6 +183,8 @@ fn main() {
         let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         let (mut wall, mut rss) = (f64::MAX, 0.0f64);
         for _ in 0..repeats {
+            // Flush the previous run's dirty pages first, or they slow down whoever runs next.
+            let _ = Command::new("sync").status();
             let (w, r) = timed(label, &args);
             wall = wall.min(w);
             rss = rss.max(r);
@@ -245,7 +247,9 @@ fn main() {
             .and_then(|v| v.trim_end_matches('k').parse::<f64>().ok())
             .map(|k| k * 1000.0 / 1e6);
         match rate {
-            Some(r) => println!("openssl speed -evp {cipher} (16 KiB blocks, one core): {r:8.0} MB/s"),
+            Some(r) => {
+                println!("openssl speed -evp {cipher} (16 KiB blocks, one core): {r:8.0} MB/s")
+            }
             None => println!("openssl speed -evp {cipher}: no figure in its output"),
         }
     }
@@ -268,8 +272,14 @@ fn shaka_run(
     let tag = scheme.unwrap_or("clear");
     let mut cmd = vec![
         shaka.to_str().unwrap().to_string(),
-        format!("in={input},stream=video,output={}", p(&format!("shaka_{tag}_v.mp4"))),
-        format!("in={input},stream=audio,output={}", p(&format!("shaka_{tag}_a.mp4"))),
+        format!(
+            "in={input},stream=video,output={}",
+            p(&format!("shaka_{tag}_v.mp4"))
+        ),
+        format!(
+            "in={input},stream=audio,output={}",
+            p(&format!("shaka_{tag}_a.mp4"))
+        ),
         "--mpd_output".into(),
         p(&format!("shaka_{tag}.mpd")),
         "--quiet".into(),

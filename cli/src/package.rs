@@ -1,7 +1,7 @@
 //! `reel package`: demux every input and feed one packager, then write the manifests.
 
 use anyhow::{bail, Context, Result};
-use reel_encoder::{Event, StreamInfo};
+use reel_encoder::Event;
 use reel_packager::{PackageOptions, PackagedTrack, Packager};
 use serde::Serialize;
 use std::fmt::Write;
@@ -13,12 +13,8 @@ pub fn run(inputs: &[PathBuf], out: &Path, mut opts: PackageOptions) -> Result<V
     let mut order = Vec::new();
     let mut longest: f64 = 0.0;
     for input in inputs {
-        let info = reel_encoder::probe(input)?;
-        longest = longest.max(info.duration);
-        let has_video = info
-            .streams
-            .iter()
-            .any(|s| matches!(s, StreamInfo::Video(_)));
+        let (duration, has_video) = reel_encoder::summary(input)?;
+        longest = longest.max(duration);
         order.push((!has_video, input.clone()));
     }
     order.sort_by_key(|(audio_only, _)| *audio_only);

@@ -4,7 +4,7 @@
 use crate::key::{random, Key, KeyId};
 use crate::subsample::SubsampleMap;
 use crate::{DrmError, Result};
-use aes::cipher::{BlockCipherEncrypt, KeyInit, KeyIvInit, StreamCipher};
+use aes::cipher::{KeyInit, KeyIvInit, StreamCipher};
 use aes::Aes128;
 use reel_media::{CodecConfig, TrackKind};
 
@@ -160,19 +160,50 @@ impl TrackEncryptor {
 
     /// Encrypts one sample in place and returns its `senc` entry.
     pub fn encrypt(&mut self, sample: &mut [u8]) -> Result<SampleEncryption> {
+        let aux = self.describe(sample)?;
+        self.apply(sample, &aux, &mut Vec::new());
+        Ok(aux)
+    }
+
+    /// Encrypts consecutive samples (decode order) in place. On error, returns the index of
+    /// the sample that failed. (Spreading the AES work over both cores was measured: no gain,
+    /// the packager is bound by reading and writing the file, so this stays sequential.)
+    pub fn encrypt_all(
+        &mut self,
+        samples: &mut [&mut [u8]],
+    ) -> std::result::Result<Vec<SampleEncryption>, (usize, DrmError)> {
+        let mut aux = Vec::with_capacity(samples.len());
+        let mut scratch = Vec::new();
+        for (i, s) in samples.iter_mut().enumerate() {
+            let a = self.describe(s).map_err(|e| (i, e))?;
+            self.apply(s, &a, &mut scratch);
+            aux.push(a);
+        }
+        Ok(aux)
+    }
+
+    /// The `senc` entry of the next sample: its subsamples and (`cenc`) its IV.
+    fn describe(&mut self, sample: &[u8]) -> Result<SampleEncryption> {
         let subsamples = self.map.subsamples(sample)?;
-        match self.info.scheme {
+        let iv = match self.info.scheme {
             Scheme::Cenc => {
                 let iv = self.next_iv;
                 self.next_iv = self.next_iv.wrapping_add(1);
+                iv.to_be_bytes().to_vec()
+            }
+            Scheme::Cbcs => Vec::new(),
+        };
+        Ok(SampleEncryption { iv, subsamples })
+    }
+
+    /// Encrypts the protected ranges `aux` describes.
+    fn apply(&self, sample: &mut [u8], aux: &SampleEncryption, scratch: &mut Vec<aes::Block>) {
+        match self.info.scheme {
+            Scheme::Cenc => {
                 let mut counter = [0u8; 16];
-                counter[..8].copy_from_slice(&iv.to_be_bytes());
+                counter[..8].copy_from_slice(&aux.iv);
                 let mut ctr = ctr::Ctr64BE::<Aes128>::new(&self.key.into(), &counter.into());
-                for_each_protected(sample, &subsamples, |range| ctr.apply_keystream(range));
-                Ok(SampleEncryption {
-                    iv: iv.to_be_bytes().to_vec(),
-                    subsamples,
-                })
+                for_each_protected(sample, &aux.subsamples, |range| ctr.apply_keystream(range));
             }
             Scheme::Cbcs => {
                 let iv = self.info.constant_iv.expect("cbcs has a constant IV");
@@ -180,15 +211,10 @@ impl TrackEncryptor {
                     usize::from(self.info.crypt_byte_block),
                     usize::from(self.info.skip_byte_block),
                 );
-                let cipher = &self.cipher;
                 // The CBC chain restarts from the constant IV in every subsample.
-                for_each_protected(sample, &subsamples, |range| {
-                    cbc_pattern(cipher, &iv, crypt, skip, range)
+                for_each_protected(sample, &aux.subsamples, |range| {
+                    cbc_pattern(&self.cipher, &iv, crypt, skip, range, scratch)
                 });
-                Ok(SampleEncryption {
-                    iv: Vec::new(),
-                    subsamples,
-                })
             }
         }
     }
@@ -213,23 +239,44 @@ fn for_each_protected(sample: &mut [u8], subsamples: &[Subsample], mut f: impl F
 }
 
 /// CBC over `crypt` of every `crypt + skip` 16-byte blocks (all blocks when both are 0); a
-/// trailing partial block stays clear.
-fn cbc_pattern(cipher: &Aes128, iv: &[u8; 16], crypt: usize, skip: usize, data: &mut [u8]) {
-    let mut chain = *iv;
+/// trailing partial block stays clear. The encrypted blocks form one CBC chain, so they are
+/// gathered into one buffer and encrypted in one call (a call per block costs more than the
+/// block: the wide AES backends set up their round keys on every call), then put back.
+fn cbc_pattern(
+    cipher: &Aes128,
+    iv: &[u8; 16],
+    crypt: usize,
+    skip: usize,
+    data: &mut [u8],
+    scratch: &mut Vec<aes::Block>,
+) {
+    use aes::cipher::{BlockModeEncrypt, InnerIvInit};
     let blocks = data.len() / 16;
-    let period = if crypt == 0 { 1 } else { crypt + skip };
-    let crypt = crypt.max(1);
-    for b in 0..blocks {
-        if b % period >= crypt {
-            continue;
-        }
-        let block = &mut data[b * 16..b * 16 + 16];
-        for (x, c) in block.iter_mut().zip(chain.iter()) {
-            *x ^= c;
-        }
-        let arr: &mut [u8; 16] = block.try_into().expect("16 bytes");
-        cipher.encrypt_block(arr.into());
-        chain = *arr;
+    let (crypt, period) = if crypt == 0 {
+        (1, 1)
+    } else {
+        (crypt, crypt + skip)
+    };
+    let mut mode = cbc::Encryptor::<Aes128>::inner_iv_init(cipher.clone(), &(*iv).into());
+    if period == 1 {
+        let (whole, _) = data.split_at_mut(blocks * 16);
+        let (chunks, _) = aes::Block::slice_as_chunks_mut(whole);
+        mode.encrypt_blocks(chunks);
+        return;
+    }
+    let picked = || {
+        (0..blocks)
+            .step_by(period)
+            .flat_map(move |start| start..(start + crypt).min(blocks))
+    };
+    scratch.clear();
+    scratch.extend(picked().map(|b| {
+        let arr: [u8; 16] = data[b * 16..b * 16 + 16].try_into().expect("16 bytes");
+        aes::Block::from(arr)
+    }));
+    mode.encrypt_blocks(scratch);
+    for (b, block) in picked().zip(scratch.iter()) {
+        data[b * 16..b * 16 + 16].copy_from_slice(block);
     }
 }
 
@@ -327,7 +374,7 @@ mod tests {
         );
         let mut data = plain.clone();
         data.extend_from_slice(&[1, 2, 3]); // a partial block stays clear
-        cbc_pattern(&cipher, &iv, 0, 0, &mut data);
+        cbc_pattern(&cipher, &iv, 0, 0, &mut data, &mut Vec::new());
         assert_eq!(
             data[..64],
             hexv(
@@ -342,7 +389,7 @@ mod tests {
         let mut data = vec![0u8; 16 * 11 + 5];
         data[..16].copy_from_slice(&plain[..16]);
         data[160..176].copy_from_slice(&plain[16..32]);
-        cbc_pattern(&cipher, &iv, 1, 9, &mut data);
+        cbc_pattern(&cipher, &iv, 1, 9, &mut data, &mut Vec::new());
         assert_eq!(data[..16], hexv("7649abac8119b246cee98e9b12e9197d")[..]);
         assert_eq!(data[160..176], hexv("5086cb9b507219ee95db113a917678b2")[..]);
         assert!(data[16..160].iter().all(|&b| b == 0));

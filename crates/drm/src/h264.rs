@@ -157,6 +157,13 @@ fn parse_pps(nal: &[u8]) -> Result<(u32, Pps)> {
     Ok((id, pps))
 }
 
+/// Why a slice header could not be measured: the unescaped prefix was too short, or the
+/// stream is bad.
+enum Parse {
+    Short,
+    Bad(DrmError),
+}
+
 /// Knows the parameter sets of a stream and measures slice headers.
 pub(crate) struct SliceHeaderParser {
     nal_length_size: u8,
@@ -221,12 +228,33 @@ impl SliceHeaderParser {
 
     /// Bytes of the NAL unit (from its header byte) up to the end of the slice header.
     fn slice_header_len(&self, nal: &[u8]) -> Result<usize> {
+        // A slice header is a few dozen bytes: unescape only a prefix of the slice, longer
+        // only when the header does not fit in it.
+        for limit in [64, 1024, usize::MAX] {
+            match self.slice_header_len_within(nal, limit) {
+                Ok(n) => return Ok(n),
+                Err(Parse::Short) if limit < nal.len() => continue,
+                Err(Parse::Short) => return Err(bad("slice header runs past its NAL unit")),
+                Err(Parse::Bad(e)) => return Err(e),
+            }
+        }
+        unreachable!("the last limit covers the whole NAL unit")
+    }
+
+    fn slice_header_len_within(
+        &self,
+        nal: &[u8],
+        limit: usize,
+    ) -> std::result::Result<usize, Parse> {
         let nal_ref_idc = (nal[0] >> 5) & 3;
         let idr = nal[0] & 0x1f == 5;
-        // A slice header is well under 1 KiB; do not unescape the whole slice.
-        let (data, removed) = rbsp(&nal[1..], 4096);
+        let (data, removed) = rbsp(&nal[1..], limit);
         let mut r = BitReader::new(&data, "H.264 slice header");
-        let m = media;
+        let m = |e: reel_media::MediaError| match e {
+            reel_media::MediaError::Truncated { .. } => Parse::Short,
+            other => Parse::Bad(media(other)),
+        };
+        let bad = |p: String| Parse::Bad(bad(p));
         r.ue().map_err(m)?; // first_mb_in_slice
         let slice_type = r.ue().map_err(m)? % 5;
         let pps_id = r.ue().map_err(m)?;
@@ -289,7 +317,7 @@ impl SliceHeaderParser {
             }
         }
         if l0 > 32 || l1 > 32 {
-            return Err(bad("more than 32 reference indices"));
+            return Err(bad("more than 32 reference indices".into()));
         }
         // ref_pic_list_modification()
         let lists = if b {
@@ -375,7 +403,7 @@ impl SliceHeaderParser {
         // +1 for the NAL header byte.
         let len = 1 + rbsp_bytes + escaped;
         if len > nal.len() {
-            return Err(bad("slice header runs past its NAL unit"));
+            return Err(Parse::Short);
         }
         Ok(len)
     }

@@ -35,9 +35,28 @@ fn target_caps(media_type: &str) -> Option<gst::Caps> {
     })
 }
 
+/// Duration in seconds and whether `source` has video: from the sample tables of an MP4 this
+/// crate reads natively, else from GStreamer's discoverer.
+pub fn summary(source: &Path) -> Result<(f64, bool), EncodeError> {
+    if let Some(s) = crate::mp4demux::summary(source) {
+        return Ok(s);
+    }
+    let info = probe(source)?;
+    let video = info
+        .streams
+        .iter()
+        .any(|s| matches!(s, StreamInfo::Video(_)));
+    Ok((info.duration, video))
+}
+
 /// Starts demuxing every H.264, AV1, AAC and Opus stream of `source`. Other streams are
 /// reported as [`Event::Notice`] and ignored; a file with none of these is an error.
 pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
+    // MP4 with only codecs we package: read it natively, without GStreamer's discoverer (which
+    // alone costs about 0.1 s) or parsebin.
+    if let Some(stream) = crate::mp4demux::try_demux(source)? {
+        return Ok(stream);
+    }
     let info = probe(source)?;
     init()?;
     let path = source.to_path_buf();
@@ -73,12 +92,6 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
                     .join(", ")
             ),
         });
-    }
-    // MP4 with only codecs we package: read it natively (much faster than parsebin).
-    if info.streams.len() == supported {
-        if let Some(stream) = crate::mp4demux::try_demux(source)? {
-            return Ok(stream);
-        }
     }
     let languages: Vec<String> = info
         .streams

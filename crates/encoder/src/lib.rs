@@ -31,7 +31,7 @@ mod probe;
 mod stream;
 mod timing;
 
-pub use demux::demux;
+pub use demux::{demux, summary};
 pub use encode::{encode, EncodePlan, RungPlan};
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, Ladder, RateControl, Rung};

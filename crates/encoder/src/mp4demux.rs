@@ -60,6 +60,133 @@ pub(crate) fn try_demux(path: &Path) -> Result<Option<SampleStream>, EncodeError
     Ok(Some(SampleStream::without_pipeline(rx, stop, vec![worker])))
 }
 
+/// Duration in seconds (longest track) and whether there is video, when this reader handles
+/// the file; read from the sample tables, without GStreamer.
+pub(crate) fn summary(path: &Path) -> Option<(f64, bool)> {
+    if let Some(s) = progressive_summary(path) {
+        return Some(s);
+    }
+    let parsed = parse(path).ok()??;
+    let mut spans: Vec<Option<(i64, i64)>> = vec![None; parsed.tracks.len()];
+    for s in &parsed.samples {
+        let (start, end) = (s.dts + s.cts, s.dts + s.cts + i64::from(s.duration));
+        let span = spans[s.track].get_or_insert((start, end));
+        span.0 = span.0.min(start);
+        span.1 = span.1.max(end);
+    }
+    let duration = spans
+        .iter()
+        .zip(&parsed.tracks)
+        .filter_map(|(s, t)| s.map(|(a, b)| (b - a) as f64 / f64::from(t.timescale)))
+        .fold(0.0, f64::max);
+    let video = parsed
+        .tracks
+        .iter()
+        .any(|t| t.kind() == reel_media::TrackKind::Video);
+    Some((duration, video))
+}
+
+/// Box children of `data` as (type, body); `None` if a size field does not fit.
+fn children(data: &[u8]) -> Option<Vec<([u8; 4], &[u8])>> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[at..at + 4].try_into().ok()?) as usize;
+        let kind: [u8; 4] = data[at + 4..at + 8].try_into().ok()?;
+        let (header, size) = match size {
+            0 => (8, data.len() - at),
+            1 => {
+                let large = u64::from_be_bytes(data.get(at + 8..at + 16)?.try_into().ok()?);
+                (16, usize::try_from(large).ok()?)
+            }
+            n => (8, n),
+        };
+        if size < header || at.checked_add(size)? > data.len() {
+            return None;
+        }
+        out.push((kind, &data[at + header..at + size]));
+        at += size;
+    }
+    Some(out)
+}
+
+/// Duration and video presence of a progressive MP4 from `mdhd` and `hdlr` alone: reads the
+/// `moov` box but decodes none of its sample tables. `None` for fragmented files (their
+/// durations are in the fragments) or anything unexpected.
+fn progressive_summary(path: &Path) -> Option<(f64, bool)> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut pos = 0u64;
+    let mut moov = None;
+    while pos + 8 <= len {
+        let mut h = [0u8; 16];
+        f.seek(SeekFrom::Start(pos)).ok()?;
+        f.read_exact(&mut h[..8]).ok()?;
+        let kind: [u8; 4] = h[4..8].try_into().ok()?;
+        if pos == 0 && &kind != b"ftyp" {
+            return None;
+        }
+        let (header, size) = match u32::from_be_bytes(h[..4].try_into().ok()?) {
+            0 => (8, len - pos),
+            1 => {
+                f.read_exact(&mut h[8..16]).ok()?;
+                (16, u64::from_be_bytes(h[8..16].try_into().ok()?))
+            }
+            n => (8, u64::from(n)),
+        };
+        if size < header || pos.checked_add(size)? > len {
+            return None;
+        }
+        if &kind == b"moov" {
+            // A moov is kilobytes to a few megabytes; refuse absurd sizes.
+            let body = usize::try_from(size - header)
+                .ok()
+                .filter(|&n| n < 256 << 20)?;
+            let mut buf = vec![0u8; body];
+            f.read_exact(&mut buf).ok()?;
+            moov = Some(buf);
+            break;
+        }
+        pos += size;
+    }
+    let moov = moov?;
+    let mut longest: f64 = 0.0;
+    let mut video = false;
+    for (kind, trak) in children(&moov)? {
+        if &kind == b"mvex" {
+            return None;
+        }
+        if &kind != b"trak" {
+            continue;
+        }
+        let (_, mdia) = children(trak)?.into_iter().find(|c| &c.0 == b"mdia")?;
+        let parts = children(mdia)?;
+        let (_, mdhd) = parts.iter().find(|c| &c.0 == b"mdhd")?;
+        let (_, hdlr) = parts.iter().find(|c| &c.0 == b"hdlr")?;
+        let (timescale, duration) = if mdhd.first()? == &1 {
+            (
+                u32::from_be_bytes(mdhd.get(20..24)?.try_into().ok()?),
+                u64::from_be_bytes(mdhd.get(24..32)?.try_into().ok()?),
+            )
+        } else {
+            (
+                u32::from_be_bytes(mdhd.get(12..16)?.try_into().ok()?),
+                u64::from(u32::from_be_bytes(mdhd.get(16..20)?.try_into().ok()?)),
+            )
+        };
+        match hdlr.get(8..12)? {
+            b"vide" => video = true,
+            b"soun" => {}
+            _ => continue,
+        }
+        if timescale == 0 || duration == 0 || duration == u64::from(u32::MAX) {
+            return None;
+        }
+        longest = longest.max(duration as f64 / f64::from(timescale));
+    }
+    (longest > 0.0).then_some((longest, video))
+}
+
 fn emit(path: &Path, parsed: Parsed, feed: &Feed) -> Result<(), EncodeError> {
     let io = |source| EncodeError::Io {
         path: path.to_path_buf(),

@@ -459,17 +459,16 @@ impl Packager {
         // Encrypt in decode order, so that per-sample IVs count up through the track.
         let aux = match t.encryptor.as_mut() {
             Some(enc) => {
-                let mut aux = Vec::with_capacity(samples.len());
-                for (k, s) in samples.iter_mut().enumerate() {
-                    aux.push(enc.encrypt(&mut s.data).map_err(|e| {
-                        PackagerError::InvalidSample {
+                let mut data: Vec<&mut [u8]> =
+                    samples.iter_mut().map(|s| s.data.as_mut_slice()).collect();
+                let aux =
+                    enc.encrypt_all(&mut data)
+                        .map_err(|(k, e)| PackagerError::InvalidSample {
                             track: t.info.id,
                             index: t.samples_out + k as u64,
-                            dts: s.dts,
+                            dts: samples[k].dts,
                             problem: e.to_string(),
-                        }
-                    })?);
-                }
+                        })?;
                 Some(aux)
             }
             None => None,
