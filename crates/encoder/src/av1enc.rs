@@ -217,7 +217,7 @@ impl Worker {
             plane.copy_from_raw_u8(data, stride, 1);
         }
         let params = FrameParameters {
-            frame_type_override: if self.frames_in % self.job.keyframe_frames == 0 {
+            frame_type_override: if self.frames_in.is_multiple_of(self.job.keyframe_frames) {
                 FrameTypeOverride::Key
             } else {
                 FrameTypeOverride::No

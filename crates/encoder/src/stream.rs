@@ -207,7 +207,7 @@ pub(crate) fn watch_bus(
             };
             match msg.view() {
                 gst::MessageView::Error(err) => {
-                    feed.send(Msg::Error(crate::gst_util::bus_error(&path, &err)));
+                    feed.send(Msg::Error(crate::gst_util::bus_error(&path, err)));
                     return;
                 }
                 gst::MessageView::Eos(_) => break,

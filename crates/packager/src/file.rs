@@ -36,7 +36,8 @@ pub struct FragmentedMp4File {
     last_dts: Option<i64>,
     /// The caller's track ID, for errors (the file itself says 1), and its track.
     id: u32,
-    given: TrackInfo,
+    /// The track as written in the file (track 1).
+    file_track: TrackInfo,
     samples_written: u64,
     mehd_at: u64,
     end_time: i64,
@@ -49,9 +50,8 @@ impl FragmentedMp4File {
         // reader crashes on, or misreads, single-track files with another ID). The caller's
         // ID stays in `track()` and in errors.
         let id = track.id;
-        let given = track.clone();
-        let mut track = track;
-        track.id = 1;
+        let mut file_track = track.clone();
+        file_track.id = 1;
         let partial = partial_path(path);
         let io = |source| PackagerError::Io {
             path: partial.clone(),
@@ -61,7 +61,7 @@ impl FragmentedMp4File {
         let mut out = BufWriter::with_capacity(1 << 20, file);
         // A placeholder mehd (patched in finish) lets readers know the duration up front.
         let init = init_segment(
-            &track,
+            &file_track,
             &InitOptions {
                 fragment_duration: Some(0),
                 ..Default::default()
@@ -71,8 +71,8 @@ impl FragmentedMp4File {
         out.write_all(&init).map_err(io)?;
         Ok(Self {
             id,
-            given,
             track,
+            file_track,
             policy,
             out: Some(out),
             path: path.to_path_buf(),
@@ -89,7 +89,7 @@ impl FragmentedMp4File {
 
     /// The track as the caller gave it (its own ID, not the file's 1).
     pub fn track(&self) -> &TrackInfo {
-        &self.given
+        &self.track
     }
 
     /// Adds a sample (in decode order); writes the pending fragment first when this sample
@@ -107,10 +107,10 @@ impl FragmentedMp4File {
             }
         }
         self.dts_origin.get_or_insert(sample.dts.min(0));
-        let can_start = sample.sync || self.track.kind() == TrackKind::Audio;
+        let can_start = sample.sync || self.file_track.kind() == TrackKind::Audio;
         if can_start && !self.pending.is_empty() {
             let first = self.pending[0].dts;
-            let span = (sample.dts - first) as f64 / f64::from(self.track.timescale);
+            let span = (sample.dts - first) as f64 / f64::from(self.file_track.timescale);
             if span >= self.policy.min_duration {
                 self.flush()?;
             }
@@ -135,7 +135,7 @@ impl FragmentedMp4File {
         }
         self.sequence += 1;
         let frag = media_fragment(
-            &self.track,
+            &self.file_track,
             self.sequence,
             &self.pending,
             self.dts_origin.unwrap_or(0),
