@@ -143,17 +143,16 @@ fn shaka_decrypt(enc_file: &Path, kind: &str, dec: &Path) -> Option<()> {
 ///
 /// (Shaka Packager 3.4.2 crashes on, or decrypts one sample of with a wrong IV, single-track
 /// files whose track is not track 1; every file we write holds its track as track 1.)
-fn decrypt_and_compare(renditions: &Path, scheme: &str) {
+fn decrypt_and_compare(renditions: &Path, scheme: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let clear = dir.path().join("clear");
     let enc = dir.path().join("enc");
     package(renditions, &clear, &["--single-file"]);
     let key = key_arg();
-    package(
-        renditions,
-        &enc,
-        &["--single-file", "--encrypt", scheme, "--key", &key],
-    );
+    let mut args = vec!["--single-file", "--encrypt", scheme, "--key", &key];
+    args.extend(extra);
+    package(renditions, &enc, &args);
+    let iv_size = if extra.contains(&"16") { 16 } else { 8 };
     let mut by_shaka = 0;
     for entry in std::fs::read_dir(&clear).unwrap() {
         let clear_file = entry.unwrap().path();
@@ -190,7 +189,7 @@ fn decrypt_and_compare(renditions: &Path, scheme: &str) {
             );
             assert_eq!(tenc["constantIvSize"], 16, "{info}");
         } else {
-            assert_eq!(tenc["ivSize"], 8, "{info}");
+            assert_eq!(tenc["ivSize"], iv_size, "{info}");
             let got = ffmpeg_decrypted_hashes(&enc_file);
             assert_eq!(
                 got, want,
@@ -272,14 +271,15 @@ fn ffmpeg_decrypted_hashes(file: &Path) -> Vec<String> {
 
 #[test]
 fn shaka_packager_decrypts_h264_and_aac_to_the_clear_frames() {
-    decrypt_and_compare(h264_renditions(), "cenc");
-    decrypt_and_compare(h264_renditions(), "cbcs");
+    decrypt_and_compare(h264_renditions(), "cenc", &[]);
+    decrypt_and_compare(h264_renditions(), "cenc", &["--iv-size", "16"]);
+    decrypt_and_compare(h264_renditions(), "cbcs", &[]);
 }
 
 #[test]
 fn shaka_packager_decrypts_av1_to_the_clear_frames() {
-    decrypt_and_compare(av1_renditions(), "cenc");
-    decrypt_and_compare(av1_renditions(), "cbcs");
+    decrypt_and_compare(av1_renditions(), "cenc", &[]);
+    decrypt_and_compare(av1_renditions(), "cbcs", &[]);
 }
 
 /// Our PSSH boxes are byte-identical to the ones Shaka Packager writes for the same key.
@@ -795,6 +795,30 @@ fn bad_keys_and_combinations_fail_closed() {
             ],
             &h264,
             "bad.cpix",
+        ),
+        (
+            vec![
+                "--encrypt".into(),
+                "cbcs".into(),
+                "--key".into(),
+                key_arg(),
+                "--iv-size".into(),
+                "16".into(),
+            ],
+            &h264,
+            "constant IV",
+        ),
+        (
+            vec![
+                "--encrypt".into(),
+                "cenc".into(),
+                "--key".into(),
+                key_arg(),
+                "--iv-size".into(),
+                "12".into(),
+            ],
+            &h264,
+            "cenc allows 8 or 16",
         ),
         (
             vec![

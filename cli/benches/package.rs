@@ -77,7 +77,16 @@ fn main() {
     }
     let mb = std::fs::metadata(&big).unwrap().len() as f64 / 1e6;
     let b = big.to_str().unwrap();
-    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    // Every tool writes into `out/`, emptied before each run: nobody overwrites (and so
+    // first truncates) an earlier run's files.
+    let out_dir = d.join("out");
+    let p = |n: &str| out_dir.join(n).to_str().unwrap().to_string();
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(&out_dir);
+        std::fs::create_dir_all(&out_dir).unwrap();
+        // Flush the previous run's dirty pages first, or they slow down whoever runs next.
+        let _ = Command::new("sync").status();
+    };
     let _ = Command::new("cat")
         .arg(&big)
         .stdout(std::process::Stdio::null())
@@ -183,13 +192,10 @@ fn main() {
         let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         let (mut wall, mut rss) = (f64::MAX, 0.0f64);
         for _ in 0..repeats {
-            // Flush the previous run's dirty pages first, or they slow down whoever runs next.
-            let _ = Command::new("sync").status();
+            fresh();
             let (w, r) = timed(label, &args);
             wall = wall.min(w);
             rss = rss.max(r);
-            let _ = std::fs::remove_dir_all(d.join("reel_single"));
-            let _ = std::fs::remove_dir_all(d.join("reel_segments"));
         }
         if *label == "cp" {
             cp_time = wall;
@@ -199,9 +205,8 @@ fn main() {
             mb / wall,
             wall / cp_time
         );
-        let _ = std::fs::remove_dir_all(d.join("reel_single"));
-        let _ = std::fs::remove_dir_all(d.join("reel_segments"));
     }
+    fresh();
     let (_, rss_half) = timed(
         "reel half",
         &[

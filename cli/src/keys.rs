@@ -42,6 +42,9 @@ pub struct EncryptArgs {
     /// Content ID in the Widevine PSSH.
     #[arg(long, value_name = "ID")]
     pub content_id: Option<String>,
+    /// Per-sample IV size for cenc: 8 or 16 bytes (cbcs uses a constant IV).
+    #[arg(long, value_name = "BYTES")]
+    pub iv_size: Option<u8>,
 }
 
 /// The classes `--generate-keys` and `reel keys generate` make keys for.
@@ -104,6 +107,12 @@ impl EncryptArgs {
         p.hls_key_uri = self.hls_key_uri.clone();
         p.fairplay_key_uri = self.fairplay_key_uri.clone();
         p.content_id = self.content_id.clone();
+        if let Some(n) = self.iv_size {
+            if scheme == Scheme::Cbcs {
+                bail!("--iv-size is for cenc; cbcs uses a constant IV");
+            }
+            p.iv_size = n;
+        }
         Ok(Some(p))
     }
 }

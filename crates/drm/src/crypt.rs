@@ -103,8 +103,10 @@ pub struct TrackEncryptor {
     key: [u8; 16],
     info: TrackEncryption,
     map: SubsampleMap,
-    /// The next per-sample IV (`cenc`), incremented for every sample.
+    /// The next per-sample IV (`cenc`): its high 8 bytes count up by one a sample; with
+    /// 16-byte IVs the low 8 bytes (where the block counter runs) are a fixed random start.
     next_iv: u64,
+    iv_low: u64,
 }
 
 impl Drop for TrackEncryptor {
@@ -151,7 +153,37 @@ impl TrackEncryptor {
             info,
             map,
             next_iv: u64::from_be_bytes(iv[..8].try_into().expect("8 bytes")),
+            iv_low: u64::from_be_bytes(iv[8..].try_into().expect("8 bytes")),
         })
+    }
+
+    /// Per-sample IV size for `cenc`: 8 (the default) or 16 bytes. Each sample's counter
+    /// blocks stay apart from every other sample's either way: samples differ in the high
+    /// 8 bytes, and the block counter runs in the low 8.
+    ///
+    /// ```
+    /// use reel_drm::{Key, Scheme, TrackEncryptor};
+    /// use reel_media::{AudioSpecificConfig, CodecConfig, TrackKind};
+    /// let key = Key::parse("00000000000000000000000000000001:00112233445566778899aabbccddeeff").unwrap();
+    /// let config = CodecConfig::Aac(AudioSpecificConfig::new(2, 48_000, 2).unwrap());
+    /// let mut enc = TrackEncryptor::new(Scheme::Cenc, &key, &config, TrackKind::Audio).unwrap();
+    /// enc.set_iv_size(16).unwrap();
+    /// assert_eq!(enc.encrypt(&mut [0u8; 40]).unwrap().iv.len(), 16);
+    /// assert!(enc.set_iv_size(12).is_err());
+    /// ```
+    pub fn set_iv_size(&mut self, size: u8) -> Result<()> {
+        match (self.info.scheme, size) {
+            (Scheme::Cenc, 8 | 16) => {
+                self.info.per_sample_iv_size = size;
+                Ok(())
+            }
+            (Scheme::Cbcs, _) => Err(DrmError::Unsupported {
+                problem: "cbcs uses a constant IV, not per-sample IVs".into(),
+            }),
+            _ => Err(DrmError::Unsupported {
+                problem: format!("per-sample IV size {size} (cenc allows 8 or 16)"),
+            }),
+        }
     }
 
     pub fn info(&self) -> &TrackEncryption {
@@ -189,7 +221,11 @@ impl TrackEncryptor {
             Scheme::Cenc => {
                 let iv = self.next_iv;
                 self.next_iv = self.next_iv.wrapping_add(1);
-                iv.to_be_bytes().to_vec()
+                let mut bytes = iv.to_be_bytes().to_vec();
+                if self.info.per_sample_iv_size == 16 {
+                    bytes.extend_from_slice(&self.iv_low.to_be_bytes());
+                }
+                bytes
             }
             Scheme::Cbcs => Vec::new(),
         };
@@ -201,7 +237,7 @@ impl TrackEncryptor {
         match self.info.scheme {
             Scheme::Cenc => {
                 let mut counter = [0u8; 16];
-                counter[..8].copy_from_slice(&aux.iv);
+                counter[..aux.iv.len()].copy_from_slice(&aux.iv);
                 let mut ctr = ctr::Ctr64BE::<Aes128>::new(&self.key.into(), &counter.into());
                 for_each_protected(sample, &aux.subsamples, |range| ctr.apply_keystream(range));
             }

@@ -53,16 +53,30 @@ pub fn write_media_fragment(
     aux: Option<&[SampleEncryption]>,
 ) -> Result<std::io::Result<u64>> {
     let header = fragment_header(track, sequence_number, samples, dts_origin, styp, aux)?;
-    let mut write = || -> std::io::Result<u64> {
-        out.write_all(&header)?;
-        let mut n = header.len() as u64;
-        for s in samples {
-            out.write_all(&s.data)?;
-            n += s.data.len() as u64;
+    // One vectored write for the whole fragment: a large fragment goes from the samples to
+    // the kernel without first being copied into the writer's buffer.
+    let mut slices: Vec<std::io::IoSlice> = Vec::with_capacity(samples.len() + 1);
+    slices.push(std::io::IoSlice::new(&header));
+    slices.extend(samples.iter().map(|s| std::io::IoSlice::new(&s.data)));
+    let n = slices.iter().map(|s| s.len() as u64).sum();
+    Ok(write_all_vectored(out, &mut slices).map(|()| n))
+}
+
+/// `Write::write_all_vectored` (not stable yet): writes every slice, however the writer splits.
+fn write_all_vectored(
+    out: &mut impl std::io::Write,
+    mut slices: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    std::io::IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match out.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        Ok(n)
-    };
-    Ok(write())
+    }
+    Ok(())
 }
 
 /// Everything of a fragment up to and including the `mdat` header.

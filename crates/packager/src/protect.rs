@@ -27,6 +27,8 @@ pub struct Protection {
     pub fairplay_key_uri: Option<String>,
     /// Content ID for the Widevine PSSH.
     pub content_id: Option<String>,
+    /// Per-sample IV size for `cenc`: 8 (default) or 16.
+    pub iv_size: u8,
 }
 
 impl Protection {
@@ -40,6 +42,7 @@ impl Protection {
             hls_key_uri: None,
             fairplay_key_uri: None,
             content_id: None,
+            iv_size: 8,
         }
     }
 
@@ -115,8 +118,12 @@ pub(crate) fn protect_track(
         .keys
         .require(class, &track.name)
         .map_err(|e| fail(e.to_string()))?;
-    let enc = TrackEncryptor::new(p.scheme, key, &track.config, track.kind())
+    let mut enc = TrackEncryptor::new(p.scheme, key, &track.config, track.kind())
         .map_err(|e| fail(e.to_string()))?;
+    if p.scheme == Scheme::Cenc {
+        enc.set_iv_size(p.iv_size)
+            .map_err(|e| fail(e.to_string()))?;
+    }
     let mut pssh = Vec::new();
     for s in &systems {
         match s {
