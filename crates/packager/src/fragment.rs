@@ -43,6 +43,7 @@ pub fn media_fragment(
 /// Writes one fragment straight to `out` (header, then each sample's bytes: no copy of the
 /// payload). `aux` holds the samples' encryption information when the track is protected (the
 /// samples are then already encrypted). Returns the number of bytes written.
+#[cfg(test)]
 pub fn write_media_fragment(
     out: &mut impl std::io::Write,
     track: &TrackInfo,
@@ -53,13 +54,21 @@ pub fn write_media_fragment(
     aux: Option<&[SampleEncryption]>,
 ) -> Result<std::io::Result<u64>> {
     let header = fragment_header(track, sequence_number, samples, dts_origin, styp, aux)?;
-    // One vectored write for the whole fragment: a large fragment goes from the samples to
-    // the kernel without first being copied into the writer's buffer.
+    let n = header.len() as u64 + samples.iter().map(|s| s.data.len() as u64).sum::<u64>();
+    Ok(write_parts(out, &header, samples).map(|()| n))
+}
+
+/// Writes a fragment header and its samples in one vectored write: a large fragment goes from
+/// the samples to the kernel without first being copied into the writer's buffer.
+pub(crate) fn write_parts(
+    out: &mut impl std::io::Write,
+    header: &[u8],
+    samples: &[EncodedSample],
+) -> std::io::Result<()> {
     let mut slices: Vec<std::io::IoSlice> = Vec::with_capacity(samples.len() + 1);
-    slices.push(std::io::IoSlice::new(&header));
+    slices.push(std::io::IoSlice::new(header));
     slices.extend(samples.iter().map(|s| std::io::IoSlice::new(&s.data)));
-    let n = slices.iter().map(|s| s.len() as u64).sum();
-    Ok(write_all_vectored(out, &mut slices).map(|()| n))
+    write_all_vectored(out, &mut slices)
 }
 
 /// `Write::write_all_vectored` (not stable yet): writes every slice, however the writer splits.
@@ -80,7 +89,7 @@ fn write_all_vectored(
 }
 
 /// Everything of a fragment up to and including the `mdat` header.
-fn fragment_header(
+pub(crate) fn fragment_header(
     track: &TrackInfo,
     sequence_number: u32,
     samples: &[EncodedSample],

@@ -30,6 +30,7 @@ mod init;
 mod manifest;
 mod package;
 mod protect;
+mod writer;
 
 pub use file::{FragmentPolicy, FragmentedMp4File};
 pub use fragment::media_fragment;

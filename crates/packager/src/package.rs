@@ -134,7 +134,8 @@ struct Track {
     /// `info` as written in the track's files: every file holds one track, as track 1.
     file_info: TrackInfo,
     stem: String,
-    out: Option<BufWriter<File>>,
+    /// Single-file mode: the track's file (written by the writer thread); segment-file mode:
+    /// the track's folder.
     out_path: PathBuf,
     /// Single-file mode: bytes kept free at the head of `out_path` for init and `sidx`
     /// (0 when fragments go to a scratch file), and how many `sidx` entries fit.
@@ -169,6 +170,8 @@ pub struct Packager {
     tracks: Vec<Track>,
     /// Index of the video track whose boundaries the audio tracks follow.
     reference: Option<usize>,
+    /// Writes finished segments while the next ones are built.
+    writer: crate::writer::Writer,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> PackagerError + '_ {
@@ -205,6 +208,7 @@ impl Packager {
             opts,
             tracks: Vec::new(),
             reference: None,
+            writer: crate::writer::Writer::start(),
         })
     }
 
@@ -270,6 +274,9 @@ impl Packager {
                 }
             },
         };
+        if let Some(f) = out {
+            self.writer.open(self.tracks.len(), f, out_path.clone())?;
+        }
         if info.kind() == TrackKind::Video && self.reference.is_none() {
             self.reference = Some(self.tracks.len());
         }
@@ -279,7 +286,6 @@ impl Packager {
             file_info,
             info,
             stem,
-            out,
             out_path,
             reserved,
             reserved_entries,
@@ -353,7 +359,7 @@ impl Packager {
                     return self.release_audio(i);
                 };
                 if sample.sync && sample.pts >= start + target {
-                    Self::write_segment(&self.dir, self.opts.addressing, t)?;
+                    Self::write_segment(&self.dir, self.opts.addressing, &self.writer, i, t)?;
                     t.segment_start = Some(sample.pts);
                     t.boundaries.push(sample.pts);
                     t.current.push(sample);
@@ -439,7 +445,7 @@ impl Packager {
             let s = t.undecided.pop_front().expect("checked non-empty");
             if let Some(b) = next {
                 if s.pts + half >= b && !t.current.is_empty() {
-                    Self::write_segment(&dir, addressing, t)?;
+                    Self::write_segment(&dir, addressing, &self.writer, i, t)?;
                     t.segment_start = Some(s.pts);
                 }
             }
@@ -449,8 +455,14 @@ impl Packager {
     }
 
     /// Writes the pending samples of `t` as one segment: a fragment per GOP (video) or one
-    /// fragment (audio).
-    fn write_segment(dir: &Path, addressing: Addressing, t: &mut Track) -> Result<()> {
+    /// fragment (audio). The bytes go to the writer thread; sizes and offsets are known here.
+    fn write_segment(
+        dir: &Path,
+        addressing: Addressing,
+        writer: &crate::writer::Writer,
+        index: usize,
+        t: &mut Track,
+    ) -> Result<()> {
         if t.current.is_empty() {
             return Ok(());
         }
@@ -477,20 +489,17 @@ impl Packager {
         let start = samples.iter().map(|s| s.pts).min().unwrap_or(0);
         let origin = t.dts_origin.unwrap_or(0);
         let video = t.info.kind() == TrackKind::Video;
-        let (path, offset) = match addressing {
+        let (target, offset) = match addressing {
             Addressing::SegmentFiles => {
-                let p = dir.join(&t.stem).join(format!("{number}.m4s"));
-                let tmp = crate::file::partial_path(&p);
-                let f = File::create(&tmp).map_err(io(&tmp))?;
-                t.out = Some(BufWriter::with_capacity(1 << 20, f));
-                (Some((p, tmp)), 0)
+                let path = dir.join(&t.stem).join(format!("{number}.m4s"));
+                let tmp = crate::file::partial_path(&path);
+                (crate::writer::Target::Own { tmp, path }, 0)
             }
-            Addressing::SingleFile => (None, t.written),
+            Addressing::SingleFile => (crate::writer::Target::Single(index), t.written),
         };
-        let err_path = path.as_ref().map_or(t.out_path.clone(), |p| p.1.clone());
-        let out = t.out.as_mut().expect("a writer for this segment");
         let mut size = 0u64;
         let mut iframes = Vec::new();
+        let mut fragments = Vec::new();
         let mut from = 0;
         while from < samples.len() {
             // One fragment per GOP for video (each starts with its sync sample); one for audio.
@@ -503,29 +512,29 @@ impl Packager {
             }
             t.fragment_seq += 1;
             let part = &samples[from..to];
-            let n = crate::fragment::write_media_fragment(
-                out,
+            let header = crate::fragment::fragment_header(
                 &t.file_info,
                 t.fragment_seq,
                 part,
                 origin,
                 from == 0,
                 aux.as_deref().map(|a| &a[from..to]),
-            )?
-            .map_err(io(&err_path))?;
+            )?;
+            let payload: u64 = part.iter().map(|s| s.data.len() as u64).sum();
+            let n = header.len() as u64 + payload;
             if part[0].sync && video {
                 // From the fragment start through the sync sample: moof, mdat header, sample.
-                let payload: u64 = part.iter().map(|s| s.data.len() as u64).sum();
                 iframes.push((part[0].pts, size, n - payload + part[0].data.len() as u64));
             }
             size += n;
+            fragments.push((header, from..to));
             from = to;
         }
-        if let Some((p, tmp)) = path {
-            let f = t.out.take().expect("segment writer");
-            drop(f.into_inner().map_err(|e| io(&tmp)(e.into_error()))?);
-            std::fs::rename(&tmp, &p).map_err(io(&p))?;
-        }
+        writer.write(crate::writer::Job {
+            target,
+            fragments,
+            samples,
+        })?;
         t.written += size;
         t.segments.push(SegmentRecord {
             number,
@@ -569,7 +578,7 @@ impl Packager {
             }
             let dir = self.dir.clone();
             let t = &mut self.tracks[i];
-            Self::write_segment(&dir, self.opts.addressing, t)?;
+            Self::write_segment(&dir, self.opts.addressing, &self.writer, i, t)?;
             if t.segments.is_empty() {
                 return Err(PackagerError::InvalidTrack {
                     track: t.info.id,
@@ -579,10 +588,19 @@ impl Packager {
             let last = t.segments.last_mut().expect("checked");
             last.duration = (t.end_pts - last.start).max(0) as u64;
         }
+        // Every segment is on its way; wait for the writer before init segments and indexes.
+        let mut files = self.writer.finish()?;
         self.check_alignment()?;
         let mut out = Vec::new();
-        for t in self.tracks {
-            out.push(Self::finish_track(&self.dir, self.opts.addressing, t)?);
+        let tracks = std::mem::take(&mut self.tracks);
+        for (i, t) in tracks.into_iter().enumerate() {
+            let file = files.get_mut(i).and_then(Option::take).map(|f| f.0);
+            out.push(Self::finish_track(
+                &self.dir,
+                self.opts.addressing,
+                t,
+                file,
+            )?);
         }
         Ok(out)
     }
@@ -661,7 +679,12 @@ impl Packager {
         Ok(())
     }
 
-    fn finish_track(dir: &Path, addressing: Addressing, mut t: Track) -> Result<PackagedTrack> {
+    fn finish_track(
+        dir: &Path,
+        addressing: Addressing,
+        mut t: Track,
+        file: Option<BufWriter<File>>,
+    ) -> Result<PackagedTrack> {
         let mut index_size = 0;
         let figures = PackagedTrack {
             info: t.info.clone(),
@@ -689,7 +712,7 @@ impl Packager {
                 write_atomically(&dir.join(&t.stem).join("init.mp4"), &init)?;
             }
             Addressing::SingleFile => {
-                let out = t.out.take().expect("single-file writer");
+                let out = file.expect("the writer returns every single file");
                 let mut written = out
                     .into_inner()
                     .map_err(|e| io(&t.out_path)(e.into_error()))?;
