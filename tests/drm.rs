@@ -991,3 +991,41 @@ fn subsample_maps_match_shaka_packager() {
         }
     }
 }
+
+/// `--generate-keys` makes fresh keys per class, writes them to the CPIX file for the licence
+/// server, and protects the title with them.
+#[test]
+fn generated_keys_are_written_to_cpix_and_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cpix = dir.path().join("title.cpix");
+    let out = dir.path().join("pkg");
+    let report = package(
+        h264_renditions(),
+        &out,
+        &[
+            "--encrypt",
+            "cbcs",
+            "--generate-keys",
+            cpix.to_str().unwrap(),
+            "--single-file",
+        ],
+    );
+    assert_eq!(report["tracks"].as_array().unwrap().len(), 3);
+    let keys = reel_packager::reel_drm::read_cpix(&cpix).unwrap();
+    assert_eq!(keys.keys().len(), 4);
+    let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    let used: Vec<_> = keys
+        .keys()
+        .iter()
+        .filter(|k| mpd.contains(&k.kid.to_string()))
+        .map(|k| k.class)
+        .collect();
+    use reel_packager::reel_drm::TrackClass;
+    assert_eq!(
+        used,
+        vec![TrackClass::Audio, TrackClass::Sd, TrackClass::Hd]
+    );
+    for k in keys.keys() {
+        assert!(!mpd.contains(&hex(k.key.expose())));
+    }
+}
