@@ -282,6 +282,28 @@ fn shaka_packager_decrypts_av1_to_the_clear_frames() {
     decrypt_and_compare(av1_renditions(), "cbcs", &[]);
 }
 
+/// Shaka Packager's raw-key encryption of one stream of `input` into `output`.
+fn shaka_encrypt(input: &Path, stream: &str, output: &Path, scheme: &str, extra: &[&str]) {
+    let mut args = vec![
+        format!(
+            "in={},stream={stream},output={}",
+            input.display(),
+            output.display()
+        ),
+        "--enable_raw_key_encryption".into(),
+        "--keys".into(),
+        format!("key_id={KID}:key={KEY}"),
+        "--protection_scheme".into(),
+        scheme.into(),
+        "--clear_lead".into(),
+        "0".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = tool(shaka_packager().to_str().unwrap(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Our PSSH boxes are byte-identical to the ones Shaka Packager writes for the same key.
 #[test]
 fn pssh_boxes_match_shaka_packager() {
@@ -318,26 +340,13 @@ fn pssh_boxes_match_shaka_packager() {
     };
     for scheme in ["cenc", "cbcs"] {
         let theirs = dir.path().join(format!("shaka-{scheme}.mp4"));
-        let o = tool(
-            shaka_packager().to_str().unwrap(),
-            &[
-                &format!(
-                    "in={},stream=audio,output={}",
-                    audio.display(),
-                    theirs.display()
-                ),
-                "--enable_raw_key_encryption",
-                "--keys",
-                &format!("key_id={KID}:key={KEY}"),
-                "--protection_systems",
-                "Widevine,PlayReady,CommonSystem",
-                "--protection_scheme",
-                scheme,
-                "--clear_lead",
-                "0",
-            ],
+        shaka_encrypt(
+            &audio,
+            "audio",
+            &theirs,
+            scheme,
+            &["--protection_systems", "Widevine,PlayReady,CommonSystem"],
         );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let ours = dir.path().join(format!("ours-{scheme}"));
         reel_ok(&[
             "package",
@@ -911,7 +920,6 @@ fn senc_subsamples(file: &Path, iv_size: usize) -> Vec<Vec<(u16, u32)>> {
 #[test]
 fn subsample_maps_match_shaka_packager() {
     let dir = tempfile::tempdir().unwrap();
-    let (kid, key) = (KID, KEY);
     // Besides our own renditions, AV1 from another encoder with 2x2 tiles (libaom through
     // ffmpeg), so that tile groups with several tiles and tile size fields are covered.
     let tiles = dir.path().join("aom_tiles.mp4");
@@ -950,24 +958,7 @@ fn subsample_maps_match_shaka_packager() {
     for (input, track, frames) in inputs {
         for scheme in ["cenc", "cbcs"] {
             let theirs = dir.path().join(format!("shaka-{track}-{scheme}.mp4"));
-            let o = tool(
-                shaka_packager().to_str().unwrap(),
-                &[
-                    &format!(
-                        "in={},stream=video,output={}",
-                        input.display(),
-                        theirs.display()
-                    ),
-                    "--enable_raw_key_encryption",
-                    "--keys",
-                    &format!("key_id={kid}:key={key}"),
-                    "--protection_scheme",
-                    scheme,
-                    "--clear_lead",
-                    "0",
-                ],
-            );
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            shaka_encrypt(&input, "video", &theirs, scheme, &[]);
             let ours = dir.path().join(format!("ours-{track}-{scheme}"));
             reel_ok(&[
                 "package",

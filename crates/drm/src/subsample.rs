@@ -116,17 +116,7 @@ impl Organizer {
         }
         if self.pending_clear > 0 {
             // A trailing clear run: a subsample with no protected bytes.
-            while self.pending_clear > usize::from(u16::MAX) {
-                self.out.push(Subsample {
-                    clear: u16::MAX,
-                    protected: 0,
-                });
-                self.pending_clear -= usize::from(u16::MAX);
-            }
-            self.out.push(Subsample {
-                clear: self.pending_clear as u16,
-                protected: 0,
-            });
+            self.push(0);
         }
         Ok(self.out)
     }
