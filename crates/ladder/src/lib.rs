@@ -1,0 +1,35 @@
+//! Per-title ladders: the rate-quality convex hull of trial encodes, rung selection on it under
+//! a user's constraints, and the Bjontegaard delta rate to compare ladders.
+//!
+//! This is the analysis core; the trial encodes and quality metrics that feed it are not
+//! wired in yet (see the README).
+//!
+//! ```
+//! use reel_ladder::{convex_hull, select_rungs, Constraints, TrialPoint};
+//! let p = |h: u32, kbps: f64, score: f64| TrialPoint { width: h * 16 / 9, height: h, setting: 0.0, bitrate: kbps, score };
+//! let trials = vec![
+//!     p(360, 400.0, 70.0), p(360, 800.0, 80.0), p(360, 1600.0, 84.0),
+//!     p(720, 800.0, 74.0), p(720, 1600.0, 88.0), p(720, 3200.0, 95.0),
+//! ];
+//! let hull = convex_hull(&trials);
+//! let rungs = select_rungs(&hull, &Constraints::default()).unwrap();
+//! assert!(rungs.windows(2).all(|w| w[0].bitrate > w[1].bitrate));
+//! assert!(rungs.iter().all(|r| hull.contains(r)));
+//! ```
+
+mod bdrate;
+mod hull;
+
+pub use bdrate::bd_rate;
+pub use hull::{convex_hull, select_rungs, Constraints, TrialPoint};
+
+/// Errors of ladder analysis.
+#[derive(Debug, thiserror::Error)]
+pub enum LadderError {
+    #[error("no trial point to build a ladder from")]
+    NoPoints,
+    #[error("no point on the hull meets the constraints: {0}")]
+    Unsatisfiable(String),
+}
+
+pub type Result<T, E = LadderError> = std::result::Result<T, E>;
