@@ -17,7 +17,8 @@
 pub fn bd_rate(reference: &[(f64, f64)], test: &[(f64, f64)]) -> Option<f64> {
     let lo = min_q(reference)?.max(min_q(test)?);
     let hi = max_q(reference)?.min(max_q(test)?);
-    if !(hi > lo) {
+    // Also false for NaN bounds.
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
     let a = fit(reference)?;
@@ -48,11 +49,11 @@ fn fit(curve: &[(f64, f64)]) -> Option<Vec<f64>> {
                               // Normal equations A c = y with A[i][j] = sum x^(i+j).
     let mut a = vec![vec![0.0f64; n + 1]; n];
     for &(x, y) in &pts {
-        for i in 0..n {
-            for j in 0..n {
-                a[i][j] += x.powi((i + j) as i32);
+        for (i, row) in a.iter_mut().enumerate() {
+            for (j, cell) in row.iter_mut().take(n).enumerate() {
+                *cell += x.powi((i + j) as i32);
             }
-            a[i][n] += y * x.powi(i as i32);
+            row[n] += y * x.powi(i as i32);
         }
     }
     // Gaussian elimination with partial pivoting.
@@ -62,11 +63,12 @@ fn fit(curve: &[(f64, f64)]) -> Option<Vec<f64>> {
             return None;
         }
         a.swap(col, pivot);
-        for row in 0..n {
-            if row != col {
-                let f = a[row][col] / a[col][col];
-                for k in col..=n {
-                    a[row][k] -= f * a[col][k];
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (cell, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *cell -= f * p;
                 }
             }
         }
