@@ -198,51 +198,92 @@ fn emit(path: &Path, parsed: Parsed, feed: &Feed) -> Result<(), EncodeError> {
     for t in &parsed.tracks {
         batch.push(Event::Track(t.clone()));
     }
-    let mut file = BufReader::with_capacity(4 << 20, File::open(path).map_err(io)?);
+    // Samples are read straight into their own buffers, a run of adjacent samples (up to
+    // RUN_BYTES) per vectored read: the kernel copies each sample once, with no staging buffer.
+    let mut file = File::open(path).map_err(io)?;
     let mut pos = 0u64;
-    for s in &parsed.samples {
-        if s.offset != pos {
-            file.seek_relative(s.offset as i64 - pos as i64)
-                .map_err(io)?;
+    let samples = &parsed.samples;
+    let mut i = 0;
+    while i < samples.len() {
+        let start = samples[i].offset;
+        let (mut end, mut j) = (start, i);
+        while j < samples.len()
+            && samples[j].offset == end
+            && (j == i || end - start < RUN_BYTES)
+            && j - i < RUN_SAMPLES
+        {
+            end += u64::from(samples[j].size);
+            j += 1;
         }
-        let mut data = vec![0; s.size as usize];
-        file.read_exact(&mut data)
-            .map_err(|e| EncodeError::Decode {
-                path: path.to_path_buf(),
-                detail: format!("sample at byte {} ({} bytes): {e}", s.offset, s.size),
-            })?;
-        pos = s.offset + u64::from(s.size);
-        let track = &parsed.tracks[s.track];
-        if matches!(track.config, CodecConfig::Av1(_)) {
-            data = reel_media::av1::strip_temporal_delimiters(&data).map_err(|e| {
-                EncodeError::Decode {
-                    path: path.to_path_buf(),
-                    detail: e.to_string(),
+        if start != pos {
+            file.seek(SeekFrom::Start(start)).map_err(io)?;
+        }
+        let mut bufs: Vec<Vec<u8>> = samples[i..j]
+            .iter()
+            .map(|s| vec![0; s.size as usize])
+            .collect();
+        read_all_vectored(&mut file, &mut bufs).map_err(|e| EncodeError::Decode {
+            path: path.to_path_buf(),
+            detail: format!("samples at bytes {start}-{end}: {e}"),
+        })?;
+        pos = end;
+        for (s, mut data) in samples[i..j].iter().zip(bufs) {
+            let track = &parsed.tracks[s.track];
+            if matches!(track.config, CodecConfig::Av1(_)) {
+                data = reel_media::av1::strip_temporal_delimiters(&data).map_err(|e| {
+                    EncodeError::Decode {
+                        path: path.to_path_buf(),
+                        detail: e.to_string(),
+                    }
+                })?;
+            }
+            bytes += data.len();
+            batch.push(Event::Sample {
+                track: track.id,
+                sample: EncodedSample {
+                    data,
+                    dts: s.dts,
+                    pts: s.dts + s.cts,
+                    duration: s.duration,
+                    sync: s.sync,
+                },
+            });
+            if batch.len() >= BATCH_EVENTS || bytes >= BATCH_BYTES {
+                bytes = 0;
+                if !send(&mut batch) {
+                    return Ok(());
                 }
-            })?;
-        }
-        bytes += data.len();
-        batch.push(Event::Sample {
-            track: track.id,
-            sample: EncodedSample {
-                data,
-                dts: s.dts,
-                pts: s.dts + s.cts,
-                duration: s.duration,
-                sync: s.sync,
-            },
-        });
-        if batch.len() >= BATCH_EVENTS || bytes >= BATCH_BYTES {
-            bytes = 0;
-            if !send(&mut batch) {
-                return Ok(());
             }
         }
+        i = j;
     }
     for t in &parsed.tracks {
         batch.push(Event::TrackEnd { track: t.id });
     }
     send(&mut batch);
+    Ok(())
+}
+
+/// Bytes and samples read by one vectored read at most (IOV_MAX is 1024 on Linux).
+const RUN_BYTES: u64 = 4 << 20;
+const RUN_SAMPLES: usize = 512;
+
+/// Fills every buffer from `file`, however the reads split; a short file is an error.
+fn read_all_vectored(file: &mut File, bufs: &mut [Vec<u8>]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSliceMut> = bufs
+        .iter_mut()
+        .map(|b| std::io::IoSliceMut::new(b))
+        .collect();
+    let mut slices = slices.as_mut_slice();
+    std::io::IoSliceMut::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        match file.read_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => std::io::IoSliceMut::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
