@@ -34,7 +34,8 @@ enum Command {
     /// Decode a mezzanine once and encode every rung of a ladder, one fragmented MP4 per track.
     Encode {
         file: PathBuf,
-        /// A ladder file (TOML, or JSON by extension) or a built-in ladder: `h264`, `av1`.
+        /// A ladder file (TOML, or JSON by extension) or a built-in ladder: `h264`, `av1`, or
+        /// `fixed` (Apple's HLS authoring-spec H.264 ladder, 234p to 1080p).
         #[arg(long, default_value = "h264")]
         ladder: String,
         /// Output folder (created if missing).
@@ -203,7 +204,9 @@ fn load_ladder(spec: &str) -> Result<Ladder> {
     }
     let path = Path::new(spec);
     if !path.exists() {
-        bail!("ladder '{spec}' is neither a built-in ladder (h264, av1) nor an existing file");
+        bail!(
+            "ladder '{spec}' is neither a built-in ladder (h264, av1, fixed) nor an existing file"
+        );
     }
     Ok(Ladder::from_file(path)?)
 }

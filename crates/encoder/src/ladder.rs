@@ -140,6 +140,33 @@ impl Ladder {
                     max_channels: 2,
                 }),
             }),
+            // Apple's HLS authoring specification ladder for 16:9 H.264 (published bitrates,
+            // kbit/s): the fixed baseline per-title ladders are compared against.
+            "fixed" => Some(Ladder {
+                keyframe_interval: 2.0,
+                rungs: [
+                    (1080, 7800),
+                    (1080, 6000),
+                    (720, 4500),
+                    (720, 3000),
+                    (540, 2000),
+                    (432, 1100),
+                    (432, 730),
+                    (360, 365),
+                    (234, 145),
+                ]
+                .into_iter()
+                .map(|(height, kbps)| Rung {
+                    name: format!("{height}p-{kbps}k"),
+                    ..rung(Codec::H264, height, Some(kbps), None)
+                })
+                .collect(),
+                audio: Some(AudioSpec {
+                    codec: Codec::Aac,
+                    bitrate: 128,
+                    max_channels: 2,
+                }),
+            }),
             _ => None,
         }
     }
@@ -210,6 +237,19 @@ impl Ladder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_ladder_is_apples() {
+        let l = Ladder::builtin("fixed").unwrap();
+        l.validate().unwrap();
+        assert_eq!(l.rungs.len(), 9);
+        assert_eq!(l.rungs[0].name, "1080p-7800k");
+        assert!(l
+            .rungs
+            .windows(2)
+            .all(|w| w[0].bitrate > w[1].bitrate && w[0].height >= w[1].height));
+        assert_eq!(l.rungs.last().unwrap().bitrate, Some(145));
+    }
 
     #[test]
     fn parses_toml() {
