@@ -81,21 +81,23 @@ fn shaka_packager() -> PathBuf {
 
 /// ffmpeg's per-frame hashes of the decoded first stream (video frames or audio frames).
 fn frame_hashes(file: &Path) -> Vec<String> {
-    let o = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-map",
-            "0:0",
-            "-f",
-            "framemd5",
-            "-",
-        ],
+    ffmpeg_hashes(&[], file, &[])
+}
+
+/// The hash column of ffmpeg's `framemd5` of the first stream of `file`, with `before` the
+/// input (e.g. `-decryption_key`) and `after` it (e.g. `-c copy` for packets, not frames).
+fn ffmpeg_hashes(before: &[&str], file: &Path, after: &[&str]) -> Vec<String> {
+    let mut args = vec!["-v", "error"];
+    args.extend(before);
+    args.extend(["-i", file.to_str().unwrap(), "-map", "0:0"]);
+    args.extend(after);
+    args.extend(["-f", "framemd5", "-"]);
+    let o = tool("ffmpeg", &args);
+    assert!(
+        o.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "ffmpeg framemd5 {}", file.display());
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -219,54 +221,12 @@ fn decrypt_and_compare(renditions: &Path, scheme: &str, extra: &[&str]) {
 
 /// ffmpeg's hashes of the first stream's packets (the samples, not decoded).
 fn packet_hashes(file: &Path) -> Vec<String> {
-    let o = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            file.to_str().unwrap(),
-            "-map",
-            "0:0",
-            "-c",
-            "copy",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    assert!(o.status.success(), "ffmpeg packets {}", file.display());
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
-        .collect()
+    ffmpeg_hashes(&[], file, &["-c", "copy"])
 }
 
 /// ffmpeg's frame hashes of a `cenc` file decrypted by ffmpeg itself.
 fn ffmpeg_decrypted_hashes(file: &Path) -> Vec<String> {
-    let o = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-decryption_key",
-            KEY,
-            "-i",
-            file.to_str().unwrap(),
-            "-map",
-            "0:0",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    );
-    assert!(o.status.success(), "ffmpeg decrypt {}", file.display());
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
-        .collect()
+    ffmpeg_hashes(&["-decryption_key", KEY], file, &[])
 }
 
 #[test]

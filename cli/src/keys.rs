@@ -118,7 +118,7 @@ impl EncryptArgs {
 }
 
 /// `reel keys generate`: fresh keys per class into a CPIX file; prints key IDs only.
-pub fn generate(out: &PathBuf, classes: Option<&str>, content_id: &str) -> Result<String> {
+pub fn generate(out: &std::path::Path, classes: Option<&str>, content_id: &str) -> Result<String> {
     let classes: Vec<TrackClass> = match classes {
         Some(list) => list
             .split(',')

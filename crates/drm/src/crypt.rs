@@ -4,7 +4,7 @@
 use crate::key::{random, Key, KeyId};
 use crate::subsample::SubsampleMap;
 use crate::{DrmError, Result};
-use aes::cipher::{KeyInit, KeyIvInit, StreamCipher};
+use aes::cipher::{InnerIvInit, KeyInit, KeyIvInit, StreamCipher};
 use aes::Aes128;
 use reel_media::{CodecConfig, TrackKind};
 
@@ -99,20 +99,15 @@ pub struct TrackEncryption {
 /// assert_ne!(sample, vec![7u8; 100]);
 /// ```
 pub struct TrackEncryptor {
+    /// The expanded key (zeroed on drop by the `aes` crate's `zeroize` feature); CTR and CBC
+    /// modes start from a clone of it instead of expanding the key again for every sample.
     cipher: Aes128,
-    key: [u8; 16],
     info: TrackEncryption,
     map: SubsampleMap,
     /// The next per-sample IV (`cenc`): its high 8 bytes count up by one a sample; with
     /// 16-byte IVs the low 8 bytes (where the block counter runs) are a fixed random start.
     next_iv: u64,
     iv_low: u64,
-}
-
-impl Drop for TrackEncryptor {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.key);
-    }
 }
 
 impl TrackEncryptor {
@@ -146,10 +141,8 @@ impl TrackEncryptor {
             per_sample_iv_size: if scheme == Scheme::Cenc { 8 } else { 0 },
             constant_iv: (scheme == Scheme::Cbcs).then_some(iv),
         };
-        let k = *key.key.expose();
         Ok(Self {
-            cipher: Aes128::new(&k.into()),
-            key: k,
+            cipher: Aes128::new(key.key.expose().into()),
             info,
             map,
             next_iv: u64::from_be_bytes(iv[..8].try_into().expect("8 bytes")),
@@ -238,7 +231,10 @@ impl TrackEncryptor {
             Scheme::Cenc => {
                 let mut counter = [0u8; 16];
                 counter[..aux.iv.len()].copy_from_slice(&aux.iv);
-                let mut ctr = ctr::Ctr64BE::<Aes128>::new(&self.key.into(), &counter.into());
+                let mut ctr = ctr::Ctr64BE::<Aes128>::from_core(ctr::CtrCore::inner_iv_init(
+                    self.cipher.clone(),
+                    &counter.into(),
+                ));
                 for_each_protected(sample, &aux.subsamples, |range| ctr.apply_keystream(range));
             }
             Scheme::Cbcs => {

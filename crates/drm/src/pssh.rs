@@ -231,16 +231,9 @@ pub fn playready_header(key: &Key, scheme: Scheme, license_url: Option<&str>) ->
     }
 }
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
+/// A protobuf varint is the same base-128 little-endian encoding as AV1's `leb128()`.
+fn varint(v: u64, out: &mut Vec<u8>) {
+    reel_media::av1::write_leb128(v, out);
 }
 
 #[cfg(test)]

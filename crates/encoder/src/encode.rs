@@ -460,8 +460,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
         let _ = pad.link(&target);
     });
 
-    let mut workers = Vec::new();
-    workers.push(watch_bus(&pipeline, feed.clone(), path.clone(), after_eos));
+    let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), after_eos)];
     drop(feed);
     SampleStream::start(rx, stop, pipeline, workers, &path)
 }

@@ -229,38 +229,36 @@ fn content_protection(p: &TrackProtection) -> Vec<mpd::ContentProtection> {
             .unwrap_or_default()
     };
     for &system in &p.systems {
-        let mut cp = mpd::ContentProtection {
+        // The system's element with its `cenc:pssh`.
+        let with_pssh = |value: &str| mpd::ContentProtection {
             schemeIdUri: system.scheme_id_uri(),
+            value: Some(value.into()),
             cenc_pssh: pssh_of(system),
             ..Default::default()
         };
-        match system {
-            DrmSystem::ClearKey => {
-                // DASH-IF IOP 7.6.2.4: ClearKey is signalled with its own system ID, without
-                // a `cenc:pssh` (players build `keyids` init data from the default KID); the
-                // W3C common PSSH stays in the init segment.
-                out.push(mpd::ContentProtection {
-                    schemeIdUri: CLEARKEY_DASH_SYSTEM.into(),
-                    value: Some("ClearKey1.0".into()),
-                    laurl: p.clearkey_license_url.as_ref().map(|u| mpd::Laurl {
-                        lic_type: Some("EME-1.0".into()),
-                        content: Some(u.clone()),
-                    }),
-                    ..Default::default()
-                });
-                continue;
-            }
-            DrmSystem::Widevine => cp.value = Some("Widevine".into()),
-            DrmSystem::PlayReady => {
-                cp.value = Some("MSPR 2.0".into());
-                cp.msprpro = p.playready_object().map(|pro| mpd::MsprPro {
+        out.push(match system {
+            // DASH-IF IOP 7.6.2.4: ClearKey is signalled with its own system ID, without a
+            // `cenc:pssh` (players build `keyids` init data from the default KID); the W3C
+            // common PSSH stays in the init segment.
+            DrmSystem::ClearKey => mpd::ContentProtection {
+                schemeIdUri: CLEARKEY_DASH_SYSTEM.into(),
+                value: Some("ClearKey1.0".into()),
+                laurl: p.clearkey_license_url.as_ref().map(|u| mpd::Laurl {
+                    lic_type: Some("EME-1.0".into()),
+                    content: Some(u.clone()),
+                }),
+                ..Default::default()
+            },
+            DrmSystem::Widevine => with_pssh("Widevine"),
+            DrmSystem::PlayReady => mpd::ContentProtection {
+                msprpro: p.playready_object().map(|pro| mpd::MsprPro {
                     xmlns: None,
                     content: Some(b64(pro)),
-                });
-            }
-            DrmSystem::FairPlay => cp.value = Some("FairPlay".into()),
-        }
-        out.push(cp);
+                }),
+                ..with_pssh("MSPR 2.0")
+            },
+            DrmSystem::FairPlay => with_pssh("FairPlay"),
+        });
     }
     out
 }

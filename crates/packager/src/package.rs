@@ -174,7 +174,7 @@ pub struct Packager {
     writer: crate::writer::Writer,
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> PackagerError + '_ {
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> PackagerError + '_ {
     move |source| PackagerError::Io {
         path: path.to_path_buf(),
         source,
@@ -594,7 +594,7 @@ impl Packager {
         let mut out = Vec::new();
         let tracks = std::mem::take(&mut self.tracks);
         for (i, t) in tracks.into_iter().enumerate() {
-            let file = files.get_mut(i).and_then(Option::take).map(|f| f.0);
+            let file = files.get_mut(i).and_then(Option::take);
             out.push(Self::finish_track(
                 &self.dir,
                 self.opts.addressing,

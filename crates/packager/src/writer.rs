@@ -2,6 +2,7 @@
 //! already encrypted samples) and goes on with the next ones, so building and encrypting
 //! segments overlaps with the `write` system calls that copy them into the page cache.
 
+use crate::package::io;
 use crate::{PackagerError, Result};
 use reel_media::EncodedSample;
 use std::fs::File;
@@ -31,11 +32,11 @@ enum Msg {
     Write(Job),
 }
 
+/// A track's open single file, and its path for errors.
+type OpenFile = (BufWriter<File>, PathBuf);
+
 /// What the thread leaves: the open single files (by track index) and the first error.
-type Outcome = (
-    Vec<Option<(BufWriter<File>, PathBuf)>>,
-    Option<PackagerError>,
-);
+type Outcome = (Vec<Option<OpenFile>>, Option<PackagerError>);
 
 pub(crate) struct Writer {
     tx: Option<SyncSender<Msg>>,
@@ -45,20 +46,13 @@ pub(crate) struct Writer {
 /// Segments queued at most: bounds the memory held for writing.
 const QUEUE: usize = 4;
 
-fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> PackagerError + '_ {
-    move |source| PackagerError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 impl Writer {
     pub(crate) fn start() -> Self {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("package-writer".into())
             .spawn(move || {
-                let mut files: Vec<Option<(BufWriter<File>, PathBuf)>> = Vec::new();
+                let mut files: Vec<Option<OpenFile>> = Vec::new();
                 let mut error = None;
                 for msg in rx {
                     match msg {
@@ -108,7 +102,7 @@ impl Writer {
     }
 
     /// Waits for every queued segment; returns the single files, or the first write error.
-    pub(crate) fn finish(&mut self) -> Result<Vec<Option<(BufWriter<File>, PathBuf)>>> {
+    pub(crate) fn finish(&mut self) -> Result<Vec<Option<BufWriter<File>>>> {
         drop(self.tx.take());
         let (files, error) = self
             .thread
@@ -118,7 +112,7 @@ impl Writer {
             .expect("the writer thread does not panic");
         match error {
             Some(e) => Err(e),
-            None => Ok(files),
+            None => Ok(files.into_iter().map(|f| f.map(|f| f.0)).collect()),
         }
     }
 }
@@ -132,7 +126,7 @@ impl Drop for Writer {
     }
 }
 
-fn write(files: &mut [Option<(BufWriter<File>, PathBuf)>], job: Job) -> Result<()> {
+fn write(files: &mut [Option<OpenFile>], job: Job) -> Result<()> {
     match job.target {
         Target::Single(i) => {
             let (out, path) = files.get_mut(i).and_then(Option::as_mut).ok_or_else(|| {
