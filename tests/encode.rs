@@ -57,6 +57,16 @@ fn check_ladder(
             r.name
         );
         video_duration = num(&s, "duration");
+        // mehd (version 1) declares the duration in the movie timescale (ms).
+        let bytes = std::fs::read(&file).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"mehd").expect("mehd") + 8;
+        let mehd = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        assert_eq!(
+            mehd,
+            (video_duration * 1000.0).ceil() as u64,
+            "{}: mehd",
+            r.name
+        );
         let keys = keyframe_times(&file);
         assert!(keys.len() >= 2, "{}: key frames {keys:?}", r.name);
         match &first_keys {

@@ -169,8 +169,11 @@ impl FragmentedMp4File {
         let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
         if self.mehd_at > 0 {
             file.seek(SeekFrom::Start(self.mehd_at)).map_err(io)?;
-            file.write_all(&(self.end_time.max(0) as u64).to_be_bytes())
-                .map_err(io)?;
+            // mehd counts in the movie timescale, not the track's: round up so that the
+            // declared duration never falls short of the media.
+            let ticks = (self.end_time.max(0) as u128 * u128::from(crate::init::MOVIE_TIMESCALE))
+                .div_ceil(u128::from(self.file_track.timescale.max(1)));
+            file.write_all(&(ticks as u64).to_be_bytes()).map_err(io)?;
         }
         file.sync_all().map_err(io)?;
         drop(file);

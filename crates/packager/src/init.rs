@@ -9,11 +9,15 @@ use reel_media::{CodecConfig, TrackInfo, TrackKind};
 pub struct InitOptions {
     /// Peak and average bitrate in bits per second, written as `btrt` when known.
     pub bitrate: Option<(u32, u32)>,
-    /// Total duration in track timescale units, written as `mehd` when known.
+    /// Total duration in the movie timescale ([`MOVIE_TIMESCALE`]), written as `mehd` when
+    /// known.
     pub fragment_duration: Option<u64>,
     /// Protection: `encv`/`enca` with `sinf`, and a `pssh` per DRM system.
     pub protection: Option<crate::TrackProtection>,
 }
+
+/// The `mvhd` timescale of every init segment (milliseconds); `mehd` counts in it.
+pub const MOVIE_TIMESCALE: u32 = 1000;
 
 /// Writes `ftyp` and `moov` for `track`.
 pub fn init_segment(track: &TrackInfo, opts: &InitOptions) -> Result<Vec<u8>> {
@@ -60,7 +64,7 @@ fn mvhd(o: &mut Vec<u8>, next_track_id: u32) -> Result<()> {
     write_full_box(o, b"mvhd", 0, 0, |o| {
         o.u32(0); // creation time
         o.u32(0); // modification time
-        o.u32(1000); // timescale
+        o.u32(MOVIE_TIMESCALE);
         o.u32(0); // duration: carried by the fragments
         o.u32(0x0001_0000); // rate 1.0
         o.u16(0x0100); // volume 1.0
