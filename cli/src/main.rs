@@ -1,5 +1,6 @@
 //! `reel`: a thin command-line shell over the Reel libraries.
 
+mod analyze;
 mod keys;
 mod output;
 mod package;
@@ -31,11 +32,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Per-title analysis: trial-encode samples of the title at candidate resolutions and
+    /// qualities, measure VMAF, build the rate-quality convex hull and choose rungs from it.
+    Analyze {
+        file: PathBuf,
+        /// Write every trial, the hull and the chosen rungs as JSON.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Draw the curves, hull and rungs (.svg or .png; may be given twice).
+        #[arg(long)]
+        plot: Vec<PathBuf>,
+        /// Write the chosen ladder (TOML, or JSON by extension) for `reel encode --ladder`.
+        #[arg(long)]
+        ladder_out: Option<PathBuf>,
+        #[command(flatten)]
+        options: analyze::AnalyzeArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode a mezzanine once and encode every rung of a ladder, one fragmented MP4 per track.
     Encode {
         file: PathBuf,
-        /// A ladder file (TOML, or JSON by extension) or a built-in ladder: `h264`, `av1`, or
-        /// `fixed` (Apple's HLS authoring-spec H.264 ladder, 234p to 1080p).
+        /// A ladder file (TOML, or JSON by extension) or a built-in ladder: `h264`, `av1`,
+        /// `fixed` (Apple's HLS authoring-spec H.264 ladder, 234p to 1080p), or `per-title`
+        /// (runs `reel analyze` with its defaults first).
         #[arg(long, default_value = "h264")]
         ladder: String,
         /// Output folder (created if missing).
@@ -127,6 +147,25 @@ fn run(cli: Cli) -> Result<()> {
                 emit(&output::describe(&info));
             }
         }
+        Command::Analyze {
+            file,
+            report,
+            plot,
+            ladder_out,
+            options,
+            json,
+        } => {
+            let a = analyze::run(&file, &options, json)?;
+            analyze::outputs(&a, report.as_ref(), &plot, ladder_out.as_ref())?;
+            if let Some(why) = &a.fallback {
+                eprintln!("warning: {}: per-title analysis not used: {why}; the fixed ladder, trimmed to the source, stands in", file.display());
+            }
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&a)?));
+            } else {
+                emit(&analyze::describe(&a));
+            }
+        }
         Command::Encode {
             file,
             ladder,
@@ -134,7 +173,15 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
             json,
         } => {
-            let ladder = load_ladder(&ladder)?;
+            let ladder = if ladder == "per-title" {
+                let a = analyze::run(&file, &analyze::AnalyzeArgs::defaults(), json)?;
+                if let Some(why) = &a.fallback {
+                    eprintln!("warning: {}: per-title analysis not used: {why}; the fixed ladder, trimmed to the source, stands in", file.display());
+                }
+                a.ladder
+            } else {
+                load_ladder(&ladder)?
+            };
             let plan = EncodePlan::new(reel_encoder::probe(&file)?, &ladder)?;
             if dry_run {
                 if json {

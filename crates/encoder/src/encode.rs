@@ -68,7 +68,10 @@ fn even(x: f64) -> u32 {
     (((x / 2.0).round() as u32) * 2).max(2)
 }
 
-const X264_PRESETS: [&str; 10] = [
+/// x264enc's largest `bitrate`: in quality mode, no VBV cap in practice.
+pub(crate) const X264_UNCAPPED_KBPS: u32 = 2_048_000;
+
+pub(crate) const X264_PRESETS: [&str; 10] = [
     "placebo",
     "veryslow",
     "slower",
@@ -367,6 +370,9 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
                     RateControl::Quality(crf) => {
                         enc.set_property_from_str("pass", "qual");
                         enc.set_property("quantizer", crf);
+                        // x264enc turns `bitrate` (default 2048 kbit/s) into a VBV cap in
+                        // quality mode; a CRF rung is uncapped.
+                        enc.set_property("bitrate", X264_UNCAPPED_KBPS);
                     }
                 }
                 let profile = make("capsfilter")?;

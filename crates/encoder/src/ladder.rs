@@ -11,7 +11,7 @@ use std::path::Path;
 pub enum RateControl {
     /// Target average bitrate in kbit/s.
     Bitrate(u32),
-    /// Constant quality: rav1e quantizer (0-255) for AV1, CRF (0-51) for H.264.
+    /// Constant quality: rav1e quantizer (0-255) for AV1, CRF (0-50) for H.264.
     Quality(u32),
 }
 
@@ -43,7 +43,8 @@ impl Rung {
         match (self.bitrate, self.quality) {
             (Some(b), None) if b > 0 => Ok(RateControl::Bitrate(b)),
             (None, Some(q)) => {
-                let max = if self.codec == Codec::Av1 { 255 } else { 51 };
+                // x264enc takes CRF 0-50.
+                let max = if self.codec == Codec::Av1 { 255 } else { 50 };
                 if q > max {
                     return Err(EncodeError::InvalidLadder(format!(
                         "rung {}: quality {q} is above {max} for {}",

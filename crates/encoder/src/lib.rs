@@ -28,6 +28,7 @@ mod gst_util;
 mod ladder;
 mod mp4demux;
 mod probe;
+mod raw;
 mod stream;
 mod timing;
 
@@ -36,5 +37,6 @@ pub use encode::{encode, EncodePlan, RungPlan};
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, Ladder, RateControl, Rung};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
+pub use raw::{decode_pictures, scale_pictures, trial_encode, TrialSpec};
 pub use stream::{Event, Progress, SampleStream};
 pub use timing::video_timescale;

@@ -12,6 +12,52 @@ pub struct TrialPoint {
     pub setting: f64,
     pub bitrate: f64,
     pub score: f64,
+    /// True for a point interpolated between two measured trials of one resolution.
+    #[serde(default)]
+    pub interpolated: bool,
+}
+
+/// Each resolution's rate-quality curve made denser: its measured points that improve on every
+/// cheaper one, and `steps - 1` points between each neighbouring pair, interpolated linearly
+/// in (log bitrate, score, setting). Encoding at an interpolated setting lands near the
+/// interpolated point, so the hull built from these has rungs between the trial settings
+/// instead of only at them.
+pub fn interpolate_curves(points: &[TrialPoint], steps: usize) -> Vec<TrialPoint> {
+    let mut sizes: Vec<(u32, u32)> = points.iter().map(|p| (p.width, p.height)).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut out = Vec::new();
+    for size in sizes {
+        let mut curve: Vec<TrialPoint> = points
+            .iter()
+            .copied()
+            .filter(|p| (p.width, p.height) == size && p.bitrate > 0.0 && p.score.is_finite())
+            .collect();
+        curve.sort_by(|a, b| a.bitrate.total_cmp(&b.bitrate));
+        let mut kept: Vec<TrialPoint> = Vec::new();
+        for p in curve {
+            if kept.last().is_none_or(|l| p.score > l.score) {
+                kept.push(p);
+            }
+        }
+        for (i, p) in kept.iter().enumerate() {
+            out.push(*p);
+            if let Some(q) = kept.get(i + 1) {
+                for k in 1..steps.max(1) {
+                    let f = k as f64 / steps as f64;
+                    out.push(TrialPoint {
+                        width: p.width,
+                        height: p.height,
+                        setting: p.setting + f * (q.setting - p.setting),
+                        bitrate: (p.bitrate.ln() + f * (q.bitrate.ln() - p.bitrate.ln())).exp(),
+                        score: p.score + f * (q.score - p.score),
+                        interpolated: true,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The upper convex hull of the points in the (log bitrate, score) plane, from the lowest
@@ -41,7 +87,8 @@ pub fn convex_hull(points: &[TrialPoint]) -> Vec<TrialPoint> {
             let (a, b) = (hull[hull.len() - 2], hull[hull.len() - 1]);
             let cross =
                 (x(&b) - x(&a)) * (p.score - a.score) - (b.score - a.score) * (x(&p) - x(&a));
-            if cross >= 0.0 {
+            // Strictly below the chord only: points on it (as interpolated ones are) stay.
+            if cross > 1e-9 {
                 hull.pop();
             } else {
                 break;
@@ -139,6 +186,7 @@ mod tests {
 
     fn p(height: u32, bitrate: f64, score: f64) -> TrialPoint {
         TrialPoint {
+            interpolated: false,
             width: height * 16 / 9,
             height,
             setting: 0.0,
@@ -216,6 +264,7 @@ mod tests {
         let easy: Vec<TrialPoint> = pts
             .iter()
             .map(|q| TrialPoint {
+                interpolated: false,
                 bitrate: q.bitrate / 4.0,
                 ..*q
             })
@@ -233,5 +282,45 @@ mod tests {
             select_rungs(&[], &Constraints::default()),
             Err(LadderError::NoPoints)
         ));
+    }
+}
+
+#[cfg(test)]
+mod interpolation {
+    use super::*;
+
+    fn t(h: u32, setting: f64, bitrate: f64, score: f64) -> TrialPoint {
+        TrialPoint {
+            width: h * 16 / 9,
+            height: h,
+            setting,
+            bitrate,
+            score,
+            interpolated: false,
+        }
+    }
+
+    #[test]
+    fn curves_are_densified_between_measured_points_of_one_resolution() {
+        let pts = [
+            t(720, 30.0, 1000.0, 80.0),
+            t(720, 20.0, 4000.0, 90.0),
+            // Worse than a cheaper point of its curve: dropped.
+            t(720, 25.0, 2000.0, 79.0),
+            t(360, 30.0, 500.0, 70.0),
+        ];
+        let d = interpolate_curves(&pts, 4);
+        let hd: Vec<&TrialPoint> = d.iter().filter(|p| p.height == 720).collect();
+        assert_eq!(hd.len(), 5);
+        let mid = hd[2];
+        assert!(mid.interpolated);
+        assert!(
+            (mid.bitrate - 2000.0).abs() < 1e-9,
+            "geometric midpoint: {}",
+            mid.bitrate
+        );
+        assert!((mid.score - 85.0).abs() < 1e-12 && (mid.setting - 25.0).abs() < 1e-12);
+        assert_eq!(d.iter().filter(|p| p.height == 360).count(), 1);
+        assert!(!d.iter().any(|p| p.score == 79.0));
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use reel_ladder::{convex_hull, select_rungs, Constraints, TrialPoint};
-//! let p = |h: u32, kbps: f64, score: f64| TrialPoint { width: h * 16 / 9, height: h, setting: 0.0, bitrate: kbps, score };
+//! let p = |h: u32, kbps: f64, score: f64| TrialPoint { width: h * 16 / 9, height: h, setting: 0.0, bitrate: kbps, score, interpolated: false };
 //! let trials = vec![
 //!     p(360, 400.0, 70.0), p(360, 800.0, 80.0), p(360, 1600.0, 84.0),
 //!     p(720, 800.0, 74.0), p(720, 1600.0, 88.0), p(720, 3200.0, 95.0),
@@ -17,11 +17,29 @@
 //! assert!(rungs.iter().all(|r| hull.contains(r)));
 //! ```
 
+#[cfg(feature = "vmaf")]
+mod analyze;
 mod bdrate;
 mod hull;
+pub mod metrics;
+#[cfg(feature = "vmaf")]
+mod plot;
+pub mod sample;
+#[cfg(feature = "vmaf")]
+mod vmaf;
 
+#[cfg(feature = "vmaf")]
+pub use analyze::{
+    analyze, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung, SourceSummary,
+    Trial, CANDIDATE_HEIGHTS,
+};
 pub use bdrate::bd_rate;
-pub use hull::{convex_hull, select_rungs, Constraints, TrialPoint};
+pub use hull::{convex_hull, interpolate_curves, select_rungs, Constraints, TrialPoint};
+pub use metrics::{psnr, ssim, Pooled};
+#[cfg(feature = "vmaf")]
+pub use plot::plot;
+#[cfg(feature = "vmaf")]
+pub use vmaf::Vmaf;
 
 /// Errors of ladder analysis.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +48,14 @@ pub enum LadderError {
     NoPoints,
     #[error("no point on the hull meets the constraints: {0}")]
     Unsatisfiable(String),
+    #[error("quality metric: {0}")]
+    Metric(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("plot: {0}")]
+    Plot(String),
+    #[error(transparent)]
+    Encode(#[from] reel_encoder::EncodeError),
 }
 
 pub type Result<T, E = LadderError> = std::result::Result<T, E>;

@@ -14,11 +14,13 @@
 pub mod av1;
 pub mod bits;
 pub mod h264;
+mod picture;
 mod rational;
 mod track;
 
 pub use av1::Av1Config;
 pub use h264::AvcConfig;
+pub use picture::Picture;
 pub use rational::Rational;
 pub use track::{
     AudioParams, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, EncodedSample, OpusConfig,

@@ -1,0 +1,242 @@
+//! `reel analyze`: per-title ladder analysis, its report, plot and ladder file.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use reel_ladder::{analyze, Analysis, AnalyzeEvent, AnalyzeOptions};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Clone)]
+pub struct AnalyzeArgs {
+    /// At most this many rungs.
+    #[arg(long, default_value_t = 6)]
+    pub max_rungs: usize,
+    /// Each rung's bitrate at least this many times the next lower one's.
+    #[arg(long, default_value_t = 1.5)]
+    pub step_ratio: f64,
+    /// No rung below this bitrate (kbit/s).
+    #[arg(long, default_value_t = 100.0)]
+    pub min_bitrate: f64,
+    /// No rung above this bitrate (kbit/s).
+    #[arg(long, default_value_t = 20_000.0)]
+    pub max_bitrate: f64,
+    /// Quality ceiling (VMAF): the top rung is the cheapest that reaches it.
+    #[arg(long, default_value_t = 95.0)]
+    pub ceiling: f64,
+    /// Quality floor (VMAF): no rung below it.
+    #[arg(long, default_value_t = 30.0)]
+    pub floor: f64,
+    /// Tallest rung allowed (lines).
+    #[arg(long, default_value_t = 2160)]
+    pub max_height: u32,
+    /// Candidate heights, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1080,720,540,432,360,270,234"
+    )]
+    pub heights: Vec<u32>,
+    /// x264 CRFs tried at each height, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "16,22,28,34,40")]
+    pub crfs: Vec<u32>,
+    /// Share of the title the trials encode (within --min-sample and --max-sample seconds).
+    #[arg(long, default_value_t = 0.1)]
+    pub sample_fraction: f64,
+    #[arg(long, default_value_t = 2.0)]
+    pub min_sample: f64,
+    #[arg(long, default_value_t = 120.0)]
+    pub max_sample: f64,
+    /// Seconds per sample window.
+    #[arg(long, default_value_t = 2.0)]
+    pub window: f64,
+    /// x264 preset of the trials, 1 (placebo) ... 10 (ultrafast); 8 = veryfast, as the
+    /// ladder's rungs are encoded.
+    #[arg(long, default_value_t = 8)]
+    pub trial_preset: u8,
+    /// Score every n-th frame (VMAF's motion feature still sees every frame).
+    #[arg(long, default_value_t = 4)]
+    pub metric_subsample: u32,
+}
+
+impl AnalyzeArgs {
+    pub fn options(&self) -> Result<AnalyzeOptions> {
+        let mut o = AnalyzeOptions::default();
+        if self.heights.is_empty() || self.crfs.is_empty() {
+            bail!("--heights and --crfs need at least one value each");
+        }
+        if let Some(q) = self.crfs.iter().find(|&&q| q > 50) {
+            bail!("--crfs: {q} is above x264enc's maximum CRF 50");
+        }
+        if self.step_ratio.is_nan() || self.step_ratio < 1.0 {
+            bail!("--step-ratio must be at least 1 (got {})", self.step_ratio);
+        }
+        if self.sample_fraction.is_nan()
+            || self.sample_fraction <= 0.0
+            || self.sample_fraction > 1.0
+        {
+            bail!(
+                "--sample-fraction must be in (0, 1] (got {})",
+                self.sample_fraction
+            );
+        }
+        if self.window.is_nan() || self.window <= 0.0 {
+            bail!("--window must be positive");
+        }
+        if !(1..=10).contains(&self.trial_preset) {
+            bail!("--trial-preset must be 1-10");
+        }
+        o.heights = self.heights.clone();
+        o.qualities = self.crfs.clone();
+        o.trial_speed = self.trial_preset;
+        o.metric_subsample = self.metric_subsample.max(1);
+        o.constraints = reel_ladder::Constraints {
+            max_rungs: self.max_rungs.max(1),
+            step_ratio: self.step_ratio,
+            min_bitrate: self.min_bitrate,
+            max_bitrate: self.max_bitrate,
+            quality_ceiling: self.ceiling,
+            quality_floor: self.floor,
+            max_height: self.max_height,
+        };
+        o.sample = reel_ladder::sample::SampleOptions {
+            fraction: self.sample_fraction,
+            min_seconds: self.min_sample,
+            max_seconds: self.max_sample,
+            window_seconds: self.window,
+        };
+        Ok(o)
+    }
+}
+
+/// Runs the analysis with a progress bar (unless `quiet`).
+pub fn run(file: &Path, args: &AnalyzeArgs, quiet: bool) -> Result<Analysis> {
+    let opts = args.options()?;
+    let bar = (!quiet).then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{prefix:>12} {spinner} {msg} {pos}/{len} {elapsed}")
+                .expect("valid template"),
+        );
+        b.set_prefix("analyze");
+        b.set_message("scanning shots");
+        b
+    });
+    let analysis = analyze(file, &opts, &mut |e| {
+        if let Some(b) = &bar {
+            match e {
+                AnalyzeEvent::Scanning { frames } => b.set_position(frames),
+                AnalyzeEvent::Planned { trials } => {
+                    b.set_message("trial encodes");
+                    b.set_position(0);
+                    b.set_length(trials as u64);
+                }
+                AnalyzeEvent::TrialDone => b.inc(1),
+            }
+        }
+    })
+    .with_context(|| format!("{}: analysis failed", file.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(analysis)
+}
+
+/// Writes `text` to `path` through a temporary name.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+pub fn outputs(
+    a: &Analysis,
+    report: Option<&PathBuf>,
+    plots: &[PathBuf],
+    ladder_out: Option<&PathBuf>,
+) -> Result<()> {
+    if let Some(p) = report {
+        write_atomic(p, &(serde_json::to_string_pretty(a)? + "\n"))?;
+    }
+    for p in plots {
+        reel_ladder::plot(a, p)?;
+    }
+    if let Some(p) = ladder_out {
+        let text = if p.extension().is_some_and(|e| e == "json") {
+            serde_json::to_string_pretty(&a.ladder)? + "\n"
+        } else {
+            toml::to_string(&a.ladder).context("ladder as TOML")?
+        };
+        write_atomic(p, &text)?;
+    }
+    Ok(())
+}
+
+/// The human summary.
+pub fn describe(a: &Analysis) -> String {
+    let mut s = String::new();
+    let src = &a.source;
+    s += &format!(
+        "{}: {}x{} ({}x{} display), {:.2} s, {} frames, {} shot(s)\n",
+        src.path.display(),
+        src.width,
+        src.height,
+        src.display_width,
+        src.display_height,
+        src.duration,
+        src.frames,
+        a.shots.len()
+    );
+    s += &format!(
+        "sampled {:.2} s in {} window(s); {} trials; hull of {} points; {:.1} s\n",
+        a.sampled_seconds,
+        a.windows.len(),
+        a.trials.len(),
+        a.hull.len(),
+        a.seconds
+    );
+    match &a.fallback {
+        Some(why) => {
+            s += &format!("fallback: fixed ladder, trimmed to the source, because {why}\n");
+            for r in &a.ladder.rungs {
+                s += &format!(
+                    "  {:<14} {:>5} lines {:>7} kbit/s\n",
+                    r.name,
+                    r.height,
+                    r.bitrate.map_or("-".into(), |b| b.to_string())
+                );
+            }
+        }
+        None => {
+            s += &format!(
+                "{:<14} {:>9} {:>5} {:>14} {:>9}\n",
+                "rung", "size", "CRF", "kbit/s (pred)", "VMAF"
+            );
+            for r in &a.rungs {
+                s += &format!(
+                    "{:<14} {:>9} {:>5} {:>14.0} {:>9.2}\n",
+                    r.name,
+                    format!("{}x{}", r.width, r.height),
+                    r.quality,
+                    r.predicted_bitrate,
+                    r.predicted_vmaf
+                );
+            }
+        }
+    }
+    s
+}
+
+impl AnalyzeArgs {
+    /// The defaults `reel analyze` would use.
+    pub fn defaults() -> AnalyzeArgs {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            a: AnalyzeArgs,
+        }
+        <Wrap as clap::Parser>::parse_from(["reel"]).a
+    }
+}

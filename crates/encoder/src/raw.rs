@@ -1,0 +1,419 @@
+//! Raw pictures for analysis: decode a source to I420 [`Picture`]s at a chosen size, and
+//! trial-encode pictures at a rendition's size and quality, decoding the result and scaling it
+//! back to the display size so that a quality metric can compare it with the source.
+//!
+//! ```no_run
+//! use reel_encoder::{decode_pictures, trial_encode, TrialSpec};
+//! use reel_media::{Codec, Rational};
+//! let mut frames = Vec::new();
+//! decode_pictures("mezzanine.mp4".as_ref(), (1280, 720), &[(0.0, 2.0)], &mut |_, _, p| {
+//!     frames.push(p);
+//!     true
+//! })
+//! .unwrap();
+//! let spec = TrialSpec {
+//!     codec: Codec::H264, width: 640, height: 360, quality: 28, speed: 9,
+//!     frame_rate: Rational::new(25, 1), display: (1280, 720),
+//! };
+//! let bytes = trial_encode(&frames, &spec, &mut |i, decoded| {
+//!     let _ = (i, decoded.width); // compare with frames[i] here
+//! })
+//! .unwrap();
+//! println!("{} bytes", bytes.iter().sum::<u64>());
+//! ```
+
+use crate::encode::{X264_PRESETS, X264_UNCAPPED_KBPS};
+use crate::gst_util::{bus_error, existing_file, file_uri, init, make};
+use crate::EncodeError;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+use reel_media::{Codec, Picture, Rational};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const PULL_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(50);
+
+fn i420_caps(width: u32, height: u32, frame_rate: Option<Rational>) -> gst::Caps {
+    let mut b = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if let Some(r) = frame_rate {
+        b = b.field("framerate", gst::Fraction::new(r.num as i32, r.den as i32));
+    }
+    b.build()
+}
+
+fn scaler(method: &str) -> Result<gst::Element, EncodeError> {
+    let s = make("videoscale")?;
+    s.set_property_from_str("method", method);
+    s.set_property("add-borders", false);
+    Ok(s)
+}
+
+fn caps_filter(caps: gst::Caps) -> Result<gst::Element, EncodeError> {
+    let c = make("capsfilter")?;
+    c.set_property("caps", caps);
+    Ok(c)
+}
+
+/// Copies a mapped I420 buffer into a tightly packed [`Picture`].
+fn picture_from(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Result<Picture, String> {
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
+        .map_err(|_| "cannot map a decoded frame".to_string())?;
+    let (w, h) = (info.width(), info.height());
+    let mut out = Picture::filled(w, h, 0, 0);
+    for i in 0..3 {
+        let (pw, ph) = out.plane_size(i);
+        let stride = frame.info().stride()[i] as usize;
+        let data = frame.plane_data(i as u32).map_err(|e| e.to_string())?;
+        let dst = &mut out.planes[i];
+        for row in 0..ph as usize {
+            let s = row * stride;
+            let src = data
+                .get(s..s + pw as usize)
+                .ok_or("decoded plane shorter than its stride says")?;
+            dst[row * pw as usize..(row + 1) * pw as usize].copy_from_slice(src);
+        }
+    }
+    Ok(out)
+}
+
+fn buffer_from(p: &Picture, index: u64, frame_rate: Rational) -> gst::Buffer {
+    let mut data = Vec::with_capacity(p.planes.iter().map(Vec::len).sum());
+    for plane in &p.planes {
+        data.extend_from_slice(plane);
+    }
+    let mut buffer = gst::Buffer::from_mut_slice(data);
+    let ns = |i: u64| {
+        gst::ClockTime::from_nseconds(
+            (i as u128 * 1_000_000_000 * frame_rate.den as u128 / frame_rate.num as u128) as u64,
+        )
+    };
+    {
+        let b = buffer.get_mut().expect("new buffer is writable");
+        b.set_pts(ns(index));
+        b.set_duration(ns(index + 1) - ns(index));
+    }
+    buffer
+}
+
+/// Pulls every sample from `sink` until end of stream, watching `pipeline`'s bus for errors.
+fn drain(
+    pipeline: &gst::Pipeline,
+    sink: &gst_app::AppSink,
+    path: &Path,
+    on_sample: &mut dyn FnMut(gst::Sample) -> Result<bool, EncodeError>,
+) -> Result<(), EncodeError> {
+    let bus = pipeline.bus().expect("pipeline has a bus");
+    loop {
+        while let Some(msg) = bus.pop() {
+            if let gst::MessageView::Error(e) = msg.view() {
+                return Err(bus_error(path, e));
+            }
+        }
+        match sink.try_pull_sample(PULL_WAIT) {
+            Some(sample) => {
+                let go_on = on_sample(sample)?;
+                if !go_on {
+                    return Ok(());
+                }
+            }
+            None if sink.is_eos() => return Ok(()),
+            None => {}
+        }
+    }
+}
+
+/// Stops a pipeline when dropped, whatever way the function holding it returns.
+struct Running(gst::Pipeline);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
+/// Decodes the first video stream of `source` to I420 pictures of `size` (scaled with Lanczos
+/// when it differs from the coded size) and calls `on_frame(index, seconds, picture)` for each
+/// frame whose time lies in one of `ranges` (every frame when `ranges` is empty). `index`
+/// counts all decoded frames. Returning `false` from `on_frame` stops decoding. Returns the
+/// number of frames decoded.
+pub fn decode_pictures(
+    source: &Path,
+    size: (u32, u32),
+    ranges: &[(f64, f64)],
+    on_frame: &mut dyn FnMut(u64, f64, Picture) -> bool,
+) -> Result<u64, EncodeError> {
+    init()?;
+    let abs = existing_file(source)?;
+    let pipeline = gst::Pipeline::new();
+    let decode = make("uridecodebin3")?;
+    decode.set_property("uri", file_uri(&abs)?);
+    let queue = make("queue")?;
+    let convert = make("videoconvert")?;
+    let scale = scaler("lanczos")?;
+    let caps = caps_filter(i420_caps(size.0, size.1, None))?;
+    let sink = gst_app::AppSink::builder()
+        .max_buffers(4)
+        .sync(false)
+        .build();
+    let sink_el: gst::Element = sink.clone().upcast();
+    pipeline.add_many([&decode, &queue, &convert, &scale, &caps, &sink_el])?;
+    gst::Element::link_many([&queue, &convert, &scale, &caps, &sink_el])?;
+    let video_in = queue.static_pad("sink").expect("queue has a sink pad");
+    let linked = Arc::new(Mutex::new(false));
+    let weak = pipeline.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        let mut done = linked.lock().unwrap();
+        let is_video = pad.name().starts_with("video");
+        if is_video && !*done {
+            *done = true;
+            let _ = pad.link(&video_in);
+            return;
+        }
+        // Any other stream runs into a fake sink so that it does not stall the pipeline.
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let Ok(fake) = make("fakesink") else { return };
+        fake.set_property("sync", false);
+        if pipeline.add(&fake).is_ok() {
+            let _ = fake.sync_state_with_parent();
+            let _ = pad.link(&fake.static_pad("sink").expect("fakesink has a sink pad"));
+        }
+    });
+    let running = Running(pipeline);
+    running.0.set_state(gst::State::Playing)?;
+    let last_end = ranges.iter().map(|r| r.1).fold(f64::MIN, f64::max);
+    let mut index = 0u64;
+    let mut info: Option<gst_video::VideoInfo> = None;
+    drain(&running.0, &sink, source, &mut |sample| {
+        let i = index;
+        index += 1;
+        let buffer = sample.buffer().ok_or_else(|| EncodeError::Decode {
+            path: source.to_path_buf(),
+            detail: "decoder gave a sample without a buffer".into(),
+        })?;
+        let t = buffer.pts().map_or(0.0, |p| p.nseconds() as f64 / 1e9);
+        if !ranges.is_empty() {
+            if t >= last_end {
+                return Ok(false);
+            }
+            if !ranges.iter().any(|&(a, b)| t >= a && t < b) {
+                return Ok(true);
+            }
+        }
+        if info.is_none() {
+            let caps = sample
+                .caps()
+                .ok_or_else(|| EncodeError::Gst("sample without caps".into()))?;
+            info = Some(
+                gst_video::VideoInfo::from_caps(caps)
+                    .map_err(|e| EncodeError::Gst(e.to_string()))?,
+            );
+        }
+        let picture =
+            picture_from(buffer, info.as_ref().unwrap()).map_err(|detail| EncodeError::Decode {
+                path: source.to_path_buf(),
+                detail,
+            })?;
+        Ok(on_frame(i, t, picture))
+    })?;
+    if index == 0 {
+        return Err(EncodeError::NoVideo {
+            path: source.to_path_buf(),
+        });
+    }
+    Ok(index)
+}
+
+/// What one trial encode makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialSpec {
+    /// `H264` (x264) or `Av1` (rav1e).
+    pub codec: Codec,
+    pub width: u32,
+    pub height: u32,
+    /// x264 CRF (0-50, x264enc's range) or rav1e quantizer (0-255).
+    pub quality: u32,
+    /// x264 preset 1 (placebo) ... 10 (ultrafast); rav1e speed 0-10.
+    pub speed: u8,
+    pub frame_rate: Rational,
+    /// The size decoded pictures are scaled back to (bicubic, Catmull-Rom) for comparison.
+    pub display: (u32, u32),
+}
+
+/// Scales `frames` (all one size) to `size` with Lanczos, as the encoder scales rungs.
+pub fn scale_pictures(
+    frames: &[Picture],
+    size: (u32, u32),
+    frame_rate: Rational,
+) -> Result<Vec<Picture>, EncodeError> {
+    init()?;
+    let mut out = Vec::with_capacity(frames.len());
+    let chain = vec![
+        scaler("lanczos")?,
+        caps_filter(i420_caps(size.0, size.1, None))?,
+    ];
+    run_raw(frames, frame_rate, &chain, "videoscale", &mut |_, p| {
+        out.push(p)
+    })?;
+    Ok(out)
+}
+
+/// Pushes `frames` through `chain` (appsrc ! chain ! appsink) and hands every picture that
+/// comes out to `on_picture`; errors if fewer or more pictures come out than went in.
+fn run_raw(
+    frames: &[Picture],
+    frame_rate: Rational,
+    chain: &[gst::Element],
+    what: &'static str,
+    on_picture: &mut dyn FnMut(usize, Picture),
+) -> Result<(), EncodeError> {
+    let Some(first) = frames.first() else {
+        return Ok(());
+    };
+    let path = Path::new("<trial>");
+    let pipeline = gst::Pipeline::new();
+    let src = gst_app::AppSrc::builder()
+        .caps(&i420_caps(first.width, first.height, Some(frame_rate)))
+        .format(gst::Format::Time)
+        .block(true)
+        .max_bytes(4 * (first.width as u64 * first.height as u64 * 3 / 2))
+        .build();
+    let sink = gst_app::AppSink::builder()
+        .max_buffers(4)
+        .sync(false)
+        .build();
+    let src_el: gst::Element = src.clone().upcast();
+    let sink_el: gst::Element = sink.clone().upcast();
+    let mut all: Vec<&gst::Element> = vec![&src_el];
+    all.extend(chain.iter());
+    all.push(&sink_el);
+    pipeline.add_many(all.iter().copied())?;
+    gst::Element::link_many(all.iter().copied())?;
+    let running = Running(pipeline);
+    running.0.set_state(gst::State::Playing)?;
+    std::thread::scope(|scope| {
+        let feeder = scope.spawn(|| {
+            for (i, p) in frames.iter().enumerate() {
+                if src
+                    .push_buffer(buffer_from(p, i as u64, frame_rate))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let _ = src.end_of_stream();
+        });
+        let mut n = 0usize;
+        let mut info: Option<gst_video::VideoInfo> = None;
+        let r = drain(&running.0, &sink, path, &mut |sample| {
+            let buffer = sample
+                .buffer()
+                .ok_or_else(|| EncodeError::Gst("a sample without a buffer".into()))?;
+            if info.is_none() {
+                let caps = sample
+                    .caps()
+                    .ok_or_else(|| EncodeError::Gst("sample without caps".into()))?;
+                info = Some(
+                    gst_video::VideoInfo::from_caps(caps)
+                        .map_err(|e| EncodeError::Gst(e.to_string()))?,
+                );
+            }
+            let p = picture_from(buffer, info.as_ref().unwrap()).map_err(EncodeError::Gst)?;
+            on_picture(n, p);
+            n += 1;
+            Ok(true)
+        });
+        if r.is_err() {
+            // Unblock the feeder.
+            let _ = running.0.set_state(gst::State::Null);
+        }
+        let _ = feeder.join();
+        r.and_then(|()| {
+            if n == frames.len() {
+                Ok(())
+            } else {
+                Err(EncodeError::Encoder {
+                    path: path.to_path_buf(),
+                    encoder: what,
+                    detail: format!("{} frames in, {n} out", frames.len()),
+                })
+            }
+        })
+    })
+}
+
+/// Encodes `frames` (all one size, in display order; scaled to the trial's size with Lanczos
+/// unless already at it) as described by `spec`, decodes the result, scales it to
+/// `spec.display` and calls `on_decoded(index, picture)` for every frame in order. Returns the
+/// coded bytes attributed to each input frame (by presentation time).
+///
+/// One thread; run several trials at once for parallelism.
+pub fn trial_encode(
+    frames: &[Picture],
+    spec: &TrialSpec,
+    on_decoded: &mut dyn FnMut(usize, Picture),
+) -> Result<Vec<u64>, EncodeError> {
+    init()?;
+    let mut chain = vec![
+        scaler("lanczos")?,
+        caps_filter(i420_caps(spec.width, spec.height, None))?,
+    ];
+    let decoder = match spec.codec {
+        Codec::H264 => {
+            let enc = make("x264enc")?;
+            enc.set_property_from_str(
+                "speed-preset",
+                X264_PRESETS[usize::from(spec.speed.clamp(1, 10)) - 1],
+            );
+            enc.set_property_from_str("pass", "qual");
+            enc.set_property("quantizer", spec.quality.min(50));
+            // Quality mode with x264enc's default bitrate would cap the VBV at 2048 kbit/s.
+            enc.set_property("bitrate", X264_UNCAPPED_KBPS);
+            enc.set_property("threads", 1u32);
+            enc.set_property("sliced-threads", false);
+            let dec = make("avdec_h264")?;
+            dec.set_property("max-threads", 1i32);
+            chain.extend([enc, make("h264parse")?, dec.clone()]);
+            dec
+        }
+        other => {
+            return Err(EncodeError::InvalidLadder(format!(
+                "trial encodes support H.264 only, not {}",
+                other.name()
+            )))
+        }
+    };
+    chain.extend([
+        scaler("catrom")?,
+        caps_filter(i420_caps(spec.display.0, spec.display.1, None))?,
+    ]);
+    // Count coded bytes per frame where the coded stream enters the decoder.
+    let bytes = Arc::new(Mutex::new(vec![0u64; frames.len()]));
+    let frame_ns = 1e9 * spec.frame_rate.den as f64 / spec.frame_rate.num as f64;
+    let counter = bytes.clone();
+    decoder
+        .static_pad("sink")
+        .expect("decoder has a sink pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &probe.data {
+                let i = b
+                    .pts()
+                    .map_or(0, |p| (p.nseconds() as f64 / frame_ns).round() as usize);
+                let mut c = counter.lock().unwrap();
+                let last = c.len().saturating_sub(1);
+                c[i.min(last)] += b.size() as u64;
+            }
+            gst::PadProbeReturn::Ok
+        });
+    run_raw(frames, spec.frame_rate, &chain, "x264", on_decoded)?;
+    let bytes = std::mem::take(&mut *bytes.lock().unwrap());
+    Ok(bytes)
+}

@@ -1,0 +1,197 @@
+//! The picture of an analysis: rate-quality curves per resolution, the convex hull and the
+//! chosen rungs, as SVG or PNG (`plotters`).
+
+use crate::{Analysis, LadderError};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Fonts tried for labels (Debian's `fonts-dejavu-core`, then other common places).
+const FONTS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+fn register_font() -> Result<(), LadderError> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let bytes = FONTS
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .ok_or_else(|| {
+                format!(
+                    "no font for the plot's labels (looked for {}; install fonts-dejavu-core)",
+                    FONTS.join(", ")
+                )
+            })?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| "the DejaVu font file is not a font".to_string())
+    })
+    .clone()
+    .map_err(LadderError::Plot)
+}
+
+const PALETTE: [RGBColor; 7] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws `analysis` to `path`: SVG when it ends in `.svg`, PNG when in `.png`. Written to a
+/// temporary name and renamed, so a failed plot leaves no file.
+pub fn plot(analysis: &Analysis, path: &Path) -> Result<(), LadderError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("plot"),
+        ext.as_deref().unwrap_or("")
+    ));
+    register_font()?;
+    let size = (1000, 640);
+    let drawn = match ext.as_deref() {
+        Some("svg") => draw(SVGBackend::new(&tmp, size).into_drawing_area(), analysis),
+        Some("png") => draw(BitMapBackend::new(&tmp, size).into_drawing_area(), analysis),
+        _ => {
+            return Err(LadderError::Plot(format!(
+                "{}: the plot's name must end in .svg or .png",
+                path.display()
+            )))
+        }
+    };
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(LadderError::Plot(format!("{}: {e}", path.display())));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        LadderError::Plot(format!("{}: {e}", path.display()))
+    })
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    a: &Analysis,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let name = a
+        .source
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let title = match &a.fallback {
+        None => format!("{name}: per-title ladder ({} rungs)", a.rungs.len()),
+        Some(why) => format!("{name}: fixed ladder used ({why})"),
+    };
+    let (mut lo, mut hi) = (f64::MAX, f64::MIN);
+    for t in &a.trials {
+        lo = lo.min(t.bitrate);
+        hi = hi.max(t.bitrate);
+    }
+    if lo > hi {
+        lo = 100.0;
+        hi = 10_000.0;
+    }
+    let x_range = (lo / 1.3).max(1.0)..(hi * 1.3);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x_range.log_scale(), 0.0..100.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("bitrate (kbit/s, log scale)")
+        .y_desc("VMAF (mean, vmaf_v0.6.1)")
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    let mut heights: Vec<u32> = a.trials.iter().map(|t| t.height).collect();
+    heights.sort_unstable_by(|x, y| y.cmp(x));
+    heights.dedup();
+    for (i, h) in heights.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut pts: Vec<(f64, f64)> = a
+            .trials
+            .iter()
+            .filter(|t| t.height == *h)
+            .map(|t| (t.bitrate, t.vmaf.mean))
+            .collect();
+        pts.sort_by(|p, q| p.0.total_cmp(&q.0));
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(format!("{h}p"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    }
+    let hull: Vec<(f64, f64)> = a.hull.iter().map(|p| (p.bitrate, p.score)).collect();
+    chart
+        .draw_series(LineSeries::new(hull, BLACK.stroke_width(3)))?
+        .label("convex hull")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
+    let red = RGBColor(214, 39, 40);
+    chart
+        .draw_series(a.rungs.iter().map(|r| {
+            Circle::new(
+                (r.predicted_bitrate, r.predicted_vmaf),
+                8,
+                red.stroke_width(3),
+            )
+        }))?
+        .label("chosen rungs")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 6, red.stroke_width(3)));
+    for r in &a.rungs {
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{}p {:.0}k", r.height, r.predicted_bitrate),
+            (
+                r.predicted_bitrate * 1.06,
+                (r.predicted_vmaf - 4.0).max(1.0),
+            ),
+            ("sans-serif", 13).into_font().color(&red),
+        )))?;
+    }
+    let ceiling = a.options.constraints.quality_ceiling;
+    chart
+        .draw_series(LineSeries::new(
+            vec![(x_range_start(&a.trials), ceiling), (hi * 1.3, ceiling)],
+            RGBColor(150, 150, 150).stroke_width(1),
+        ))?
+        .label(format!("quality ceiling {ceiling}"))
+        .legend(|(x, y)| {
+            PathElement::new(
+                vec![(x, y), (x + 20, y)],
+                RGBColor(150, 150, 150).stroke_width(1),
+            )
+        });
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn x_range_start(trials: &[crate::Trial]) -> f64 {
+    let lo = trials.iter().map(|t| t.bitrate).fold(f64::MAX, f64::min);
+    if lo == f64::MAX {
+        100.0 / 1.3
+    } else {
+        (lo / 1.3).max(1.0)
+    }
+}

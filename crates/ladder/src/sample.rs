@@ -1,0 +1,382 @@
+//! The sampling plan: which parts of a title the trial encodes look at.
+//!
+//! A title is cut into shots (scene changes found by `av-scenechange` on small pictures), each
+//! shot gets a complexity from its spatial and temporal activity, and a budget of sample
+//! seconds is spread over the range of complexities: shots are sorted by complexity and split
+//! into strata of equal running time, and each stratum is represented by a window in the
+//! middle of its longest shot, weighted by the stratum's running time. A two-hour title is
+//! thus looked at for a couple of minutes, with the hard and the easy shots in proportion.
+
+use av_scenechange::{CpuFeatureLevel, Rational32, SceneChangeDetector, SceneDetectionSpeed};
+use reel_media::Picture;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use v_frame::frame::Frame;
+use v_frame::pixel::ChromaSampling;
+
+const LOOKAHEAD: usize = 5;
+
+/// Windows are not cut shorter than this to fit more shots in the budget.
+pub const MIN_WINDOW_SECONDS: f64 = 1.0;
+
+/// Finds scene changes in a stream of (small) pictures with `av-scenechange`'s fast detector.
+pub struct SceneCuts {
+    detector: SceneChangeDetector<u8>,
+    queue: VecDeque<Arc<Frame<u8>>>,
+    /// Frame number of `queue[0]`.
+    base: usize,
+    /// Next frame to decide on.
+    next: usize,
+    pushed: usize,
+    cuts: Vec<usize>,
+    size: (usize, usize),
+}
+
+impl SceneCuts {
+    /// A detector for pictures of `width` x `height` at `frame_rate` frames a second;
+    /// cuts closer than `min_gap` frames are not reported.
+    pub fn new(width: u32, height: u32, frame_rate: (u32, u32), min_gap: usize) -> SceneCuts {
+        let size = (width as usize, height as usize);
+        SceneCuts {
+            detector: SceneChangeDetector::new(
+                size,
+                8,
+                Rational32::new(frame_rate.0 as i32, frame_rate.1.max(1) as i32),
+                ChromaSampling::Cs420,
+                LOOKAHEAD,
+                SceneDetectionSpeed::Fast,
+                min_gap,
+                usize::MAX,
+                CpuFeatureLevel::default(),
+            ),
+            queue: VecDeque::new(),
+            base: 0,
+            next: 0,
+            pushed: 0,
+            cuts: vec![0],
+            size,
+        }
+    }
+
+    /// Adds the next picture (of the size given to `new`).
+    pub fn push(&mut self, p: &Picture) {
+        let mut f =
+            Frame::<u8>::new_with_padding(self.size.0, self.size.1, ChromaSampling::Cs420, 0);
+        for (i, plane) in f.planes.iter_mut().enumerate() {
+            let (w, _) = p.plane_size(i);
+            plane.copy_from_raw_u8(&p.planes[i], w as usize, 1);
+        }
+        self.queue.push_back(Arc::new(f));
+        self.pushed += 1;
+        while self.pushed > self.next + LOOKAHEAD {
+            self.step();
+        }
+    }
+
+    fn step(&mut self) {
+        let from = self.next.saturating_sub(1) - self.base;
+        let set: Vec<&Arc<Frame<u8>>> = self.queue.iter().skip(from).take(LOOKAHEAD + 2).collect();
+        if self.next > 0 && set.len() >= 2 {
+            let last = *self.cuts.last().expect("frame 0 is a cut");
+            if self.detector.analyze_next_frame(&set, self.next, last) {
+                self.cuts.push(self.next);
+            }
+        }
+        if self.next > 0 {
+            self.queue.pop_front();
+            self.base += 1;
+        }
+        self.next += 1;
+    }
+
+    /// Decides the last pictures and returns the first frame of every shot (always 0 first).
+    pub fn finish(mut self) -> Vec<usize> {
+        while self.next < self.pushed {
+            self.step();
+        }
+        self.cuts
+    }
+}
+
+/// Spatial and temporal activity of one (small) picture: the mean absolute horizontal plus
+/// vertical luma gradient, and the mean absolute luma difference from the previous picture.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Activity {
+    pub spatial: f64,
+    pub temporal: f64,
+}
+
+/// Activity of `p`, given the picture before it.
+pub fn activity(p: &Picture, previous: Option<&Picture>) -> Activity {
+    let (w, h) = (p.width as usize, p.height as usize);
+    let y = p.luma();
+    let mut grad = 0u64;
+    for r in 0..h.saturating_sub(1) {
+        for c in 0..w.saturating_sub(1) {
+            let v = y[r * w + c] as i32;
+            grad += ((v - y[r * w + c + 1] as i32).abs() + (v - y[(r + 1) * w + c] as i32).abs())
+                as u64;
+        }
+    }
+    let n = (w.saturating_sub(1) * h.saturating_sub(1)).max(1) as f64;
+    let temporal = previous.map_or(0.0, |q| {
+        y.iter()
+            .zip(q.luma())
+            .map(|(&a, &b)| (a as i32 - b as i32).unsigned_abs() as u64)
+            .sum::<u64>() as f64
+            / y.len().max(1) as f64
+    });
+    Activity {
+        spatial: grad as f64 / n,
+        temporal,
+    }
+}
+
+/// A shot: frames `[first, end)`, its times and mean activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shot {
+    pub first: u64,
+    pub end: u64,
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+    pub activity: Activity,
+    /// `ln(1 + spatial) + 2 ln(1 + temporal)`: motion costs more bits than detail.
+    pub complexity: f64,
+}
+
+impl Shot {
+    pub fn seconds(&self) -> f64 {
+        self.end_seconds - self.start_seconds
+    }
+}
+
+/// Builds shots from per-frame times and activities and the cut list of [`SceneCuts`].
+pub fn shots(
+    times: &[f64],
+    activity: &[Activity],
+    cuts: &[usize],
+    frame_seconds: f64,
+) -> Vec<Shot> {
+    let n = times.len();
+    let mut bounds: Vec<usize> = cuts.iter().copied().filter(|&c| c < n).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    if bounds.first() != Some(&0) {
+        bounds.insert(0, 0);
+    }
+    bounds.push(n);
+    bounds
+        .windows(2)
+        .filter(|b| b[1] > b[0])
+        .map(|b| {
+            let (a, e) = (b[0], b[1]);
+            let len = (e - a) as f64;
+            // The first frame of a shot differs from the previous shot's last: leave its
+            // temporal activity out.
+            let temporal = if e - a > 1 {
+                activity[a + 1..e].iter().map(|x| x.temporal).sum::<f64>() / (len - 1.0)
+            } else {
+                0.0
+            };
+            let spatial = activity[a..e].iter().map(|x| x.spatial).sum::<f64>() / len;
+            Shot {
+                first: a as u64,
+                end: e as u64,
+                start_seconds: times[a],
+                end_seconds: times[e - 1] + frame_seconds,
+                activity: Activity { spatial, temporal },
+                complexity: (1.0 + spatial).ln() + 2.0 * (1.0 + temporal).ln(),
+            }
+        })
+        .collect()
+}
+
+/// How much of a title the analysis looks at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SampleOptions {
+    /// Share of the title's running time to sample.
+    pub fraction: f64,
+    /// At least this many seconds (or the whole title when shorter).
+    pub min_seconds: f64,
+    /// At most this many seconds.
+    pub max_seconds: f64,
+    /// Length of one window.
+    pub window_seconds: f64,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            fraction: 0.1,
+            min_seconds: 2.0,
+            max_seconds: 120.0,
+            window_seconds: 2.0,
+        }
+    }
+}
+
+/// A stretch of the title the trials encode, standing for `weight` seconds of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub start_seconds: f64,
+    pub end_seconds: f64,
+    /// Seconds of the title this window represents (the running time of its stratum).
+    pub weight: f64,
+    /// Index of the shot it lies in.
+    pub shot: usize,
+}
+
+/// Chooses windows over `shots` (in time order) within the budget of `opts`.
+pub fn plan_windows(shots: &[Shot], opts: &SampleOptions) -> Vec<Window> {
+    let duration: f64 = shots.iter().map(Shot::seconds).sum();
+    if shots.is_empty() || duration <= 0.0 {
+        return Vec::new();
+    }
+    let budget = (duration * opts.fraction)
+        .max(opts.min_seconds)
+        .min(opts.max_seconds)
+        .min(duration);
+    let mut window = opts.window_seconds.min(budget).max(1e-3);
+    let mut count = ((budget / window).round() as usize).max(1);
+    if count < shots.len() {
+        // Shorter windows (down to one second) so that more shots are seen.
+        let shorter = (budget / shots.len() as f64).max(MIN_WINDOW_SECONDS.min(window));
+        if shorter < window {
+            window = shorter;
+            count = ((budget / window).round() as usize).max(1);
+        }
+    }
+    let centred = |i: usize, weight: f64| {
+        let s = &shots[i];
+        let len = window.min(s.seconds());
+        let mid = (s.start_seconds + s.end_seconds) / 2.0;
+        Window {
+            start_seconds: mid - len / 2.0,
+            end_seconds: mid + len / 2.0,
+            weight,
+            shot: i,
+        }
+    };
+    let mut windows: Vec<Window> = if count >= shots.len() {
+        // Every shot gets a window; short shots are taken whole.
+        (0..shots.len())
+            .map(|i| centred(i, shots[i].seconds()))
+            .collect()
+    } else {
+        // Strata of equal running time along the complexity order.
+        let mut order: Vec<usize> = (0..shots.len()).collect();
+        order.sort_by(|&a, &b| shots[a].complexity.total_cmp(&shots[b].complexity));
+        let per = duration / count as f64;
+        let mut strata: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut acc = 0.0;
+        for &i in &order {
+            if acc >= per * strata.len() as f64 && strata.len() < count {
+                strata.push(Vec::new());
+            }
+            strata.last_mut().expect("one stratum").push(i);
+            acc += shots[i].seconds();
+        }
+        strata
+            .iter()
+            .map(|s| {
+                let weight: f64 = s.iter().map(|&i| shots[i].seconds()).sum();
+                let longest = *s
+                    .iter()
+                    .max_by(|&&a, &&b| shots[a].seconds().total_cmp(&shots[b].seconds()))
+                    .expect("strata are not empty");
+                centred(longest, weight)
+            })
+            .collect()
+    };
+    windows.sort_by(|a, b| a.start_seconds.total_cmp(&b.start_seconds));
+    windows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shot(a: f64, b: f64, complexity: f64) -> Shot {
+        Shot {
+            first: (a * 25.0) as u64,
+            end: (b * 25.0) as u64,
+            start_seconds: a,
+            end_seconds: b,
+            activity: Activity::default(),
+            complexity,
+        }
+    }
+
+    #[test]
+    fn a_short_title_is_sampled_per_shot_and_weighted_by_shot_length() {
+        let shots = vec![shot(0.0, 1.0, 1.0), shot(1.0, 4.0, 5.0)];
+        // A 2 s budget and 2 s windows: windows shrink to 1 s so that both shots are seen.
+        let w = plan_windows(&shots, &SampleOptions::default());
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            (w[0].start_seconds, w[0].end_seconds, w[0].weight),
+            (0.0, 1.0, 1.0)
+        );
+        assert_eq!(
+            (w[1].start_seconds, w[1].end_seconds, w[1].weight),
+            (2.0, 3.0, 3.0)
+        );
+    }
+
+    #[test]
+    fn a_long_title_is_sampled_within_budget_across_complexities() {
+        // 2 hours of 10-second shots whose complexity rises and falls.
+        let shots: Vec<Shot> = (0..720)
+            .map(|i| {
+                shot(
+                    i as f64 * 10.0,
+                    i as f64 * 10.0 + 10.0,
+                    ((i * 37) % 100) as f64,
+                )
+            })
+            .collect();
+        let w = plan_windows(&shots, &SampleOptions::default());
+        let sampled: f64 = w.iter().map(|w| w.end_seconds - w.start_seconds).sum();
+        assert!((sampled - 120.0).abs() < 1e-6, "{sampled}");
+        assert_eq!(
+            w.len(),
+            120,
+            "one-second windows so that more shots are seen"
+        );
+        let weight: f64 = w.iter().map(|w| w.weight).sum();
+        assert!((weight - 7200.0).abs() < 1e-6);
+        let cx: Vec<f64> = w.iter().map(|w| shots[w.shot].complexity).collect();
+        let (lo, hi) = cx
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &c| (a.min(c), b.max(c)));
+        assert!(
+            lo < 5.0 && hi > 95.0,
+            "strata span the complexities: {lo} {hi}"
+        );
+        assert!(w.windows(2).all(|p| p[0].end_seconds <= p[1].start_seconds));
+    }
+
+    #[test]
+    fn scene_cut_found_between_two_different_pictures() {
+        let mut d = SceneCuts::new(64, 36, (25, 1), 0);
+        for i in 0..40 {
+            let y = if i < 20 { 30 } else { 220 };
+            let mut p = Picture::filled(64, 36, y, 128);
+            // A little texture so that the frames are not all flat.
+            for (k, v) in p.planes[0].iter_mut().enumerate() {
+                *v = v.wrapping_add((k % 7) as u8);
+            }
+            d.push(&p);
+        }
+        assert_eq!(d.finish(), vec![0, 20]);
+    }
+
+    #[test]
+    fn activity_of_flat_and_changing_pictures() {
+        let a = Picture::filled(8, 8, 10, 128);
+        let b = Picture::filled(8, 8, 30, 128);
+        assert_eq!(activity(&a, None), Activity::default());
+        assert_eq!(activity(&b, Some(&a)).temporal, 20.0);
+    }
+}
