@@ -9,6 +9,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   nasm ffmpeg fonts-dejavu-core time chromium
+  meson ninja-build clang libclang-dev
 )
 # Node.js runs the player tests; the machine image may already have a newer one.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

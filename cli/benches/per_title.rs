@@ -1,0 +1,267 @@
+//! Benchmark: per-title ladder against the fixed ladder, per fixture.
+//!
+//! For each fixture: `reel analyze` (timed) writes the per-title ladder, its report and plot;
+//! `reel encode` encodes that ladder and the fixed ladder (Apple's HLS authoring-spec H.264
+//! rungs trimmed to the source; timed); every rung of both is decoded, scaled to the source
+//! size (Lanczos) and scored with VMAF (libvmaf, vmaf_v0.6.1, every frame) against the source.
+//! Reported: each rung's bitrate and VMAF, the BD-rate of per-title against fixed (Bjontegaard
+//! over the overlapping VMAF range; negative = fewer bits for the same quality), whether any
+//! per-title rung is below the quality floor, and the analysis time as a multiple of the fixed
+//! ladder's encode time. Fixtures: the README's 720p fixture plus two 20-second 720p titles
+//! made here with ffmpeg (an easy two-shot one and a hard three-shot one), cached in
+//! `target/bench-fixtures/`. Outputs (reports, plots) go to `target/bench-out/per-title/`.
+//!
+//! Run: `cargo bench -p reel-cli --bench per_title [-- FILE...]`.
+
+use reel_encoder::decode_pictures;
+use reel_ladder::{bd_rate, Vmaf};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn run(label: &str, cmd: &mut Command) -> (String, f64) {
+    let t = Instant::now();
+    let out = cmd.output().unwrap_or_else(|e| panic!("{label}: {e}"));
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{label} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (String::from_utf8(out.stdout).unwrap(), secs)
+}
+
+/// Makes the bench titles with ffmpeg's lavfi sources (fixed seeds, single-threaded x264).
+fn make_fixture(dir: &Path, name: &str, graph: &str) -> PathBuf {
+    let path = dir.join(name);
+    if path.exists() {
+        return path;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let tmp = dir.join(format!(".{name}.tmp.mp4"));
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-filter_complex", graph])
+        .args([
+            "-map", "[v]", "-an", "-c:v", "libx264", "-crf", "14", "-preset", "faster",
+        ])
+        .args([
+            "-x264-params",
+            "threads=1",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "mp4",
+        ])
+        .arg(&tmp)
+        .status()
+        .unwrap();
+    assert!(st.success(), "making {name}");
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// Mean VMAF of `rendition` against `source`, both decoded to `size`, every frame.
+fn vmaf(source: &Path, rendition: &Path, size: (u32, u32)) -> f64 {
+    let (tx, rx) = std::sync::mpsc::sync_channel(8);
+    let src = source.to_path_buf();
+    let feeder = std::thread::spawn(move || {
+        decode_pictures(&src, size, &[], &mut |_, _, p| tx.send(p).is_ok()).unwrap();
+    });
+    let mut v = Vmaf::new(size.0, size.1, 1).unwrap();
+    decode_pictures(rendition, size, &[], &mut |_, _, d| match rx.recv() {
+        Ok(r) => {
+            v.push(&r, &d).unwrap();
+            true
+        }
+        Err(_) => false,
+    })
+    .unwrap();
+    drop(rx);
+    let _ = feeder.join();
+    let s = v.finish().unwrap();
+    s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64
+}
+
+struct Rung {
+    name: String,
+    height: u64,
+    kbps: f64,
+    vmaf: f64,
+}
+
+/// Encodes `ladder` (a built-in name or a file) and scores every rung.
+fn encode_and_score(reel: &Path, source: &Path, ladder: &str, out: &Path) -> (Vec<Rung>, f64) {
+    let _ = std::fs::remove_dir_all(out);
+    let (stdout, secs) = run(
+        "reel encode",
+        Command::new(reel)
+            .args([
+                "encode",
+                source.to_str().unwrap(),
+                "--ladder",
+                ladder,
+                "--out",
+            ])
+            .arg(out)
+            .arg("--json"),
+    );
+    let tracks: Value = serde_json::from_str(&stdout).unwrap();
+    let size = {
+        let info = reel_encoder::probe(source).unwrap();
+        let v = info.video().unwrap();
+        (v.width, v.height)
+    };
+    let video: Vec<&Value> = tracks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["height"].is_null())
+        .collect();
+    // Two rungs scored at once (libvmaf runs one thread per context).
+    let rungs: Vec<Rung> = std::thread::scope(|s| {
+        let handles: Vec<_> = video
+            .chunks(video.len().div_ceil(2))
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|t| Rung {
+                            name: t["name"].as_str().unwrap().to_string(),
+                            height: t["height"].as_u64().unwrap(),
+                            kbps: t["kbps"].as_f64().unwrap(),
+                            vmaf: vmaf(source, Path::new(t["path"].as_str().unwrap()), size),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    (rungs, secs)
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let reel = root.join("target/release/reel");
+    let st = Command::new("cargo")
+        .args(["build", "--release", "-p", "reel-cli"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let given: Vec<PathBuf> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .collect();
+    let fixtures = if given.is_empty() {
+        let st = Command::new("bash")
+            .arg(root.join("fixtures/make.sh"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let dir = root.join("target/bench-fixtures");
+        vec![
+            root.join("fixtures/out/mezz_720p25.mp4"),
+            make_fixture(
+                &dir,
+                "easy_720p25_20s.mp4",
+                "mandelbrot=s=1600x900:r=25:start_scale=0.3:end_scale=0.3:end_pts=1,trim=end_frame=1,loop=loop=-1:size=1,trim=duration=10,setpts=N/25/TB,gblur=sigma=1.5,crop=1280:720:x='20+t*12':y='40+t*6',format=yuv420p[a];\
+                 testsrc=s=1280x720:r=25:d=10,format=yuv420p[b];[a][b]concat=n=2:v=1:a=0[v]",
+            ),
+            make_fixture(
+                &dir,
+                "hard_720p25_20s.mp4",
+                "testsrc2=s=1280x720:r=25:d=7,noise=alls=6:allf=t+u:all_seed=1,format=yuv420p[a];\
+                 mandelbrot=s=1280x720:r=25:start_scale=2:end_scale=0.002:end_pts=175:outer=normalized_iteration_count,trim=duration=7,noise=alls=6:allf=t+u:all_seed=2,format=yuv420p[b];\
+                 life=s=640x360:r=25:mold=10:ratio=0.3:seed=5:death_color=#102040:life_color=#f0e0a0,trim=duration=6,scale=1280:720:flags=bicubic,format=yuv420p[c];\
+                 [a][b][c]concat=n=3:v=1:a=0[v]",
+            ),
+        ]
+    } else {
+        given
+    };
+    let out_root = root.join("target/bench-out/per-title");
+    std::fs::create_dir_all(&out_root).unwrap();
+    let mut savings = Vec::new();
+    let mut costs = Vec::new();
+    for source in &fixtures {
+        let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = out_root.join(&stem);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (_, analysis_secs) = run(
+            "reel analyze",
+            Command::new(&reel)
+                .args(["analyze", source.to_str().unwrap(), "--report"])
+                .arg(dir.join("report.json"))
+                .arg("--plot")
+                .arg(dir.join("hull.svg"))
+                .arg("--plot")
+                .arg(dir.join("hull.png"))
+                .arg("--ladder-out")
+                .arg(dir.join("ladder.toml")),
+        );
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap())
+                .unwrap();
+        let floor = report["options"]["constraints"]["quality_floor"]
+            .as_f64()
+            .unwrap();
+        let ladder = dir.join("ladder.toml");
+        let (per_title, pt_secs) = encode_and_score(
+            &reel,
+            source,
+            ladder.to_str().unwrap(),
+            &dir.join("per-title"),
+        );
+        let (fixed, fixed_secs) = encode_and_score(&reel, source, "fixed", &dir.join("fixed"));
+        println!(
+            "\n{stem}: {:.1} s, {} shots, sampled {:.1} s in {} windows, {} trials",
+            report["source"]["duration"].as_f64().unwrap(),
+            report["shots"].as_array().unwrap().len(),
+            report["sampled_seconds"].as_f64().unwrap(),
+            report["windows"].as_array().unwrap().len(),
+            report["trials"].as_array().unwrap().len()
+        );
+        for (label, rungs) in [("per-title", &per_title), ("fixed", &fixed)] {
+            println!("  {label}:");
+            for r in rungs.iter() {
+                println!(
+                    "    {:<14} {:>5} lines {:>8.0} kbit/s  VMAF {:>6.2}",
+                    r.name, r.height, r.kbps, r.vmaf
+                );
+            }
+        }
+        let pts = |rungs: &[Rung]| rungs.iter().map(|r| (r.kbps, r.vmaf)).collect::<Vec<_>>();
+        let bd = bd_rate(&pts(&fixed), &pts(&per_title));
+        let below = per_title.iter().filter(|r| r.vmaf < floor).count();
+        let cost = analysis_secs / fixed_secs;
+        println!(
+            "  BD-rate per-title vs fixed: {}  (rungs below the VMAF floor {floor}: {below})",
+            bd.map_or("no overlapping VMAF range".into(), |b| format!("{b:+.1}%"))
+        );
+        println!(
+            "  analysis {analysis_secs:.1} s = {cost:.2}x the fixed ladder's encode ({fixed_secs:.1} s); per-title encode {pt_secs:.1} s"
+        );
+        println!("  plot: {}", dir.join("hull.png").display());
+        if let Some(b) = bd {
+            savings.push(b);
+        }
+        costs.push(cost);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "\nmean BD-rate per-title vs fixed: {:+.1}% over {} fixtures; mean analysis cost {:.2}x a fixed-ladder encode",
+        mean(&savings),
+        savings.len(),
+        mean(&costs)
+    );
+}
