@@ -165,6 +165,13 @@ pub fn decode_pictures(
     let sink_el: gst::Element = sink.clone().upcast();
     pipeline.add_many([&decode, &queue, &convert, &scale, &caps, &sink_el])?;
     gst::Element::link_many([&queue, &convert, &scale, &caps, &sink_el])?;
+    // Decode the video stream only: audio and subtitles are never selected, so no branch
+    // of this pipeline waits on a stream nobody reads.
+    decode.connect("select-stream", false, |args| {
+        let stream = args.get(2)?.get::<gst::Stream>().ok()?;
+        let video = stream.stream_type().contains(gst::StreamType::VIDEO);
+        Some(i32::from(video).to_value())
+    });
     let video_in = queue.static_pad("sink").expect("queue has a sink pad");
     let linked = Arc::new(Mutex::new(false));
     let weak = pipeline.downgrade();
