@@ -90,9 +90,10 @@ fn check_ladder(name: &str, r: &Value) -> f64 {
             );
         }
     }
-    // The hull is concave in (log rate, score) and rises with the bitrate.
+    // The hull is concave in (rate, score), rises with the bitrate, and starts at the floor.
+    assert!(hull.iter().all(|p| f(&p["score"]) >= floor));
     for w in hull.windows(3) {
-        let x = |p: &Value| f(&p["bitrate"]).ln();
+        let x = |p: &Value| f(&p["bitrate"]);
         let y = |p: &Value| f(&p["score"]);
         let cross = (x(&w[1]) - x(&w[0])) * (y(&w[2]) - y(&w[0]))
             - (y(&w[1]) - y(&w[0])) * (x(&w[2]) - x(&w[0]));

@@ -7,14 +7,16 @@
 //! Reported: each rung's bitrate and VMAF, the BD-rate of per-title against fixed (Bjontegaard
 //! over the overlapping VMAF range; negative = fewer bits for the same quality), whether any
 //! per-title rung is below the quality floor, and the analysis time as a multiple of the fixed
-//! ladder's encode time. Fixtures: the README's 720p fixture plus two 20-second 720p titles
+//! ladder's encode time. The headline BD-rate reduces each ladder to its envelope (a rung no
+//! better than a cheaper one is dropped) and interpolates piecewise linearly; the classic
+//! VCEG cubic fit is printed beside it (it swings on a fixed ladder's misplaced rungs). Fixtures: the README's 720p fixture plus two 20-second 720p titles
 //! made here with ffmpeg (an easy two-shot one and a hard three-shot one), cached in
 //! `target/bench-fixtures/`. Outputs (reports, plots) go to `target/bench-out/per-title/`.
 //!
 //! Run: `cargo bench -p reel-cli --bench per_title [-- FILE...]`.
 
 use reel_encoder::decode_pictures;
-use reel_ladder::{bd_rate, Vmaf};
+use reel_ladder::{bd_rate, bd_rate_piecewise, Vmaf};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -244,12 +246,16 @@ fn main() {
             }
         }
         let pts = |rungs: &[Rung]| rungs.iter().map(|r| (r.kbps, r.vmaf)).collect::<Vec<_>>();
-        let bd = bd_rate(&pts(&fixed), &pts(&per_title));
+        let bd = bd_rate_piecewise(&pts(&fixed), &pts(&per_title));
+        let bd_cubic = bd_rate(&pts(&fixed), &pts(&per_title));
         let below = per_title.iter().filter(|r| r.vmaf < floor).count();
         let cost = analysis_secs / fixed_secs;
+        let show =
+            |b: Option<f64>| b.map_or("no overlapping VMAF range".into(), |b| format!("{b:+.1}%"));
         println!(
-            "  BD-rate per-title vs fixed: {}  (rungs below the VMAF floor {floor}: {below})",
-            bd.map_or("no overlapping VMAF range".into(), |b| format!("{b:+.1}%"))
+            "  BD-rate per-title vs fixed: {} (envelopes, piecewise linear; VCEG cubic fit: {})  rungs below the VMAF floor {floor}: {below}",
+            show(bd),
+            show(bd_cubic)
         );
         println!(
             "  analysis {analysis_secs:.1} s = {cost:.2}x the fixed ladder's encode ({fixed_secs:.1} s); per-title encode {pt_secs:.1} s"

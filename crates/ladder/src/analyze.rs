@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// How far above the quality ceiling a height's trial must score before its costlier CRFs
+/// are skipped.
+const CEILING_MARGIN: f64 = 1.0;
+
 /// Points interpolated per gap between neighbouring trials of one resolution, plus one.
 const INTERPOLATION_STEPS: usize = 4;
 
@@ -110,6 +114,13 @@ impl Trial {
     }
 }
 
+/// A trial of the grid that was not run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SkippedTrial {
+    pub height: u32,
+    pub quality: u32,
+}
+
 /// A rung of the result with what the trials predict for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChosenRung {
@@ -134,6 +145,8 @@ pub struct Analysis {
     /// Seconds of the title encoded by each trial.
     pub sampled_seconds: f64,
     pub trials: Vec<Trial>,
+    /// Trials not run: a cheaper CRF of the same height already passed the quality ceiling.
+    pub skipped_trials: Vec<SkippedTrial>,
     pub hull: Vec<TrialPoint>,
     pub rungs: Vec<ChosenRung>,
     /// The ladder to encode: per-title rungs, or the fixed ladder when `fallback` says why.
@@ -227,6 +240,7 @@ pub fn analyze(
         windows: Vec::new(),
         sampled_seconds: 0.0,
         trials: Vec::new(),
+        skipped_trials: Vec::new(),
         hull: Vec::new(),
         rungs: Vec::new(),
         ladder: fixed_ladder(display_height),
@@ -353,51 +367,87 @@ pub fn analyze(
     let mut frames_in: Vec<Picture> = Vec::new();
     let mut failure: Option<LadderError> = None;
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let run_window = |w: usize, refs: Vec<Picture>, acc: &mut Vec<Accumulator>| {
-        let window = &analysis.windows[w];
-        let seconds = refs.len() as f64 * frame_seconds;
-        let scaled: Vec<(u32, Vec<Picture>)> = heights
-            .par_iter()
-            .map(|&h| {
-                let size = (even(h as f64 * dar), h);
-                let s = if size == (display_width, display_height) {
-                    refs.clone()
-                } else {
-                    scale_pictures(&refs, size, frame_rate)?
-                };
-                Ok((h, s))
-            })
-            .collect::<Result<_, LadderError>>()?;
-        let results: Vec<WindowResult> = grid
-            .par_iter()
-            .map_with(tx.clone(), |tx, &(w, h, q)| {
-                let input = &scaled.iter().find(|s| s.0 == h).expect("scaled").1;
-                let spec = TrialSpec {
-                    codec: opts.codec,
-                    width: w,
-                    height: h,
-                    quality: q,
-                    speed: opts.trial_speed,
-                    frame_rate,
-                    display: (display_width, display_height),
-                };
-                let r = trial_window(&refs, input, &spec, opts.metric_subsample);
-                let _ = tx.send(());
-                r
-            })
-            .collect::<Result<_, LadderError>>()?;
-        for (a, (bytes, scores)) in acc.iter_mut().zip(results) {
-            a.rate += window.weight * bytes as f64 * 8.0 / seconds;
-            a.weight += window.weight;
-            let per = window.weight / scores.len().max(1) as f64;
-            for (v, p, s) in scores {
-                a.vmaf.push((v, per));
-                a.psnr.push((p, per));
-                a.ssim.push((s, per));
+    // Each height's CRFs run from the cheapest up; once a trial of the first window is
+    // CEILING_MARGIN above the quality ceiling, that height's costlier CRFs are skipped in
+    // every window (they could only buy invisible quality).
+    let chains: Vec<Vec<usize>> = heights
+        .iter()
+        .map(|&h| {
+            let mut c: Vec<usize> = (0..grid.len()).filter(|&i| grid[i].1 == h).collect();
+            c.sort_by(|&a, &b| grid[b].2.cmp(&grid[a].2));
+            c
+        })
+        .collect();
+    let mut active = vec![true; grid.len()];
+    let ceiling = opts.constraints.quality_ceiling;
+    let run_window =
+        |w: usize, refs: Vec<Picture>, acc: &mut Vec<Accumulator>, active: &mut Vec<bool>| {
+            let window = &analysis.windows[w];
+            let first = w == 0;
+            let seconds = refs.len() as f64 * frame_seconds;
+            let scaled: Vec<(u32, Vec<Picture>)> = heights
+                .par_iter()
+                .map(|&h| {
+                    let size = (even(h as f64 * dar), h);
+                    let s = if size == (display_width, display_height) {
+                        refs.clone()
+                    } else {
+                        scale_pictures(&refs, size, frame_rate)?
+                    };
+                    Ok((h, s))
+                })
+                .collect::<Result<_, LadderError>>()?;
+            let snapshot = active.clone();
+            let per_chain: Vec<(Vec<(usize, WindowResult)>, Vec<usize>)> = chains
+                .par_iter()
+                .map_with(tx.clone(), |tx, chain| {
+                    let mut done = Vec::new();
+                    let mut skip = Vec::new();
+                    for (k, &i) in chain.iter().enumerate() {
+                        if !snapshot[i] {
+                            continue;
+                        }
+                        let (w, h, q) = grid[i];
+                        let input = &scaled.iter().find(|s| s.0 == h).expect("scaled").1;
+                        let spec = TrialSpec {
+                            codec: opts.codec,
+                            width: w,
+                            height: h,
+                            quality: q,
+                            speed: opts.trial_speed,
+                            frame_rate,
+                            display: (display_width, display_height),
+                        };
+                        let r = trial_window(&refs, input, &spec, opts.metric_subsample)?;
+                        let _ = tx.send(());
+                        let mean = r.1.iter().map(|s| s.0).sum::<f64>() / r.1.len().max(1) as f64;
+                        done.push((i, r));
+                        if first && mean >= ceiling + CEILING_MARGIN {
+                            skip.extend(chain[k + 1..].iter().copied());
+                            break;
+                        }
+                    }
+                    Ok((done, skip))
+                })
+                .collect::<Result<_, LadderError>>()?;
+            for (done, skip) in per_chain {
+                for i in skip {
+                    active[i] = false;
+                }
+                for (i, (bytes, scores)) in done {
+                    let a = &mut acc[i];
+                    a.rate += window.weight * bytes as f64 * 8.0 / seconds;
+                    a.weight += window.weight;
+                    let per = window.weight / scores.len().max(1) as f64;
+                    for (v, p, s) in scores {
+                        a.vmaf.push((v, per));
+                        a.psnr.push((p, per));
+                        a.ssim.push((s, per));
+                    }
+                }
             }
-        }
-        Ok::<(), LadderError>(())
-    };
+            Ok::<(), LadderError>(())
+        };
     let decoded = decode_pictures(
         source,
         (display_width, display_height),
@@ -407,7 +457,7 @@ pub fn analyze(
             if w != current {
                 if let Some(done) = current {
                     let refs = std::mem::take(&mut frames_in);
-                    if let Err(e) = run_window(done, refs, &mut acc) {
+                    if let Err(e) = run_window(done, refs, &mut acc, &mut active) {
                         failure = Some(e);
                         return false;
                     }
@@ -427,7 +477,7 @@ pub fn analyze(
     if failure.is_none() {
         if let Some(done) = current {
             let refs = std::mem::take(&mut frames_in);
-            if let Err(e) = run_window(done, refs, &mut acc) {
+            if let Err(e) = run_window(done, refs, &mut acc, &mut active) {
                 failure = Some(e);
             }
         }
@@ -442,7 +492,14 @@ pub fn analyze(
         };
     }
 
-    for (&(w, h, q), a) in grid.iter().zip(&acc) {
+    for (i, (&(w, h, q), a)) in grid.iter().zip(&acc).enumerate() {
+        if !active[i] {
+            analysis.skipped_trials.push(SkippedTrial {
+                height: h,
+                quality: q,
+            });
+            continue;
+        }
         let (Some(vmaf), Some(psnr_y), Some(ssim_y)) = (
             Pooled::weighted(&a.vmaf),
             Pooled::weighted(&a.psnr),
@@ -467,7 +524,21 @@ pub fn analyze(
         });
     }
     let points: Vec<TrialPoint> = analysis.trials.iter().map(Trial::point).collect();
-    analysis.hull = convex_hull(&interpolate_curves(&points, INTERPOLATION_STEPS));
+    // The hull is taken over the useful range only: a point far below the quality floor (a
+    // tiny picture at a high CRF scores near 0) would otherwise anchor a chord that hides every
+    // point between it and the top.
+    let floor = opts.constraints.quality_floor;
+    let useful: Vec<TrialPoint> = interpolate_curves(&points, INTERPOLATION_STEPS)
+        .into_iter()
+        .filter(|p| p.score >= floor)
+        .collect();
+    if useful.is_empty() {
+        return finish(
+            analysis,
+            Some(format!("no trial reaches the quality floor (VMAF {floor})")),
+        );
+    }
+    analysis.hull = convex_hull(&useful);
     let chosen = match select_rungs(&analysis.hull, &opts.constraints) {
         Ok(c) => c,
         Err(e) => return finish(analysis, Some(e.to_string())),

@@ -27,6 +27,66 @@ pub fn bd_rate(reference: &[(f64, f64)], test: &[(f64, f64)]) -> Option<f64> {
     Some((10f64.powf(avg) - 1.0) * 100.0)
 }
 
+/// BD-rate for ladders: each curve is first reduced to its envelope (a rung no better than a
+/// cheaper one is dropped: a player would never pick it), then log10(bitrate) is interpolated
+/// piecewise linearly in quality and averaged over the overlapping quality range. Unlike the
+/// cubic fit of [`bd_rate`], it cannot swing on a few badly placed points (a fixed ladder's
+/// rungs on content it does not suit). `None` as for [`bd_rate`].
+///
+/// ```
+/// let a = [(1000.0, 40.0), (2000.0, 50.0), (4000.0, 60.0)];
+/// let b: Vec<(f64, f64)> = a.iter().map(|&(r, q)| (r * 0.5, q)).collect();
+/// let d = reel_ladder::bd_rate_piecewise(&a, &b).unwrap();
+/// assert!((d + 50.0).abs() < 1e-9);
+/// ```
+pub fn bd_rate_piecewise(reference: &[(f64, f64)], test: &[(f64, f64)]) -> Option<f64> {
+    let (a, b) = (envelope(reference)?, envelope(test)?);
+    let lo = a[0].0.max(b[0].0);
+    let hi = a.last()?.0.min(b.last()?.0);
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        return None;
+    }
+    // Both interpolants are piecewise linear: integrate exactly between all breakpoints.
+    let mut xs: Vec<f64> = a
+        .iter()
+        .chain(&b)
+        .map(|p| p.0)
+        .filter(|&q| q > lo && q < hi)
+        .collect();
+    xs.extend([lo, hi]);
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let diff = |q: f64| interpolate(&b, q) - interpolate(&a, q);
+    let area: f64 = xs
+        .windows(2)
+        .map(|w| (diff(w[0]) + diff(w[1])) / 2.0 * (w[1] - w[0]))
+        .sum();
+    Some((10f64.powf(area / (hi - lo)) - 1.0) * 100.0)
+}
+
+/// (quality, log10 rate) of the points that beat every cheaper point, by quality.
+fn envelope(curve: &[(f64, f64)]) -> Option<Vec<(f64, f64)>> {
+    let mut pts: Vec<(f64, f64)> = curve
+        .iter()
+        .copied()
+        .filter(|p| p.0 > 0.0 && p.0.is_finite() && p.1.is_finite())
+        .collect();
+    pts.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut env: Vec<(f64, f64)> = Vec::new();
+    for (r, q) in pts {
+        if env.last().is_none_or(|l| q > l.0) {
+            env.push((q, r.log10()));
+        }
+    }
+    (env.len() >= 2).then_some(env)
+}
+
+fn interpolate(env: &[(f64, f64)], q: f64) -> f64 {
+    let i = env.partition_point(|p| p.0 < q).clamp(1, env.len() - 1);
+    let (a, b) = (env[i - 1], env[i]);
+    a.1 + (q - a.0) / (b.0 - a.0) * (b.1 - a.1)
+}
+
 fn min_q(c: &[(f64, f64)]) -> Option<f64> {
     c.iter().map(|p| p.1).reduce(f64::min)
 }
@@ -124,6 +184,26 @@ mod tests {
         ];
         let d = bd_rate(&r3, &r4).unwrap();
         assert!((d + 19.178_782_979_3).abs() < 1e-6, "{d}");
+    }
+
+    #[test]
+    fn piecewise_ignores_dominated_rungs() {
+        // The 1600 kbit/s rung is worse than the 1000 one: dropped from the envelope.
+        let fixed = [
+            (500.0, 70.0),
+            (1000.0, 90.0),
+            (1600.0, 80.0),
+            (2000.0, 95.0),
+        ];
+        let per_title = [(400.0, 70.0), (800.0, 90.0), (1600.0, 95.0)];
+        let d = bd_rate_piecewise(&fixed, &per_title).unwrap();
+        // log10 ratios: 70-90: log10(0.8) both ends; 90-95: from log10(0.8) to log10(0.8).
+        assert!((d + 20.0).abs() < 1e-9, "{d}");
+        assert!(bd_rate_piecewise(&fixed[..1], &per_title).is_none());
+        // No overlap.
+        assert!(
+            bd_rate_piecewise(&[(1.0, 10.0), (2.0, 20.0)], &[(1.0, 30.0), (2.0, 40.0)]).is_none()
+        );
     }
 
     #[test]

@@ -60,10 +60,12 @@ pub fn interpolate_curves(points: &[TrialPoint], steps: usize) -> Vec<TrialPoint
     out
 }
 
-/// The upper convex hull of the points in the (log bitrate, score) plane, from the lowest
-/// bitrate up: the best quality reachable at each bitrate by any resolution, with points that
-/// a mix of two others would beat removed. Quality grows roughly with the logarithm of the
-/// bitrate, so the hull is taken on a log scale, as rate-quality curves are drawn.
+/// The upper convex hull of the points in the (bitrate, score) plane, from the lowest bitrate
+/// up: the best quality reachable at each bitrate by any resolution, with points that a mix of
+/// two others would beat removed. The plane is linear in bitrate because that is how mixing
+/// works: playing encode A for a share of the time and B for the rest costs and scores the
+/// weighted means of the two (a log-bitrate hull would let one very cheap, very poor point
+/// hide every useful point above it).
 pub fn convex_hull(points: &[TrialPoint]) -> Vec<TrialPoint> {
     let mut pts: Vec<TrialPoint> = points
         .iter()
@@ -75,7 +77,7 @@ pub fn convex_hull(points: &[TrialPoint]) -> Vec<TrialPoint> {
             .total_cmp(&b.bitrate)
             .then(b.score.total_cmp(&a.score))
     });
-    let x = |p: &TrialPoint| p.bitrate.ln();
+    let x = |p: &TrialPoint| p.bitrate;
     // Andrew's monotone chain, upper half: keep right turns only.
     let mut hull: Vec<TrialPoint> = Vec::new();
     for p in pts {
@@ -220,10 +222,10 @@ mod tests {
                 (1080, 4800.0)
             ]
         );
-        // Monotonic and concave in (ln rate, score).
+        // Monotonic and concave in (rate, score).
         for w in hull.windows(3) {
-            let s1 = (w[1].score - w[0].score) / (w[1].bitrate.ln() - w[0].bitrate.ln());
-            let s2 = (w[2].score - w[1].score) / (w[2].bitrate.ln() - w[1].bitrate.ln());
+            let s1 = (w[1].score - w[0].score) / (w[1].bitrate - w[0].bitrate);
+            let s2 = (w[2].score - w[1].score) / (w[2].bitrate - w[1].bitrate);
             assert!(s2 < s1);
         }
     }

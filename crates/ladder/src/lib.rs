@@ -33,7 +33,7 @@ pub use analyze::{
     analyze, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung, SourceSummary,
     Trial, CANDIDATE_HEIGHTS,
 };
-pub use bdrate::bd_rate;
+pub use bdrate::{bd_rate, bd_rate_piecewise};
 pub use hull::{convex_hull, interpolate_curves, select_rungs, Constraints, TrialPoint};
 pub use metrics::{psnr, ssim, Pooled};
 #[cfg(feature = "vmaf")]
