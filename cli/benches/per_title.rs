@@ -63,27 +63,43 @@ fn make_fixture(dir: &Path, name: &str, graph: &str) -> PathBuf {
     path
 }
 
-/// Mean VMAF of `rendition` against `source`, both decoded to `size`, every frame.
-fn vmaf(source: &Path, rendition: &Path, size: (u32, u32)) -> f64 {
-    // Unbounded: the source decode runs ahead of scoring. (With a small bounded channel, two
-    // pipelines coupled through a slow consumer stalled here once; not yet understood, noted
-    // in the README.)
-    let (tx, rx) = std::sync::mpsc::channel();
-    let src = source.to_path_buf();
-    let feeder = std::thread::spawn(move || {
-        decode_pictures(&src, size, &[], &mut |_, _, p| tx.send(p).is_ok()).unwrap();
-    });
-    let mut v = Vmaf::new(size.0, size.1, 1).unwrap();
-    decode_pictures(rendition, size, &[], &mut |_, _, d| match rx.recv() {
-        Ok(r) => {
+/// Decodes `source` once to raw I420 frames of `size` in `path` (the reference every rung is
+/// scored against).
+fn reference_frames(source: &Path, size: (u32, u32), path: &Path) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    decode_pictures(source, size, &[], &mut |_, _, p| {
+        for plane in &p.planes {
+            out.write_all(plane).unwrap();
+        }
+        true
+    })
+    .unwrap();
+    out.flush().unwrap();
+}
+
+/// Mean VMAF of `rendition` (decoded and scaled to `size`) against the raw reference frames,
+/// every frame, libvmaf on two threads. One GStreamer pipeline at a time: two `decode_pictures`
+/// pipelines running at once in one process have stalled here (not yet understood).
+fn vmaf(reference: &Path, rendition: &Path, size: (u32, u32)) -> f64 {
+    use std::io::Read;
+    let mut file = std::io::BufReader::new(std::fs::File::open(reference).unwrap());
+    let mut v = Vmaf::with_threads(size.0, size.1, 1, 2).unwrap();
+    let mut read_frame = || {
+        let mut r = reel_media::Picture::filled(size.0, size.1, 0, 0);
+        for plane in r.planes.iter_mut() {
+            file.read_exact(plane).ok()?;
+        }
+        Some(r)
+    };
+    decode_pictures(rendition, size, &[], &mut |_, _, d| match read_frame() {
+        Some(r) => {
             v.push(&r, &d).unwrap();
             true
         }
-        Err(_) => false,
+        None => false,
     })
     .unwrap();
-    drop(rx);
-    let _ = feeder.join();
     let s = v.finish().unwrap();
     s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64
 }
@@ -123,29 +139,18 @@ fn encode_and_score(reel: &Path, source: &Path, ladder: &str, out: &Path) -> (Ve
         .iter()
         .filter(|t| !t["height"].is_null())
         .collect();
-    // Two rungs scored at once (libvmaf runs one thread per context).
-    let rungs: Vec<Rung> = std::thread::scope(|s| {
-        let handles: Vec<_> = video
-            .chunks(video.len().div_ceil(2))
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|t| Rung {
-                            name: t["name"].as_str().unwrap().to_string(),
-                            height: t["height"].as_u64().unwrap(),
-                            kbps: t["kbps"].as_f64().unwrap(),
-                            vmaf: vmaf(source, Path::new(t["path"].as_str().unwrap()), size),
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
+    let reference = out.join("reference.yuv");
+    reference_frames(source, size, &reference);
+    let rungs: Vec<Rung> = video
+        .iter()
+        .map(|t| Rung {
+            name: t["name"].as_str().unwrap().to_string(),
+            height: t["height"].as_u64().unwrap(),
+            kbps: t["kbps"].as_f64().unwrap(),
+            vmaf: vmaf(&reference, Path::new(t["path"].as_str().unwrap()), size),
+        })
+        .collect();
+    let _ = std::fs::remove_file(&reference);
     (rungs, secs)
 }
 

@@ -53,6 +53,10 @@ pub struct AnalyzeArgs {
     /// ladder's rungs are encoded.
     #[arg(long, default_value_t = 8)]
     pub trial_preset: u8,
+    /// How the ladder's rungs are encoded: `bitrate` (the predicted bitrate as a CBR target,
+    /// like the fixed ladder) or `crf` (the chosen CRF).
+    #[arg(long, default_value = "bitrate", value_parser = ["bitrate", "crf"])]
+    pub rate_control: String,
     /// Score every n-th frame (VMAF's motion feature still sees every frame).
     #[arg(long, default_value_t = 4)]
     pub metric_subsample: u32,
@@ -89,6 +93,11 @@ impl AnalyzeArgs {
         o.qualities = self.crfs.clone();
         o.trial_speed = self.trial_preset;
         o.metric_subsample = self.metric_subsample.max(1);
+        o.rate_control = if self.rate_control == "crf" {
+            reel_ladder::RungRateControl::Crf
+        } else {
+            reel_ladder::RungRateControl::Bitrate
+        };
         o.constraints = reel_ladder::Constraints {
             max_rungs: self.max_rungs.max(1),
             step_ratio: self.step_ratio,

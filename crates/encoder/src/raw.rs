@@ -36,6 +36,10 @@ use std::sync::{Arc, Mutex};
 
 const PULL_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(50);
 
+/// How long a pipeline may go without a picture before it counts as stalled. The slowest
+/// step between two pictures is a trial encode's decoder start, well under a second.
+const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn i420_caps(width: u32, height: u32, frame_rate: Option<Rational>) -> gst::Caps {
     let mut b = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -110,11 +114,23 @@ fn drain(
     on_sample: &mut dyn FnMut(gst::Sample) -> Result<bool, EncodeError>,
 ) -> Result<(), EncodeError> {
     let bus = pipeline.bus().expect("pipeline has a bus");
+    let mut last = std::time::Instant::now();
     loop {
         while let Some(msg) = bus.pop() {
             if let gst::MessageView::Error(e) = msg.view() {
                 return Err(bus_error(path, e));
             }
+        }
+        // A pipeline that neither delivers, ends nor fails is reported, never waited on
+        // forever.
+        if last.elapsed() > STALL_TIMEOUT {
+            return Err(EncodeError::Decode {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "no picture for {} s and no end of stream: the decoder stalled",
+                    STALL_TIMEOUT.as_secs()
+                ),
+            });
         }
         match sink.try_pull_sample(PULL_WAIT) {
             Some(sample) => {
@@ -122,6 +138,8 @@ fn drain(
                 if !go_on {
                     return Ok(());
                 }
+                // The clock restarts after the caller's work on the picture, however long.
+                last = std::time::Instant::now();
             }
             None if sink.is_eos() => return Ok(()),
             None => {}
@@ -167,17 +185,31 @@ pub fn decode_pictures(
     gst::Element::link_many([&queue, &convert, &scale, &caps, &sink_el])?;
     // Decode the video stream only: audio and subtitles are never selected, so no branch
     // of this pipeline waits on a stream nobody reads.
+    // (A stream whose type is not known yet is left to uridecodebin3: -1.)
     decode.connect("select-stream", false, |args| {
         let stream = args.get(2)?.get::<gst::Stream>().ok()?;
-        let video = stream.stream_type().contains(gst::StreamType::VIDEO);
-        Some(i32::from(video).to_value())
+        let t = stream.stream_type();
+        let choice = if t.contains(gst::StreamType::VIDEO) {
+            1
+        } else if t.intersects(gst::StreamType::AUDIO | gst::StreamType::TEXT) {
+            0
+        } else {
+            -1
+        };
+        Some(choice.to_value())
     });
     let video_in = queue.static_pad("sink").expect("queue has a sink pad");
     let linked = Arc::new(Mutex::new(false));
     let weak = pipeline.downgrade();
     decode.connect_pad_added(move |_, pad| {
         let mut done = linked.lock().unwrap();
-        let is_video = pad.name().starts_with("video");
+        // By the caps, not the pad's name: a pad made before its stream's type was known is
+        // named `src_N`.
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let is_video = caps
+            .structure(0)
+            .is_some_and(|s| s.name().starts_with("video/"))
+            || pad.name().starts_with("video");
         if is_video && !*done {
             *done = true;
             let _ = pad.link(&video_in);

@@ -44,6 +44,9 @@ pub struct AnalyzeOptions {
     pub sample: SampleOptions,
     /// VMAF's spatial features (and PSNR/SSIM) on every n-th frame of a window.
     pub metric_subsample: u32,
+    /// How the ladder's rungs spend bits: the predicted bitrate as a target (as a fixed
+    /// ladder's rungs do; the default) or the chosen CRF.
+    pub rate_control: RungRateControl,
     /// Copied into the ladder.
     pub keyframe_interval: f64,
     pub audio: Option<AudioSpec>,
@@ -60,6 +63,7 @@ impl Default for AnalyzeOptions {
             constraints: Constraints::default(),
             sample: SampleOptions::default(),
             metric_subsample: 4,
+            rate_control: RungRateControl::Bitrate,
             keyframe_interval: 2.0,
             audio: Some(AudioSpec {
                 codec: Codec::Aac,
@@ -68,6 +72,17 @@ impl Default for AnalyzeOptions {
             }),
         }
     }
+}
+
+/// How the chosen rungs are to be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RungRateControl {
+    /// Target the predicted bitrate (x264 CBR with a VBV, as the fixed ladder is encoded):
+    /// each rung's bandwidth is what the manifest says.
+    Bitrate,
+    /// Constant quality at the chosen CRF: the bitrate follows the content.
+    Crf,
 }
 
 /// The source as the analysis saw it.
@@ -567,8 +582,9 @@ pub fn analyze(
             codec: opts.codec,
             height: r.height,
             width: Some(r.width),
-            bitrate: None,
-            quality: Some(r.quality),
+            bitrate: (opts.rate_control == RungRateControl::Bitrate)
+                .then(|| r.predicted_bitrate.round().max(1.0) as u32),
+            quality: (opts.rate_control == RungRateControl::Crf).then_some(r.quality),
             speed: Some(opts.speed),
         })
         .collect();

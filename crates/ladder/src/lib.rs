@@ -30,8 +30,8 @@ mod vmaf;
 
 #[cfg(feature = "vmaf")]
 pub use analyze::{
-    analyze, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung, SourceSummary,
-    Trial, CANDIDATE_HEIGHTS,
+    analyze, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung, RungRateControl,
+    SkippedTrial, SourceSummary, Trial, CANDIDATE_HEIGHTS,
 };
 pub use bdrate::{bd_rate, bd_rate_piecewise};
 pub use hull::{convex_hull, interpolate_curves, select_rungs, Constraints, TrialPoint};

@@ -49,10 +49,20 @@ impl Vmaf {
     /// `subsample`-th frame (libvmaf still runs its motion feature on every frame, so the
     /// scores of the frames it scores are those of a full run).
     pub fn new(width: u32, height: u32, subsample: u32) -> Result<Vmaf, LadderError> {
+        Vmaf::with_threads(width, height, subsample, 0)
+    }
+
+    /// As [`Vmaf::new`], with libvmaf's own thread pool of `threads` threads (0: none).
+    pub fn with_threads(
+        width: u32,
+        height: u32,
+        subsample: u32,
+        threads: u32,
+    ) -> Result<Vmaf, LadderError> {
         let subsample = subsample.max(1);
         let cfg = ffi::VmafConfiguration {
             log_level: ffi::VmafLogLevel::VMAF_LOG_LEVEL_NONE,
-            n_threads: 0,
+            n_threads: threads,
             n_subsample: subsample,
             cpumask: 0,
         };
