@@ -36,7 +36,15 @@ pub struct AnalyzeArgs {
         default_value = "1080,720,540,432,360,270,234"
     )]
     pub heights: Vec<u32>,
-    /// x264 CRFs tried at each height, comma-separated.
+    /// Target bitrates tried at each height (with `--rate-control bitrate`), in bits per pixel
+    /// per frame, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.008,0.02,0.05,0.12,0.3,0.75"
+    )]
+    pub bpp: Vec<f64>,
+    /// x264 CRFs tried at each height (with `--rate-control crf`), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "16,22,28,34,40")]
     pub crfs: Vec<u32>,
     /// Share of the title the trials encode (within --min-sample and --max-sample seconds).
@@ -91,6 +99,10 @@ impl AnalyzeArgs {
         }
         o.heights = self.heights.clone();
         o.qualities = self.crfs.clone();
+        if self.bpp.is_empty() || self.bpp.iter().any(|b| b.is_nan() || *b <= 0.0) {
+            bail!("--bpp needs positive bits-per-pixel values");
+        }
+        o.bits_per_pixel = self.bpp.clone();
         o.trial_speed = self.trial_preset;
         o.metric_subsample = self.metric_subsample.max(1);
         o.rate_control = if self.rate_control == "crf" {
@@ -219,16 +231,25 @@ pub fn describe(a: &Analysis) -> String {
             }
         }
         None => {
+            let crf = a.options.rate_control == reel_ladder::RungRateControl::Crf;
             s += &format!(
                 "{:<14} {:>9} {:>5} {:>14} {:>9}\n",
-                "rung", "size", "CRF", "kbit/s (pred)", "VMAF"
+                "rung",
+                "size",
+                if crf { "CRF" } else { "" },
+                if crf { "kbit/s (pred)" } else { "kbit/s" },
+                "VMAF (pred)"
             );
             for r in &a.rungs {
                 s += &format!(
                     "{:<14} {:>9} {:>5} {:>14.0} {:>9.2}\n",
                     r.name,
                     format!("{}x{}", r.width, r.height),
-                    r.quality,
+                    if crf {
+                        r.setting.to_string()
+                    } else {
+                        String::new()
+                    },
                     r.predicted_bitrate,
                     r.predicted_vmaf
                 );

@@ -438,12 +438,13 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     let linked = Arc::new(Mutex::new((false, false)));
     decode.connect_pad_added(move |_, pad| {
         let name = pad.name();
-        let mut l = linked.lock().unwrap();
-        let target = if name.starts_with("video") && !l.0 {
-            l.0 = true;
+        // Serialise pad-added calls; a branch takes a pad whenever it has none linked, so a
+        // stream that uridecodebin3 exposes again (after a stream-collection update removed
+        // its first pad) still reaches the encoders instead of a fake sink.
+        let _guard = linked.lock().unwrap();
+        let target = if name.starts_with("video") && !video_in.is_linked() {
             Some(video_in.clone())
-        } else if name.starts_with("audio") && !l.1 && audio_in.is_some() {
-            l.1 = true;
+        } else if name.starts_with("audio") && audio_in.as_ref().is_some_and(|a| !a.is_linked()) {
             audio_in.clone()
         } else {
             None

@@ -3,7 +3,7 @@
 //! back to the display size so that a quality metric can compare it with the source.
 //!
 //! ```no_run
-//! use reel_encoder::{decode_pictures, trial_encode, TrialSpec};
+//! use reel_encoder::{decode_pictures, trial_encode, RateControl, TrialSpec};
 //! use reel_media::{Codec, Rational};
 //! let mut frames = Vec::new();
 //! decode_pictures("mezzanine.mp4".as_ref(), (1280, 720), &[(0.0, 2.0)], &mut |_, _, p| {
@@ -12,7 +12,7 @@
 //! })
 //! .unwrap();
 //! let spec = TrialSpec {
-//!     codec: Codec::H264, width: 640, height: 360, quality: 28, speed: 9,
+//!     codec: Codec::H264, width: 640, height: 360, rate: RateControl::Quality(28), speed: 9,
 //!     frame_rate: Rational::new(25, 1), display: (1280, 720),
 //! };
 //! let bytes = trial_encode(&frames, &spec, &mut |i, decoded| {
@@ -24,7 +24,7 @@
 
 use crate::encode::{X264_PRESETS, X264_UNCAPPED_KBPS};
 use crate::gst_util::{bus_error, existing_file, file_uri, init, make};
-use crate::EncodeError;
+use crate::{EncodeError, RateControl};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -202,7 +202,11 @@ pub fn decode_pictures(
     let linked = Arc::new(Mutex::new(false));
     let weak = pipeline.downgrade();
     decode.connect_pad_added(move |_, pad| {
-        let mut done = linked.lock().unwrap();
+        // Serialises pad-added calls. The video branch takes a video pad whenever it has none
+        // linked: uridecodebin3 may remove the first pad and expose the stream again after a
+        // stream-collection update, and a one-shot flag then sent the stream into a fake sink
+        // and the pipeline stalled.
+        let _guard = linked.lock().unwrap();
         // By the caps, not the pad's name: a pad made before its stream's type was known is
         // named `src_N`.
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
@@ -210,8 +214,7 @@ pub fn decode_pictures(
             .structure(0)
             .is_some_and(|s| s.name().starts_with("video/"))
             || pad.name().starts_with("video");
-        if is_video && !*done {
-            *done = true;
+        if is_video && !video_in.is_linked() {
             let _ = pad.link(&video_in);
             return;
         }
@@ -278,8 +281,9 @@ pub struct TrialSpec {
     pub codec: Codec,
     pub width: u32,
     pub height: u32,
-    /// x264 CRF (0-50, x264enc's range) or rav1e quantizer (0-255).
-    pub quality: u32,
+    /// A CRF (0-50, x264enc's range) or a target bitrate (kbit/s; CBR with a 2 s VBV, as the
+    /// encoder's bitrate rungs).
+    pub rate: RateControl,
     /// x264 preset 1 (placebo) ... 10 (ultrafast); rav1e speed 0-10.
     pub speed: u8,
     pub frame_rate: Rational,
@@ -412,10 +416,20 @@ pub fn trial_encode(
                 "speed-preset",
                 X264_PRESETS[usize::from(spec.speed.clamp(1, 10)) - 1],
             );
-            enc.set_property_from_str("pass", "qual");
-            enc.set_property("quantizer", spec.quality.min(50));
-            // Quality mode with x264enc's default bitrate would cap the VBV at 2048 kbit/s.
-            enc.set_property("bitrate", X264_UNCAPPED_KBPS);
+            match spec.rate {
+                RateControl::Quality(crf) => {
+                    enc.set_property_from_str("pass", "qual");
+                    enc.set_property("quantizer", crf.min(50));
+                    // Quality mode with x264enc's default bitrate would cap the VBV at 2048
+                    // kbit/s.
+                    enc.set_property("bitrate", X264_UNCAPPED_KBPS);
+                }
+                RateControl::Bitrate(kbps) => {
+                    enc.set_property_from_str("pass", "cbr");
+                    enc.set_property("bitrate", kbps.clamp(1, X264_UNCAPPED_KBPS));
+                    enc.set_property("vbv-buf-capacity", 2000u32);
+                }
+            }
             enc.set_property("threads", 1u32);
             enc.set_property("sliced-threads", false);
             let dec = make("avdec_h264")?;

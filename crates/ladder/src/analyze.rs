@@ -34,8 +34,11 @@ pub struct AnalyzeOptions {
     pub codec: Codec,
     /// Candidate heights; those above the source are skipped.
     pub heights: Vec<u32>,
-    /// x264 CRFs tried at every height.
+    /// x264 CRFs tried at every height (when the rungs are CRF).
     pub qualities: Vec<u32>,
+    /// Target bitrates tried at every height, in bits per pixel per frame (when the rungs
+    /// target a bitrate): kbit/s = bpp x width x height x frame rate / 1000.
+    pub bits_per_pixel: Vec<f64>,
     /// x264 preset of the trials (1 placebo ... 10 ultrafast).
     pub trial_speed: u8,
     /// x264 preset the ladder's rungs are encoded with.
@@ -58,6 +61,7 @@ impl Default for AnalyzeOptions {
             codec: Codec::H264,
             heights: CANDIDATE_HEIGHTS.to_vec(),
             qualities: vec![16, 22, 28, 34, 40],
+            bits_per_pixel: vec![0.008, 0.02, 0.05, 0.12, 0.3, 0.75],
             trial_speed: 8,
             speed: 8,
             constraints: Constraints::default(),
@@ -104,9 +108,9 @@ pub struct SourceSummary {
 pub struct Trial {
     pub width: u32,
     pub height: u32,
-    /// CRF (H.264) or quantizer (AV1).
-    pub quality: u32,
-    /// kbit/s.
+    /// The x264 CRF, or the target bitrate in kbit/s (see `options.rate_control`).
+    pub setting: u32,
+    /// Measured kbit/s.
     pub bitrate: f64,
     pub vmaf: Pooled,
     pub psnr_y: Pooled,
@@ -121,7 +125,7 @@ impl Trial {
         TrialPoint {
             width: self.width,
             height: self.height,
-            setting: self.quality as f64,
+            setting: self.setting as f64,
             bitrate: self.bitrate,
             score: self.vmaf.mean,
             interpolated: false,
@@ -133,7 +137,7 @@ impl Trial {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SkippedTrial {
     pub height: u32,
-    pub quality: u32,
+    pub setting: u32,
 }
 
 /// A rung of the result with what the trials predict for it.
@@ -142,7 +146,9 @@ pub struct ChosenRung {
     pub name: String,
     pub width: u32,
     pub height: u32,
-    pub quality: u32,
+    /// The x264 CRF or the target bitrate (kbit/s) of the trials it comes from (interpolated
+    /// and rounded).
+    pub setting: u32,
     pub predicted_bitrate: f64,
     pub predicted_vmaf: f64,
     /// The prediction is interpolated between two trials of this resolution (the CRF is
@@ -160,7 +166,7 @@ pub struct Analysis {
     /// Seconds of the title encoded by each trial.
     pub sampled_seconds: f64,
     pub trials: Vec<Trial>,
-    /// Trials not run: a cheaper CRF of the same height already passed the quality ceiling.
+    /// Trials not run: a cheaper setting of the same height already passed the quality ceiling.
     pub skipped_trials: Vec<SkippedTrial>,
     pub hull: Vec<TrialPoint>,
     pub rungs: Vec<ChosenRung>,
@@ -348,13 +354,35 @@ pub fn analyze(
     drop((times, act));
 
     // Pass 2: the windows at display size, one window at a time, every trial on each.
+    // (width, height, setting): CRFs, or target kbit/s from the bits-per-pixel grid.
+    let by_bitrate = opts.rate_control == RungRateControl::Bitrate;
+    let fps = frame_rate.num as f64 / frame_rate.den as f64;
     let grid: Vec<(u32, u32, u32)> = heights
         .iter()
         .flat_map(|&h| {
             let w = even(h as f64 * dar);
-            opts.qualities.iter().map(move |&q| (w, h, q))
+            let settings: Vec<u32> = if by_bitrate {
+                let mut k: Vec<u32> = opts
+                    .bits_per_pixel
+                    .iter()
+                    .map(|bpp| (bpp * w as f64 * h as f64 * fps / 1000.0).round().max(1.0) as u32)
+                    .filter(|&kbps| kbps as f64 <= opts.constraints.max_bitrate * 1.5)
+                    .collect();
+                k.dedup();
+                k
+            } else {
+                opts.qualities.clone()
+            };
+            settings.into_iter().map(move |q| (w, h, q))
         })
         .collect();
+    let rate = |q: u32| {
+        if by_bitrate {
+            reel_encoder::RateControl::Bitrate(q)
+        } else {
+            reel_encoder::RateControl::Quality(q)
+        }
+    };
     on_event(AnalyzeEvent::Planned {
         trials: grid.len() * analysis.windows.len(),
     });
@@ -389,7 +417,12 @@ pub fn analyze(
         .iter()
         .map(|&h| {
             let mut c: Vec<usize> = (0..grid.len()).filter(|&i| grid[i].1 == h).collect();
-            c.sort_by(|&a, &b| grid[b].2.cmp(&grid[a].2));
+            // Cheapest first: the highest CRF, or the lowest bitrate.
+            if by_bitrate {
+                c.sort_by_key(|&a| grid[a].2);
+            } else {
+                c.sort_by(|&a, &b| grid[b].2.cmp(&grid[a].2));
+            }
             c
         })
         .collect();
@@ -413,7 +446,7 @@ pub fn analyze(
                 })
                 .collect::<Result<_, LadderError>>()?;
             let snapshot = active.clone();
-            let per_chain: Vec<(Vec<(usize, WindowResult)>, Vec<usize>)> = chains
+            let per_chain: Vec<ChainResult> = chains
                 .par_iter()
                 .map_with(tx.clone(), |tx, chain| {
                     let mut done = Vec::new();
@@ -428,7 +461,7 @@ pub fn analyze(
                             codec: opts.codec,
                             width: w,
                             height: h,
-                            quality: q,
+                            rate: rate(q),
                             speed: opts.trial_speed,
                             frame_rate,
                             display: (display_width, display_height),
@@ -511,7 +544,7 @@ pub fn analyze(
         if !active[i] {
             analysis.skipped_trials.push(SkippedTrial {
                 height: h,
-                quality: q,
+                setting: q,
             });
             continue;
         }
@@ -523,14 +556,14 @@ pub fn analyze(
             return finish(
                 analysis,
                 Some(format!(
-                    "no frame of the {h}p CRF {q} trial could be scored"
+                    "no frame of the {h}p trial at setting {q} could be scored"
                 )),
             );
         };
         analysis.trials.push(Trial {
             width: w,
             height: h,
-            quality: q,
+            setting: q,
             bitrate: a.rate / a.weight / 1000.0,
             vmaf,
             psnr_y,
@@ -564,7 +597,7 @@ pub fn analyze(
             name: format!("{}p", p.height),
             width: p.width,
             height: p.height,
-            quality: p.setting.round() as u32,
+            setting: p.setting.round() as u32,
             interpolated: p.interpolated,
             predicted_bitrate: p.bitrate,
             predicted_vmaf: p.score,
@@ -584,7 +617,7 @@ pub fn analyze(
             width: Some(r.width),
             bitrate: (opts.rate_control == RungRateControl::Bitrate)
                 .then(|| r.predicted_bitrate.round().max(1.0) as u32),
-            quality: (opts.rate_control == RungRateControl::Crf).then_some(r.quality),
+            quality: (opts.rate_control == RungRateControl::Crf).then_some(r.setting),
             speed: Some(opts.speed),
         })
         .collect();
@@ -594,6 +627,9 @@ pub fn analyze(
 
 /// Coded bytes of one trial on one window, and `(VMAF, PSNR-Y, SSIM-Y)` of its scored frames.
 type WindowResult = (u64, Vec<(f64, f64, f64)>);
+
+/// One height's trials on one window (by grid index) and the grid entries to skip from now on.
+type ChainResult = (Vec<(usize, WindowResult)>, Vec<usize>);
 
 /// Runs one trial on one window: returns the coded bytes and `(VMAF, PSNR-Y, SSIM-Y)` of the
 /// scored frames.
