@@ -85,7 +85,10 @@ fn check_ladder(name: &str, r: &Value) -> f64 {
                 && p["height"] == rung["height"]),
             "{name}: rung {i} ({b} kbit/s, VMAF {q}) is not a hull point"
         );
-        assert!(q >= floor, "{name}: rung {i} below the floor");
+        assert!(
+            q >= floor + 3.0,
+            "{name}: rung {i} within the 3-point margin over the floor"
+        );
         if let Some(next) = rungs.get(i + 1) {
             assert!(
                 f(&next["predicted_bitrate"]) * 1.5 <= b + 1e-9,

@@ -36,6 +36,9 @@ use std::sync::{Arc, Mutex};
 
 const PULL_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(50);
 
+/// Ranges of `decode_pictures` less than this many seconds apart are decoded straight through.
+const SEEK_GAP: f64 = 3.0;
+
 /// How long a pipeline may go without a picture before it counts as stalled. The slowest
 /// step between two pictures is a trial encode's decoder start, well under a second.
 const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -230,42 +233,96 @@ pub fn decode_pictures(
         }
     });
     let running = Running(pipeline);
-    running.0.set_state(gst::State::Playing)?;
-    let last_end = ranges.iter().map(|r| r.1).fold(f64::MIN, f64::max);
+    // Ranges closer than SEEK_GAP are decoded straight through; a group further on is reached
+    // with an accurate seek, so that the frames between windows are never decoded.
+    let mut sorted: Vec<(f64, f64)> = ranges.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut groups: Vec<(f64, f64)> = Vec::new();
+    for (a, b) in sorted {
+        match groups.last_mut() {
+            Some(g) if a - g.1 < SEEK_GAP => g.1 = g.1.max(b),
+            _ => groups.push((a, b)),
+        }
+    }
+    let can_seek = !groups.is_empty() && {
+        // Preroll in PAUSED so that a seek has a running pipeline to act on.
+        running.0.set_state(gst::State::Paused)?;
+        let (r, _, _) = running.0.state(gst::ClockTime::from_seconds(30));
+        r.is_ok()
+    };
     let mut index = 0u64;
     let mut info: Option<gst_video::VideoInfo> = None;
-    drain(&running.0, &sink, source, &mut |sample| {
-        let i = index;
-        index += 1;
-        let buffer = sample.buffer().ok_or_else(|| EncodeError::Decode {
-            path: source.to_path_buf(),
-            detail: "decoder gave a sample without a buffer".into(),
-        })?;
-        let t = buffer.pts().map_or(0.0, |p| p.nseconds() as f64 / 1e9);
-        if !ranges.is_empty() {
-            if t >= last_end {
-                return Ok(false);
-            }
-            if !ranges.iter().any(|&(a, b)| t >= a && t < b) {
-                return Ok(true);
+    let mut position = 0.0f64;
+    let mut playing = false;
+    let segments: Vec<Option<(f64, f64)>> = if groups.is_empty() {
+        vec![None]
+    } else {
+        groups.iter().copied().map(Some).collect()
+    };
+    for segment in segments {
+        if let Some((a, _)) = segment {
+            if can_seek && a - position > SEEK_GAP {
+                // A second early: the frames of the range then keep their own timestamps
+                // (the first frame after a seek is clipped to the seek position).
+                let at = gst::ClockTime::from_nseconds(((a - 1.0).max(0.0) * 1e9) as u64);
+                // A failed seek leaves the pipeline where it was: decoding on still finds the
+                // range, only slower.
+                let _ = running
+                    .0
+                    .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at);
+                if !playing {
+                    let _ = running.0.state(gst::ClockTime::from_seconds(30));
+                }
             }
         }
-        if info.is_none() {
-            let caps = sample
-                .caps()
-                .ok_or_else(|| EncodeError::Gst("sample without caps".into()))?;
-            info = Some(
-                gst_video::VideoInfo::from_caps(caps)
-                    .map_err(|e| EncodeError::Gst(e.to_string()))?,
-            );
+        if !playing {
+            running.0.set_state(gst::State::Playing)?;
+            playing = true;
         }
-        let picture =
-            picture_from(buffer, info.as_ref().unwrap()).map_err(|detail| EncodeError::Decode {
+        let mut stopped = false;
+        drain(&running.0, &sink, source, &mut |sample| {
+            let i = index;
+            index += 1;
+            let buffer = sample.buffer().ok_or_else(|| EncodeError::Decode {
                 path: source.to_path_buf(),
-                detail,
+                detail: "decoder gave a sample without a buffer".into(),
             })?;
-        Ok(on_frame(i, t, picture))
-    })?;
+            let t = buffer.pts().map_or(0.0, |p| p.nseconds() as f64 / 1e9);
+            position = t;
+            if let Some((_, b)) = segment {
+                if t >= b {
+                    return Ok(false);
+                }
+                if !ranges.iter().any(|&(a, b)| t >= a && t < b) {
+                    return Ok(true);
+                }
+            }
+            if info.is_none() {
+                let caps = sample
+                    .caps()
+                    .ok_or_else(|| EncodeError::Gst("sample without caps".into()))?;
+                info = Some(
+                    gst_video::VideoInfo::from_caps(caps)
+                        .map_err(|e| EncodeError::Gst(e.to_string()))?,
+                );
+            }
+            let picture = picture_from(buffer, info.as_ref().unwrap()).map_err(|detail| {
+                EncodeError::Decode {
+                    path: source.to_path_buf(),
+                    detail,
+                }
+            })?;
+            if on_frame(i, t, picture) {
+                Ok(true)
+            } else {
+                stopped = true;
+                Ok(false)
+            }
+        })?;
+        if stopped || sink.is_eos() {
+            break;
+        }
+    }
     if index == 0 {
         return Err(EncodeError::NoVideo {
             path: source.to_path_buf(),

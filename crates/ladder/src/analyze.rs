@@ -21,6 +21,9 @@ use std::time::Instant;
 /// are skipped.
 const CEILING_MARGIN: f64 = 1.0;
 
+/// VMAF points a rung's prediction must clear the quality floor by.
+const FLOOR_MARGIN: f64 = 3.0;
+
 /// Points interpolated per gap between neighbouring trials of one resolution, plus one.
 const INTERPOLATION_STEPS: usize = 4;
 
@@ -587,7 +590,10 @@ pub fn analyze(
         );
     }
     analysis.hull = convex_hull(&useful);
-    let chosen = match select_rungs(&analysis.hull, &opts.constraints) {
+    // Rungs keep a margin above the floor: a prediction from samples is a few points off.
+    let mut selection = opts.constraints.clone();
+    selection.quality_floor += FLOOR_MARGIN;
+    let chosen = match select_rungs(&analysis.hull, &selection) {
         Ok(c) => c,
         Err(e) => return finish(analysis, Some(e.to_string())),
     };
