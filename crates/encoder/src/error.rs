@@ -28,6 +28,8 @@ pub enum EncodeError {
         "GStreamer element '{0}' is missing; install the GStreamer plugin packages (see README)"
     )]
     MissingElement(String),
+    #[error("{path}: no picture for {seconds} s and no end of stream: the decoder stalled")]
+    Stalled { path: PathBuf, seconds: u64 },
     #[error("invalid ladder: {0}")]
     InvalidLadder(String),
     #[error("GStreamer: {0}")]
