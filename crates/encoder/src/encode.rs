@@ -64,7 +64,9 @@ pub struct EncodePlan {
     pub notices: Vec<String>,
 }
 
-fn even(x: f64) -> u32 {
+/// `x` rounded to the nearest even number of pixels, at least 2 (4:2:0 needs even sizes). The
+/// ladder analysis sizes its trials with it, so trials and rungs agree.
+pub fn even(x: f64) -> u32 {
     (((x / 2.0).round() as u32) * 2).max(2)
 }
 

@@ -93,6 +93,20 @@ fn picture_from(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Result<
     Ok(out)
 }
 
+/// The picture of `buffer` from `sample`; the video layout is read from the first sample's caps
+/// into `info` and reused for the rest of the stream.
+fn sample_picture(
+    sample: &gst::Sample,
+    buffer: &gst::BufferRef,
+    info: &mut Option<gst_video::VideoInfo>,
+) -> Result<Picture, String> {
+    if info.is_none() {
+        let caps = sample.caps().ok_or("sample without caps")?;
+        *info = Some(gst_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?);
+    }
+    picture_from(buffer, info.as_ref().expect("set above"))
+}
+
 fn buffer_from(p: &Picture, index: u64, frame_rate: Rational) -> gst::Buffer {
     let mut data = Vec::with_capacity(p.planes.iter().map(Vec::len).sum());
     for plane in &p.planes {
@@ -323,16 +337,7 @@ fn decode_attempt(
                     return Ok(true);
                 }
             }
-            if info.is_none() {
-                let caps = sample
-                    .caps()
-                    .ok_or_else(|| EncodeError::Gst("sample without caps".into()))?;
-                info = Some(
-                    gst_video::VideoInfo::from_caps(caps)
-                        .map_err(|e| EncodeError::Gst(e.to_string()))?,
-                );
-            }
-            let picture = picture_from(buffer, info.as_ref().unwrap()).map_err(|detail| {
+            let picture = sample_picture(&sample, buffer, &mut info).map_err(|detail| {
                 EncodeError::Decode {
                     path: source.to_path_buf(),
                     detail,
@@ -444,16 +449,7 @@ fn run_raw(
             let buffer = sample
                 .buffer()
                 .ok_or_else(|| EncodeError::Gst("a sample without a buffer".into()))?;
-            if info.is_none() {
-                let caps = sample
-                    .caps()
-                    .ok_or_else(|| EncodeError::Gst("sample without caps".into()))?;
-                info = Some(
-                    gst_video::VideoInfo::from_caps(caps)
-                        .map_err(|e| EncodeError::Gst(e.to_string()))?,
-                );
-            }
-            let p = picture_from(buffer, info.as_ref().unwrap()).map_err(EncodeError::Gst)?;
+            let p = sample_picture(&sample, buffer, &mut info).map_err(EncodeError::Gst)?;
             on_picture(n, p);
             n += 1;
             Ok(true)

@@ -10,7 +10,7 @@ use crate::sample::{
 use crate::LadderError;
 use rayon::prelude::*;
 use reel_encoder::{
-    decode_pictures, probe, scale_pictures, trial_encode, AudioSpec, Ladder, Rung, TrialSpec,
+    decode_pictures, even, probe, scale_pictures, trial_encode, AudioSpec, Ladder, Rung, TrialSpec,
 };
 use reel_media::{Codec, Picture, Rational};
 use serde::{Deserialize, Serialize};
@@ -192,10 +192,6 @@ pub enum AnalyzeEvent {
     TrialDone,
 }
 
-fn even(x: f64) -> u32 {
-    (((x / 2.0).round() as u32) * 2).max(2)
-}
-
 /// The fixed ladder (Apple's HLS authoring-spec rungs) trimmed to the source: rungs no taller
 /// than it, or one rung at its height with the lowest bitrate when it is below them all.
 pub fn fixed_ladder(source_height: u32) -> Ladder {
@@ -271,10 +267,8 @@ pub fn analyze(
         fallback: None,
         seconds: 0.0,
     };
-    let mut ladder_base = analysis.ladder.clone();
-    ladder_base.keyframe_interval = opts.keyframe_interval;
-    ladder_base.audio = opts.audio.clone();
-    analysis.ladder = ladder_base;
+    analysis.ladder.keyframe_interval = opts.keyframe_interval;
+    analysis.ladder.audio = opts.audio.clone();
     let finish = |mut a: Analysis, reason: Option<String>| {
         a.fallback = reason;
         a.seconds = started.elapsed().as_secs_f64();
