@@ -7,7 +7,8 @@ use crate::metrics::{psnr, ssim_luma, Pooled};
 use crate::sample::{
     activity, plan_windows, shots, Activity, SampleOptions, SceneCuts, Shot, Window,
 };
-use crate::LadderError;
+use crate::search::{search, Ladderette, Measured, SearchLimits, SkipReason};
+use crate::{LadderError, ReferenceMotion};
 use rayon::prelude::*;
 use reel_encoder::{
     decode_pictures, even, probe, scale_pictures, trial_encode, AudioSpec, Ladder, Rung, TrialSpec,
@@ -17,9 +18,17 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// How far above the quality ceiling a height's trial must score before its costlier CRFs
+/// How far above the quality ceiling a height's trial must score before its costlier settings
 /// are skipped.
 const CEILING_MARGIN: f64 = 1.0;
+
+/// VMAF points a taller height must lead a shorter one by, at the same bitrate, before the
+/// shorter one's costlier settings are skipped.
+const DOMINANCE_MARGIN: f64 = 1.0;
+
+/// Settings expected to spend more than this many times the cheapest rate that reached the
+/// ceiling are skipped.
+const CEILING_RATE_SLACK: f64 = 1.25;
 
 /// VMAF points a rung's prediction must clear the quality floor by.
 const FLOOR_MARGIN: f64 = 3.0;
@@ -141,6 +150,8 @@ impl Trial {
 pub struct SkippedTrial {
     pub height: u32,
     pub setting: u32,
+    /// Why the search did not run it.
+    pub reason: String,
 }
 
 /// A rung of the result with what the trials predict for it.
@@ -169,7 +180,7 @@ pub struct Analysis {
     /// Seconds of the title encoded by each trial.
     pub sampled_seconds: f64,
     pub trials: Vec<Trial>,
-    /// Trials not run: a cheaper setting of the same height already passed the quality ceiling.
+    /// Grid entries the search did not run, each with its reason.
     pub skipped_trials: Vec<SkippedTrial>,
     pub hull: Vec<TrialPoint>,
     pub rungs: Vec<ChosenRung>,
@@ -179,6 +190,21 @@ pub struct Analysis {
     pub fallback: Option<String>,
     /// Wall-clock seconds the analysis took.
     pub seconds: f64,
+    /// Where they went.
+    pub phases: Phases,
+}
+
+/// Wall-clock seconds of each phase of an analysis.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Phases {
+    /// Decoding the whole title small for shots and activity.
+    pub scan: f64,
+    /// Decoding the probe window and scaling it to every height.
+    pub probe_decode: f64,
+    /// The settings search on the probe window.
+    pub search: f64,
+    /// The kept settings on the other windows (decode included).
+    pub other_windows: f64,
 }
 
 /// Progress of an analysis, for a caller to show.
@@ -186,7 +212,8 @@ pub struct Analysis {
 pub enum AnalyzeEvent {
     /// Scanning the whole title for shots: frames so far.
     Scanning { frames: u64 },
-    /// Trials to run in total, once the plan is known.
+    /// Trials to run in the next phase: at most this many on the probe window (the search
+    /// skips some), then exactly this many on the other windows.
     Planned { trials: usize },
     /// One more trial on one window done.
     TrialDone,
@@ -266,6 +293,7 @@ pub fn analyze(
         ladder: fixed_ladder(display_height),
         fallback: None,
         seconds: 0.0,
+        phases: Phases::default(),
     };
     analysis.ladder.keyframe_interval = opts.keyframe_interval;
     analysis.ladder.audio = opts.audio.clone();
@@ -322,6 +350,7 @@ pub fn analyze(
     })?;
     analysis.source.frames = frames;
     let cuts = cuts.finish();
+    analysis.phases.scan = started.elapsed().as_secs_f64();
     let duration = frames as f64 * frame_seconds;
     if frames < 2 || act.iter().skip(1).all(|a| a.temporal == 0.0) {
         return finish(
@@ -380,9 +409,9 @@ pub fn analyze(
             reel_encoder::RateControl::Quality(q)
         }
     };
-    on_event(AnalyzeEvent::Planned {
-        trials: grid.len() * analysis.windows.len(),
-    });
+    if analysis.windows.is_empty() {
+        return finish(analysis, Some("no sample window could be planned".into()));
+    }
     let mut acc: Vec<Accumulator> = grid
         .iter()
         .map(|_| Accumulator {
@@ -403,18 +432,11 @@ pub fn analyze(
             )
         })
         .collect();
-    let mut current: Option<usize> = None;
-    let mut frames_in: Vec<Picture> = Vec::new();
-    let mut failure: Option<LadderError> = None;
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    // Each height's CRFs run from the cheapest up; once a trial of the first window is
-    // CEILING_MARGIN above the quality ceiling, that height's costlier CRFs are skipped in
-    // every window (they could only buy invisible quality).
+    // Each height's settings, cheapest first: the highest CRF, or the lowest bitrate.
     let chains: Vec<Vec<usize>> = heights
         .iter()
         .map(|&h| {
             let mut c: Vec<usize> = (0..grid.len()).filter(|&i| grid[i].1 == h).collect();
-            // Cheapest first: the highest CRF, or the lowest bitrate.
             if by_bitrate {
                 c.sort_by_key(|&a| grid[a].2);
             } else {
@@ -423,113 +445,220 @@ pub fn analyze(
             c
         })
         .collect();
-    let mut active = vec![true; grid.len()];
-    let ceiling = opts.constraints.quality_ceiling;
-    let run_window =
-        |w: usize, refs: Vec<Picture>, acc: &mut Vec<Accumulator>, active: &mut Vec<bool>| {
-            let window = &analysis.windows[w];
-            let first = w == 0;
-            let seconds = refs.len() as f64 * frame_seconds;
-            let scaled: Vec<(u32, Vec<Picture>)> = heights
-                .par_iter()
-                .map(|&h| {
-                    let size = (even(h as f64 * dar), h);
-                    let s = if size == (display_width, display_height) {
-                        refs.clone()
-                    } else {
-                        scale_pictures(&refs, size, frame_rate)?
+    let run_trial = |i: usize, refs: &[Picture], motion: &ReferenceMotion, input: &[Picture]| {
+        let (w, h, q) = grid[i];
+        let spec = TrialSpec {
+            codec: opts.codec,
+            width: w,
+            height: h,
+            rate: rate(q),
+            speed: opts.trial_speed,
+            frame_rate,
+            display: (display_width, display_height),
+        };
+        trial_window(refs, motion, input, &spec, opts.metric_subsample)
+    };
+    // The window's frames at every height in `wanted`.
+    let scale_to = |refs: &[Picture], wanted: &[u32]| {
+        wanted
+            .par_iter()
+            .map(|&h| {
+                let size = (even(h as f64 * dar), h);
+                let s = if size == (display_width, display_height) {
+                    refs.to_vec()
+                } else {
+                    scale_pictures(refs, size, frame_rate)?
+                };
+                Ok((h, s))
+            })
+            .collect::<Result<Vec<(u32, Vec<Picture>)>, LadderError>>()
+    };
+    let add = |acc: &mut Vec<Accumulator>, w: usize, frames: usize, i: usize, r: WindowResult| {
+        let window = &analysis.windows[w];
+        let seconds = frames as f64 * frame_seconds;
+        let (bytes, scores) = r;
+        let a = &mut acc[i];
+        a.rate += window.weight * bytes as f64 * 8.0 / seconds;
+        a.weight += window.weight;
+        let per = window.weight / scores.len().max(1) as f64;
+        for (v, p, s) in scores {
+            a.vmaf.push((v, per));
+            a.psnr.push((p, per));
+            a.ssim.push((s, per));
+        }
+    };
+
+    // Pass 2: the probe, the window of the most complex shot, at display size; the search
+    // decides on it which settings are worth running at each height.
+    let complexity = |w: &Window| analysis.shots[w.shot].complexity;
+    let probe = (0..analysis.windows.len())
+        .max_by(|&a, &b| {
+            complexity(&analysis.windows[a]).total_cmp(&complexity(&analysis.windows[b]))
+        })
+        .expect("windows");
+    on_event(AnalyzeEvent::Planned { trials: grid.len() });
+    let mut phase = Instant::now();
+    let mut probe_refs: Vec<Picture> = Vec::new();
+    decode_pictures(
+        source,
+        (display_width, display_height),
+        &ranges[probe..=probe],
+        &mut |_, _, p| {
+            probe_refs.push(p);
+            true
+        },
+    )?;
+    if probe_refs.is_empty() {
+        let at = analysis.windows[probe].start_seconds;
+        return finish(
+            analysis,
+            Some(format!(
+                "no frame decoded in the sample window at {at:.2} s"
+            )),
+        );
+    }
+    let probe_frames = probe_refs.len();
+    let probe_scaled = scale_to(&probe_refs, &heights)?;
+    let probe_motion = ReferenceMotion::compute(&probe_refs)?;
+    analysis.phases.probe_decode = phase.elapsed().as_secs_f64();
+    phase = Instant::now();
+    let ladderettes: Vec<Ladderette> = chains
+        .iter()
+        .map(|c| Ladderette {
+            settings: c
+                .iter()
+                .map(|&i| (i, by_bitrate.then(|| grid[i].2 as f64 * 1000.0)))
+                .collect(),
+        })
+        .collect();
+    let limits = SearchLimits {
+        floor: opts.constraints.quality_floor,
+        ceiling: opts.constraints.quality_ceiling + CEILING_MARGIN,
+        dominance_margin: DOMINANCE_MARGIN,
+        rate_slack: CEILING_RATE_SLACK,
+    };
+    let probe_results = std::sync::Mutex::new(Vec::new());
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let searched = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let tx = tx;
+            search(
+                &ladderettes,
+                limits,
+                rayon::current_num_threads(),
+                &|h, pos| {
+                    let i = chains[h][pos];
+                    let input = &probe_scaled[h].1;
+                    let r = run_trial(i, &probe_refs, &probe_motion, input)?;
+                    let _ = tx.send(());
+                    let measured = Measured {
+                        rate: r.0 as f64 * 8.0 / (probe_frames as f64 * frame_seconds),
+                        vmaf: r.1.iter().map(|s| s.0).sum::<f64>() / r.1.len().max(1) as f64,
                     };
-                    Ok((h, s))
-                })
-                .collect::<Result<_, LadderError>>()?;
-            let snapshot = active.clone();
-            let per_chain: Vec<ChainResult> = chains
+                    probe_results.lock().expect("probe results").push((i, r));
+                    Ok::<_, LadderError>(measured)
+                },
+            )
+        });
+        for () in rx.iter() {
+            on_event(AnalyzeEvent::TrialDone);
+        }
+        worker.join().expect("search thread")
+    });
+    let outcome = match searched {
+        Ok(o) => o,
+        Err(LadderError::Metric(m)) => {
+            return finish(analysis, Some(format!("quality metric failed: {m}")))
+        }
+        Err(e) => return Err(e),
+    };
+    drop((probe_scaled, probe_refs));
+    analysis.phases.search = phase.elapsed().as_secs_f64();
+    phase = Instant::now();
+    let mut active = vec![false; grid.len()];
+    for (i, r) in probe_results.into_inner().expect("probe results") {
+        active[i] = true;
+        add(&mut acc, probe, probe_frames, i, r);
+    }
+    let active_list: Vec<usize> = (0..grid.len()).filter(|&i| active[i]).collect();
+    let active_heights: Vec<u32> = heights
+        .iter()
+        .copied()
+        .filter(|&h| active_list.iter().any(|&i| grid[i].1 == h))
+        .collect();
+
+    // Pass 3: the other windows, one at a time, each with the settings the search kept.
+    let others: Vec<usize> = (0..analysis.windows.len())
+        .filter(|&w| w != probe)
+        .collect();
+    let mut failure: Option<LadderError> = None;
+    if !others.is_empty() {
+        on_event(AnalyzeEvent::Planned {
+            trials: active_list.len() * others.len(),
+        });
+        let other_ranges: Vec<(f64, f64)> = others.iter().map(|&w| ranges[w]).collect();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let run_window = |refs: Vec<Picture>| {
+            let scaled = scale_to(&refs, &active_heights)?;
+            let motion = ReferenceMotion::compute(&refs)?;
+            active_list
                 .par_iter()
-                .map_with(tx.clone(), |tx, chain| {
-                    let mut done = Vec::new();
-                    let mut skip = Vec::new();
-                    for (k, &i) in chain.iter().enumerate() {
-                        if !snapshot[i] {
-                            continue;
-                        }
-                        let (w, h, q) = grid[i];
-                        let input = &scaled.iter().find(|s| s.0 == h).expect("scaled").1;
-                        let spec = TrialSpec {
-                            codec: opts.codec,
-                            width: w,
-                            height: h,
-                            rate: rate(q),
-                            speed: opts.trial_speed,
-                            frame_rate,
-                            display: (display_width, display_height),
-                        };
-                        let r = trial_window(&refs, input, &spec, opts.metric_subsample)?;
-                        let _ = tx.send(());
-                        let mean = r.1.iter().map(|s| s.0).sum::<f64>() / r.1.len().max(1) as f64;
-                        done.push((i, r));
-                        if first && mean >= ceiling + CEILING_MARGIN {
-                            skip.extend(chain[k + 1..].iter().copied());
-                            break;
-                        }
-                    }
-                    Ok((done, skip))
+                .map_with(tx.clone(), |tx, &i| {
+                    let input = &scaled.iter().find(|s| s.0 == grid[i].1).expect("scaled").1;
+                    let r = run_trial(i, &refs, &motion, input)?;
+                    let _ = tx.send(());
+                    Ok((i, r))
                 })
-                .collect::<Result<_, LadderError>>()?;
-            for (done, skip) in per_chain {
-                for i in skip {
-                    active[i] = false;
-                }
-                for (i, (bytes, scores)) in done {
-                    let a = &mut acc[i];
-                    a.rate += window.weight * bytes as f64 * 8.0 / seconds;
-                    a.weight += window.weight;
-                    let per = window.weight / scores.len().max(1) as f64;
-                    for (v, p, s) in scores {
-                        a.vmaf.push((v, per));
-                        a.psnr.push((p, per));
-                        a.ssim.push((s, per));
-                    }
-                }
+                .collect::<Result<Vec<_>, LadderError>>()
+                .map(|r| (refs.len(), r))
+        };
+        let mut current: Option<usize> = None;
+        let mut frames_in: Vec<Picture> = Vec::new();
+        let mut finish_window = |w: usize, refs: Vec<Picture>, acc: &mut Vec<Accumulator>| {
+            let r = run_window(refs);
+            while rx.try_recv().is_ok() {
+                on_event(AnalyzeEvent::TrialDone);
+            }
+            let (frames, results) = r?;
+            for (i, r) in results {
+                add(acc, w, frames, i, r);
             }
             Ok::<(), LadderError>(())
         };
-    let decoded = decode_pictures(
-        source,
-        (display_width, display_height),
-        &ranges,
-        &mut |_, t, p| {
-            let w = ranges.iter().position(|&(a, b)| t >= a && t < b);
-            if w != current {
-                if let Some(done) = current {
-                    let refs = std::mem::take(&mut frames_in);
-                    if let Err(e) = run_window(done, refs, &mut acc, &mut active) {
-                        failure = Some(e);
-                        return false;
+        let decoded = decode_pictures(
+            source,
+            (display_width, display_height),
+            &other_ranges,
+            &mut |_, t, p| {
+                let w = other_ranges
+                    .iter()
+                    .position(|&(a, b)| t >= a && t < b)
+                    .map(|k| others[k]);
+                if w != current {
+                    if let Some(done) = current {
+                        let refs = std::mem::take(&mut frames_in);
+                        if let Err(e) = finish_window(done, refs, &mut acc) {
+                            failure = Some(e);
+                            return false;
+                        }
                     }
-                    while rx.try_recv().is_ok() {
-                        on_event(AnalyzeEvent::TrialDone);
-                    }
+                    current = w;
                 }
-                current = w;
-            }
-            frames_in.push(p);
-            true
-        },
-    );
-    if let Err(e) = decoded {
-        return Err(e.into());
-    }
-    if failure.is_none() {
-        if let Some(done) = current {
-            let refs = std::mem::take(&mut frames_in);
-            if let Err(e) = run_window(done, refs, &mut acc, &mut active) {
-                failure = Some(e);
+                frames_in.push(p);
+                true
+            },
+        );
+        decoded?;
+        if failure.is_none() {
+            if let Some(done) = current {
+                let refs = std::mem::take(&mut frames_in);
+                if let Err(e) = finish_window(done, refs, &mut acc) {
+                    failure = Some(e);
+                }
             }
         }
     }
-    while rx.try_recv().is_ok() {
-        on_event(AnalyzeEvent::TrialDone);
-    }
+    analysis.phases.other_windows = phase.elapsed().as_secs_f64();
     if let Some(e) = failure {
         return match e {
             LadderError::Metric(m) => finish(analysis, Some(format!("quality metric failed: {m}"))),
@@ -539,9 +668,15 @@ pub fn analyze(
 
     for (i, (&(w, h, q), a)) in grid.iter().zip(&acc).enumerate() {
         if !active[i] {
+            let reason = chains
+                .iter()
+                .zip(&outcome.skipped)
+                .find_map(|(c, why)| c.iter().position(|&j| j == i).and_then(|p| why[p]))
+                .map_or("not reached by the search", SkipReason::describe);
             analysis.skipped_trials.push(SkippedTrial {
                 height: h,
                 setting: q,
+                reason: reason.to_string(),
             });
             continue;
         }
@@ -628,30 +763,27 @@ pub fn analyze(
 /// Coded bytes of one trial on one window, and `(VMAF, PSNR-Y, SSIM-Y)` of its scored frames.
 type WindowResult = (u64, Vec<(f64, f64, f64)>);
 
-/// One height's trials on one window (by grid index) and the grid entries to skip from now on.
-type ChainResult = (Vec<(usize, WindowResult)>, Vec<usize>);
-
 /// Runs one trial on one window: returns the coded bytes and `(VMAF, PSNR-Y, SSIM-Y)` of the
-/// scored frames.
+/// scored frames (every `subsample`-th), VMAF's motion taken from `motion` (the window's,
+/// computed once for all its trials).
 fn trial_window(
     refs: &[Picture],
+    motion: &ReferenceMotion,
     input: &[Picture],
     spec: &TrialSpec,
     subsample: u32,
 ) -> Result<WindowResult, LadderError> {
     let k = subsample.max(1) as usize;
-    let mut vmaf = crate::Vmaf::new(spec.display.0, spec.display.1, k as u32)?;
+    let mut vmaf = crate::Vmaf::with_motion(spec.display.0, spec.display.1, motion.clone())?;
     let mut fidelity = Vec::new();
     let mut err: Option<LadderError> = None;
     let bytes = trial_encode(input, spec, &mut |i, decoded| {
-        if err.is_some() {
+        if err.is_some() || i % k != 0 {
             return;
         }
         let r = &refs[i];
-        if i % k == 0 {
-            fidelity.push((psnr(r, &decoded).y, ssim_luma(r, &decoded)));
-        }
-        if let Err(e) = vmaf.push(r, &decoded) {
+        fidelity.push((psnr(r, &decoded).y, ssim_luma(r, &decoded)));
+        if let Err(e) = vmaf.push_at(i as u32, r, &decoded) {
             err = Some(e);
         }
     })?;

@@ -25,13 +25,14 @@ pub mod metrics;
 #[cfg(feature = "vmaf")]
 mod plot;
 pub mod sample;
+pub mod search;
 #[cfg(feature = "vmaf")]
 mod vmaf;
 
 #[cfg(feature = "vmaf")]
 pub use analyze::{
-    analyze, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung, RungRateControl,
-    SkippedTrial, SourceSummary, Trial, CANDIDATE_HEIGHTS,
+    analyze, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung, Phases,
+    RungRateControl, SkippedTrial, SourceSummary, Trial, CANDIDATE_HEIGHTS,
 };
 pub use bdrate::{bd_rate, bd_rate_piecewise};
 pub use hull::{convex_hull, interpolate_curves, select_rungs, Constraints, TrialPoint};
@@ -39,7 +40,7 @@ pub use metrics::{psnr, ssim, Pooled};
 #[cfg(feature = "vmaf")]
 pub use plot::plot;
 #[cfg(feature = "vmaf")]
-pub use vmaf::Vmaf;
+pub use vmaf::{ReferenceMotion, Vmaf};
 
 /// Errors of ladder analysis.
 #[derive(Debug, thiserror::Error)]

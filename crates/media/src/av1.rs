@@ -453,7 +453,7 @@ mod tests {
         push(0, 1); // separate uv
         push(0, 1); // film grain
         push(1, 1); // trailing one bit
-        while bits.len() % 8 != 0 {
+        while !bits.len().is_multiple_of(8) {
             bits.push('0');
         }
         let payload: Vec<u8> = bits
