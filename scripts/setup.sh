@@ -30,4 +30,11 @@ command -v cargo >/dev/null || { echo "error: cargo not found; install the Rust 
 if [ ! -d tests/players/node_modules/playwright-core ] || [ tests/players/package-lock.json -nt tests/players/node_modules ]; then
   (cd tests/players && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# A real S3-compatible server for the publishing tests (s3s-fs: an S3 server over a folder,
+# from crates.io; MinIO is not installable here). Built once into ~/.cargo/bin (~3 minutes).
+S3S_VERSION=0.14.1
+if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  echo "building s3s-fs $S3S_VERSION (the S3-compatible server the tests publish to)"
+  cargo install --quiet --locked s3s-fs --version "$S3S_VERSION" --features binary
+fi
 bash fixtures/make.sh
