@@ -5,6 +5,7 @@ mod keys;
 mod output;
 mod package;
 mod progress;
+mod run;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -93,6 +94,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run jobs (TOML or JSON specs): source to a published, protected title each, one after
+    /// another; a failed title does not stop the others. Resumable: a re-run skips what is done.
+    Run {
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+        /// One JSON event per line instead of progress bars and tables.
+        #[arg(long)]
+        json: bool,
+        /// Print what would be done, do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Split an already-encoded file (MP4, MKV, TS) into one fragmented MP4 per track, without
     /// re-encoding.
     Demux {
@@ -139,6 +152,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run {
+            jobs,
+            json,
+            dry_run,
+        } => {
+            if !run::run_jobs(&jobs, json, dry_run)? {
+                bail!("not every job finished");
+            }
+        }
         Command::Probe { file, json } => {
             let info = reel_encoder::probe(&file)?;
             if json {

@@ -1,0 +1,317 @@
+//! The job spec: what to make of one title and where to publish it (TOML, or JSON).
+
+use crate::PipelineError;
+use reel_packager::reel_drm::{DrmSystem, Scheme};
+use reel_publish::{Destination, S3Options};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One title's job. Relative paths are relative to the job file's folder.
+///
+/// ```
+/// let job = reel_pipeline::Job::from_toml(r#"
+///     ladder = "fixed"
+///     [title]
+///     id = "demo"
+///     source = "mezzanine.mp4"
+///     [destination]
+///     url = "file://out/demo"
+/// "#).unwrap();
+/// assert_eq!(job.title.id, "demo");
+/// assert_eq!(job.packaging.segment_duration, 4.0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// `per-title` (analysed; needs the `vmaf` feature), `fixed` (Apple's authoring-spec
+    /// H.264 ladder trimmed to the source), a built-in ladder (`h264`, `av1`), or a ladder
+    /// file (TOML/JSON, as `reel encode --ladder` takes).
+    #[serde(default = "default_ladder")]
+    pub ladder: String,
+    /// The work folder (state, renditions, package); default `.reel-work/<id>` beside the job.
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
+    pub title: TitleSpec,
+    #[serde(default)]
+    pub analysis: AnalysisSpec,
+    #[serde(default)]
+    pub packaging: PackagingSpec,
+    #[serde(default)]
+    pub encryption: Option<EncryptionSpec>,
+    pub destination: DestinationSpec,
+}
+
+fn default_ladder() -> String {
+    "per-title".into()
+}
+
+/// The title and its catalog metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TitleSpec {
+    /// Letters, digits, `-` and `_`: names the work folder and goes into the title record.
+    pub id: String,
+    pub source: PathBuf,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free-form catalog fields (genres, year, maturity rating, description, ...), copied into
+    /// the title record.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// Constraints for a per-title ladder (the rest as `reel analyze` defaults).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSpec {
+    pub max_rungs: Option<usize>,
+    pub ceiling: Option<f64>,
+    pub floor: Option<f64>,
+    pub max_height: Option<u32>,
+    pub min_bitrate: Option<f64>,
+    pub max_bitrate: Option<f64>,
+}
+
+/// CMAF packaging and manifests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackagingSpec {
+    /// Seconds; segments start on key frames at or after it.
+    pub segment_duration: f64,
+    /// One file per track with a `sidx` (byte ranges) instead of a file per segment.
+    pub single_file: bool,
+}
+
+impl Default for PackagingSpec {
+    fn default() -> Self {
+        PackagingSpec {
+            segment_duration: 4.0,
+            single_file: false,
+        }
+    }
+}
+
+/// Common Encryption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSpec {
+    /// `cenc` or `cbcs`.
+    pub scheme: String,
+    /// `generate` (fresh keys per track class, written to `keys_out`), or a CPIX file.
+    #[serde(default = "default_keys")]
+    pub keys: String,
+    /// Where generated keys are written (default `keys.cpix` in the work folder). Re-runs
+    /// read them back, so a resumed title keeps its keys. Never published.
+    #[serde(default)]
+    pub keys_out: Option<PathBuf>,
+    /// DRM systems to signal: clearkey, widevine, playready, fairplay.
+    #[serde(default = "default_drm")]
+    pub drm: Vec<String>,
+    /// ClearKey licence server URL for the MPD.
+    #[serde(default)]
+    pub license_url: Option<String>,
+    #[serde(default)]
+    pub playready_license_url: Option<String>,
+    #[serde(default)]
+    pub hls_key_uri: Option<String>,
+}
+
+fn default_keys() -> String {
+    "generate".into()
+}
+
+fn default_drm() -> Vec<String> {
+    vec!["clearkey".into()]
+}
+
+/// Where the title goes: `file://PATH` or `s3://bucket/prefix`, with S3 options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    pub url: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub path_style: Option<bool>,
+    /// Uploads in flight at once.
+    #[serde(default = "default_parallel")]
+    pub parallel_uploads: usize,
+    /// Create the bucket when it does not exist (test servers, demos).
+    #[serde(default)]
+    pub create_bucket: bool,
+}
+
+fn default_parallel() -> usize {
+    4
+}
+
+impl DestinationSpec {
+    pub fn s3_options(&self) -> S3Options {
+        let defaults = S3Options::default();
+        S3Options {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone().unwrap_or(defaults.region.clone()),
+            // S3-compatible servers at an endpoint almost always want path-style addressing.
+            path_style: self.path_style.unwrap_or(self.endpoint.is_some()),
+            ..defaults
+        }
+    }
+}
+
+impl Job {
+    /// Reads a job file: JSON when it ends in `.json`, TOML otherwise.
+    pub fn from_file(path: &Path) -> Result<Job, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Job {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let job = if is_json {
+            serde_json::from_str(&text).map_err(|e| e.to_string())
+        } else {
+            toml::from_str(&text).map_err(|e| e.to_string())
+        };
+        let job: Job = job.map_err(|detail| PipelineError::Job {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        job.validate().map_err(|detail| PipelineError::Job {
+            path: path.to_path_buf(),
+            detail,
+        })?;
+        Ok(job)
+    }
+
+    /// Parses and checks a TOML job.
+    pub fn from_toml(text: &str) -> Result<Job, PipelineError> {
+        let bad = |detail: String| PipelineError::Job {
+            path: PathBuf::from("<job>"),
+            detail,
+        };
+        let job: Job = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        job.validate().map_err(bad)?;
+        Ok(job)
+    }
+
+    /// Everything that can be checked without touching the source or the destination.
+    pub fn validate(&self) -> Result<(), String> {
+        let id = &self.title.id;
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "title id '{id}' must be 1-128 letters, digits, '-' or '_'"
+            ));
+        }
+        let d = self.packaging.segment_duration;
+        if !(0.5..=60.0).contains(&d) {
+            return Err(format!(
+                "packaging.segment_duration {d} must be between 0.5 and 60 seconds"
+            ));
+        }
+        Destination::parse(&self.destination.url).map_err(|e| e.to_string())?;
+        if self.destination.parallel_uploads == 0 || self.destination.parallel_uploads > 64 {
+            return Err("destination.parallel_uploads must be 1-64".into());
+        }
+        if let Some(e) = &self.encryption {
+            Scheme::parse(&e.scheme).map_err(|e| format!("encryption.scheme: {e}"))?;
+            DrmSystem::parse_list(&e.drm.join(",")).map_err(|e| format!("encryption.drm: {e}"))?;
+            if e.keys != "generate" && e.keys_out.is_some() {
+                return Err(
+                    "encryption.keys_out is for generated keys (keys = \"generate\")".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The work folder, given the job file's folder.
+    pub fn work_dir(&self, base: &Path) -> PathBuf {
+        match &self.work_dir {
+            Some(w) => base.join(w),
+            None => base.join(".reel-work").join(&self.title.id),
+        }
+    }
+
+    /// A fingerprint of what decides the renditions (source identity, ladder, analysis).
+    pub(crate) fn encode_fingerprint(&self, source: &Path) -> Result<String, PipelineError> {
+        let meta = std::fs::metadata(source).map_err(|e| PipelineError::Io {
+            path: source.to_path_buf(),
+            source: e,
+        })?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let what = serde_json::json!({
+            "source": source,
+            "size": meta.len(),
+            "modified": modified.to_string(),
+            "ladder": self.ladder,
+            "analysis": self.analysis,
+        });
+        Ok(fingerprint(&what))
+    }
+
+    /// A fingerprint of what decides the package, beyond the renditions.
+    pub(crate) fn package_fingerprint(&self) -> String {
+        fingerprint(&serde_json::json!({
+            "packaging": self.packaging,
+            "encryption": self.encryption,
+        }))
+    }
+}
+
+pub(crate) fn fingerprint(v: &serde_json::Value) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(v.to_string().as_bytes()))[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_jobs_say_what_is_wrong() {
+        let base = r#"
+            [title]
+            id = "t1"
+            source = "a.mp4"
+            [destination]
+            url = "s3://bucket/titles/t1"
+            endpoint = "http://127.0.0.1:9000"
+        "#;
+        let job = Job::from_toml(base).unwrap();
+        assert_eq!(job.ladder, "per-title");
+        assert!(job.destination.s3_options().path_style);
+        for (edit, needle) in [
+            (base.replace("\"t1\"", "\"../x\""), "title id"),
+            (base.replace("s3://bucket", "ftp://bucket"), "ftp://"),
+            (
+                format!("{base}\n[packaging]\nsegment_duration = 0.1"),
+                "segment_duration",
+            ),
+            (
+                format!("{base}\n[encryption]\nscheme = \"rot13\""),
+                "encryption.scheme",
+            ),
+            (
+                format!("{base}\n[encryption]\nscheme = \"cenc\"\ndrm = [\"nagra\"]"),
+                "encryption.drm",
+            ),
+            (base.replace("[title]", "colour = 1\n[title]"), "colour"),
+        ] {
+            let e = Job::from_toml(&edit).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+}

@@ -1,0 +1,800 @@
+//! `run`: one job from source to published title, resumable from its work folder.
+
+use crate::record::{renditions, TitleRecord};
+use crate::state::{EncodeRecord, Finished, State};
+use crate::{io_error, Job, PipelineError};
+use reel_encoder::{EncodePlan, Event, Ladder, Progress};
+use reel_packager::reel_drm::{read_cpix, write_cpix, DrmSystem, KeySet, Scheme, TrackClass};
+use reel_packager::{FragmentPolicy, FragmentedMp4File, PackageOptions, Protection};
+use reel_publish::{
+    content_type_for, publish, Destination, Journal, ObjectStore, PublishEvent, PublishOptions,
+    S3Store, Tier, Upload,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The steps of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Analyze,
+    Encode,
+    Package,
+    Publish,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Analyze => "analyze",
+            Phase::Encode => "encode",
+            Phase::Package => "package",
+            Phase::Publish => "publish",
+        }
+    }
+}
+
+/// What a run reports as it goes, for a caller to render.
+#[derive(Debug, Clone)]
+pub enum PipelineEvent {
+    PhaseStarted(Phase),
+    /// A phase had nothing to do, and why.
+    PhaseSkipped {
+        phase: Phase,
+        why: String,
+    },
+    PhaseDone {
+        phase: Phase,
+        seconds: f64,
+    },
+    /// Per-title analysis: trials done of those planned.
+    AnalysisProgress {
+        done: usize,
+        planned: usize,
+    },
+    /// The renditions this run encodes (the others are done), and the frames to go.
+    EncodePlanned {
+        renditions: Vec<(u32, String)>,
+        frames_total: u64,
+    },
+    EncodeProgress(Progress),
+    RenditionDone {
+        name: String,
+        bytes: u64,
+    },
+    Publish(PublishEvent),
+    Notice(String),
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Set it (from a Ctrl-C handler, say) to stop at the next safe point; the work folder
+    /// stays consistent and the next run resumes.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// What a run did and where the title is.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub title: String,
+    pub location: String,
+    /// Where players find the manifests.
+    pub dash_url: String,
+    pub hls_url: String,
+    pub renditions: Vec<crate::Rendition>,
+    /// Renditions encoded by this run, and those a previous run had finished.
+    pub encoded: Vec<String>,
+    pub reused: Vec<String>,
+    pub packaged: bool,
+    pub uploaded: usize,
+    pub already_published: usize,
+    pub bytes_uploaded: u64,
+    /// The CPIX file with the keys (never published), when encrypted.
+    pub keys_file: Option<PathBuf>,
+    pub work_dir: PathBuf,
+    /// True when everything was already done: nothing changed.
+    pub nothing_to_do: bool,
+    pub phase_seconds: BTreeMap<String, f64>,
+    pub seconds: f64,
+}
+
+fn cancelled(opts: &RunOptions) -> Result<(), PipelineError> {
+    if opts.cancel.load(Ordering::Relaxed) {
+        Err(PipelineError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Runs `job` (relative paths against `base`, the job file's folder).
+pub fn run(
+    job: &Job,
+    base: &Path,
+    opts: &RunOptions,
+    on_event: &mut dyn FnMut(PipelineEvent),
+) -> Result<RunSummary, PipelineError> {
+    let started = Instant::now();
+    job.validate().map_err(|detail| PipelineError::Job {
+        path: base.to_path_buf(),
+        detail,
+    })?;
+    let source = base.join(&job.title.source);
+    if !source.is_file() {
+        return Err(PipelineError::Io {
+            path: source.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "source not found"),
+        });
+    }
+    let work = job.work_dir(base);
+    std::fs::create_dir_all(&work).map_err(io_error(&work))?;
+    let mut state = State::load(&work)?;
+    state.runs += 1;
+    let run_id = state.runs;
+    let fingerprint = job.encode_fingerprint(&source)?;
+    let renditions_dir = work.join("renditions");
+    if state.encode_fingerprint != fingerprint {
+        if !state.encode_fingerprint.is_empty() {
+            on_event(PipelineEvent::Notice(
+                "the source, ladder or analysis options changed: starting the title over".into(),
+            ));
+        }
+        let runs = state.runs;
+        state = State {
+            runs,
+            encode_fingerprint: fingerprint,
+            ..State::default()
+        };
+        let _ = std::fs::remove_dir_all(&renditions_dir);
+    }
+    state.save(&work)?;
+    let mut phase_seconds = BTreeMap::new();
+
+    // The ladder: analysed once, then kept in the state.
+    let ladder = match state.ladder.clone() {
+        Some(l) => {
+            on_event(PipelineEvent::PhaseSkipped {
+                phase: Phase::Analyze,
+                why: "the ladder was chosen by an earlier run".into(),
+            });
+            l
+        }
+        None => {
+            let t = Instant::now();
+            let l = choose_ladder(job, base, &source, &work, on_event)?;
+            phase_seconds.insert("analyze".into(), t.elapsed().as_secs_f64());
+            state.ladder = Some(l.clone());
+            state.save(&work)?;
+            l
+        }
+    };
+    cancelled(opts)?;
+
+    // Encode what is not finished.
+    let t = Instant::now();
+    let probe = reel_encoder::probe(&source)?;
+    let mut plan = EncodePlan::new(probe, &ladder)?;
+    for n in &plan.notices {
+        on_event(PipelineEvent::Notice(n.clone()));
+    }
+    let mut wanted: Vec<String> = plan.rungs.iter().map(|r| r.name.clone()).collect();
+    if plan.audio.is_some() {
+        wanted.push(AUDIO.into());
+    }
+    let done = |name: &str, state: &State| {
+        state.finished.get(name).is_some_and(|f| {
+            std::fs::metadata(renditions_dir.join(&f.file)).is_ok_and(|m| m.len() == f.bytes)
+        })
+    };
+    let reused: Vec<String> = wanted.iter().filter(|n| done(n, &state)).cloned().collect();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|n| !done(n, &state))
+        .cloned()
+        .collect();
+    let mut encoded = Vec::new();
+    if missing.is_empty() {
+        on_event(PipelineEvent::PhaseSkipped {
+            phase: Phase::Encode,
+            why: format!(
+                "all {} renditions were finished by earlier runs",
+                wanted.len()
+            ),
+        });
+    } else {
+        on_event(PipelineEvent::PhaseStarted(Phase::Encode));
+        plan.rungs.retain(|r| missing.contains(&r.name));
+        if !missing.iter().any(|m| m == AUDIO) {
+            plan.audio = None;
+        }
+        if plan.rungs.is_empty() {
+            return Err(PipelineError::Unsupported(format!(
+                "{}: only the audio rendition is unfinished, and the encoder cannot make audio \
+                 alone yet; remove {} to encode the title again",
+                source.display(),
+                work.display()
+            )));
+        }
+        on_event(PipelineEvent::EncodePlanned {
+            renditions: plan
+                .rungs
+                .iter()
+                .map(|r| (r.track_id, r.name.clone()))
+                .collect(),
+            frames_total: plan.frames_total,
+        });
+        std::fs::create_dir_all(&renditions_dir).map_err(io_error(&renditions_dir))?;
+        encode_missing(
+            plan,
+            &renditions_dir,
+            &work,
+            &mut state,
+            run_id,
+            opts,
+            &mut encoded,
+            on_event,
+        )?;
+        let secs = t.elapsed().as_secs_f64();
+        phase_seconds.insert("encode".into(), secs);
+        on_event(PipelineEvent::PhaseDone {
+            phase: Phase::Encode,
+            seconds: secs,
+        });
+    }
+    cancelled(opts)?;
+
+    // Package (and encrypt) when the renditions or the packaging changed.
+    let t = Instant::now();
+    let package_dir = work.join("package");
+    let inputs: Vec<PathBuf> = wanted
+        .iter()
+        .map(|n| renditions_dir.join(&state.finished[n].file))
+        .collect();
+    let keys_file = job.encryption.as_ref().map(|e| {
+        if e.keys == "generate" {
+            e.keys_out
+                .as_ref()
+                .map_or_else(|| work.join("keys.cpix"), |p| base.join(p))
+        } else {
+            base.join(&e.keys)
+        }
+    });
+    let package_fp = crate::job::fingerprint(&serde_json::json!({
+        "job": job.package_fingerprint(),
+        "title": [&job.title.id, &job.title.name, &job.title.metadata],
+        "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
+        "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
+    }));
+    let mut packaged = false;
+    if state.package.as_deref() == Some(package_fp.as_str())
+        && package_dir.join(TITLE_RECORD).is_file()
+    {
+        on_event(PipelineEvent::PhaseSkipped {
+            phase: Phase::Package,
+            why: "the package from an earlier run is up to date".into(),
+        });
+    } else {
+        on_event(PipelineEvent::PhaseStarted(Phase::Package));
+        let protection = match &job.encryption {
+            Some(e) => Some(protection(job, e, keys_file.as_ref().expect("set"))?),
+            None => None,
+        };
+        // A fresh key file changes the fingerprint: recompute it now that keys exist.
+        let package_fp = crate::job::fingerprint(&serde_json::json!({
+            "job": job.package_fingerprint(),
+            "title": [&job.title.id, &job.title.name, &job.title.metadata],
+            "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
+            "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
+        }));
+        let tmp = work.join("package.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let popts = PackageOptions {
+            segment_duration: job.packaging.segment_duration,
+            addressing: if job.packaging.single_file {
+                reel_packager::Addressing::SingleFile
+            } else {
+                reel_packager::Addressing::SegmentFiles
+            },
+            expected_duration: None,
+            protection,
+        };
+        let tracks = crate::package_files(&inputs, &tmp, popts, &mut |n| {
+            on_event(PipelineEvent::Notice(n))
+        })?;
+        let mut analysis = std::fs::read(work.join(ANALYSIS_REPORT))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        // The record is public: the source's name, not where it lives on this machine.
+        if let Some(path) = analysis
+            .as_mut()
+            .and_then(|a| a.pointer_mut("/source/path"))
+        {
+            *path = serde_json::Value::String(
+                source
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        let predicted = |stem: &str| -> Option<f64> {
+            analysis.as_ref()?["rungs"]
+                .as_array()?
+                .iter()
+                .find(|r| r["name"] == stem)?["predicted_vmaf"]
+                .as_f64()
+        };
+        let record = TitleRecord {
+            id: job.title.id.clone(),
+            name: job.title.name.clone(),
+            metadata: job.title.metadata.clone(),
+            duration: tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max),
+            renditions: renditions(&tracks, &predicted),
+            dash: reel_packager::DASH_MANIFEST.into(),
+            hls: reel_packager::HLS_MASTER.into(),
+            encryption: job.encryption.as_ref().map(|e| e.scheme.to_lowercase()),
+            drm_systems: job
+                .encryption
+                .as_ref()
+                .map(|e| e.drm.iter().map(|d| d.to_lowercase()).collect())
+                .unwrap_or_default(),
+            ladder: job.ladder.clone(),
+            analysis,
+            packaged_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let record_path = tmp.join(TITLE_RECORD);
+        std::fs::write(
+            &record_path,
+            serde_json::to_vec_pretty(&record).expect("record serializes"),
+        )
+        .map_err(io_error(&record_path))?;
+        let _ = std::fs::remove_dir_all(&package_dir);
+        std::fs::rename(&tmp, &package_dir).map_err(io_error(&package_dir))?;
+        state.package = Some(package_fp);
+        state.save(&work)?;
+        packaged = true;
+        let secs = t.elapsed().as_secs_f64();
+        phase_seconds.insert("package".into(), secs);
+        on_event(PipelineEvent::PhaseDone {
+            phase: Phase::Package,
+            seconds: secs,
+        });
+    }
+    cancelled(opts)?;
+
+    // Publish: media, playlists, manifests, then the title record.
+    let t = Instant::now();
+    let record: TitleRecord = {
+        let p = package_dir.join(TITLE_RECORD);
+        let bytes = std::fs::read(&p).map_err(io_error(&p))?;
+        serde_json::from_slice(&bytes).map_err(|e| PipelineError::State {
+            path: p,
+            detail: e.to_string(),
+        })?
+    };
+    let store = open_store(job, base)?;
+    let uploads = uploads(&package_dir, &record)?;
+    let mut journal = Journal::open(&work.join("published.jsonl"))?;
+    on_event(PipelineEvent::PhaseStarted(Phase::Publish));
+    let popts = PublishOptions {
+        parallel: job.destination.parallel_uploads,
+        cancel: Some(opts.cancel.clone()),
+    };
+    let report = publish(store.as_ref(), &uploads, &mut journal, &popts, &mut |e| {
+        on_event(PipelineEvent::Publish(e))
+    })
+    .map_err(|e| match e {
+        reel_publish::PublishError::Cancelled => PipelineError::Cancelled,
+        other => other.into(),
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    phase_seconds.insert("publish".into(), secs);
+    on_event(PipelineEvent::PhaseDone {
+        phase: Phase::Publish,
+        seconds: secs,
+    });
+
+    let (dash_url, hls_url) = urls(job, base, store.as_ref(), &record);
+    Ok(RunSummary {
+        title: job.title.id.clone(),
+        location: store.location(),
+        dash_url,
+        hls_url,
+        renditions: record.renditions,
+        nothing_to_do: encoded.is_empty() && !packaged && report.uploaded == 0,
+        encoded,
+        reused,
+        packaged,
+        uploaded: report.uploaded,
+        already_published: report.skipped,
+        bytes_uploaded: report.bytes_uploaded,
+        keys_file,
+        work_dir: work,
+        phase_seconds,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+const AUDIO: &str = "audio";
+const TITLE_RECORD: &str = "title.json";
+const ANALYSIS_REPORT: &str = "analysis.json";
+
+/// Encodes the plan's renditions; each file is finished (renamed into place) and recorded in
+/// the state the moment its track ends, so a later crash keeps it.
+#[allow(clippy::too_many_arguments)]
+fn encode_missing(
+    plan: EncodePlan,
+    dir: &Path,
+    work: &Path,
+    state: &mut State,
+    run_id: u32,
+    opts: &RunOptions,
+    encoded: &mut Vec<String>,
+    on_event: &mut dyn FnMut(PipelineEvent),
+) -> Result<(), PipelineError> {
+    let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
+    let stream = plan.start()?;
+    for event in stream {
+        cancelled(opts)?;
+        match event? {
+            Event::Track(info) => {
+                let name = info.name.clone();
+                let file = dir.join(format!("{}.mp4", reel_packager::safe_file_name(&name)));
+                let id = info.id;
+                writers.push((
+                    id,
+                    name,
+                    FragmentedMp4File::create(&file, info, FragmentPolicy::default())?,
+                ));
+            }
+            Event::Sample { track, sample } => {
+                let w = writers.iter_mut().find(|w| w.0 == track).ok_or_else(|| {
+                    PipelineError::State {
+                        path: dir.to_path_buf(),
+                        detail: format!("sample for unannounced track {track}"),
+                    }
+                })?;
+                w.2.push(sample)?;
+            }
+            Event::TrackEnd { track } => {
+                let Some(i) = writers.iter().position(|w| w.0 == track) else {
+                    continue;
+                };
+                let (_, name, writer) = writers.swap_remove(i);
+                let file = format!("{}.mp4", reel_packager::safe_file_name(&name));
+                writer.finish()?;
+                let path = dir.join(&file);
+                let (sha256, bytes) = reel_publish::file_sha256(&path)?;
+                state.finished.insert(
+                    name.clone(),
+                    Finished {
+                        file,
+                        sha256,
+                        bytes,
+                    },
+                );
+                state.encodes.push(EncodeRecord {
+                    rendition: name.clone(),
+                    run: run_id,
+                });
+                state.save(work)?;
+                on_event(PipelineEvent::RenditionDone {
+                    name: name.clone(),
+                    bytes,
+                });
+                encoded.push(name);
+            }
+            Event::Progress(p) => on_event(PipelineEvent::EncodeProgress(p)),
+            Event::Notice(n) => on_event(PipelineEvent::Notice(n)),
+        }
+    }
+    if let Some((_, name, _)) = writers.first() {
+        return Err(PipelineError::State {
+            path: dir.to_path_buf(),
+            detail: format!("the encoder stopped before rendition {name} ended"),
+        });
+    }
+    Ok(())
+}
+
+/// The ladder the job asks for: analysed per title, built in, or from a file.
+fn choose_ladder(
+    job: &Job,
+    base: &Path,
+    source: &Path,
+    work: &Path,
+    on_event: &mut dyn FnMut(PipelineEvent),
+) -> Result<Ladder, PipelineError> {
+    if job.ladder == "per-title" {
+        return per_title(job, source, work, on_event);
+    }
+    on_event(PipelineEvent::PhaseSkipped {
+        phase: Phase::Analyze,
+        why: format!("the job names a ladder: {}", job.ladder),
+    });
+    if let Some(l) = Ladder::builtin(&job.ladder) {
+        return Ok(l);
+    }
+    let path = base.join(&job.ladder);
+    if !path.is_file() {
+        return Err(PipelineError::Job {
+            path,
+            detail: format!(
+                "ladder '{}' is neither per-title, a built-in ladder (fixed, h264, av1) nor a file",
+                job.ladder
+            ),
+        });
+    }
+    Ok(Ladder::from_file(&path)?)
+}
+
+#[cfg(feature = "vmaf")]
+fn per_title(
+    job: &Job,
+    source: &Path,
+    work: &Path,
+    on_event: &mut dyn FnMut(PipelineEvent),
+) -> Result<Ladder, PipelineError> {
+    use reel_ladder::{analyze, AnalyzeEvent, AnalyzeOptions};
+    on_event(PipelineEvent::PhaseStarted(Phase::Analyze));
+    let t = Instant::now();
+    let mut o = AnalyzeOptions::default();
+    let a = &job.analysis;
+    if let Some(v) = a.max_rungs {
+        o.constraints.max_rungs = v;
+    }
+    if let Some(v) = a.ceiling {
+        o.constraints.quality_ceiling = v;
+    }
+    if let Some(v) = a.floor {
+        o.constraints.quality_floor = v;
+    }
+    if let Some(v) = a.max_height {
+        o.constraints.max_height = v;
+    }
+    if let Some(v) = a.min_bitrate {
+        o.constraints.min_bitrate = v;
+    }
+    if let Some(v) = a.max_bitrate {
+        o.constraints.max_bitrate = v;
+    }
+    let (mut done, mut planned) = (0, 0);
+    let analysis = analyze(source, &o, &mut |e| match e {
+        AnalyzeEvent::Planned { trials } => {
+            planned = trials;
+            done = 0;
+            on_event(PipelineEvent::AnalysisProgress { done, planned });
+        }
+        AnalyzeEvent::TrialDone => {
+            done += 1;
+            on_event(PipelineEvent::AnalysisProgress { done, planned });
+        }
+        AnalyzeEvent::Scanning { .. } => {}
+    })?;
+    if let Some(why) = &analysis.fallback {
+        on_event(PipelineEvent::Notice(format!(
+            "{}: per-title analysis not used: {why}; the fixed ladder, trimmed to the source, stands in",
+            source.display()
+        )));
+    }
+    let report = work.join(ANALYSIS_REPORT);
+    std::fs::write(
+        &report,
+        serde_json::to_vec_pretty(&analysis).expect("analysis serializes"),
+    )
+    .map_err(io_error(&report))?;
+    on_event(PipelineEvent::PhaseDone {
+        phase: Phase::Analyze,
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    Ok(analysis.ladder)
+}
+
+#[cfg(not(feature = "vmaf"))]
+fn per_title(
+    _job: &Job,
+    _source: &Path,
+    _work: &Path,
+    _on_event: &mut dyn FnMut(PipelineEvent),
+) -> Result<Ladder, PipelineError> {
+    Err(PipelineError::Unsupported(
+        "per-title ladders need reel-pipeline's `vmaf` feature (the reel binary has it)".into(),
+    ))
+}
+
+/// The classes generated keys cover.
+const GENERATED_CLASSES: [TrackClass; 4] = [
+    TrackClass::Audio,
+    TrackClass::Sd,
+    TrackClass::Hd,
+    TrackClass::Uhd,
+];
+
+fn protection(
+    job: &Job,
+    e: &crate::EncryptionSpec,
+    keys_file: &Path,
+) -> Result<Protection, PipelineError> {
+    let scheme = Scheme::parse(&e.scheme)?;
+    let keys = if e.keys == "generate" && !keys_file.exists() {
+        let keys = KeySet::generate(&GENERATED_CLASSES)?;
+        if let Some(dir) = keys_file.parent() {
+            std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        }
+        write_cpix(keys_file, &keys, &job.title.id)?;
+        keys
+    } else {
+        // Generated by an earlier run (the title keeps its keys), or given.
+        read_cpix(keys_file)?
+    };
+    let mut p = Protection::new(scheme, keys);
+    p.systems = DrmSystem::parse_list(&e.drm.join(","))?;
+    p.clearkey_license_url = e.license_url.clone();
+    p.playready_license_url = e.playready_license_url.clone();
+    p.hls_key_uri = e.hls_key_uri.clone();
+    p.content_id = Some(job.title.id.clone());
+    Ok(p)
+}
+
+/// Key IDs of a key file (for the package fingerprint), or `None` when it does not exist yet.
+fn key_ids(path: &Path) -> Option<Vec<String>> {
+    let keys = read_cpix(path).ok()?;
+    Some(keys.keys().iter().map(|k| k.kid.to_string()).collect())
+}
+
+fn open_store(job: &Job, base: &Path) -> Result<Box<dyn ObjectStore>, PipelineError> {
+    let dest = Destination::parse(&job.destination.url)?;
+    let s3 = job.destination.s3_options();
+    Ok(match dest {
+        Destination::Folder(p) => Box::new(reel_publish::LocalStore::new(&base.join(p))?),
+        Destination::S3 { bucket, prefix } => {
+            let store = S3Store::new(&bucket, &prefix, &s3)?;
+            if job.destination.create_bucket {
+                store.ensure_bucket()?;
+            }
+            Box::new(store)
+        }
+    })
+}
+
+/// Every file of the package, in its tier, with its content type.
+fn uploads(package: &Path, record: &TitleRecord) -> Result<Vec<Upload>, PipelineError> {
+    let audio: Vec<&str> = record
+        .renditions
+        .iter()
+        .filter(|r| r.kind == "audio")
+        .map(|r| r.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    let mut stack = vec![package.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
+            let entry = entry.map_err(io_error(&dir))?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let key = path
+                .strip_prefix(package)
+                .expect("under the package")
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let tier = if key == TITLE_RECORD {
+                Tier::Record
+            } else if key == reel_packager::DASH_MANIFEST || key == reel_packager::HLS_MASTER {
+                Tier::Manifest
+            } else if key.ends_with(".m3u8") {
+                Tier::Playlist
+            } else {
+                Tier::Media
+            };
+            let is_audio = audio
+                .iter()
+                .any(|a| key.starts_with(&format!("{a}/")) || key == format!("{a}.mp4"));
+            out.push(Upload::new(
+                &key,
+                &path,
+                tier,
+                content_type_for(&key, is_audio),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+fn urls(job: &Job, base: &Path, store: &dyn ObjectStore, record: &TitleRecord) -> (String, String) {
+    let root = match Destination::parse(&job.destination.url) {
+        Ok(Destination::Folder(p)) => {
+            let abs = std::fs::canonicalize(base.join(p)).unwrap_or_default();
+            format!("file://{}", abs.display())
+        }
+        Ok(Destination::S3 { bucket, prefix }) => match &job.destination.endpoint {
+            Some(ep) if job.destination.s3_options().path_style => {
+                format!("{}/{bucket}/{prefix}", ep.trim_end_matches('/'))
+            }
+            _ => format!("s3://{bucket}/{prefix}"),
+        },
+        Err(_) => store.location(),
+    };
+    let root = root.trim_end_matches('/').to_string();
+    (
+        format!("{root}/{}", record.dash),
+        format!("{root}/{}", record.hls),
+    )
+}
+
+/// What a run would do, without doing it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    pub title: String,
+    pub source: PathBuf,
+    pub work_dir: PathBuf,
+    pub ladder: String,
+    /// The encode plan, when the ladder is known (a named ladder, or one an earlier run chose).
+    pub plan: Option<EncodePlan>,
+    /// Renditions an earlier run finished.
+    pub finished: Vec<String>,
+    pub segment_duration: f64,
+    pub single_file: bool,
+    pub encryption: Option<String>,
+    pub drm_systems: Vec<String>,
+    pub destination: String,
+}
+
+/// The plan of `job` (`reel run --dry-run`): probes the source, reads the work folder, starts
+/// nothing.
+pub fn dry_run(job: &Job, base: &Path) -> Result<DryRun, PipelineError> {
+    job.validate().map_err(|detail| PipelineError::Job {
+        path: base.to_path_buf(),
+        detail,
+    })?;
+    let source = base.join(&job.title.source);
+    let probe = reel_encoder::probe(&source)?;
+    let work = job.work_dir(base);
+    let state = State::load(&work)?;
+    let fresh = job
+        .encode_fingerprint(&source)
+        .is_ok_and(|f| f == state.encode_fingerprint);
+    let ladder = if fresh { state.ladder.clone() } else { None }.or_else(|| {
+        (job.ladder != "per-title")
+            .then(|| {
+                Ladder::builtin(&job.ladder)
+                    .or_else(|| Ladder::from_file(&base.join(&job.ladder)).ok())
+            })
+            .flatten()
+    });
+    let plan = match ladder {
+        Some(l) => Some(EncodePlan::new(probe, &l)?),
+        None => None,
+    };
+    Ok(DryRun {
+        title: job.title.id.clone(),
+        source,
+        work_dir: work,
+        ladder: job.ladder.clone(),
+        plan,
+        finished: if fresh {
+            state.finished.keys().cloned().collect()
+        } else {
+            Vec::new()
+        },
+        segment_duration: job.packaging.segment_duration,
+        single_file: job.packaging.single_file,
+        encryption: job.encryption.as_ref().map(|e| e.scheme.to_lowercase()),
+        drm_systems: job
+            .encryption
+            .as_ref()
+            .map(|e| e.drm.clone())
+            .unwrap_or_default(),
+        destination: job.destination.url.clone(),
+    })
+}
