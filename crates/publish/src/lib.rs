@@ -120,6 +120,11 @@ pub trait ObjectStore: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError>;
     /// Every key under `prefix` (`""` for all), sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, PublishError>;
+    /// Removes what an interrupted earlier upload left behind (a local store's temporary
+    /// files); returns how many. Stores whose uploads are atomic have nothing to remove.
+    fn remove_partials(&self) -> Result<usize, PublishError> {
+        Ok(0)
+    }
 }
 
 /// Checks that `key` is a relative path that stays inside the store: no empty, `.` or `..`

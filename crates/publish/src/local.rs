@@ -91,6 +91,27 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    fn remove_partials(&self) -> Result<usize, PublishError> {
+        let mine = format!("{TEMP_MARK}{}-", std::process::id());
+        let mut removed = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
+                let entry = entry.map_err(io_error(&dir))?;
+                let path = entry.path();
+                let kind = entry.file_type().map_err(io_error(&path))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if name.contains(TEMP_MARK) && !name.contains(&mine) {
+                    std::fs::remove_file(&path).map_err(io_error(&path))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>, PublishError> {
         let mut keys = Vec::new();
         let mut stack = vec![self.root.clone()];

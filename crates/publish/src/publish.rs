@@ -151,6 +151,7 @@ pub fn publish(
             .map_err(crate::io_error(&u.source))?
             .len();
     }
+    store.remove_partials()?;
     on_event(PublishEvent::Planned {
         objects: uploads.len(),
         bytes,

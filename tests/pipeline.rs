@@ -1,0 +1,575 @@
+//! `reel run`: a job from the fixture to a published, encrypted title that shaka-player plays
+//! with ClearKey in headless Chromium, from a local folder and from a real S3-compatible server
+//! (s3s-fs); re-runs that do nothing; runs killed at random points and run again.
+
+mod common;
+
+use common::{fixture, play_with};
+use reel_packager::reel_drm::read_cpix;
+use reel_publish::{ObjectStore, S3Options, S3Store};
+use serde_json::Value;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ACCESS: &str = "reel-pipeline-test";
+const SECRET: &str = "reel-pipeline-test-secret";
+
+fn reel_run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reel"))
+        .arg("run")
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ACCESS)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .expect("running reel run")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "reel run failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A small ladder: three H.264 rungs at low sizes, so runs take seconds.
+const LADDER: &str = r#"
+keyframe_interval = 2.0
+[[rung]]
+codec = "h264"
+height = 360
+bitrate = 600
+[[rung]]
+codec = "h264"
+height = 270
+bitrate = 350
+[[rung]]
+codec = "h264"
+height = 180
+bitrate = 180
+[audio]
+codec = "aac"
+bitrate = 96
+"#;
+
+/// Writes a job into `dir` and returns its path.
+fn job(dir: &Path, ladder: &str, destination: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ladder.toml"), LADDER).unwrap();
+    let source = fixture("mezz_720p25.mp4");
+    let text = format!(
+        r#"
+ladder = "{ladder}"
+work_dir = "work"
+
+[title]
+id = "fixture-title"
+source = "{source}"
+name = "Fixture"
+[title.metadata]
+genres = ["Test"]
+year = 2026
+
+[packaging]
+segment_duration = 2
+
+[encryption]
+scheme = "cenc"
+keys = "generate"
+keys_out = "keys.cpix"
+drm = ["clearkey", "widevine"]
+
+[destination]
+{destination}
+"#,
+        source = source.display()
+    );
+    let path = dir.join("job.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The ClearKey pairs (hex) from a CPIX file, for the player harness.
+fn clearkeys(cpix: &Path) -> Vec<String> {
+    let keys = read_cpix(cpix).unwrap();
+    keys.keys()
+        .iter()
+        .map(|k| {
+            let key: String = k.key.expose().iter().map(|b| format!("{b:02x}")).collect();
+            format!("{}:{key}", k.kid.hex())
+        })
+        .collect()
+}
+
+fn play_title(folder: &Path, cpix: &Path, renditions: usize) {
+    let mut args = Vec::new();
+    for k in clearkeys(cpix) {
+        args.push("--clearkey".to_string());
+        args.push(k);
+    }
+    args.extend(["--drm".to_string(), "license".to_string()]);
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let results = play_with(folder, "manifest.mpd", &["shaka"], renditions, &a);
+    assert!(
+        results[0]["licenses"].as_u64().unwrap() > 0,
+        "{}",
+        results[0]
+    );
+}
+
+/// Every object a manifest names is present, and the title record names no key.
+fn check_published(folder: &Path, cpix: &Path) -> Value {
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("title.json")).unwrap()).unwrap();
+    for r in record["renditions"].as_array().unwrap() {
+        assert!(folder.join(r["init"].as_str().unwrap()).is_file(), "{r}");
+        let segs = r["segments"].as_u64().unwrap();
+        assert!(segs >= 2, "{r}");
+        for n in 1..=segs {
+            let stem = r["name"].as_str().unwrap();
+            assert!(
+                folder.join(format!("{stem}/{n}.m4s")).is_file(),
+                "{stem}/{n}"
+            );
+        }
+        assert!(r["key_id"].as_str().unwrap().len() == 36, "{r}");
+    }
+    // No key anywhere in the published folder, the record or the manifests.
+    let keys = read_cpix(cpix).unwrap();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            for k in keys.keys() {
+                let key = k.key.expose();
+                assert!(
+                    !bytes.windows(16).any(|w| w == key),
+                    "{} holds a key",
+                    p.display()
+                );
+                let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+                assert!(!String::from_utf8_lossy(&bytes).contains(&hex));
+            }
+        }
+    }
+    assert!(!folder.join("keys.cpix").exists());
+    record
+}
+
+#[test]
+fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(
+        dir.path(),
+        "ladder.toml",
+        "url = \"file://published/title\"",
+    );
+    let out = ok(&reel_run(&[job.to_str().unwrap(), "--json"]));
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for k in [
+        "encode_planned",
+        "encode_progress",
+        "rendition_done",
+        "uploaded",
+        "summary",
+    ] {
+        assert!(kinds.contains(&k), "no {k} event: {kinds:?}");
+    }
+    // Manifests after every segment, the record last.
+    let uploaded: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "uploaded")
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    let first_manifest = uploaded
+        .iter()
+        .position(|k| k.ends_with(".mpd") || k.ends_with(".m3u8"))
+        .unwrap();
+    assert!(uploaded[first_manifest..]
+        .iter()
+        .all(|k| !k.ends_with(".m4s")));
+    assert_eq!(*uploaded.last().unwrap(), "title.json");
+    let summary = &events.last().unwrap()["summary"];
+    assert_eq!(
+        summary["encoded"].as_array().unwrap().len(),
+        4,
+        "3 rungs + audio"
+    );
+    assert_eq!(summary["nothing_to_do"], false);
+
+    let folder = dir.path().join("published/title");
+    let cpix = dir.path().join("keys.cpix");
+    let record = check_published(&folder, &cpix);
+    assert_eq!(record["id"], "fixture-title");
+    assert_eq!(record["metadata"]["year"], 2026);
+    assert_eq!(record["encryption"], "cenc");
+    assert_eq!(record["renditions"].as_array().unwrap().len(), 4);
+    play_title(&folder, &cpix, 3);
+
+    // Again: nothing to do, and it says so; no file changes.
+    let before = std::fs::metadata(folder.join("manifest.mpd"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let text = ok(&reel_run(&[job.to_str().unwrap()]));
+    assert!(text.contains("nothing to do"), "{text}");
+    let after = std::fs::metadata(folder.join("manifest.mpd"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("work/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["encodes"].as_array().unwrap().len(), 4);
+    assert_eq!(state["runs"], 2);
+
+    // --dry-run prints the plan and touches nothing.
+    let text = ok(&reel_run(&[job.to_str().unwrap(), "--dry-run"]));
+    assert!(
+        text.contains("360p") && text.contains("already finished"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_jobs_fail_alone_and_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = job(
+        &dir.path().join("good"),
+        "ladder.toml",
+        "url = \"file://out\"",
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[title]\nid = \"x\"\nsource = \"missing.mp4\"\n[destination]\nurl = \"file://o\"\n",
+    )
+    .unwrap();
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[title]\nid = \"x\"\nsorce = \"a.mp4\"\n").unwrap();
+    let out = reel_run(&[
+        bad.to_str().unwrap(),
+        good.to_str().unwrap(),
+        typo.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(err.contains("missing.mp4"), "{err}");
+    assert!(err.contains("typo.toml") && err.contains("sorce"), "{err}");
+    assert!(text.contains("FAILED") && text.contains("ok "), "{text}");
+    assert!(
+        dir.path().join("good/out/title.json").is_file(),
+        "the good job ran"
+    );
+}
+
+// --- S3 -----------------------------------------------------------------------------------
+
+fn s3s_binary() -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let home = std::env::var("HOME").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from(home).join(".cargo/bin")])
+        .map(|d| d.join("s3s-fs"))
+        .find(|p| p.exists())
+        .expect("s3s-fs not found: run scripts/setup.sh")
+}
+
+struct S3Server {
+    child: Child,
+    port: u16,
+}
+
+impl S3Server {
+    fn start(root: &Path) -> S3Server {
+        std::fs::create_dir_all(root).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(s3s_binary())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS, "--secret-key", SECRET])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server { child, port }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_job_publishes_to_s3_and_the_title_read_back_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&dir.path().join("s3"));
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let job = job(
+        dir.path(),
+        "ladder.toml",
+        &format!(
+            "url = \"s3://media/titles/fixture\"\nendpoint = \"{endpoint}\"\ncreate_bucket = true"
+        ),
+    );
+    let text = ok(&reel_run(&[job.to_str().unwrap()]));
+    assert!(
+        text.contains(&format!("{endpoint}/media/titles/fixture/manifest.mpd")),
+        "{text}"
+    );
+    let store = S3Store::new(
+        "media",
+        "titles/fixture",
+        &S3Options {
+            endpoint: Some(endpoint.clone()),
+            path_style: true,
+            access_key_id: Some(ACCESS.into()),
+            secret_access_key: Some(SECRET.into()),
+            ..S3Options::default()
+        },
+    )
+    .unwrap();
+    // Read everything back into a folder, with the headers every object went up with.
+    let back = dir.path().join("back");
+    let keys = store.list("").unwrap();
+    assert!(keys.len() > 20, "{keys:?}");
+    for key in &keys {
+        let head = store.head(key).unwrap().unwrap();
+        let ct = head.content_type.unwrap_or_default();
+        let cc = head.cache_control.unwrap_or_default();
+        match key.rsplit('.').next().unwrap() {
+            "mpd" => assert_eq!(ct, "application/dash+xml"),
+            "m3u8" => assert_eq!(ct, "application/vnd.apple.mpegurl"),
+            "json" => assert_eq!((ct.as_str(), cc.as_str()), ("application/json", "no-cache")),
+            _ if key.starts_with("audio/") => assert_eq!(ct, "audio/mp4", "{key}"),
+            _ => assert_eq!(
+                (ct.as_str(), cc.as_str()),
+                ("video/mp4", reel_publish::CACHE_IMMUTABLE),
+                "{key}"
+            ),
+        }
+        assert!(head.sha256.is_some(), "{key}");
+        let p = back.join(key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, store.get(key).unwrap().unwrap()).unwrap();
+    }
+    let cpix = dir.path().join("keys.cpix");
+    check_published(&back, &cpix);
+    play_title(&back, &cpix, 3);
+    // A second run sends nothing.
+    let text = ok(&reel_run(&[job.to_str().unwrap()]));
+    assert!(text.contains("nothing to do"), "{text}");
+}
+
+// --- kills ----------------------------------------------------------------------------------
+
+/// A small deterministic generator for the kill points.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Events after which a kill leaves the work folder in a different state.
+const MILESTONES: [&str; 6] = [
+    "phase_started",
+    "rendition_done",
+    "phase_done",
+    "uploaded",
+    "tier_done",
+    "publish_planned",
+];
+
+/// Runs the job and SIGKILLs it (no clean-up) right after its `k`-th milestone event (as the
+/// JSON stream reports them) or after `ms` milliseconds, whichever comes first. Returns whether
+/// it was killed before it finished.
+fn run_and_kill(job: &Path, k: usize, ms: u64) -> bool {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["run", job.to_str().unwrap(), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if MILESTONES.iter().any(|m| v["event"] == *m) {
+                seen += 1;
+                if seen == k {
+                    let _ = tx.send(());
+                    return;
+                }
+            }
+        }
+    });
+    let _ = rx.recv_timeout(Duration::from_millis(ms));
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    !finished
+}
+
+/// Kills `reel run` (SIGKILL: no clean-up) at random points — after a random milestone event
+/// (a phase starting, a rendition finished, an object uploaded) or at a random time — several
+/// seeds, up to three kills each, then runs it to the end: the title is always complete and
+/// plays, and no rendition that a run finished is ever encoded again.
+#[test]
+fn killed_runs_resume_to_a_complete_title_without_encoding_a_finished_rendition_twice() {
+    // One uninterrupted run: its length and its milestone count scale the kill points.
+    let dir = tempfile::tempdir().unwrap();
+    let reference = job(
+        &dir.path().join("reference"),
+        "ladder.toml",
+        "url = \"file://out\"",
+    );
+    let t = Instant::now();
+    let out = ok(&reel_run(&[reference.to_str().unwrap(), "--json"]));
+    let full = t.elapsed().as_millis() as u64;
+    let milestones = out
+        .lines()
+        .filter(|l| {
+            MILESTONES
+                .iter()
+                .any(|m| l.contains(&format!("\"event\":\"{m}\"")))
+        })
+        .count();
+    assert!(milestones > 10, "{out}");
+    let mut played = 0;
+    let (mut total_kills, mut kept) = (0, 0);
+    for seed0 in [7u64, 1234, 99991, 4242, 31337] {
+        let mut seed = seed0;
+        let case = dir.path().join(format!("seed-{seed0}"));
+        let job = job(&case, "ladder.toml", "url = \"file://out\"");
+        let mut kills = 0;
+        for _ in 0..3 {
+            let killed = if next(&mut seed) % 2 == 0 {
+                let k = (next(&mut seed) % milestones as u64) as usize + 1;
+                run_and_kill(&job, k, full * 4)
+            } else {
+                run_and_kill(&job, usize::MAX, next(&mut seed) % full.max(1))
+            };
+            if !killed {
+                break;
+            }
+            kills += 1;
+        }
+        // Run to the end.
+        ok(&reel_run(&[job.to_str().unwrap()]));
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(case.join("work/state.json")).unwrap()).unwrap();
+        let mut names: Vec<&str> = state["encodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["rendition"].as_str().unwrap())
+            .collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(
+            before,
+            names.len(),
+            "seed {seed0}: a rendition was encoded twice: {state}"
+        );
+        assert_eq!(names.len(), 4, "seed {seed0}: {state}");
+        let runs = state["runs"].as_u64().unwrap();
+        let finished_by_earlier = state["encodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["run"].as_u64().unwrap() < runs)
+            .count();
+        eprintln!(
+            "seed {seed0}: {kills} kills, {runs} runs, {finished_by_earlier} renditions finished by killed runs and kept"
+        );
+        total_kills += kills;
+        kept += finished_by_earlier;
+        let folder = case.join("out");
+        let cpix = case.join("keys.cpix");
+        check_published(&folder, &cpix);
+        // Nothing half-written is left in the published folder.
+        let mut stack = vec![folder.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                assert!(!name.contains("reel-tmp"), "left behind: {}", p.display());
+                if p.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        if played < 2 {
+            play_title(&folder, &cpix, 3);
+            played += 1;
+        }
+    }
+    assert!(
+        total_kills >= 5,
+        "the kill points missed the runs: {total_kills} kills"
+    );
+    assert!(
+        kept >= 1,
+        "no killed run left a finished rendition to resume from"
+    );
+}
+
+/// Ctrl-C (SIGINT) stops at a safe point with a message; the next run finishes the title.
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), "ladder.toml", "url = \"file://out\"");
+    let child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["run", job.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = child.id().to_string();
+    let st = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        assert!(err.contains("stopped on request"), "{err}");
+    }
+    ok(&reel_run(&[job.to_str().unwrap()]));
+    check_published(&dir.path().join("out"), &dir.path().join("keys.cpix"));
+}
