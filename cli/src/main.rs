@@ -106,6 +106,31 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Publish a packaged folder to `file://PATH` or `s3://bucket/prefix`: media first,
+    /// then playlists, then manifests, then `title.json`; objects a journal already records
+    /// with the same checksum are skipped.
+    Publish {
+        folder: PathBuf,
+        #[arg(long)]
+        to: String,
+        /// S3-compatible server URL (path-style addressing unless --virtual-hosted).
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        virtual_hosted: bool,
+        /// Create the bucket when missing.
+        #[arg(long)]
+        create_bucket: bool,
+        /// The journal of published objects (default: FOLDER.published.jsonl beside it).
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Split an already-encoded file (MP4, MKV, TS) into one fragmented MP4 per track, without
     /// re-encoding.
     Demux {
@@ -259,11 +284,110 @@ fn run(cli: Cli) -> Result<()> {
                     content_id,
                 },
         } => emit(&keys::generate(&out, classes.as_deref(), &content_id)?),
+        Command::Publish {
+            folder,
+            to,
+            endpoint,
+            region,
+            virtual_hosted,
+            create_bucket,
+            journal,
+            parallel,
+            json,
+        } => publish_folder(
+            &folder,
+            &to,
+            endpoint,
+            region,
+            !virtual_hosted,
+            create_bucket,
+            journal,
+            parallel,
+            json,
+        )?,
         Command::Demux { file, out, json } => {
             let summary = write_tracks(reel_encoder::demux(&file)?, &out, None)?;
             report(&summary, json)?;
         }
     }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn publish_folder(
+    folder: &Path,
+    to: &str,
+    endpoint: Option<String>,
+    region: Option<String>,
+    path_style: bool,
+    create_bucket: bool,
+    journal: Option<PathBuf>,
+    parallel: usize,
+    json: bool,
+) -> Result<()> {
+    use reel_publish::{Destination, Journal, PublishOptions, S3Options, S3Store};
+    if !folder.is_dir() {
+        bail!("{}: not a folder", folder.display());
+    }
+    let audio: Vec<String> = std::fs::read(folder.join("title.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<reel_pipeline::TitleRecord>(&b).ok())
+        .map(|r| {
+            r.renditions
+                .into_iter()
+                .filter(|x| x.kind == "audio")
+                .map(|x| x.name)
+                .collect()
+        })
+        .unwrap_or_else(|| vec!["audio".into()]);
+    let uploads = reel_pipeline::folder_uploads(folder, &|stem| audio.iter().any(|a| a == stem))?;
+    let store: Box<dyn reel_publish::ObjectStore> = match Destination::parse(to)? {
+        Destination::Folder(p) => Box::new(reel_publish::LocalStore::new(&p)?),
+        Destination::S3 { bucket, prefix } => {
+            let mut o = S3Options {
+                endpoint,
+                path_style,
+                ..S3Options::default()
+            };
+            if let Some(r) = region {
+                o.region = r;
+            }
+            let s = S3Store::new(&bucket, &prefix, &o)?;
+            if create_bucket {
+                s.ensure_bucket()?;
+            }
+            Box::new(s)
+        }
+    };
+    let journal_path = journal.unwrap_or_else(|| {
+        let name = folder
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "title".into());
+        folder.with_file_name(format!("{name}.published.jsonl"))
+    });
+    let mut journal = Journal::open(&journal_path)?;
+    let opts = PublishOptions {
+        parallel,
+        cancel: None,
+    };
+    let r = reel_publish::publish(store.as_ref(), &uploads, &mut journal, &opts, &mut |_| {})?;
+    let text = if json {
+        format!(
+            "{}\n",
+            serde_json::json!({"location": store.location(), "uploaded": r.uploaded,
+                "already_published": r.skipped, "bytes_uploaded": r.bytes_uploaded})
+        )
+    } else {
+        format!(
+            "{}: {} objects uploaded ({:.1} MB), {} already there\n",
+            store.location(),
+            r.uploaded,
+            r.bytes_uploaded as f64 / 1e6,
+            r.skipped
+        )
+    };
+    emit(&text);
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! Decode once, scale per rung, encode every rung concurrently.
 //!
 //! ```text
-//! uridecodebin3 ─video─▶ queue ▶ videorate ▶ videoconvert(I420) ▶ tee ┬▶ queue ▶ videoscale ▶ appsink ▶ rav1e thread
-//!               │                                                     └▶ queue ▶ videoscale ▶ x264enc ▶ h264parse ▶ appsink
+//! uridecodebin3 ─video─▶ queue ▶ videorate ▶ videoconvert(I420) ▶ tee ┬▶ queue ▶ videoscale ▶ tee ┬▶ queue ▶ appsink ▶ rav1e thread
+//!               │                                     (one scaler per rung size) │                    └▶ queue ▶ x264enc ▶ h264parse ▶ appsink
+//!               │                                                                └▶ ...
 //!               └─audio─▶ queue ▶ audioconvert ▶ audioresample(48 kHz) ▶ avenc_aac|opusenc ▶ appsink
 //! ```
 
@@ -291,29 +292,53 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     )?;
 
     let mut after_eos = Vec::new();
+    // One scaler per distinct size, shared by the rungs of that size through a tee of its own
+    // (a ladder often has two bitrates at one height): Lanczos scaling is a fifth of an
+    // encode's CPU time.
+    let mut sized: Vec<((u32, u32), gst::Element)> = Vec::new();
     for rung in &plan.rungs {
+        let size = (rung.width, rung.height);
+        let size_tee = match sized.iter().find(|s| s.0 == size) {
+            Some((_, t)) => t.clone(),
+            None => {
+                let sq = make("queue")?;
+                set_queue_limits(&sq, 3);
+                let scale = make("videoscale")?;
+                scale.set_property_from_str("method", "lanczos");
+                scale.set_property("add-borders", false);
+                let caps = make("capsfilter")?;
+                caps.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("format", "I420")
+                        .field("width", rung.width as i32)
+                        .field("height", rung.height as i32)
+                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                        .build(),
+                );
+                let t = make("tee")?;
+                link_chain(&pipeline, &[&sq, &scale, &caps, &t])?;
+                let tee_pad = tee
+                    .request_pad_simple("src_%u")
+                    .ok_or_else(|| EncodeError::Gst("tee gave no pad".into()))?;
+                tee_pad
+                    .link(&sq.static_pad("sink").expect("queue has a sink pad"))
+                    .map_err(|e| {
+                        EncodeError::Gst(format!("linking the {}x{} scaler: {e:?}", size.0, size.1))
+                    })?;
+                sized.push((size, t.clone()));
+                t
+            }
+        };
         let q = make("queue")?;
         set_queue_limits(&q, 3);
-        let scale = make("videoscale")?;
-        scale.set_property_from_str("method", "lanczos");
-        scale.set_property("add-borders", false);
-        let caps = make("capsfilter")?;
-        caps.set_property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .field("width", rung.width as i32)
-                .field("height", rung.height as i32)
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .build(),
-        );
         // No preroll: a sink that prerolled on its first frame would block the tee while an
         // encoder with look-ahead (x264) on another branch still waits for frames.
         let sink = crate::gst_util::free_running_appsink(2);
         let sink_el: gst::Element = sink.clone().upcast();
         match rung.codec {
             Codec::Av1 => {
-                link_chain(&pipeline, &[&q, &scale, &caps, &sink_el])?;
+                link_chain(&pipeline, &[&q, &sink_el])?;
                 let (ftx, frx) = crossbeam_channel::bounded::<RawFrame>(2);
                 let ftx_eos = ftx.clone();
                 sink.set_callbacks(
@@ -395,7 +420,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
                 );
                 link_chain(
                     &pipeline,
-                    &[&q, &scale, &caps, &enc, &profile, &parse, &avc, &sink_el],
+                    &[&q, &enc, &profile, &parse, &avc, &sink_el],
                 )?;
                 coded_sink(
                     &sink,
@@ -420,7 +445,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
                 )))
             }
         }
-        let tee_pad = tee
+        let tee_pad = size_tee
             .request_pad_simple("src_%u")
             .ok_or_else(|| EncodeError::Gst("tee gave no pad".into()))?;
         let qpad = q.static_pad("sink").expect("queue has a sink pad");

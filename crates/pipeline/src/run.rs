@@ -670,8 +670,18 @@ fn uploads(package: &Path, record: &TitleRecord) -> Result<Vec<Upload>, Pipeline
         .filter(|r| r.kind == "audio")
         .map(|r| r.name.as_str())
         .collect();
+    folder_uploads(package, &|stem| audio.contains(&stem))
+}
+
+/// Every file under `folder` (a packaged title) as an upload: `title.json` last, the DASH MPD
+/// and HLS master playlist before it, other playlists before those, media first. `is_audio`
+/// says whether a track folder (or single file's stem) holds audio, for the content type.
+pub fn folder_uploads(
+    folder: &Path,
+    is_audio: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Upload>, PipelineError> {
     let mut out = Vec::new();
-    let mut stack = vec![package.to_path_buf()];
+    let mut stack = vec![folder.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
             let entry = entry.map_err(io_error(&dir))?;
@@ -681,8 +691,8 @@ fn uploads(package: &Path, record: &TitleRecord) -> Result<Vec<Upload>, Pipeline
                 continue;
             }
             let key = path
-                .strip_prefix(package)
-                .expect("under the package")
+                .strip_prefix(folder)
+                .expect("under the folder")
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
@@ -696,14 +706,16 @@ fn uploads(package: &Path, record: &TitleRecord) -> Result<Vec<Upload>, Pipeline
             } else {
                 Tier::Media
             };
-            let is_audio = audio
-                .iter()
-                .any(|a| key.starts_with(&format!("{a}/")) || key == format!("{a}.mp4"));
+            let stem = key
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(".mp4");
             out.push(Upload::new(
                 &key,
                 &path,
                 tier,
-                content_type_for(&key, is_audio),
+                content_type_for(&key, is_audio(stem)),
             ));
         }
     }
