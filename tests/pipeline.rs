@@ -240,6 +240,30 @@ fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_noth
     assert_eq!(state["encodes"].as_array().unwrap().len(), 4);
     assert_eq!(state["runs"], 2);
 
+    // reel publish: the packaged folder to another place, in tiers, with its own journal.
+    let copy = dir.path().join("copy");
+    let publish = |extra: &[&str]| {
+        let mut args = vec![
+            "publish".to_string(),
+            dir.path().join("work/package").display().to_string(),
+            "--to".into(),
+            format!("file://{}", copy.display()),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args(&args)
+            .output()
+            .unwrap();
+        ok(&out)
+    };
+    let text = publish(&[]);
+    assert!(text.contains("0 already there"), "{text}");
+    let text = publish(&["--json"]);
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["uploaded"], 0);
+    assert!(v["already_published"].as_u64().unwrap() > 20);
+    check_published(&copy, &cpix);
+
     // --dry-run prints the plan and touches nothing.
     let text = ok(&reel_run(&[job.to_str().unwrap(), "--dry-run"]));
     assert!(
@@ -478,7 +502,7 @@ fn killed_runs_resume_to_a_complete_title_without_encoding_a_finished_rendition_
         let job = job(&case, "ladder.toml", "url = \"file://out\"");
         let mut kills = 0;
         for _ in 0..3 {
-            let killed = if next(&mut seed) % 2 == 0 {
+            let killed = if next(&mut seed).is_multiple_of(2) {
                 let k = (next(&mut seed) % milestones as u64) as usize + 1;
                 run_and_kill(&job, k, full * 4)
             } else {

@@ -349,8 +349,8 @@ fn describe(s: &RunSummary) -> String {
     );
     let _ = writeln!(
         t,
-        "{:<14} {:<24} {:>10} {:>10} {:>10} {:>6}  {}",
-        "rendition", "codec", "size", "kbit/s", "peak", "VMAF", "segments"
+        "{:<14} {:<24} {:>10} {:>10} {:>10} {:>6}  segments",
+        "rendition", "codec", "size", "kbit/s", "peak", "VMAF"
     );
     for r in &s.renditions {
         let size = match (r.width, r.height) {

@@ -418,10 +418,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
                         .field("alignment", "au")
                         .build(),
                 );
-                link_chain(
-                    &pipeline,
-                    &[&q, &enc, &profile, &parse, &avc, &sink_el],
-                )?;
+                link_chain(&pipeline, &[&q, &enc, &profile, &parse, &avc, &sink_el])?;
                 coded_sink(
                     &sink,
                     CodedTrack {
