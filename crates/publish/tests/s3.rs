@@ -108,7 +108,7 @@ fn title_files(dir: &Path) -> Vec<Upload> {
     }
     add("audio/init.mp4", Tier::Media, vec![7; 700], true);
     let big: Vec<u8> = (0..12_000_000u32)
-        .map(|i| (i * 2_654_435_761) as u8)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     add("1080p.mp4", Tier::Media, big, false);
     add("720p.m3u8", Tier::Playlist, b"#EXTM3U\n".to_vec(), false);
