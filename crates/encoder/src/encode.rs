@@ -285,48 +285,35 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
             .field("format", "I420")
             .build(),
     );
-    let tee = make("tee")?;
+    // The decoded frames leave GStreamer here: one thread scales them to every rung size
+    // (`resize`, SIMD Lanczos-3) and feeds one appsrc per size.
+    let raw_sink = crate::gst_util::free_running_appsink(2);
+    let raw_el: gst::Element = raw_sink.clone().upcast();
     link_chain(
         &pipeline,
-        &[&vqueue, &rate, &rate_caps, &convert, &i420, &tee],
+        &[&vqueue, &rate, &rate_caps, &convert, &i420, &raw_el],
     )?;
 
     let mut after_eos = Vec::new();
-    // One scaler per distinct size, shared by the rungs of that size through a tee of its own
-    // (a ladder often has two bitrates at one height): Lanczos scaling is a fifth of an
-    // encode's CPU time.
-    let mut sized: Vec<((u32, u32), gst::Element)> = Vec::new();
+    // One appsrc per distinct size, shared by the rungs of that size through a tee (a ladder
+    // often has two bitrates at one height).
+    let mut sized: Vec<((u32, u32), gst_app::AppSrc, gst::Element)> = Vec::new();
     for rung in &plan.rungs {
         let size = (rung.width, rung.height);
         let size_tee = match sized.iter().find(|s| s.0 == size) {
-            Some((_, t)) => t.clone(),
+            Some((_, _, t)) => t.clone(),
             None => {
-                let sq = make("queue")?;
-                set_queue_limits(&sq, 3);
-                let scale = make("videoscale")?;
-                scale.set_property_from_str("method", "lanczos");
-                scale.set_property("add-borders", false);
-                let caps = make("capsfilter")?;
-                caps.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-raw")
-                        .field("format", "I420")
-                        .field("width", rung.width as i32)
-                        .field("height", rung.height as i32)
-                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                        .build(),
-                );
+                let frame_bytes = u64::from(rung.width) * u64::from(rung.height) * 3 / 2;
+                let src = gst_app::AppSrc::builder()
+                    .format(gst::Format::Time)
+                    .is_live(false)
+                    .block(true)
+                    .max_bytes(frame_bytes * 3)
+                    .build();
+                let src_el: gst::Element = src.clone().upcast();
                 let t = make("tee")?;
-                link_chain(&pipeline, &[&sq, &scale, &caps, &t])?;
-                let tee_pad = tee
-                    .request_pad_simple("src_%u")
-                    .ok_or_else(|| EncodeError::Gst("tee gave no pad".into()))?;
-                tee_pad
-                    .link(&sq.static_pad("sink").expect("queue has a sink pad"))
-                    .map_err(|e| {
-                        EncodeError::Gst(format!("linking the {}x{} scaler: {e:?}", size.0, size.1))
-                    })?;
-                sized.push((size, t.clone()));
+                link_chain(&pipeline, &[&src_el, &t])?;
+                sized.push((size, src, t.clone()));
                 t
             }
         };
@@ -451,6 +438,42 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
             .map_err(|e| EncodeError::Gst(format!("linking rung {}: {e:?}", rung.name)))?;
     }
 
+    let outputs: Vec<((u32, u32), gst_app::AppSrc)> = sized
+        .into_iter()
+        .map(|(size, src, _)| (size, src))
+        .collect();
+    {
+        // Scaling runs on the streaming thread that delivers the decoded frames (decoding runs
+        // on the decoder's own threads); a full appsrc blocks it, so memory stays bounded.
+        let mut state = ScaleState::new(outputs.clone());
+        let eos_outputs = outputs;
+        let feed = feed.clone();
+        let path = path.clone();
+        raw_sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    match state.push(&sample) {
+                        Ok(true) => Ok(gst::FlowSuccess::Ok),
+                        Ok(false) => Err(gst::FlowError::Flushing),
+                        Err(detail) => {
+                            feed.send(Msg::Error(EncodeError::Decode {
+                                path: path.clone(),
+                                detail,
+                            }));
+                            Err(gst::FlowError::Error)
+                        }
+                    }
+                })
+                .eos(move |_| {
+                    for (_, src) in &eos_outputs {
+                        let _ = src.end_of_stream();
+                    }
+                })
+                .build(),
+        );
+    }
+
     let audio_in = match &plan.audio {
         Some(a) => Some(audio_branch(&pipeline, a, &feed, started, &path)?),
         None => None,
@@ -494,6 +517,115 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), after_eos)];
     drop(feed);
     SampleStream::start(rx, stop, pipeline, workers, &path)
+}
+
+/// Decoded I420 frames scaled to every rung size (`resize`, SIMD Lanczos-3) and pushed into
+/// that size's appsrc; the source's own size gets the same buffer. Caps follow the source's,
+/// with the rung size, square pixels and the source's colorimetry: sample values are never
+/// converted between matrices, and every rung carries the same colour tags.
+struct ScaleState {
+    outputs: Vec<((u32, u32), gst_app::AppSrc)>,
+    infos: Vec<Option<gstreamer_video::VideoInfo>>,
+    scaler: crate::resize::PlaneScaler,
+    caps_set: bool,
+}
+
+impl ScaleState {
+    fn new(outputs: Vec<((u32, u32), gst_app::AppSrc)>) -> ScaleState {
+        ScaleState {
+            infos: vec![None; outputs.len()],
+            outputs,
+            scaler: crate::resize::PlaneScaler::default(),
+            caps_set: false,
+        }
+    }
+
+    /// Scales and pushes one frame; `Ok(false)` when the pipeline is stopping.
+    fn push(&mut self, sample: &gst::Sample) -> Result<bool, String> {
+        use gstreamer_video as gst_video;
+        use gstreamer_video::prelude::*;
+        let (Some(caps), Some(buffer)) = (sample.caps(), sample.buffer_owned()) else {
+            return Err("the decoder gave a frame without caps or data".into());
+        };
+        let info = gst_video::VideoInfo::from_caps(caps)
+            .map_err(|e| format!("decoded frames have caps {caps}: {e}"))?;
+        if !self.caps_set {
+            for (i, ((w, h), src)) in self.outputs.iter().enumerate() {
+                let mut c = caps.copy();
+                {
+                    let c = c.make_mut();
+                    c.set("width", *w as i32);
+                    c.set("height", *h as i32);
+                    c.set("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+                    // The source's colorimetry, stated: left out, GStreamer would guess it from
+                    // each rung's size (BT.709 from 720 lines up, BT.601 below), so rungs of
+                    // one title would be tagged (and converted) differently.
+                    c.set("colorimetry", info.colorimetry().to_string());
+                }
+                self.infos[i] = Some(
+                    gst_video::VideoInfo::from_caps(&c)
+                        .map_err(|e| format!("rung caps {c}: {e}"))?,
+                );
+                src.set_caps(Some(&c));
+            }
+            self.caps_set = true;
+        }
+        // The appsrcs start their own segments at 0: frames go out stamped with their running
+        // time in the decoder's segment (a source whose first frame is at 0.08 s, after an
+        // edit list, still starts at 0).
+        let pts = buffer.pts().map(|t| {
+            sample
+                .segment()
+                .and_then(|seg| seg.downcast_ref::<gst::ClockTime>())
+                .and_then(|seg| seg.to_running_time(t))
+                .unwrap_or(t)
+        });
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
+            .map_err(|_| "cannot map a decoded frame".to_string())?;
+        for (i, ((w, h), src)) in self.outputs.iter().enumerate() {
+            let out = if (*w, *h) == (info.width(), info.height()) {
+                // A new buffer sharing the frame's memory, with its own timestamps.
+                let mut b = buffer.copy();
+                {
+                    let b = b.get_mut().expect("a copy is writable");
+                    b.set_pts(pts);
+                    b.set_dts(gst::ClockTime::NONE);
+                }
+                b
+            } else {
+                let oinfo = self.infos[i].as_ref().expect("set with the caps");
+                let mut out = gst::Buffer::with_size(oinfo.size())
+                    .map_err(|_| "cannot allocate a scaled frame".to_string())?;
+                {
+                    let ob = out.get_mut().expect("a new buffer is writable");
+                    ob.set_pts(pts);
+                    ob.set_duration(buffer.duration());
+                    ob.set_offset(buffer.offset());
+                    let mut of = gst_video::VideoFrameRef::from_buffer_ref_writable(ob, oinfo)
+                        .map_err(|_| "cannot map a scaled frame".to_string())?;
+                    for p in 0..3u32 {
+                        let (sw, sh) = (info.comp_width(p as u8), info.comp_height(p as u8));
+                        let (dw, dh) = (oinfo.comp_width(p as u8), oinfo.comp_height(p as u8));
+                        let sstride = frame.plane_stride()[p as usize] as usize;
+                        let dstride = of.plane_stride()[p as usize] as usize;
+                        let src_plane = frame
+                            .plane_data(p)
+                            .map_err(|_| "a decoded frame lacks a plane".to_string())?;
+                        let dst_plane = of
+                            .plane_data_mut(p)
+                            .map_err(|_| "a scaled frame lacks a plane".to_string())?;
+                        self.scaler
+                            .plane(src_plane, sw, sh, sstride, dst_plane, dw, dh, dstride)?;
+                    }
+                }
+                out
+            };
+            if src.push_buffer(out).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 fn audio_branch(

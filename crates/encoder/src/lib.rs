@@ -29,6 +29,7 @@ mod ladder;
 mod mp4demux;
 mod probe;
 mod raw;
+pub mod resize;
 mod stream;
 mod timing;
 
