@@ -380,22 +380,25 @@ pub struct TrialSpec {
     pub display: (u32, u32),
 }
 
-/// Scales `frames` (all one size) to `size` with Lanczos, as the encoder scales rungs.
+/// Scales `frames` (all one size) to `size` with Lanczos-3, exactly as the encoder scales rungs
+/// (`resize`); sample values are never converted between colour matrices.
 pub fn scale_pictures(
     frames: &[Picture],
     size: (u32, u32),
-    frame_rate: Rational,
+    _frame_rate: Rational,
 ) -> Result<Vec<Picture>, EncodeError> {
-    init()?;
-    let mut out = Vec::with_capacity(frames.len());
-    let chain = vec![
-        scaler("lanczos")?,
-        caps_filter(i420_caps(size.0, size.1, None))?,
-    ];
-    run_raw(frames, frame_rate, &chain, "videoscale", &mut |_, p| {
-        out.push(p)
-    })?;
-    Ok(out)
+    let mut scaler = crate::resize::PlaneScaler::default();
+    frames
+        .iter()
+        .map(|p| {
+            scaler
+                .picture(p, size.0, size.1)
+                .map_err(|detail| EncodeError::Decode {
+                    path: "<trial>".into(),
+                    detail,
+                })
+        })
+        .collect()
 }
 
 /// Pushes `frames` through `chain` (appsrc ! chain ! appsink) and hands every picture that
@@ -473,9 +476,10 @@ fn run_raw(
     })
 }
 
-/// Encodes `frames` (all one size, in display order; scaled to the trial's size with Lanczos
-/// unless already at it) as described by `spec`, decodes the result, scales it to
-/// `spec.display` and calls `on_decoded(index, picture)` for every frame in order. Returns the
+/// Encodes `frames` (all one size, in display order; scaled to the trial's size with Lanczos-3
+/// as the encoder scales, unless already at it) as described by `spec`, decodes the result,
+/// scales it to `spec.display` (Catmull-Rom) and calls `on_decoded(index, picture)` for every
+/// frame in order. No step converts sample values between colour matrices. Returns the
 /// coded bytes attributed to each input frame (by presentation time).
 ///
 /// One thread; run several trials at once for parallelism.
@@ -485,10 +489,15 @@ pub fn trial_encode(
     on_decoded: &mut dyn FnMut(usize, Picture),
 ) -> Result<Vec<u64>, EncodeError> {
     init()?;
-    let mut chain = vec![
-        scaler("lanczos")?,
-        caps_filter(i420_caps(spec.width, spec.height, None))?,
-    ];
+    let scaled;
+    let frames = match frames.first() {
+        Some(f) if (f.width, f.height) != (spec.width, spec.height) => {
+            scaled = scale_pictures(frames, (spec.width, spec.height), spec.frame_rate)?;
+            &scaled[..]
+        }
+        _ => frames,
+    };
+    let mut chain = Vec::new();
     let decoder = match spec.codec {
         Codec::H264 => {
             let enc = make("x264enc")?;
@@ -524,10 +533,6 @@ pub fn trial_encode(
             )))
         }
     };
-    chain.extend([
-        scaler("catrom")?,
-        caps_filter(i420_caps(spec.display.0, spec.display.1, None))?,
-    ]);
     // Count coded bytes per frame where the coded stream enters the decoder.
     let bytes = Arc::new(Mutex::new(vec![0u64; frames.len()]));
     let frame_ns = 1e9 * spec.frame_rate.den as f64 / spec.frame_rate.num as f64;
@@ -546,7 +551,26 @@ pub fn trial_encode(
             }
             gst::PadProbeReturn::Ok
         });
-    run_raw(frames, spec.frame_rate, &chain, "x264", on_decoded)?;
+    let mut up = crate::resize::PlaneScaler::new(crate::resize::Filter::CatmullRom);
+    let mut failed: Option<String> = None;
+    run_raw(frames, spec.frame_rate, &chain, "x264", &mut |i, p| {
+        if (p.width, p.height) == spec.display {
+            on_decoded(i, p);
+        } else {
+            match up.picture(&p, spec.display.0, spec.display.1) {
+                Ok(d) => on_decoded(i, d),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+    })?;
+    if let Some(detail) = failed {
+        return Err(EncodeError::Decode {
+            path: "<trial>".into(),
+            detail,
+        });
+    }
     let bytes = std::mem::take(&mut *bytes.lock().unwrap());
     Ok(bytes)
 }

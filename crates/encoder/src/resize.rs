@@ -12,18 +12,35 @@ pub struct PlaneScaler {
     contiguous: Vec<u8>,
 }
 
+/// The scaling filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// Downscaling renditions (what the encoder does).
+    Lanczos3,
+    /// Upscaling renditions back to the display size for comparison (bicubic, as Netflix
+    /// measures).
+    CatmullRom,
+}
+
 impl Default for PlaneScaler {
     fn default() -> Self {
-        PlaneScaler {
-            resizer: fr::Resizer::new(),
-            options: fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
-            contiguous: Vec::new(),
-        }
+        PlaneScaler::new(Filter::Lanczos3)
     }
 }
 
 impl PlaneScaler {
+    pub fn new(filter: Filter) -> PlaneScaler {
+        let f = match filter {
+            Filter::Lanczos3 => fr::FilterType::Lanczos3,
+            Filter::CatmullRom => fr::FilterType::CatmullRom,
+        };
+        PlaneScaler {
+            resizer: fr::Resizer::new(),
+            options: fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(f)),
+            contiguous: Vec::new(),
+        }
+    }
+
     /// Scales one 8-bit plane of `w` x `h` with rows `stride` bytes apart into `out`
     /// (`dw` x `dh`, rows `dstride` apart).
     #[allow(clippy::too_many_arguments)]
