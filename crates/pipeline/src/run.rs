@@ -263,12 +263,15 @@ pub fn run(
             base.join(&e.keys)
         }
     });
-    let package_fp = crate::job::fingerprint(&serde_json::json!({
-        "job": job.package_fingerprint(),
-        "title": [&job.title.id, &job.title.name, &job.title.metadata],
-        "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
-        "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
-    }));
+    let package_fingerprint = |state: &State| {
+        crate::job::fingerprint(&serde_json::json!({
+            "job": job.package_fingerprint(),
+            "title": [&job.title.id, &job.title.name, &job.title.metadata],
+            "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
+            "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
+        }))
+    };
+    let package_fp = package_fingerprint(&state);
     let mut packaged = false;
     if state.package.as_deref() == Some(package_fp.as_str())
         && package_dir.join(TITLE_RECORD).is_file()
@@ -284,12 +287,7 @@ pub fn run(
             None => None,
         };
         // A fresh key file changes the fingerprint: recompute it now that keys exist.
-        let package_fp = crate::job::fingerprint(&serde_json::json!({
-            "job": job.package_fingerprint(),
-            "title": [&job.title.id, &job.title.name, &job.title.metadata],
-            "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
-            "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
-        }));
+        let package_fp = package_fingerprint(&state);
         let tmp = work.join("package.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         let popts = PackageOptions {
@@ -681,45 +679,29 @@ pub fn folder_uploads(
     is_audio: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Upload>, PipelineError> {
     let mut out = Vec::new();
-    let mut stack = vec![folder.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
-            let entry = entry.map_err(io_error(&dir))?;
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let key = path
-                .strip_prefix(folder)
-                .expect("under the folder")
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            let tier = if key == TITLE_RECORD {
-                Tier::Record
-            } else if key == reel_packager::DASH_MANIFEST || key == reel_packager::HLS_MASTER {
-                Tier::Manifest
-            } else if key.ends_with(".m3u8") {
-                Tier::Playlist
-            } else {
-                Tier::Media
-            };
-            let stem = key
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(".mp4");
-            out.push(Upload::new(
-                &key,
-                &path,
-                tier,
-                content_type_for(&key, is_audio(stem)),
-            ));
-        }
+    for (key, path) in reel_publish::files_under(folder)? {
+        let tier = if key == TITLE_RECORD {
+            Tier::Record
+        } else if key == reel_packager::DASH_MANIFEST || key == reel_packager::HLS_MASTER {
+            Tier::Manifest
+        } else if key.ends_with(".m3u8") {
+            Tier::Playlist
+        } else {
+            Tier::Media
+        };
+        let stem = key
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".mp4");
+        out.push(Upload::new(
+            &key,
+            &path,
+            tier,
+            content_type_for(&key, is_audio(stem)),
+        ));
     }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
+    // files_under gives them sorted by key.
     Ok(out)
 }
 

@@ -160,6 +160,34 @@ pub fn check_key(key: &str) -> Result<(), PublishError> {
     Ok(())
 }
 
+/// Every regular file under `root`, as (`/`-separated key relative to `root`, path), sorted by
+/// key: how a folder maps onto object keys.
+pub fn files_under(root: &Path) -> Result<Vec<(String, PathBuf)>, PublishError> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
+            let entry = entry.map_err(io_error(&dir))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io_error(&path))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let key = path
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push((key, path));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// SHA-256 of a file, lower-case hex, and its size; read through a 1 MiB buffer.
 pub fn file_sha256(path: &Path) -> Result<(String, u64), PublishError> {
     use sha2::Digest;

@@ -94,49 +94,22 @@ impl ObjectStore for LocalStore {
     fn remove_partials(&self) -> Result<usize, PublishError> {
         let mine = format!("{TEMP_MARK}{}-", std::process::id());
         let mut removed = 0;
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
-                let entry = entry.map_err(io_error(&dir))?;
-                let path = entry.path();
-                let kind = entry.file_type().map_err(io_error(&path))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if kind.is_dir() {
-                    stack.push(path);
-                } else if name.contains(TEMP_MARK) && !name.contains(&mine) {
-                    std::fs::remove_file(&path).map_err(io_error(&path))?;
-                    removed += 1;
-                }
+        for (key, path) in crate::files_under(&self.root)? {
+            let name = key.rsplit('/').next().unwrap_or_default();
+            if name.contains(TEMP_MARK) && !name.contains(&mine) {
+                std::fs::remove_file(&path).map_err(io_error(&path))?;
+                removed += 1;
             }
         }
         Ok(removed)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, PublishError> {
-        let mut keys = Vec::new();
-        let mut stack = vec![self.root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
-                let entry = entry.map_err(io_error(&dir))?;
-                let path = entry.path();
-                let kind = entry.file_type().map_err(io_error(&path))?;
-                if kind.is_dir() {
-                    stack.push(path);
-                } else if kind.is_file() {
-                    let rel = path.strip_prefix(&self.root).expect("under the root");
-                    let key = rel
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    if !key.contains(TEMP_MARK) && key.starts_with(prefix) {
-                        keys.push(key);
-                    }
-                }
-            }
-        }
-        keys.sort();
-        Ok(keys)
+        Ok(crate::files_under(&self.root)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| !key.contains(TEMP_MARK) && key.starts_with(prefix))
+            .collect())
     }
 }
 
