@@ -325,7 +325,7 @@ fn publish_folder(
     parallel: usize,
     json: bool,
 ) -> Result<()> {
-    use reel_publish::{Destination, Journal, PublishOptions, S3Options, S3Store};
+    use reel_publish::{Destination, Journal, PublishOptions, S3Options};
     if !folder.is_dir() {
         bail!("{}: not a folder", folder.display());
     }
@@ -341,24 +341,16 @@ fn publish_folder(
         })
         .unwrap_or_else(|| vec!["audio".into()]);
     let uploads = reel_pipeline::folder_uploads(folder, &|stem| audio.iter().any(|a| a == stem))?;
-    let store: Box<dyn reel_publish::ObjectStore> = match Destination::parse(to)? {
-        Destination::Folder(p) => Box::new(reel_publish::LocalStore::new(&p)?),
-        Destination::S3 { bucket, prefix } => {
-            let mut o = S3Options {
-                endpoint,
-                path_style,
-                ..S3Options::default()
-            };
-            if let Some(r) = region {
-                o.region = r;
-            }
-            let s = S3Store::new(&bucket, &prefix, &o)?;
-            if create_bucket {
-                s.ensure_bucket()?;
-            }
-            Box::new(s)
-        }
+    let mut o = S3Options {
+        endpoint,
+        path_style,
+        create_bucket,
+        ..S3Options::default()
     };
+    if let Some(r) = region {
+        o.region = r;
+    }
+    let store = Destination::parse(to)?.open(&o)?;
     let journal_path = journal.unwrap_or_else(|| {
         let name = folder
             .file_name()

@@ -156,6 +156,7 @@ impl DestinationSpec {
             region: self.region.clone().unwrap_or(defaults.region.clone()),
             // S3-compatible servers at an endpoint almost always want path-style addressing.
             path_style: self.path_style.unwrap_or(self.endpoint.is_some()),
+            create_bucket: self.create_bucket,
             ..defaults
         }
     }

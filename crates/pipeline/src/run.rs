@@ -8,7 +8,7 @@ use reel_packager::reel_drm::{read_cpix, write_cpix, DrmSystem, KeySet, Scheme, 
 use reel_packager::{FragmentPolicy, FragmentedMp4File, PackageOptions, Protection};
 use reel_publish::{
     content_type_for, publish, Destination, Journal, ObjectStore, PublishEvent, PublishOptions,
-    S3Store, Tier, Upload,
+    Tier, Upload,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -646,18 +646,11 @@ fn key_ids(path: &Path) -> Option<Vec<String>> {
 }
 
 fn open_store(job: &Job, base: &Path) -> Result<Box<dyn ObjectStore>, PipelineError> {
-    let dest = Destination::parse(&job.destination.url)?;
-    let s3 = job.destination.s3_options();
-    Ok(match dest {
-        Destination::Folder(p) => Box::new(reel_publish::LocalStore::new(&base.join(p))?),
-        Destination::S3 { bucket, prefix } => {
-            let store = S3Store::new(&bucket, &prefix, &s3)?;
-            if job.destination.create_bucket {
-                store.ensure_bucket()?;
-            }
-            Box::new(store)
-        }
-    })
+    let dest = match Destination::parse(&job.destination.url)? {
+        Destination::Folder(p) => Destination::Folder(base.join(p)),
+        s3 => s3,
+    };
+    Ok(dest.open(&job.destination.s3_options())?)
 }
 
 /// Every file of the package, in its tier, with its content type.

@@ -28,6 +28,8 @@ pub struct S3Options {
     /// Objects at least this large go up in parts.
     pub multipart_threshold: u64,
     pub part_size: u64,
+    /// Create the bucket when [`Destination::open`] finds it missing (test servers, demos).
+    pub create_bucket: bool,
     /// Credentials: from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` when unset. Never
     /// written to logs or messages.
     #[serde(skip_serializing)]
@@ -45,6 +47,7 @@ impl Default for S3Options {
             max_attempts: 5,
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
+            create_bucket: false,
             access_key_id: None,
             secret_access_key: None,
         }
@@ -103,11 +106,18 @@ impl Destination {
         Ok(Destination::Folder(PathBuf::from(url)))
     }
 
-    /// Opens the store (creating a local folder; for S3, no request is made yet).
+    /// Opens the store (creating a local folder; for S3, no request is made unless
+    /// `s3.create_bucket` asks for the bucket to be made when missing).
     pub fn open(&self, s3: &S3Options) -> Result<Box<dyn ObjectStore>, PublishError> {
         Ok(match self {
             Destination::Folder(p) => Box::new(LocalStore::new(p)?),
-            Destination::S3 { bucket, prefix } => Box::new(S3Store::new(bucket, prefix, s3)?),
+            Destination::S3 { bucket, prefix } => {
+                let store = S3Store::new(bucket, prefix, s3)?;
+                if s3.create_bucket {
+                    store.ensure_bucket()?;
+                }
+                Box::new(store)
+            }
         })
     }
 }
