@@ -6,6 +6,7 @@ mod output;
 mod package;
 mod progress;
 mod run;
+mod serve;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -26,6 +27,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the catalog, auth, playback, ClearKey licence, origin and player page
+    /// (`reel serve`), or manage its data (`reel serve import`, `reel serve account`).
+    Serve {
+        #[command(flatten)]
+        config: reel_services::Config,
+        #[command(subcommand)]
+        action: Option<serve::ServeAction>,
+    },
     /// Show the container, duration and every stream of a media file.
     Probe {
         file: PathBuf,
@@ -177,6 +186,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve { config, action } => serve::run(config, action)?,
         Command::Run {
             jobs,
             json,

@@ -27,6 +27,12 @@ pub fn read_cpix(path: &Path) -> Result<KeySet> {
     parse_cpix(&text).map_err(|problem| err(path, problem))
 }
 
+/// Parses a CPIX document held in memory (as a service receives it); `origin` names where it
+/// came from in errors. Errors never include key bytes.
+pub fn parse_cpix_document(text: &str, origin: &str) -> Result<KeySet> {
+    parse_cpix(text).map_err(|problem| err(Path::new(origin), problem))
+}
+
 fn local(name: &[u8]) -> &[u8] {
     match name.iter().rposition(|&c| c == b':') {
         Some(i) => &name[i + 1..],

@@ -32,7 +32,7 @@ mod key;
 mod pssh;
 mod subsample;
 
-pub use cpix::{cpix_document, read_cpix, write_cpix};
+pub use cpix::{cpix_document, parse_cpix_document, read_cpix, write_cpix};
 pub use crypt::{
     decrypt_sample, SampleEncryption, Scheme, Subsample, TrackEncryption, TrackEncryptor,
 };

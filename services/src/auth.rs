@@ -1,0 +1,419 @@
+//! Accounts and sign-in: argon2id password hashes, short-lived signed access tokens, rotating
+//! refresh tokens (stored hashed; a reused one revokes its whole family), per-address and
+//! per-account sign-in limits, and one answer for a wrong email and a wrong password.
+
+use crate::error::{Result, ServiceError};
+use crate::tokens::AccessClaims;
+use crate::util::{b64, now_ms, random_bytes, random_id};
+use crate::AppState;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/signup", post(signup))
+        .route("/v1/auth/signin", post(signin))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/signout", post(signout))
+        .route("/v1/me", get(me).patch(update_me))
+        .route("/v1/plans", get(plans))
+}
+
+/// An argon2id hash (PHC string) of `password`, with a fresh salt.
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::encode_b64(&random_bytes::<16>())
+        .map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(format!("password hash: {e}")))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The signed-in account, from `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone)]
+pub struct Viewer(pub AccessClaims);
+
+/// A signed-in content-ops administrator.
+#[derive(Debug, Clone)]
+pub struct Admin(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ServiceError::Unauthorized)?;
+        state
+            .signer
+            .verify_access(token.trim(), now_ms())
+            .map(Viewer)
+            .ok_or(ServiceError::Unauthorized)
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let Viewer(claims) = Viewer::from_request_parts(parts, state).await?;
+        if claims.role != "admin" {
+            return Err(ServiceError::forbidden(
+                "admin_only",
+                "this needs a content-ops administrator",
+            ));
+        }
+        Ok(Admin(claims))
+    }
+}
+
+/// The client's address: the socket's, or `X-Forwarded-For`'s first entry when configured.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ServiceError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let connect = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(ClientAddress(client_address(
+            &parts.headers,
+            connect,
+            state.config.trust_forwarded,
+        )))
+    }
+}
+
+fn client_address(headers: &axum::http::HeaderMap, connect: Option<SocketAddr>, trust: bool) -> String {
+    if trust {
+        if let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+        {
+            return first.trim().to_string();
+        }
+    }
+    connect.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignUp {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignIn {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub account: Value,
+}
+
+fn normalise_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        return Err(ServiceError::BadRequest(
+            "email: expected an address like name@example.com".into(),
+        ));
+    }
+    Ok(email)
+}
+
+/// Creates an account (used by the sign-up route and `reel serve account`).
+pub async fn create_account(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    role: &str,
+    plan: &str,
+) -> Result<Value> {
+    let email = normalise_email(email)?;
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(ServiceError::BadRequest(
+            "password: between 8 characters and 1 KiB".into(),
+        ));
+    }
+    if !state.plans.contains_key(plan) {
+        let mut known: Vec<_> = state.plans.keys().cloned().collect();
+        known.sort();
+        return Err(ServiceError::BadRequest(format!(
+            "plan: unknown plan (expected one of {})",
+            known.join(", ")
+        )));
+    }
+    if role != "viewer" && role != "admin" {
+        return Err(ServiceError::BadRequest("role: viewer or admin".into()));
+    }
+    let password = password.to_string();
+    let hash = blocking(move || hash_password(&password)).await??;
+    let id = random_id();
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (id, email, password_hash, role, plan_id, max_age, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(&email)
+    .bind(&hash)
+    .bind(role)
+    .bind(plan)
+    .bind(18i64)
+    .bind(now_ms())
+    .execute(&state.db)
+    .await;
+    match inserted {
+        Ok(_) => Ok(json!({ "id": id, "email": email, "role": role, "plan": plan })),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(ServiceError::Conflict(
+            "an account with this email already exists".into(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    ClientAddress(ip): ClientAddress,
+    Json(body): Json<SignUp>,
+) -> Result<(StatusCode, Json<Value>)> {
+    state
+        .signup_ip
+        .take(&ip)
+        .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+    let plan = body.plan.as_deref().unwrap_or("basic");
+    let account = create_account(&state, &body.email, &body.password, "viewer", plan).await?;
+    Ok((StatusCode::CREATED, Json(account)))
+}
+
+async fn issue_tokens(
+    state: &AppState,
+    account: (String, String, String, String, i64),
+    family: Option<String>,
+) -> Result<TokenPair> {
+    let (id, email, role, plan, max_age) = account;
+    let now = now_ms();
+    let ttl = state.config.access_ttl;
+    let access_token = state.signer.access(&AccessClaims {
+        sub: id.clone(),
+        role: role.clone(),
+        plan: plan.clone(),
+        max_age,
+        exp: now + (ttl as i64) * 1000,
+    });
+    let refresh_token = b64(&random_bytes::<32>());
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, account_id, family, expires_at, revoked, created_at)
+         VALUES ($1, $2, $3, $4, 0, $5)",
+    )
+    .bind(token_hash(&refresh_token))
+    .bind(&id)
+    .bind(family.unwrap_or_else(random_id))
+    .bind(now + (state.config.refresh_ttl as i64) * 1000)
+    .bind(now)
+    .execute(&state.db)
+    .await?;
+    Ok(TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token,
+        account: json!({ "id": id, "email": email, "role": role, "plan": plan }),
+    })
+}
+
+async fn signin(
+    State(state): State<AppState>,
+    ClientAddress(ip): ClientAddress,
+    Json(body): Json<SignIn>,
+) -> Result<Json<TokenPair>> {
+    state
+        .signin_ip
+        .take(&ip)
+        .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+    let email = body.email.trim().to_lowercase();
+    if email.len() > 254 || email.chars().any(char::is_control) {
+        return Err(ServiceError::BadCredentials);
+    }
+    state
+        .signin_account
+        .check(&email)
+        .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
+    let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, email, password_hash, role, plan_id, max_age FROM accounts WHERE email = $1",
+    )
+    .bind(&email)
+    .fetch_optional(&state.db)
+    .await?;
+    // Verify against a dummy hash when the email is unknown: same work, same answer.
+    let hash = row
+        .as_ref()
+        .map_or_else(|| state.dummy_hash.clone(), |r| r.2.clone());
+    let password = body.password;
+    let ok = blocking(move || verify_password(&password, &hash)).await? && row.is_some();
+    let Some((id, email, _, role, plan, max_age)) = row.filter(|_| ok) else {
+        state.signin_account.hit(&email);
+        tracing::info!(outcome = "refused", "sign-in");
+        return Err(ServiceError::BadCredentials);
+    };
+    state.signin_account.forget(&email);
+    tracing::info!(account = %id, outcome = "signed in", "sign-in");
+    Ok(Json(
+        issue_tokens(&state, (id, email, role, plan, max_age), None).await?,
+    ))
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<TokenPair>> {
+    let hash = token_hash(&body.refresh_token);
+    let row: Option<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT account_id, family, expires_at, revoked FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&state.db)
+    .await?;
+    let Some((account_id, family, expires_at, revoked)) = row else {
+        return Err(ServiceError::Unauthorized);
+    };
+    if revoked != 0 {
+        // A rotated-out token used again: someone holds a copy. End the whole family.
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family = $1")
+            .bind(&family)
+            .execute(&state.db)
+            .await?;
+        tracing::warn!(account = %account_id, "refresh token reused; its family is revoked");
+        return Err(ServiceError::Unauthorized);
+    }
+    if expires_at <= now_ms() {
+        return Err(ServiceError::Unauthorized);
+    }
+    // Rotate: only one request can take the token.
+    let taken = sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = $1 AND revoked = 0")
+        .bind(&hash)
+        .execute(&state.db)
+        .await?;
+    if taken.rows_affected() != 1 {
+        return Err(ServiceError::Unauthorized);
+    }
+    let account: Option<(String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, email, role, plan_id, max_age FROM accounts WHERE id = $1",
+    )
+    .bind(&account_id)
+    .fetch_optional(&state.db)
+    .await?;
+    let account = account.ok_or(ServiceError::Unauthorized)?;
+    Ok(Json(issue_tokens(&state, account, Some(family)).await?))
+}
+
+async fn signout(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<StatusCode> {
+    let hash = token_hash(&body.refresh_token);
+    let family: Option<(String,)> =
+        sqlx::query_as("SELECT family FROM refresh_tokens WHERE token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&state.db)
+            .await?;
+    if let Some((family,)) = family {
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE family = $1")
+            .bind(&family)
+            .execute(&state.db)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(state): State<AppState>, Viewer(claims): Viewer) -> Result<Json<Value>> {
+    let row: Option<(String, String, String, i64)> =
+        sqlx::query_as("SELECT email, role, plan_id, max_age FROM accounts WHERE id = $1")
+            .bind(&claims.sub)
+            .fetch_optional(&state.db)
+            .await?;
+    let (email, role, plan, max_age) = row.ok_or(ServiceError::Unauthorized)?;
+    Ok(Json(json!({
+        "id": claims.sub, "email": email, "role": role, "max_age": max_age,
+        "plan": state.plans.get(&plan),
+    })))
+}
+
+async fn plans(State(state): State<AppState>) -> Json<Value> {
+    let mut plans: Vec<_> = state.plans.values().cloned().collect();
+    plans.sort_by_key(|p| p.max_height);
+    Json(json!({ "plans": plans }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileUpdate {
+    /// The oldest minimum age this profile may watch (0-18): a maturity limit.
+    pub max_age: i64,
+}
+
+/// Sets the profile's maturity limit. It applies from the next access token (refresh).
+async fn update_me(
+    State(state): State<AppState>,
+    Viewer(claims): Viewer,
+    Json(body): Json<ProfileUpdate>,
+) -> Result<StatusCode> {
+    if !(0..=18).contains(&body.max_age) {
+        return Err(ServiceError::BadRequest("max_age: 0 to 18".into()));
+    }
+    sqlx::query("UPDATE accounts SET max_age = $2 WHERE id = $1")
+        .bind(&claims.sub)
+        .bind(body.max_age)
+        .execute(&state.db)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

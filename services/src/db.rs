@@ -1,0 +1,56 @@
+//! The database: SQLite by default (a file in the data folder), PostgreSQL when the URL says
+//! so. One schema serves both (text ids, BIGINT times and flags); migrations are embedded.
+
+use crate::error::{Result, ServiceError};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+
+/// A pool over either backend.
+pub type Db = AnyPool;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which backend a URL names.
+pub fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// Connects, creating a SQLite file if missing, and runs the migrations.
+pub async fn connect(url: &str) -> Result<Db> {
+    sqlx::any::install_default_drivers();
+    let sqlite = is_sqlite(url);
+    if sqlite {
+        // Create the file (and WAL mode, which is persistent) through the native driver.
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .map_err(|e| ServiceError::Import(format!("database URL {url}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let c = sqlx::ConnectOptions::connect(&opts)
+            .await
+            .map_err(|e| ServiceError::Import(format!("cannot open the database {url}: {e}")))?;
+        sqlx::Connection::close(c).await.ok();
+    }
+    let pool = AnyPoolOptions::new()
+        .max_connections(if sqlite { 4 } else { 16 })
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    conn.execute(
+                        "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(|e| ServiceError::Import(format!("cannot connect to the database: {e}")))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| ServiceError::Import(format!("database migration failed: {e}")))?;
+    Ok(pool)
+}
+

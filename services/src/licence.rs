@@ -1,0 +1,127 @@
+//! W3C ClearKey licence server. A request `{"kids": [base64url], "type": ...}` to
+//! `/v1/licence/{playback token}` is answered with a JSON Web Key set holding only the keys
+//! of the session's title that the session is entitled to (audio, and video within the
+//! plan's resolution). Keys are unwrapped from the KEK only here; every request is audited
+//! with key IDs, never key bytes.
+
+use crate::error::{Result, ServiceError};
+use crate::util::{b64, now_ms, random_id, unb64};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/licence/{token}", post(licence))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LicenceRequest {
+    pub kids: Vec<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+async fn licence(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse> {
+    let now = now_ms();
+    let claims = state
+        .signer
+        .verify_playback(&token, now)
+        .ok_or(ServiceError::Unauthorized)?;
+    // Players send the request as JSON in an ArrayBuffer, whatever the content type.
+    let request: LicenceRequest = serde_json::from_slice(&body)
+        .map_err(|_| ServiceError::BadRequest("expected a ClearKey licence request {\"kids\": [...]}".into()))?;
+    if request.kids.is_empty() || request.kids.len() > 32 {
+        return Err(ServiceError::BadRequest("kids: 1 to 32 key IDs".into()));
+    }
+    let mut requested = Vec::new();
+    for kid in &request.kids {
+        let bytes = unb64(kid)
+            .filter(|b| b.len() == 16)
+            .ok_or_else(|| ServiceError::BadRequest("kids: each a base64url 16-byte key ID".into()))?;
+        requested.push(hex::encode(bytes));
+    }
+    let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT account_id, title_id, kids, stopped, expires_at FROM playback_sessions WHERE id = $1",
+    )
+    .bind(&claims.sid)
+    .fetch_optional(&state.db)
+    .await?;
+    let Some((account, title, entitled, stopped, expires_at)) = row else {
+        return Err(ServiceError::Unauthorized);
+    };
+    if account != claims.sub || title != claims.title {
+        return Err(ServiceError::Unauthorized);
+    }
+    let ended = stopped != 0 || expires_at <= now;
+    let entitled: Vec<&str> = entitled.split(',').filter(|k| !k.is_empty()).collect();
+    let (issued, refused): (Vec<String>, Vec<String>) = requested
+        .into_iter()
+        .partition(|kid| !ended && entitled.contains(&kid.as_str()));
+    let mut keys = Vec::new();
+    if !issued.is_empty() {
+        let wrapped: Vec<(String, String)> =
+            sqlx::query_as("SELECT kid, wrapped_key FROM title_keys WHERE title_id = $1")
+                .bind(&title)
+                .fetch_all(&state.db)
+                .await?;
+        for kid in &issued {
+            let w = wrapped
+                .iter()
+                .find(|(k, _)| k == kid)
+                .ok_or_else(|| ServiceError::Internal(format!("title {title}: no stored key for key ID {kid}")))?;
+            let key = state.kek.unwrap(&title, kid, &w.1).ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "title {title}: key ID {kid} does not unwrap under the configured KEK"
+                ))
+            })?;
+            keys.push(json!({
+                "kty": "oct",
+                "kid": b64(&hex::decode(kid).unwrap_or_default()),
+                "k": b64(&key),
+            }));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO licence_audit (id, session_id, account_id, title_id, issued, refused, at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(random_id())
+    .bind(&claims.sid)
+    .bind(&account)
+    .bind(&title)
+    .bind(issued.join(","))
+    .bind(refused.join(","))
+    .bind(now)
+    .execute(&state.db)
+    .await?;
+    tracing::info!(session = %claims.sid, title = %title, issued = ?issued, refused = ?refused, "licence");
+    if ended {
+        return Err(ServiceError::forbidden(
+            "session_ended",
+            "this playback session has ended; start playback again",
+        ));
+    }
+    if keys.is_empty() {
+        return Err(ServiceError::forbidden(
+            "not_entitled",
+            "none of the requested keys is part of this playback session's entitlement",
+        ));
+    }
+    state.metrics.licences_issued.inc();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "keys": keys,
+            "type": request.kind.unwrap_or_else(|| "temporary".into()),
+        })),
+    ))
+}

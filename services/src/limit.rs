@@ -1,0 +1,81 @@
+//! Fixed-window rate limits kept in memory (per process): sign-in attempts per client address
+//! and failed sign-ins per account.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// At most `max` events per `window` for each key.
+#[derive(Debug)]
+pub struct Limiter {
+    max: u32,
+    window: Duration,
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Limiter {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(seconds to wait)` when `key` has used up its window, without counting.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let now = Instant::now();
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        match windows.get(key) {
+            Some(&(start, n)) if now.duration_since(start) < self.window && n >= self.max => {
+                Err((self.window - now.duration_since(start)).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one event for `key`.
+    pub fn hit(&self, key: &str) {
+        let now = Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() > 100_000 {
+            let window = self.window;
+            windows.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let entry = windows.entry(key.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// Checks, then counts.
+    pub fn take(&self, key: &str) -> Result<(), u64> {
+        self.check(key)?;
+        self.hit(key);
+        Ok(())
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_key_and_resets_after_the_window() {
+        let l = Limiter::new(2, Duration::from_millis(200));
+        assert!(l.take("a").is_ok());
+        assert!(l.take("a").is_ok());
+        assert!(l.take("a").is_err());
+        assert!(l.take("b").is_ok());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(l.take("a").is_ok());
+    }
+}
