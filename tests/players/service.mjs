@@ -1,0 +1,85 @@
+// Drives Reel's player page (served by `reel serve`) in Debian's headless Chromium, as a
+// viewer would: sign up, sign in, browse, open a title, play it to the end through the
+// licence server; then a second account on a plan that does not allow the title tries.
+//
+//   node service.mjs --url http://127.0.0.1:PORT --title ID [--timeout MS]
+//
+// Prints one JSON object: what each account saw.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const args = process.argv.slice(2);
+const opt = (name) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
+const base = opt('url');
+const title = opt('title');
+const timeout = Number(opt('timeout') ?? 90000);
+
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-chromium-'));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required'],
+});
+const result = {};
+try {
+  const page = await browser.newPage();
+  const console_ = [];
+  page.on('console', (m) => { if (m.type() === 'error') console_.push(m.text()); });
+  const licenceRequests = [];
+  page.on('request', (r) => { if (r.url().includes('/v1/licence/')) licenceRequests.push(r.url().split('/v1/licence/')[0]); });
+
+  async function signUpAndIn(email, plan) {
+    await page.fill('#email', email);
+    await page.fill('#password', 'a long passphrase');
+    await page.selectOption('#plan', plan);
+    await page.click('#signup');
+    await page.waitForFunction(() => document.getElementById('message').textContent.includes('Account created'), null, { timeout: 10000 });
+    await page.click('#signin');
+    await page.waitForSelector(`#titles .title[data-id="${title}"]`, { timeout: 10000 });
+  }
+
+  // Account A: a plan that allows the title. Browse, open, play to the end.
+  await page.goto(base + '/');
+  await signUpAndIn('ann@example.com', 'standard');
+  const browse = await page.$$eval('#titles .title', (els) => els.map((e) => e.dataset.id));
+  await page.click(`#titles .title[data-id="${title}"]`);
+  await page.waitForSelector('#detail:not([hidden])');
+  await page.click('#play');
+  await page.waitForFunction(() => window.reel.playing || window.reel.errors.length || !document.getElementById('message').hidden, null, { timeout: 30000 });
+  await page.evaluate(() => { document.getElementById('video').playbackRate = 2; });
+  // Sample the stats line while it plays.
+  const stats = new Set();
+  const end = Date.now() + timeout;
+  while (Date.now() < end) {
+    const s = await page.evaluate(() => ({ ended: window.reel.ended, errors: window.reel.errors.length, stats: document.getElementById('stats').textContent }));
+    stats.add(s.stats);
+    if (s.ended || s.errors) break;
+    await page.waitForTimeout(250);
+  }
+  const a = await page.evaluate(() => ({ ended: window.reel.ended, errors: window.reel.errors, heights: window.reel.heights,
+    message: document.getElementById('message').hidden ? '' : document.getElementById('message').textContent }));
+  result.a = { ...a, browse, stats: [...stats], licenceRequests: licenceRequests.length };
+
+  // Account B: a plan below the title's lowest rendition.
+  await page.click('#signout');
+  await page.waitForSelector('#auth:not([hidden])');
+  const before = licenceRequests.length;
+  await signUpAndIn('bob@example.com', 'mobile');
+  await page.click(`#titles .title[data-id="${title}"]`);
+  await page.waitForSelector('#detail:not([hidden])');
+  await page.click('#play');
+  await page.waitForFunction(() => !document.getElementById('message').hidden, null, { timeout: 10000 });
+  result.b = await page.evaluate(() => ({ message: document.getElementById('message').textContent, playerShown: !document.getElementById('player').hidden, errors: window.reel.errors }));
+  result.b.licenceRequests = licenceRequests.length - before;
+  result.consoleErrors = console_;
+} catch (e) {
+  result.failure = String(e && e.stack || e);
+} finally {
+  await browser.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result));

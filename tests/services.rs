@@ -1,0 +1,220 @@
+//! The services end to end: a title made by `reel run` (cenc, keys in CPIX), imported with
+//! `reel serve import`, served by `reel serve`, and watched in headless Chromium through the
+//! player page: sign up, sign in, browse, play to the end with keys from the licence server;
+//! a second account whose plan does not allow the title is told so and gets no key. On
+//! SQLite and on PostgreSQL.
+
+mod common;
+#[path = "../services/tests/support/mod.rs"]
+mod support;
+
+use clap::Parser;
+use common::{fixture, node, reel};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LADDER: &str = r#"
+keyframe_interval = 2.0
+[[rung]]
+codec = "h264"
+height = 720
+bitrate = 1200
+[[rung]]
+codec = "h264"
+height = 432
+bitrate = 500
+[audio]
+codec = "aac"
+bitrate = 96
+"#;
+
+/// Encodes, packages and publishes the fixture with `reel run`: (published folder, CPIX).
+fn make_title(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::write(dir.join("ladder.toml"), LADDER).unwrap();
+    let job = format!(
+        r#"
+ladder = "ladder.toml"
+work_dir = "work"
+[title]
+id = "testcard"
+source = "{}"
+name = "Test card"
+[title.metadata]
+genres = ["Documentary"]
+year = 2026
+maturity = "PG"
+description = "An animated test pattern with a tone."
+[packaging]
+segment_duration = 2
+[encryption]
+scheme = "cenc"
+keys = "generate"
+keys_out = "keys.cpix"
+drm = ["clearkey"]
+[destination]
+url = "file://published"
+"#,
+        fixture("mezz_720p25.mp4").display()
+    );
+    std::fs::write(dir.join("job.toml"), job).unwrap();
+    let out = reel(&["run", dir.join("job.toml").to_str().unwrap()]);
+    assert!(out.status.success(), "reel run: {}", String::from_utf8_lossy(&out.stderr));
+    (dir.join("published"), dir.join("keys.cpix"))
+}
+
+const KEK: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+const SECRET: &str = "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a";
+
+fn serve_command(data: &Path, database: Option<&str>) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reel"));
+    c.arg("serve").arg("--data").arg(data);
+    if let Some(url) = database {
+        c.args(["--database-url", url]);
+    }
+    c.env("REEL_KEK", KEK)
+        .env("REEL_TOKEN_SECRET", SECRET)
+        .env("REEL_SHAKA", common::root().join("tests/players/node_modules/shaka-player/dist/shaka-player.compiled.js"));
+    c
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data: &Path, database: Option<&str>, log: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = serve_command(data, database)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "reel serve did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server(child, url)
+}
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    config: reel_services::Config,
+}
+
+/// Licence-audit rows (issued key IDs) and playback sessions of an account.
+fn audit(data: &Path, database: Option<&str>, email: &str) -> (Vec<String>, i64) {
+    let mut args = vec!["x".to_string(), "--data".into(), data.display().to_string(), "--kek".into(), KEK.into(), "--token-secret".into(), SECRET.into()];
+    if let Some(url) = database {
+        args.extend(["--database-url".into(), url.into()]);
+    }
+    let config = Args::parse_from(args).config;
+    let email = email.to_string();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let state = reel_services::AppState::open(&config).await.unwrap();
+        let issued: Vec<(String,)> = sqlx::query_as(
+            "SELECT l.issued FROM licence_audit l JOIN accounts a ON a.id = l.account_id WHERE a.email = $1",
+        )
+        .bind(&email)
+        .fetch_all(&state.db)
+        .await
+        .unwrap();
+        let sessions: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM playback_sessions s JOIN accounts a ON a.id = s.account_id WHERE a.email = $1",
+        )
+        .bind(&email)
+        .fetch_one(&state.db)
+        .await
+        .unwrap();
+        (issued.into_iter().map(|r| r.0).collect(), sessions)
+    })
+}
+
+fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name: &str) {
+    let data = dir.join(format!("data-{name}"));
+    let import = serve_command(&data, database)
+        .args(["import", published.to_str().unwrap(), "--keys", cpix.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "import: {}", String::from_utf8_lossy(&import.stderr));
+    let log = dir.join(format!("serve-{name}.log"));
+    let server = start(&data, database, &log);
+    let (_, results, err) = node("service.mjs", &["--url", &server.1, "--title", "testcard"]);
+    let r: &Value = results.first().unwrap_or_else(|| panic!("no result from service.mjs: {err}"));
+    eprintln!("{name}: {r}");
+    assert!(r.get("failure").is_none(), "{name}: {r}\nserver log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let a = &r["a"];
+    assert_eq!(a["browse"], serde_json::json!(["testcard"]), "{r}");
+    assert_eq!(a["ended"], true, "{name}: account A did not play to the end: {r}");
+    assert_eq!(a["errors"], serde_json::json!([]), "{r}");
+    assert!(a["stats"].as_array().unwrap().iter().any(|s| s.as_str().unwrap().contains("p · ") && s.as_str().unwrap().contains("kb/s")), "the page shows resolution and bitrate: {r}");
+    let b = &r["b"];
+    assert!(b["message"].as_str().unwrap().contains("Mobile plan plays up to 360p"), "{r}");
+    assert_eq!((b["playerShown"].as_bool(), b["licenceRequests"].as_i64()), (Some(false), Some(0)), "{r}");
+
+    // The server's own records: A's keys were issued once; B has no session and no key.
+    let (issued, sessions) = audit(&data, database, "ann@example.com");
+    let granted: Vec<&str> = issued.iter().filter(|k| !k.is_empty()).flat_map(|k| k.split(',')).collect();
+    assert_eq!(sessions, 1, "{issued:?}");
+    // shaka-player asks once per adaptation set's key (video, audio): each key is issued
+    // once, every request the page made was answered, and nothing was refused.
+    let mut distinct = granted.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), granted.len(), "a key issued twice to one session: {issued:?}");
+    assert_eq!(issued.len() as i64, a["licenceRequests"].as_i64().unwrap(), "{issued:?}");
+    assert!(issued.iter().all(|k| !k.is_empty()), "a licence request was refused: {issued:?}");
+    let record: Value = serde_json::from_slice(&std::fs::read(published.join("title.json")).unwrap()).unwrap();
+    let kid_of = |name: &str| -> String {
+        record["renditions"].as_array().unwrap().iter().find(|r| r["name"].as_str().unwrap().starts_with(name)).unwrap()["key_id"]
+            .as_str().unwrap().replace('-', "")
+    };
+    assert!(granted.contains(&kid_of("720p").as_str()) && granted.contains(&kid_of("audio").as_str()), "{issued:?}");
+    let (issued_b, sessions_b) = audit(&data, database, "bob@example.com");
+    assert_eq!((issued_b.len(), sessions_b), (0, 0));
+
+    // Nothing secret in the server's log.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let keys = reel_drm::read_cpix(cpix).unwrap();
+    for k in keys.keys() {
+        let raw = k.key.expose();
+        assert!(!text.contains(&hex::encode(raw)), "a key in the log");
+        use base64::Engine;
+        assert!(!text.contains(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)), "a key in the log");
+    }
+    assert!(!text.contains("$argon2"), "a password hash in the log");
+    assert!(text.lines().all(|l| l.starts_with('{')), "JSON log lines");
+
+    // Graceful shutdown on SIGTERM.
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut server = server;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "reel serve exit: {status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "reel serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn player_page_plays_the_title_through_the_licence_server_on_sqlite_and_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let (published, cpix) = make_title(dir.path());
+    watch(dir.path(), &published, &cpix, None, "sqlite");
+    let pg = support::Postgres::shared();
+    let url = pg.database("reel_e2e");
+    watch(dir.path(), &published, &cpix, Some(&url), "postgres");
+}
