@@ -10,6 +10,7 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   nasm ffmpeg fonts-dejavu-core time chromium
   meson ninja-build clang libclang-dev
+  postgresql
 )
 # Node.js runs the player tests; the machine image may already have a newer one.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

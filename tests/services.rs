@@ -154,6 +154,7 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
     assert!(r.get("failure").is_none(), "{name}: {r}\nserver log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     let a = &r["a"];
     assert_eq!(a["browse"], serde_json::json!(["testcard"]), "{r}");
+    assert_eq!(a["posterWidth"], 480, "the poster frame the pipeline made is shown: {r}");
     assert_eq!(a["ended"], true, "{name}: account A did not play to the end: {r}");
     assert_eq!(a["errors"], serde_json::json!([]), "{r}");
     assert!(a["stats"].as_array().unwrap().iter().any(|s| s.as_str().unwrap().contains("p · ") && s.as_str().unwrap().contains("kb/s")), "the page shows resolution and bitrate: {r}");
@@ -165,20 +166,22 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
     let (issued, sessions) = audit(&data, database, "ann@example.com");
     let granted: Vec<&str> = issued.iter().filter(|k| !k.is_empty()).flat_map(|k| k.split(',')).collect();
     assert_eq!(sessions, 1, "{issued:?}");
-    // shaka-player asks once per adaptation set's key (video, audio): each key is issued
-    // once, every request the page made was answered, and nothing was refused.
-    let mut distinct = granted.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(distinct.len(), granted.len(), "a key issued twice to one session: {issued:?}");
+    // Every request the page made was answered with the session's three keys (audio, SD,
+    // HD on the standard plan), so a switch between SD and HD renditions never waits for a
+    // licence; shaka-player asks once per adaptation set's key ID it starts with.
+    assert!(!issued.is_empty(), "no licence issued");
     assert_eq!(issued.len() as i64, a["licenceRequests"].as_i64().unwrap(), "{issued:?}");
-    assert!(issued.iter().all(|k| !k.is_empty()), "a licence request was refused: {issued:?}");
     let record: Value = serde_json::from_slice(&std::fs::read(published.join("title.json")).unwrap()).unwrap();
-    let kid_of = |name: &str| -> String {
-        record["renditions"].as_array().unwrap().iter().find(|r| r["name"].as_str().unwrap().starts_with(name)).unwrap()["key_id"]
-            .as_str().unwrap().replace('-', "")
-    };
-    assert!(granted.contains(&kid_of("720p").as_str()) && granted.contains(&kid_of("audio").as_str()), "{issued:?}");
+    let mut kids: Vec<String> = record["renditions"].as_array().unwrap().iter()
+        .map(|r| r["key_id"].as_str().unwrap().replace('-', "")).collect();
+    kids.sort();
+    kids.dedup();
+    assert_eq!(kids.len(), 3);
+    for row in &issued {
+        let mut got: Vec<&str> = row.split(',').collect();
+        got.sort();
+        assert_eq!(got, kids.iter().map(String::as_str).collect::<Vec<_>>(), "{issued:?}");
+    }
     let (issued_b, sessions_b) = audit(&data, database, "bob@example.com");
     assert_eq!((issued_b.len(), sessions_b), (0, 0));
 

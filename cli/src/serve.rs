@@ -24,6 +24,9 @@ pub enum ServeAction {
         /// mobile, basic, standard or premium.
         #[arg(long, default_value = "standard")]
         plan: String,
+        /// Succeed without change when the account already exists.
+        #[arg(long)]
+        exists_ok: bool,
     },
 }
 
@@ -74,7 +77,12 @@ pub fn run(config: Config, action: Option<ServeAction>) -> Result<()> {
                     report["keys"]
                 );
             }
-            Some(ServeAction::Account { email, role, plan }) => {
+            Some(ServeAction::Account {
+                email,
+                role,
+                plan,
+                exists_ok,
+            }) => {
                 let password = match std::env::var("REEL_PASSWORD") {
                     Ok(p) => p,
                     Err(_) => {
@@ -88,9 +96,17 @@ pub fn run(config: Config, action: Option<ServeAction>) -> Result<()> {
                 if password.is_empty() {
                     bail!("no password: set REEL_PASSWORD or give it on standard input");
                 }
-                let account =
-                    reel_services::auth::create_account(&state, &email, &password, &role, &plan)
-                        .await?;
+                let account = match reel_services::auth::create_account(
+                    &state, &email, &password, &role, &plan,
+                )
+                .await
+                {
+                    Err(reel_services::ServiceError::Conflict(_)) if exists_ok => {
+                        println!("account {email} already exists");
+                        return Ok(());
+                    }
+                    other => other?,
+                };
                 println!("created {} account {} on the {} plan", role, account["email"].as_str().unwrap_or("?"), plan);
             }
         }

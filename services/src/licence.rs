@@ -63,9 +63,20 @@ async fn licence(
     }
     let ended = stopped != 0 || expires_at <= now;
     let entitled: Vec<&str> = entitled.split(',').filter(|k| !k.is_empty()).collect();
-    let (issued, refused): (Vec<String>, Vec<String>) = requested
+    let (wanted, refused): (Vec<String>, Vec<String>) = requested
         .into_iter()
         .partition(|kid| !ended && entitled.contains(&kid.as_str()));
+    // One licence carries every key the session is entitled to, the requested ones first:
+    // players ask with the key ID of the rendition they start on, and must not stall when
+    // they switch to another rendition of the plan (its key is already in the CDM).
+    let mut issued = wanted;
+    if !issued.is_empty() {
+        for kid in &entitled {
+            if !issued.iter().any(|k| k == kid) {
+                issued.push(kid.to_string());
+            }
+        }
+    }
     let mut keys = Vec::new();
     if !issued.is_empty() {
         let wrapped: Vec<(String, String)> =

@@ -281,6 +281,12 @@ async fn playback_and_licences(h: H) {
     let mut want = vec![(kid_of(&h.t1, TrackClass::Sd), key_of(&h.t1, TrackClass::Sd)), (kid_of(&h.t1, TrackClass::Audio), key_of(&h.t1, TrackClass::Audio))];
     want.sort();
     assert_eq!(got, want);
+    // Asking for the audio key alone brings the SD key too: one licence, every entitled key.
+    let (_, lic, _) = call(&h, "POST", &licence, None, Some(json!({ "kids": [kid_of(&h.t1, TrackClass::Audio)] }))).await;
+    let mut got2: Vec<(String, String)> = lic["keys"].as_array().unwrap().iter().map(|k| (k["kid"].as_str().unwrap().into(), k["k"].as_str().unwrap().into())).collect();
+    got2.sort();
+    assert_eq!(got2, want);
+    assert_eq!(lic["keys"][0]["kid"].as_str(), Some(kid_of(&h.t1, TrackClass::Audio).as_str()), "the requested key first");
     // Only the HD key: refused.
     let (s, v, _) = call(&h, "POST", &licence, None, Some(json!({ "kids": [kid_of(&h.t1, TrackClass::Hd)] }))).await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_entitled")), "{v}");
@@ -334,7 +340,7 @@ async fn playback_and_licences(h: H) {
     // Every licence request is audited with key IDs only.
     let audit: Vec<(String, String)> = sqlx::query_as("SELECT issued, refused FROM licence_audit WHERE session_id = $1")
         .bind(session).fetch_all(&h.state.db).await.unwrap();
-    assert!(audit.len() >= 4, "{audit:?}");
+    assert!(audit.len() >= 5, "{audit:?}");
     let hd_hex = h.t1.keys.for_track(TrackClass::Hd).unwrap().kid.hex();
     assert!(audit.iter().all(|(issued, _)| !issued.contains(&hd_hex)));
     assert!(audit.iter().any(|(_, refused)| refused.contains(&hd_hex)));
@@ -345,7 +351,7 @@ async fn playback_and_licences(h: H) {
 
     let (_, metrics, _) = raw(&h, "10.0.0.1", "GET", "/metrics", None, None, &[]).await;
     let metrics = String::from_utf8(metrics).unwrap();
-    assert!(metrics.contains("reel_licences_issued_total 2"), "{metrics}");
+    assert!(metrics.contains("reel_licences_issued_total 3"), "{metrics}");
     assert!(metrics.contains("reel_playback_starts_total 4"), "{metrics}");
     assert!(metrics.contains("route=\"/v1/licence/{token}\""), "{metrics}");
 }

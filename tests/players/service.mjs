@@ -46,6 +46,9 @@ try {
   await page.goto(base + '/');
   await signUpAndIn('ann@example.com', 'standard');
   const browse = await page.$$eval('#titles .title', (els) => els.map((e) => e.dataset.id));
+  // The poster frame, fetched by the page like any image.
+  await page.waitForFunction((id) => { const i = document.querySelector(`#titles .title[data-id="${id}"] img`); return !i || i.complete; }, title, { timeout: 10000 });
+  const posterWidth = await page.evaluate((id) => { const i = document.querySelector(`#titles .title[data-id="${id}"] img`); return i ? i.naturalWidth : 0; }, title);
   await page.click(`#titles .title[data-id="${title}"]`);
   await page.waitForSelector('#detail:not([hidden])');
   await page.click('#play');
@@ -62,7 +65,7 @@ try {
   }
   const a = await page.evaluate(() => ({ ended: window.reel.ended, errors: window.reel.errors, heights: window.reel.heights,
     message: document.getElementById('message').hidden ? '' : document.getElementById('message').textContent }));
-  result.a = { ...a, browse, stats: [...stats], licenceRequests: licenceRequests.length };
+  result.a = { ...a, browse, posterWidth, stats: [...stats], licenceRequests: licenceRequests.length };
 
   // Account B: a plan below the title's lowest rendition.
   await page.click('#signout');

@@ -16,12 +16,14 @@
 
 mod job;
 mod package;
+mod poster;
 mod record;
 mod run;
 mod state;
 
 pub use job::{AnalysisSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, TitleSpec};
 pub use package::package_files;
+pub use poster::{poster_jpeg, POSTER_FILE};
 pub use record::{Rendition, TitleRecord};
 pub use run::{dry_run, folder_uploads, run, DryRun, Phase, PipelineEvent, RunOptions, RunSummary};
 pub use state::{EncodeRecord, State};
@@ -31,6 +33,8 @@ use std::path::PathBuf;
 /// Errors of a pipeline run; each names the file or step it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    #[error("poster frame: {0}")]
+    Poster(String),
     #[error("{path}: bad job: {detail}")]
     Job { path: PathBuf, detail: String },
     #[error("{path}: {source}")]

@@ -49,6 +49,9 @@ pub struct TitleRecord {
     pub analysis: Option<serde_json::Value>,
     /// When the package was made (seconds since 1970).
     pub packaged_at: u64,
+    /// The poster frame (a JPEG) relative to the title's root, when one could be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster: Option<String>,
 }
 
 pub(crate) fn renditions(

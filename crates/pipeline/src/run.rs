@@ -344,7 +344,18 @@ pub fn run(
             packaged_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            poster: None,
         };
+        // A poster for the catalog; a title without one still publishes.
+        let mut record = record;
+        match crate::poster_jpeg(&source) {
+            Ok(jpeg) => {
+                let path = tmp.join(crate::POSTER_FILE);
+                std::fs::write(&path, jpeg).map_err(io_error(&path))?;
+                record.poster = Some(crate::POSTER_FILE.into());
+            }
+            Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
+        }
         let record_path = tmp.join(TITLE_RECORD);
         std::fs::write(
             &record_path,

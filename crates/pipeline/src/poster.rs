@@ -1,0 +1,82 @@
+//! The poster frame the catalog shows: one picture of the title, a third of the way in,
+//! 480 pixels wide, as a JPEG (`poster.jpg` beside the manifests).
+
+use crate::PipelineError;
+use reel_media::Picture;
+use std::path::Path;
+
+/// Width of the poster, in pixels.
+pub const POSTER_WIDTH: u32 = 480;
+/// Object key of the poster in a published title.
+pub const POSTER_FILE: &str = "poster.jpg";
+
+/// Decodes the picture at 30% of the title and encodes it as a JPEG.
+pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
+    let info = reel_encoder::probe(source)?;
+    let video = info.video().ok_or_else(|| reel_encoder::EncodeError::NoVideo {
+        path: source.to_path_buf(),
+    })?;
+    // Display aspect, square pixels.
+    let par = video.pixel_aspect;
+    let display_w = f64::from(video.width) * par.num as f64 / par.den.max(1) as f64;
+    let height = ((f64::from(POSTER_WIDTH) * f64::from(video.height) / display_w / 2.0).round() as u32 * 2).max(2);
+    let at = (info.duration * 0.3).max(0.0);
+    let mut picture: Option<Picture> = None;
+    reel_encoder::decode_pictures(source, (POSTER_WIDTH, height), &[(at, at + 1.0)], &mut |_, _, p| {
+        picture = Some(p);
+        false
+    })?;
+    let picture = picture.ok_or_else(|| PipelineError::Poster(format!("{}: no picture at {at:.1} s", source.display())))?;
+    let hd = video.height > 576;
+    let rgb = to_rgb(&picture, hd);
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 85)
+        .encode(&rgb, picture.width as u16, picture.height as u16, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| PipelineError::Poster(format!("{}: JPEG: {e}", source.display())))?;
+    Ok(out)
+}
+
+/// Limited-range Y'CbCr 4:2:0 to full-range RGB, BT.709 for HD sources, BT.601 otherwise.
+fn to_rgb(p: &Picture, bt709: bool) -> Vec<u8> {
+    let (kr, kb) = if bt709 { (0.2126, 0.0722) } else { (0.299, 0.114) };
+    let kg = 1.0 - kr - kb;
+    let (w, h) = (p.width as usize, p.height as usize);
+    let cw = w.div_ceil(2);
+    let mut out = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let luma = (f64::from(p.planes[0][y * w + x]) - 16.0) / 219.0;
+            let c = (y / 2) * cw + x / 2;
+            let cb = (f64::from(p.planes[1][c]) - 128.0) / 224.0;
+            let cr = (f64::from(p.planes[2][c]) - 128.0) / 224.0;
+            let r = luma + 2.0 * (1.0 - kr) * cr;
+            let b = luma + 2.0 * (1.0 - kb) * cb;
+            let g = (luma - kr * r - kb * b) / kg;
+            for v in [r, g, b] {
+                out.push((v * 255.0).round().clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_range_grey_and_primaries_convert() {
+        // Mid grey, video levels.
+        let grey = Picture::filled(2, 2, 126, 128);
+        assert!(to_rgb(&grey, true).iter().all(|&v| (v as i32 - 128).abs() <= 1));
+        // Black and white at the range limits.
+        assert!(to_rgb(&Picture::filled(2, 2, 16, 128), true).iter().all(|&v| v == 0));
+        assert!(to_rgb(&Picture::filled(2, 2, 235, 128), false).iter().all(|&v| v == 255));
+        // BT.709 red: Y'=63 Cb=102 Cr=240.
+        let mut red = Picture::filled(2, 2, 63, 128);
+        red.planes[1] = vec![102];
+        red.planes[2] = vec![240];
+        let rgb = to_rgb(&red, true);
+        assert!(rgb[0] >= 250 && rgb[1] <= 5 && rgb[2] <= 5, "{rgb:?}");
+    }
+}
