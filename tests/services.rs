@@ -60,7 +60,11 @@ url = "file://published"
     );
     std::fs::write(dir.join("job.toml"), job).unwrap();
     let out = reel(&["run", dir.join("job.toml").to_str().unwrap()]);
-    assert!(out.status.success(), "reel run: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "reel run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (dir.join("published"), dir.join("keys.cpix"))
 }
 
@@ -73,9 +77,11 @@ fn serve_command(data: &Path, database: Option<&str>) -> Command {
     if let Some(url) = database {
         c.args(["--database-url", url]);
     }
-    c.env("REEL_KEK", KEK)
-        .env("REEL_TOKEN_SECRET", SECRET)
-        .env("REEL_SHAKA", common::root().join("tests/players/node_modules/shaka-player/dist/shaka-player.compiled.js"));
+    c.env("REEL_KEK", KEK).env("REEL_TOKEN_SECRET", SECRET).env(
+        "REEL_SHAKA",
+        common::root()
+            .join("tests/players/node_modules/shaka-player/dist/shaka-player.compiled.js"),
+    );
     c
 }
 
@@ -89,7 +95,11 @@ impl Drop for Server {
 }
 
 fn start(data: &Path, database: Option<&str>, log: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = serve_command(data, database)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
@@ -99,7 +109,11 @@ fn start(data: &Path, database: Option<&str>, log: &Path) -> Server {
     let url = format!("http://127.0.0.1:{port}");
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "reel serve did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "reel serve did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Server(child, url)
@@ -113,7 +127,15 @@ struct Args {
 
 /// Licence-audit rows (issued key IDs) and playback sessions of an account.
 fn audit(data: &Path, database: Option<&str>, email: &str) -> (Vec<String>, i64) {
-    let mut args = vec!["x".to_string(), "--data".into(), data.display().to_string(), "--kek".into(), KEK.into(), "--token-secret".into(), SECRET.into()];
+    let mut args = vec![
+        "x".to_string(),
+        "--data".into(),
+        data.display().to_string(),
+        "--kek".into(),
+        KEK.into(),
+        "--token-secret".into(),
+        SECRET.into(),
+    ];
     if let Some(url) = database {
         args.extend(["--database-url".into(), url.into()]);
     }
@@ -142,45 +164,95 @@ fn audit(data: &Path, database: Option<&str>, email: &str) -> (Vec<String>, i64)
 fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name: &str) {
     let data = dir.join(format!("data-{name}"));
     let import = serve_command(&data, database)
-        .args(["import", published.to_str().unwrap(), "--keys", cpix.to_str().unwrap()])
+        .args([
+            "import",
+            published.to_str().unwrap(),
+            "--keys",
+            cpix.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(import.status.success(), "import: {}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        import.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     let log = dir.join(format!("serve-{name}.log"));
     let server = start(&data, database, &log);
     let (_, results, err) = node("service.mjs", &["--url", &server.1, "--title", "testcard"]);
-    let r: &Value = results.first().unwrap_or_else(|| panic!("no result from service.mjs: {err}"));
+    let r: &Value = results
+        .first()
+        .unwrap_or_else(|| panic!("no result from service.mjs: {err}"));
     eprintln!("{name}: {r}");
-    assert!(r.get("failure").is_none(), "{name}: {r}\nserver log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        r.get("failure").is_none(),
+        "{name}: {r}\nserver log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let a = &r["a"];
     assert_eq!(a["browse"], serde_json::json!(["testcard"]), "{r}");
-    assert_eq!(a["posterWidth"], 480, "the poster frame the pipeline made is shown: {r}");
-    assert_eq!(a["ended"], true, "{name}: account A did not play to the end: {r}");
+    assert_eq!(
+        a["posterWidth"], 480,
+        "the poster frame the pipeline made is shown: {r}"
+    );
+    assert_eq!(
+        a["ended"], true,
+        "{name}: account A did not play to the end: {r}"
+    );
     assert_eq!(a["errors"], serde_json::json!([]), "{r}");
-    assert!(a["stats"].as_array().unwrap().iter().any(|s| s.as_str().unwrap().contains("p · ") && s.as_str().unwrap().contains("kb/s")), "the page shows resolution and bitrate: {r}");
+    assert!(
+        a["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("p · ") && s.as_str().unwrap().contains("kb/s")),
+        "the page shows resolution and bitrate: {r}"
+    );
     let b = &r["b"];
-    assert!(b["message"].as_str().unwrap().contains("Mobile plan plays up to 360p"), "{r}");
-    assert_eq!((b["playerShown"].as_bool(), b["licenceRequests"].as_i64()), (Some(false), Some(0)), "{r}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("Mobile plan plays up to 360p"),
+        "{r}"
+    );
+    assert_eq!(
+        (b["playerShown"].as_bool(), b["licenceRequests"].as_i64()),
+        (Some(false), Some(0)),
+        "{r}"
+    );
 
     // The server's own records: A's keys were issued once; B has no session and no key.
     let (issued, sessions) = audit(&data, database, "ann@example.com");
-    let granted: Vec<&str> = issued.iter().filter(|k| !k.is_empty()).flat_map(|k| k.split(',')).collect();
     assert_eq!(sessions, 1, "{issued:?}");
     // Every request the page made was answered with the session's three keys (audio, SD,
     // HD on the standard plan), so a switch between SD and HD renditions never waits for a
     // licence; shaka-player asks once per adaptation set's key ID it starts with.
     assert!(!issued.is_empty(), "no licence issued");
-    assert_eq!(issued.len() as i64, a["licenceRequests"].as_i64().unwrap(), "{issued:?}");
-    let record: Value = serde_json::from_slice(&std::fs::read(published.join("title.json")).unwrap()).unwrap();
-    let mut kids: Vec<String> = record["renditions"].as_array().unwrap().iter()
-        .map(|r| r["key_id"].as_str().unwrap().replace('-', "")).collect();
+    assert_eq!(
+        issued.len() as i64,
+        a["licenceRequests"].as_i64().unwrap(),
+        "{issued:?}"
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(published.join("title.json")).unwrap()).unwrap();
+    let mut kids: Vec<String> = record["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key_id"].as_str().unwrap().replace('-', ""))
+        .collect();
     kids.sort();
     kids.dedup();
     assert_eq!(kids.len(), 3);
     for row in &issued {
         let mut got: Vec<&str> = row.split(',').collect();
         got.sort();
-        assert_eq!(got, kids.iter().map(String::as_str).collect::<Vec<_>>(), "{issued:?}");
+        assert_eq!(
+            got,
+            kids.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{issued:?}"
+        );
     }
     let (issued_b, sessions_b) = audit(&data, database, "bob@example.com");
     assert_eq!((issued_b.len(), sessions_b), (0, 0));
@@ -192,14 +264,21 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
         let raw = k.key.expose();
         assert!(!text.contains(&hex::encode(raw)), "a key in the log");
         use base64::Engine;
-        assert!(!text.contains(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)), "a key in the log");
+        assert!(
+            !text.contains(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)),
+            "a key in the log"
+        );
     }
     assert!(!text.contains("$argon2"), "a password hash in the log");
     assert!(text.lines().all(|l| l.starts_with('{')), "JSON log lines");
 
     // Graceful shutdown on SIGTERM.
     let pid = server.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let mut server = server;
     let start = Instant::now();
     loop {
@@ -207,7 +286,10 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
             assert!(status.success(), "reel serve exit: {status}");
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "reel serve did not stop on SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "reel serve did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

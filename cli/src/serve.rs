@@ -63,7 +63,10 @@ pub fn run(config: Config, action: Option<ServeAction>) -> Result<()> {
                     ),
                     None => None,
                 };
-                let origin = keys.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                let origin = keys
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 let report = reel_services::catalog::import_title(
                     &state,
                     &url,
@@ -107,10 +110,14 @@ pub fn run(config: Config, action: Option<ServeAction>) -> Result<()> {
                     }
                     other => other?,
                 };
-                println!("created {} account {} on the {} plan", role, account["email"].as_str().unwrap_or("?"), plan);
+                println!(
+                    "created {} account {} on the {} plan",
+                    role,
+                    account["email"].as_str().unwrap_or("?"),
+                    plan
+                );
             }
         }
         Ok(())
     })
 }
-

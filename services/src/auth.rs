@@ -40,7 +40,11 @@ pub fn hash_password(password: &str) -> Result<String> {
 
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -115,7 +119,11 @@ impl FromRequestParts<AppState> for ClientAddress {
     }
 }
 
-fn client_address(headers: &axum::http::HeaderMap, connect: Option<SocketAddr>, trust: bool) -> String {
+fn client_address(
+    headers: &axum::http::HeaderMap,
+    connect: Option<SocketAddr>,
+    trust: bool,
+) -> String {
     if trust {
         if let Some(first) = headers
             .get("x-forwarded-for")
@@ -339,19 +347,19 @@ async fn refresh(
         return Err(ServiceError::Unauthorized);
     }
     // Rotate: only one request can take the token.
-    let taken = sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = $1 AND revoked = 0")
-        .bind(&hash)
-        .execute(&state.db)
-        .await?;
+    let taken =
+        sqlx::query("UPDATE refresh_tokens SET revoked = 1 WHERE token_hash = $1 AND revoked = 0")
+            .bind(&hash)
+            .execute(&state.db)
+            .await?;
     if taken.rows_affected() != 1 {
         return Err(ServiceError::Unauthorized);
     }
-    let account: Option<(String, String, String, String, i64)> = sqlx::query_as(
-        "SELECT id, email, role, plan_id, max_age FROM accounts WHERE id = $1",
-    )
-    .bind(&account_id)
-    .fetch_optional(&state.db)
-    .await?;
+    let account: Option<(String, String, String, String, i64)> =
+        sqlx::query_as("SELECT id, email, role, plan_id, max_age FROM accounts WHERE id = $1")
+            .bind(&account_id)
+            .fetch_optional(&state.db)
+            .await?;
     let account = account.ok_or(ServiceError::Unauthorized)?;
     Ok(Json(issue_tokens(&state, account, Some(family)).await?))
 }

@@ -86,7 +86,11 @@ fn text_meta(meta: &BTreeMap<String, Value>, key: &str) -> Option<String> {
 /// Registers (or refreshes) a published title: reads `title.json` from the store at `url`,
 /// checks that `cpix` (when the title is encrypted) holds a key for every key ID, wraps the
 /// keys under the KEK and stores both. Errors name the URL and the problem, never a key.
-pub async fn import_title(state: &AppState, url: &str, cpix: Option<(&str, &str)>) -> Result<Value> {
+pub async fn import_title(
+    state: &AppState,
+    url: &str,
+    cpix: Option<(&str, &str)>,
+) -> Result<Value> {
     let mut root = url
         .trim_end_matches('/')
         .trim_end_matches("/title.json")
@@ -135,7 +139,11 @@ pub async fn import_title(state: &AppState, url: &str, cpix: Option<(&str, &str)
         .metadata
         .get("genres")
         .and_then(|g| g.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let year = record.metadata.get("year").and_then(|v| v.as_i64());
     let name = record.name.clone().unwrap_or_else(|| record.id.clone());
@@ -157,7 +165,9 @@ pub async fn import_title(state: &AppState, url: &str, cpix: Option<(&str, &str)
         .collect();
     if record.encryption.is_some() || !kids.is_empty() {
         let Some((text, origin)) = cpix else {
-            return Err(err("the title is encrypted: give its keys (a CPIX document)".into()));
+            return Err(err(
+                "the title is encrypted: give its keys (a CPIX document)".into(),
+            ));
         };
         let keys = reel_drm::parse_cpix_document(text, origin)
             .map_err(|e| ServiceError::Import(e.to_string()))?;
@@ -227,6 +237,7 @@ pub async fn import_title(state: &AppState, url: &str, cpix: Option<(&str, &str)
         .await?;
     }
     tx.commit().await?;
+    forget_title(state, &record.id);
     tracing::info!(title = %record.id, keys = wrapped.len(), "title imported");
     Ok(json!({
         "id": record.id, "name": name, "renditions": record.renditions.len(),
@@ -256,7 +267,8 @@ pub struct TitleRow {
     pub poster: Option<String>,
 }
 
-pub const TITLE_COLUMNS: &str = "id, name, description, genres, year, maturity, min_age, duration_ms, \
+pub const TITLE_COLUMNS: &str =
+    "id, name, description, genres, year, maturity, min_age, duration_ms, \
     min_height, max_height, available_from, available_until, hidden, source, dash, hls, poster";
 
 impl TitleRow {
@@ -291,6 +303,65 @@ pub async fn load_title(state: &AppState, id: &str) -> Result<Option<TitleRow>> 
             .fetch_optional(&state.db)
             .await?,
     )
+}
+
+/// What the hot paths (playback, licences, origin) need of a title, held in memory for a few
+/// seconds: the row, the parsed record and the wrapped keys. Imports and admin edits drop the
+/// entry at once; other instances see a change within [`TITLE_CACHE_TTL`].
+#[derive(Debug)]
+pub struct CachedTitle {
+    pub row: TitleRow,
+    pub record: PublishedTitle,
+    /// (key ID hex, wrapped key).
+    pub keys: Vec<(String, String)>,
+}
+
+pub const TITLE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The title from the cache, or from the database (then cached).
+pub async fn cached_title(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<std::sync::Arc<CachedTitle>>> {
+    {
+        let cache = state.titles.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, t)) = cache.get(id) {
+            if at.elapsed() < TITLE_CACHE_TTL {
+                return Ok(Some(t.clone()));
+            }
+        }
+    }
+    let Some(row) = load_title(state, id).await? else {
+        return Ok(None);
+    };
+    let record: Option<(String,)> = sqlx::query_as("SELECT record FROM titles WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?;
+    let record: PublishedTitle = record
+        .and_then(|(r,)| serde_json::from_str(&r).ok())
+        .ok_or_else(|| ServiceError::Internal(format!("title {id}: unreadable record")))?;
+    let keys: Vec<(String, String)> =
+        sqlx::query_as("SELECT kid, wrapped_key FROM title_keys WHERE title_id = $1")
+            .bind(id)
+            .fetch_all(&state.db)
+            .await?;
+    let t = std::sync::Arc::new(CachedTitle { row, record, keys });
+    let mut cache = state.titles.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() > 10_000 {
+        cache.retain(|_, (at, _)| at.elapsed() < TITLE_CACHE_TTL);
+    }
+    cache.insert(id.to_string(), (std::time::Instant::now(), t.clone()));
+    Ok(Some(t))
+}
+
+/// Drops a title from the cache (after an import or an edit).
+pub fn forget_title(state: &AppState, id: &str) {
+    state
+        .titles
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
 }
 
 /// What a viewer may see of the catalog: visible, available now, within their maturity.
@@ -404,7 +475,9 @@ async fn one(
     Viewer(viewer): Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    let t = load_title(&state, &id).await?.ok_or(ServiceError::NotFound)?;
+    let t = load_title(&state, &id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
     if !visible_to(&t, &viewer, now_ms()) {
         return Err(ServiceError::NotFound);
     }
@@ -419,7 +492,9 @@ async fn similar(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let now = now_ms();
-    let seed = load_title(&state, &id).await?.ok_or(ServiceError::NotFound)?;
+    let seed = load_title(&state, &id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
     if !visible_to(&seed, &viewer, now) {
         return Err(ServiceError::NotFound);
     }
@@ -445,19 +520,26 @@ async fn similar(
             a.intersection(b).count() as f64 / union as f64
         }
     };
-    let seed_genres: HashSet<String> = seed.genres().into_iter().map(|g| g.to_lowercase()).collect();
+    let seed_genres: HashSet<String> = seed
+        .genres()
+        .into_iter()
+        .map(|g| g.to_lowercase())
+        .collect();
     let seed_words = words(&seed);
     let mut scored: Vec<(f64, &TitleRow)> = all
         .iter()
         .filter(|t| visible_to(t, &viewer, now))
         .map(|t| {
-            let genres: HashSet<String> = t.genres().into_iter().map(|g| g.to_lowercase()).collect();
+            let genres: HashSet<String> =
+                t.genres().into_iter().map(|g| g.to_lowercase()).collect();
             let year = match (seed.year, t.year) {
                 (Some(a), Some(b)) => 1.0 / (1.0 + (a - b).abs() as f64 / 5.0),
                 _ => 0.0,
             };
             (
-                0.6 * jaccard(&seed_genres, &genres) + 0.3 * jaccard(&seed_words, &words(t)) + 0.1 * year,
+                0.6 * jaccard(&seed_genres, &genres)
+                    + 0.3 * jaccard(&seed_words, &words(t))
+                    + 0.1 * year,
                 t,
             )
         })
@@ -475,7 +557,9 @@ async fn similar(
 
 /// The poster frame: public (an `<img>` cannot send a token), only for visible titles.
 async fn poster(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let t = load_title(&state, &id).await?.ok_or(ServiceError::NotFound)?;
+    let t = load_title(&state, &id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
     let key = match (&t.poster, t.hidden) {
         (Some(k), 0) => k.clone(),
         _ => return Err(ServiceError::NotFound),
@@ -510,7 +594,9 @@ async fn continue_watching(
     .await?;
     let mut out = Vec::new();
     for (title_id, position, updated) in rows {
-        let Some(t) = load_title(&state, &title_id).await? else { continue };
+        let Some(t) = load_title(&state, &title_id).await? else {
+            continue;
+        };
         // Started, not finished (the last 5% counts as finished).
         if !visible_to(&t, &viewer, now) || position <= 0 || position * 100 >= t.duration_ms * 95 {
             continue;
@@ -536,12 +622,18 @@ async fn admin_import(
     Admin(admin): Admin,
     Json(body): Json<ImportRequest>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let report = import_title(&state, &body.url, body.cpix.as_deref().map(|c| (c, "the request's CPIX document")))
-        .await
-        .map_err(|e| match e {
-            ServiceError::Import(m) => ServiceError::BadRequest(m),
-            other => other,
-        })?;
+    let report = import_title(
+        &state,
+        &body.url,
+        body.cpix
+            .as_deref()
+            .map(|c| (c, "the request's CPIX document")),
+    )
+    .await
+    .map_err(|e| match e {
+        ServiceError::Import(m) => ServiceError::BadRequest(m),
+        other => other,
+    })?;
     tracing::info!(admin = %admin.sub, title = %report["id"], "admin imported a title");
     Ok((StatusCode::CREATED, Json(report)))
 }
@@ -575,8 +667,14 @@ async fn admin_update(
     Path(id): Path<String>,
     Json(u): Json<TitleUpdate>,
 ) -> Result<Json<Value>> {
-    let mut t = load_title(&state, &id).await?.ok_or(ServiceError::NotFound)?;
-    for (field, text) in [("name", u.name.as_deref()), ("description", u.description.as_deref()), ("maturity", u.maturity.as_deref())] {
+    let mut t = load_title(&state, &id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    for (field, text) in [
+        ("name", u.name.as_deref()),
+        ("description", u.description.as_deref()),
+        ("maturity", u.maturity.as_deref()),
+    ] {
         if let Some(text) = text {
             crate::util::plain_text(field, text)?;
         }
@@ -592,13 +690,17 @@ async fn admin_update(
     }
     if let Some(d) = u.description {
         if d.len() > 10_000 {
-            return Err(ServiceError::BadRequest("description: at most 10000 bytes".into()));
+            return Err(ServiceError::BadRequest(
+                "description: at most 10000 bytes".into(),
+            ));
         }
         t.description = d;
     }
     if let Some(g) = u.genres {
         if g.len() > 20 || g.iter().any(|g| g.is_empty() || g.len() > 100) {
-            return Err(ServiceError::BadRequest("genres: at most 20, each 1-100 bytes".into()));
+            return Err(ServiceError::BadRequest(
+                "genres: at most 20, each 1-100 bytes".into(),
+            ));
         }
         t.genres = serde_json::to_string(&g).unwrap_or_else(|_| "[]".into());
     }
@@ -649,6 +751,7 @@ async fn admin_update(
     .bind(now_ms())
     .execute(&state.db)
     .await?;
+    forget_title(&state, &t.id);
     tracing::info!(admin = %admin.sub, title = %t.id, "admin updated a title");
     Ok(Json(t.json()))
 }

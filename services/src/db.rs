@@ -53,4 +53,3 @@ pub async fn connect(url: &str) -> Result<Db> {
         .map_err(|e| ServiceError::Import(format!("database migration failed: {e}")))?;
     Ok(pool)
 }
-

@@ -74,7 +74,10 @@ impl IntoResponse for ServiceError {
         } else {
             self.to_string()
         };
-        let mut response = (status, axum::Json(json!({ "error": code, "message": message })))
+        let mut response = (
+            status,
+            axum::Json(json!({ "error": code, "message": message })),
+        )
             .into_response();
         match self {
             ServiceError::RateLimited { retry_after } => {

@@ -31,7 +31,13 @@ impl Kek {
         let aad = Self::aad(title, kid);
         let sealed = self
             .0
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: key,
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption of 16 bytes cannot fail");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
@@ -47,7 +53,13 @@ impl Kek {
         let aad = Self::aad(title, kid);
         let key = self
             .0
-            .decrypt(Nonce::from_slice(&raw[..12]), Payload { msg: &raw[12..], aad: &aad })
+            .decrypt(
+                Nonce::from_slice(&raw[..12]),
+                Payload {
+                    msg: &raw[12..],
+                    aad: &aad,
+                },
+            )
             .ok()?;
         key.try_into().ok()
     }

@@ -103,9 +103,9 @@ pub struct Config {
 impl Config {
     /// The database URL: the configured one, else SQLite in the data folder.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data.join("reel.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data.join("reel.db").display()))
     }
 
     pub fn s3_options(&self) -> reel_publish::S3Options {
@@ -149,6 +149,11 @@ pub struct Inner {
     pub dummy_hash: String,
     pub metrics: ops::Metrics,
     pub stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    /// Titles for the hot paths (see [`catalog::cached_title`]).
+    pub titles: Mutex<HashMap<String, (std::time::Instant, Arc<catalog::CachedTitle>)>>,
+    /// On SQLite, one writer at a time, queued here in order instead of in SQLite's busy
+    /// handler (which sleeps 1-100 ms between retries and made the latency tail).
+    pub write_gate: tokio::sync::Mutex<()>,
     /// Serialises playback authorisations per account (stream-limit check, then insert).
     pub account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -160,18 +165,15 @@ impl std::ops::Deref for AppState {
     }
 }
 
-fn secret_from(
-    given: Option<&str>,
-    data: &Path,
-    file: &str,
-    what: &str,
-) -> Result<[u8; 32]> {
+fn secret_from(given: Option<&str>, data: &Path, file: &str, what: &str) -> Result<[u8; 32]> {
     let parse = |text: &str, origin: &str| -> Result<[u8; 32]> {
         let bytes = hex::decode(text.trim()).map_err(|_| {
             ServiceError::Import(format!("{what} from {origin}: expected 64 hex digits"))
         })?;
         bytes.try_into().map_err(|_| {
-            ServiceError::Import(format!("{what} from {origin}: expected 64 hex digits (32 bytes)"))
+            ServiceError::Import(format!(
+                "{what} from {origin}: expected 64 hex digits (32 bytes)"
+            ))
         })
     };
     if let Some(text) = given {
@@ -188,7 +190,10 @@ fn secret_from(
             tracing::warn!(file = %path.display(), "generated a new {what}; keep this file safe");
             Ok(bytes)
         }
-        Err(e) => Err(ServiceError::Import(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(ServiceError::Import(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -206,6 +211,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl AppState {
+    /// Holds the SQLite write gate (nothing on PostgreSQL, which has row locks).
+    pub async fn writing(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if self.sqlite {
+            Some(self.write_gate.lock().await)
+        } else {
+            None
+        }
+    }
+
     /// Opens the database (running migrations) and loads secrets and plans.
     pub async fn open(config: &Config) -> Result<AppState> {
         std::fs::create_dir_all(&config.data).map_err(|e| {
@@ -259,6 +273,8 @@ impl AppState {
             dummy_hash,
             metrics: ops::Metrics::new(),
             stores: Mutex::new(HashMap::new()),
+            titles: Mutex::new(HashMap::new()),
+            write_gate: tokio::sync::Mutex::new(()),
             account_locks: Mutex::new(HashMap::new()),
         })))
     }
@@ -327,8 +343,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         {
             s.recv().await;
         }

@@ -37,16 +37,17 @@ async fn licence(
         .verify_playback(&token, now)
         .ok_or(ServiceError::Unauthorized)?;
     // Players send the request as JSON in an ArrayBuffer, whatever the content type.
-    let request: LicenceRequest = serde_json::from_slice(&body)
-        .map_err(|_| ServiceError::BadRequest("expected a ClearKey licence request {\"kids\": [...]}".into()))?;
+    let request: LicenceRequest = serde_json::from_slice(&body).map_err(|_| {
+        ServiceError::BadRequest("expected a ClearKey licence request {\"kids\": [...]}".into())
+    })?;
     if request.kids.is_empty() || request.kids.len() > 32 {
         return Err(ServiceError::BadRequest("kids: 1 to 32 key IDs".into()));
     }
     let mut requested = Vec::new();
     for kid in &request.kids {
-        let bytes = unb64(kid)
-            .filter(|b| b.len() == 16)
-            .ok_or_else(|| ServiceError::BadRequest("kids: each a base64url 16-byte key ID".into()))?;
+        let bytes = unb64(kid).filter(|b| b.len() == 16).ok_or_else(|| {
+            ServiceError::BadRequest("kids: each a base64url 16-byte key ID".into())
+        })?;
         requested.push(hex::encode(bytes));
     }
     let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
@@ -79,16 +80,16 @@ async fn licence(
     }
     let mut keys = Vec::new();
     if !issued.is_empty() {
-        let wrapped: Vec<(String, String)> =
-            sqlx::query_as("SELECT kid, wrapped_key FROM title_keys WHERE title_id = $1")
-                .bind(&title)
-                .fetch_all(&state.db)
-                .await?;
+        let cached = crate::catalog::cached_title(&state, &title)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Internal(format!("title {title} of a live session is gone"))
+            })?;
+        let wrapped = &cached.keys;
         for kid in &issued {
-            let w = wrapped
-                .iter()
-                .find(|(k, _)| k == kid)
-                .ok_or_else(|| ServiceError::Internal(format!("title {title}: no stored key for key ID {kid}")))?;
+            let w = wrapped.iter().find(|(k, _)| k == kid).ok_or_else(|| {
+                ServiceError::Internal(format!("title {title}: no stored key for key ID {kid}"))
+            })?;
             let key = state.kek.unwrap(&title, kid, &w.1).ok_or_else(|| {
                 ServiceError::Internal(format!(
                     "title {title}: key ID {kid} does not unwrap under the configured KEK"
@@ -101,6 +102,7 @@ async fn licence(
             }));
         }
     }
+    let gate = state.writing().await;
     sqlx::query(
         "INSERT INTO licence_audit (id, session_id, account_id, title_id, issued, refused, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -114,6 +116,7 @@ async fn licence(
     .bind(now)
     .execute(&state.db)
     .await?;
+    drop(gate);
     tracing::info!(session = %claims.sid, title = %title, issued = ?issued, refused = ?refused, "licence");
     if ended {
         return Err(ServiceError::forbidden(

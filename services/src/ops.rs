@@ -34,22 +34,30 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("reel_http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "reel_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new("reel_http_request_duration_seconds", "HTTP request latency by route")
-                .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]),
+            HistogramOpts::new(
+                "reel_http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
             &["route"],
         )
         .expect("valid metric");
         let licences_issued =
-            IntCounter::new("reel_licences_issued_total", "ClearKey licences issued").expect("valid metric");
+            IntCounter::new("reel_licences_issued_total", "ClearKey licences issued")
+                .expect("valid metric");
         let playback_starts =
-            IntCounter::new("reel_playback_starts_total", "Playback sessions authorised").expect("valid metric");
+            IntCounter::new("reel_playback_starts_total", "Playback sessions authorised")
+                .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -85,7 +93,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.db).await {
+    match sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(&state.db)
+        .await
+    {
         Ok(_) => "ready".into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database");
@@ -110,7 +121,10 @@ async fn openapi() -> Response {
 }
 
 fn valid_request_id(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Gives each request an id (kept from `x-request-id` when the caller sent a sane one),

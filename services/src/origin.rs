@@ -13,7 +13,6 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use reel_publish::Destination;
-use std::path::PathBuf;
 use tower_http::cors::{Any, CorsLayer};
 
 pub fn router() -> Router<AppState> {
@@ -24,7 +23,11 @@ pub fn router() -> Router<AppState> {
                 .allow_origin(Any)
                 .allow_methods([Method::GET, Method::HEAD])
                 .allow_headers([header::RANGE])
-                .expose_headers([header::CONTENT_RANGE, header::CONTENT_LENGTH, header::ACCEPT_RANGES]),
+                .expose_headers([
+                    header::CONTENT_RANGE,
+                    header::CONTENT_LENGTH,
+                    header::ACCEPT_RANGES,
+                ]),
         )
 }
 
@@ -38,16 +41,22 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>> {
         return Ok(None);
     }
     let unsatisfiable = ServiceError::RangeNotSatisfiable { size };
-    let (a, b) = spec.split_once('-').ok_or(ServiceError::RangeNotSatisfiable { size })?;
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or(ServiceError::RangeNotSatisfiable { size })?;
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ServiceError::RangeNotSatisfiable { size })?;
+        let n: u64 = b
+            .parse()
+            .map_err(|_| ServiceError::RangeNotSatisfiable { size })?;
         if n == 0 || size == 0 {
             return Err(unsatisfiable);
         }
         (size.saturating_sub(n), size - 1)
     } else {
-        let start: u64 = a.parse().map_err(|_| ServiceError::RangeNotSatisfiable { size })?;
+        let start: u64 = a
+            .parse()
+            .map_err(|_| ServiceError::RangeNotSatisfiable { size })?;
         let end: u64 = if b.is_empty() {
             size.saturating_sub(1)
         } else {
@@ -73,15 +82,38 @@ fn cache_control(key: &str) -> &'static str {
     }
 }
 
-async fn title_source(state: &AppState, title: &str) -> Result<String> {
-    let row: Option<(String, i64)> = sqlx::query_as("SELECT source, hidden FROM titles WHERE id = $1")
-        .bind(title)
-        .fetch_optional(&state.db)
-        .await?;
-    match row {
-        Some((source, 0)) => Ok(source),
-        _ => Err(ServiceError::NotFound),
+/// Reads `key` (or the `range` of it) under `root`, refusing anything whose real path leaves
+/// the root. One blocking task does every file-system step.
+/// The bytes read, the object's size and the range served (`None`: all of it).
+type Read = (Vec<u8>, u64, Option<(u64, u64)>);
+
+fn read_local(root: &std::path::Path, key: &str, range: Option<&str>) -> Result<Read> {
+    use std::io::{Read, Seek};
+    let root = std::fs::canonicalize(root).map_err(|_| ServiceError::NotFound)?;
+    let resolved = std::fs::canonicalize(root.join(key)).map_err(|_| ServiceError::NotFound)?;
+    if !resolved.starts_with(&root) {
+        return Err(ServiceError::NotFound);
     }
+    let mut file = std::fs::File::open(&resolved).map_err(|_| ServiceError::NotFound)?;
+    let meta = file.metadata().map_err(|_| ServiceError::NotFound)?;
+    if !meta.is_file() {
+        return Err(ServiceError::NotFound);
+    }
+    let size = meta.len();
+    let range = match range {
+        Some(v) => parse_range(v, size)?,
+        None => None,
+    };
+    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .map_err(|e| ServiceError::Internal(format!("{}: {e}", resolved.display())))?;
+    }
+    let mut buf = vec![0u8; length as usize];
+    file.read_exact(&mut buf)
+        .map_err(|e| ServiceError::Internal(format!("{}: {e}", resolved.display())))?;
+    Ok((buf, size, range))
 }
 
 async fn serve_object(
@@ -98,85 +130,67 @@ async fn serve_object(
     if reel_publish::check_key(&key).is_err() || key.split('/').any(|c| c.starts_with('.')) {
         return Err(ServiceError::NotFound);
     }
-    let source = title_source(&state, &claims.title).await?;
-    let bytes: Vec<u8>;
-    let body_from_file: Option<(PathBuf, u64)>;
-    match Destination::parse(&source) {
+    let title = crate::catalog::cached_title(&state, &claims.title)
+        .await?
+        .filter(|t| t.row.hidden == 0)
+        .ok_or(ServiceError::NotFound)?;
+    let source = title.row.source.clone();
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (body, size, range) = match Destination::parse(&source) {
         Ok(Destination::Folder(root)) => {
-            let path = root.join(&key);
-            let resolved = tokio::fs::canonicalize(&path)
+            let k = key.clone();
+            tokio::task::spawn_blocking(move || read_local(&root, &k, range_header.as_deref()))
                 .await
-                .map_err(|_| ServiceError::NotFound)?;
-            let root = tokio::fs::canonicalize(&root)
-                .await
-                .map_err(|_| ServiceError::NotFound)?;
-            if !resolved.starts_with(&root) {
-                return Err(ServiceError::NotFound);
-            }
-            let meta = tokio::fs::metadata(&resolved)
-                .await
-                .map_err(|_| ServiceError::NotFound)?;
-            if !meta.is_file() {
-                return Err(ServiceError::NotFound);
-            }
-            body_from_file = Some((resolved, meta.len()));
-            bytes = Vec::new();
+                .map_err(|e| ServiceError::Internal(e.to_string()))??
         }
         _ => {
             let store = state.store(&source)?;
             let k = key.clone();
-            bytes = tokio::task::spawn_blocking(move || store.get(&k))
+            let bytes = tokio::task::spawn_blocking(move || store.get(&k))
                 .await
                 .map_err(|e| ServiceError::Internal(e.to_string()))?
                 .map_err(|e| ServiceError::Internal(e.to_string()))?
                 .ok_or(ServiceError::NotFound)?;
-            body_from_file = None;
+            let size = bytes.len() as u64;
+            let range = match range_header.as_deref() {
+                Some(v) => parse_range(v, size)?,
+                None => None,
+            };
+            let body = match range {
+                Some((a, b)) => bytes[a as usize..=b as usize].to_vec(),
+                None => bytes,
+            };
+            (body, size, range)
         }
-    }
-    let size = body_from_file.as_ref().map_or(bytes.len() as u64, |f| f.1);
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(v) => parse_range(v, size)?,
-        None => None,
     };
-    let (status, start, end) = match range {
-        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
-        None => (StatusCode::OK, 0, size.saturating_sub(1)),
-    };
-    let length = if size == 0 { 0 } else { end - start + 1 };
     let audio = key.split('/').next().is_some_and(|d| d.contains("audio"));
     let mut response = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, reel_publish::content_type_for(&key, audio))
+        .status(if range.is_some() {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
+        .header(
+            header::CONTENT_TYPE,
+            reel_publish::content_type_for(&key, audio),
+        )
         .header(header::CACHE_CONTROL, cache_control(&key))
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_LENGTH, length);
-    if status == StatusCode::PARTIAL_CONTENT {
+        .header(header::CONTENT_LENGTH, body.len());
+    if let Some((start, end)) = range {
         response = response.header(
             header::CONTENT_RANGE,
             HeaderValue::from_str(&format!("bytes {start}-{end}/{size}"))
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
         );
     }
-    let body = if method == Method::HEAD || length == 0 {
+    let body = if method == Method::HEAD {
         Body::empty()
-    } else if let Some((path, _)) = body_from_file {
-        // Segments are a few hundred KiB to a few MiB: read the range and send it.
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let mut f = tokio::fs::File::open(&path)
-            .await
-            .map_err(|_| ServiceError::NotFound)?;
-        if start > 0 {
-            f.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        }
-        let mut buf = vec![0u8; length as usize];
-        f.read_exact(&mut buf)
-            .await
-            .map_err(|e| ServiceError::Internal(format!("{}: {e}", path.display())))?;
-        Body::from(buf)
     } else {
-        Body::from(bytes[start as usize..=end as usize].to_vec())
+        Body::from(body)
     };
     response
         .body(body)

@@ -3,7 +3,7 @@
 //! heartbeats, stop, and playback events kept for later analysis.
 
 use crate::auth::Viewer;
-use crate::catalog::{load_title, PublishedTitle};
+use crate::catalog::{cached_title, PublishedTitle};
 use crate::error::{Result, ServiceError};
 use crate::tokens::PlaybackClaims;
 use crate::util::{now_ms, random_id};
@@ -35,7 +35,10 @@ pub struct AuthoriseRequest {
 pub const HEARTBEAT_INTERVAL: u64 = 30;
 
 fn account_lock(state: &AppState, account: &str) -> Arc<tokio::sync::Mutex<()>> {
-    let mut locks = state.account_locks.lock().unwrap_or_else(|e| e.into_inner());
+    let mut locks = state
+        .account_locks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if locks.len() > 100_000 {
         locks.retain(|_, l| Arc::strong_count(l) > 1);
     }
@@ -56,7 +59,10 @@ async fn authorise(
     }
     crate::util::plain_text("device", &device)?;
     let now = now_ms();
-    let title = load_title(&state, &title_id).await?.ok_or(ServiceError::NotFound)?;
+    let cached = cached_title(&state, &title_id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let title = &cached.row;
     if title.hidden != 0 {
         return Err(ServiceError::NotFound);
     }
@@ -69,21 +75,18 @@ async fn authorise(
     if title.min_age > viewer.max_age {
         return Err(ServiceError::forbidden(
             "maturity",
-            format!("this title is rated {}: not allowed on this profile", title.maturity),
+            format!(
+                "this title is rated {}: not allowed on this profile",
+                title.maturity
+            ),
         ));
     }
     let plan = state
         .plans
         .get(&viewer.plan)
         .ok_or(ServiceError::Unauthorized)?;
-    let record: Option<(String,)> = sqlx::query_as("SELECT record FROM titles WHERE id = $1")
-        .bind(&title.id)
-        .fetch_optional(&state.db)
-        .await?;
-    let record: PublishedTitle = record
-        .and_then(|(r,)| serde_json::from_str(&r).ok())
-        .ok_or_else(|| ServiceError::Internal(format!("title {}: unreadable record", title.id)))?;
-    let entitlement = Entitlement::of(&record, plan.max_height);
+    let record = &cached.record;
+    let entitlement = Entitlement::of(record, plan.max_height);
     if entitlement.max_height == 0 {
         return Err(ServiceError::forbidden(
             "plan",
@@ -99,25 +102,19 @@ async fn authorise(
     let lock = account_lock(&state, &viewer.sub);
     let _guard = lock.lock().await;
     let live_since = now - (state.config.heartbeat_timeout as i64) * 1000;
-    let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "UPDATE playback_sessions SET stopped = 1
-         WHERE account_id = $1 AND device = $2 AND stopped = 0",
+    // Live streams of the account; one on this device is about to be replaced.
+    let (live, on_device): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN device = $2 THEN 1 ELSE 0 END), 0)
+         FROM playback_sessions
+         WHERE account_id = $1 AND stopped = 0 AND last_seen > $3 AND expires_at > $4",
     )
     .bind(&viewer.sub)
     .bind(&device)
-    .execute(&mut *tx)
-    .await?;
-    let live: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM playback_sessions
-         WHERE account_id = $1 AND stopped = 0 AND last_seen > $2 AND expires_at > $3",
-    )
-    .bind(&viewer.sub)
     .bind(live_since)
     .bind(now)
-    .fetch_one(&mut *tx)
+    .fetch_one(&state.db)
     .await?;
-    if live >= plan.max_streams {
+    if live - on_device >= plan.max_streams {
         return Err(ServiceError::Conflict(format!(
             "your {} plan allows {} stream(s) at a time; stop one to start another",
             plan.name, plan.max_streams
@@ -125,22 +122,47 @@ async fn authorise(
     }
     let session = random_id();
     let expires_at = now + (state.config.playback_ttl as i64) * 1000;
-    sqlx::query(
+    const REPLACE: &str = "UPDATE playback_sessions SET stopped = 1
+         WHERE account_id = $1 AND device = $2 AND stopped = 0";
+    const INSERT: &str =
         "INSERT INTO playback_sessions (id, account_id, title_id, device, max_height, kids,
             created_at, expires_at, last_seen, stopped)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, 0)",
-    )
-    .bind(&session)
-    .bind(&viewer.sub)
-    .bind(&title.id)
-    .bind(&device)
-    .bind(plan.max_height)
-    .bind(kids.join(","))
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+         VALUES ($3, $1, $4, $2, $5, $6, $7, $8, $7, 0)";
+    let kids = kids.join(",");
+    if state.sqlite {
+        // One writer at a time, both statements in one round trip.
+        let _gate = state.writing().await;
+        sqlx::query(&format!("{REPLACE}; {INSERT}"))
+            .bind(&viewer.sub)
+            .bind(&device)
+            .bind(&session)
+            .bind(&title.id)
+            .bind(entitlement.max_height)
+            .bind(&kids)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&state.db)
+            .await?;
+    } else {
+        let mut tx = state.db.begin().await?;
+        sqlx::query(REPLACE)
+            .bind(&viewer.sub)
+            .bind(&device)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(INSERT)
+            .bind(&viewer.sub)
+            .bind(&device)
+            .bind(&session)
+            .bind(&title.id)
+            .bind(entitlement.max_height)
+            .bind(&kids)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
     drop(_guard);
     state.metrics.playback_starts.inc();
 
@@ -181,7 +203,11 @@ impl Entitlement {
         let mut key_height: BTreeMap<String, i64> = BTreeMap::new();
         for r in &record.renditions {
             if let Some(kid) = r.key_id.as_ref().map(norm) {
-                let h = if r.kind == "video" { r.height.map_or(i64::MAX, i64::from) } else { 0 };
+                let h = if r.kind == "video" {
+                    r.height.map_or(i64::MAX, i64::from)
+                } else {
+                    0
+                };
                 let e = key_height.entry(kid).or_insert(0);
                 *e = (*e).max(h);
             }
@@ -228,15 +254,18 @@ pub struct PlaybackEvent {
 }
 
 async fn own_session(state: &AppState, viewer: &str, id: &str) -> Result<(String, i64)> {
-    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         return Err(ServiceError::NotFound);
     }
-    let row: Option<(String, String, i64)> = sqlx::query_as(
-        "SELECT account_id, title_id, stopped FROM playback_sessions WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?;
+    let row: Option<(String, String, i64)> =
+        sqlx::query_as("SELECT account_id, title_id, stopped FROM playback_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&state.db)
+            .await?;
     match row {
         // Another account's session looks exactly like a missing one.
         Some((account, title, stopped)) if account == viewer => Ok((title, stopped)),
@@ -246,12 +275,19 @@ async fn own_session(state: &AppState, viewer: &str, id: &str) -> Result<(String
 
 fn position_ms(p: f64) -> Result<i64> {
     if !p.is_finite() || !(0.0..=1.0e7).contains(&p) {
-        return Err(ServiceError::BadRequest("position: seconds, 0 to 10^7".into()));
+        return Err(ServiceError::BadRequest(
+            "position: seconds, 0 to 10^7".into(),
+        ));
     }
     Ok((p * 1000.0).round() as i64)
 }
 
-async fn record_progress(state: &AppState, account: &str, title: &str, position: i64) -> Result<()> {
+async fn record_progress(
+    state: &AppState,
+    account: &str,
+    title: &str,
+    position: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO watch_progress (account_id, title_id, position_ms, updated_at)
          VALUES ($1, $2, $3, $4)
@@ -324,7 +360,9 @@ async fn event(
     let position = position_ms(e.position)?;
     let detail = serde_json::to_string(&e.detail).unwrap_or_default();
     if detail.len() > 2048 {
-        return Err(ServiceError::BadRequest("detail: at most 2 KiB of JSON".into()));
+        return Err(ServiceError::BadRequest(
+            "detail: at most 2 KiB of JSON".into(),
+        ));
     }
     let (title, _) = own_session(&state, &viewer.sub, &id).await?;
     sqlx::query(

@@ -34,7 +34,10 @@ pub fn unb64(text: &str) -> Option<Vec<u8>> {
 
 /// Refuses text with control characters (PostgreSQL cannot even store NUL), naming the field.
 pub fn plain_text<'a>(field: &str, text: &'a str) -> crate::Result<&'a str> {
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(crate::ServiceError::BadRequest(format!(
             "{field}: control characters are not allowed"
         )));

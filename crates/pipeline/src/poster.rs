@@ -13,32 +13,52 @@ pub const POSTER_FILE: &str = "poster.jpg";
 /// Decodes the picture at 30% of the title and encodes it as a JPEG.
 pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
     let info = reel_encoder::probe(source)?;
-    let video = info.video().ok_or_else(|| reel_encoder::EncodeError::NoVideo {
-        path: source.to_path_buf(),
-    })?;
+    let video = info
+        .video()
+        .ok_or_else(|| reel_encoder::EncodeError::NoVideo {
+            path: source.to_path_buf(),
+        })?;
     // Display aspect, square pixels.
     let par = video.pixel_aspect;
     let display_w = f64::from(video.width) * par.num as f64 / par.den.max(1) as f64;
-    let height = ((f64::from(POSTER_WIDTH) * f64::from(video.height) / display_w / 2.0).round() as u32 * 2).max(2);
+    let height =
+        ((f64::from(POSTER_WIDTH) * f64::from(video.height) / display_w / 2.0).round() as u32 * 2)
+            .max(2);
     let at = (info.duration * 0.3).max(0.0);
     let mut picture: Option<Picture> = None;
-    reel_encoder::decode_pictures(source, (POSTER_WIDTH, height), &[(at, at + 1.0)], &mut |_, _, p| {
-        picture = Some(p);
-        false
+    reel_encoder::decode_pictures(
+        source,
+        (POSTER_WIDTH, height),
+        &[(at, at + 1.0)],
+        &mut |_, _, p| {
+            picture = Some(p);
+            false
+        },
+    )?;
+    let picture = picture.ok_or_else(|| {
+        PipelineError::Poster(format!("{}: no picture at {at:.1} s", source.display()))
     })?;
-    let picture = picture.ok_or_else(|| PipelineError::Poster(format!("{}: no picture at {at:.1} s", source.display())))?;
     let hd = video.height > 576;
     let rgb = to_rgb(&picture, hd);
     let mut out = Vec::new();
     jpeg_encoder::Encoder::new(&mut out, 85)
-        .encode(&rgb, picture.width as u16, picture.height as u16, jpeg_encoder::ColorType::Rgb)
+        .encode(
+            &rgb,
+            picture.width as u16,
+            picture.height as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
         .map_err(|e| PipelineError::Poster(format!("{}: JPEG: {e}", source.display())))?;
     Ok(out)
 }
 
 /// Limited-range Y'CbCr 4:2:0 to full-range RGB, BT.709 for HD sources, BT.601 otherwise.
 fn to_rgb(p: &Picture, bt709: bool) -> Vec<u8> {
-    let (kr, kb) = if bt709 { (0.2126, 0.0722) } else { (0.299, 0.114) };
+    let (kr, kb) = if bt709 {
+        (0.2126, 0.0722)
+    } else {
+        (0.299, 0.114)
+    };
     let kg = 1.0 - kr - kb;
     let (w, h) = (p.width as usize, p.height as usize);
     let cw = w.div_ceil(2);
@@ -68,10 +88,16 @@ mod tests {
     fn limited_range_grey_and_primaries_convert() {
         // Mid grey, video levels.
         let grey = Picture::filled(2, 2, 126, 128);
-        assert!(to_rgb(&grey, true).iter().all(|&v| (v as i32 - 128).abs() <= 1));
+        assert!(to_rgb(&grey, true)
+            .iter()
+            .all(|&v| (v as i32 - 128).abs() <= 1));
         // Black and white at the range limits.
-        assert!(to_rgb(&Picture::filled(2, 2, 16, 128), true).iter().all(|&v| v == 0));
-        assert!(to_rgb(&Picture::filled(2, 2, 235, 128), false).iter().all(|&v| v == 255));
+        assert!(to_rgb(&Picture::filled(2, 2, 16, 128), true)
+            .iter()
+            .all(|&v| v == 0));
+        assert!(to_rgb(&Picture::filled(2, 2, 235, 128), false)
+            .iter()
+            .all(|&v| v == 255));
         // BT.709 red: Y'=63 Cb=102 Cr=240.
         let mut red = Picture::filled(2, 2, 63, 128);
         red.planes[1] = vec![102];

@@ -28,7 +28,11 @@ fn pg_bin(name: &str) -> PathBuf {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 /// Runs a PostgreSQL program, as the `postgres` user when we are root (it refuses root).
@@ -43,35 +47,73 @@ fn pg_command(name: &str) -> Command {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Postgres {
     fn start() -> Postgres {
         if let Ok(url) = std::env::var("REEL_TEST_DATABASE_URL") {
-            return Postgres { base_url: url.trim_end_matches('/').to_string(), _dir: None, child: None };
+            return Postgres {
+                base_url: url.trim_end_matches('/').to_string(),
+                _dir: None,
+                child: None,
+            };
         }
-        let dir = tempfile::Builder::new().prefix("reel-pg").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("reel-pg")
+            .tempdir_in("/tmp")
+            .unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         if is_root() {
-            let uid: u32 = String::from_utf8(Command::new("id").args(["-u", "postgres"]).output().unwrap().stdout)
-                .unwrap().trim().parse().expect("a postgres user (created by Debian's postgresql package)");
-            let gid: u32 = String::from_utf8(Command::new("id").args(["-g", "postgres"]).output().unwrap().stdout)
-                .unwrap().trim().parse().unwrap();
+            let uid: u32 = String::from_utf8(
+                Command::new("id")
+                    .args(["-u", "postgres"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim()
+            .parse()
+            .expect("a postgres user (created by Debian's postgresql package)");
+            let gid: u32 = String::from_utf8(
+                Command::new("id")
+                    .args(["-g", "postgres"])
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
             std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
         }
         let out = pg_command("initdb")
-            .args(["-D"]).arg(&data)
+            .args(["-D"])
+            .arg(&data)
             .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
             .output()
             .expect("initdb runs");
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         // A watchdog shell stops the server when this test process ends (statics are never
         // dropped, so nothing else would).
-        let prefix = if is_root() { "runuser -u postgres -- " } else { "" };
+        let prefix = if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
         let bin = pg_bin("postgres");
         let ctl = pg_bin("pg_ctl");
         let script = format!(
@@ -79,18 +121,39 @@ impl Postgres {
              while kill -0 {me} 2>/dev/null; do sleep 0.5; done; {prefix}{ctl} -D {data} -m immediate stop >/dev/null 2>&1",
             bin = bin.display(), ctl = ctl.display(), data = data.display(), sock = dir.path().display(), me = std::process::id()
         );
-        let child = Command::new("sh").args(["-c", &script]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("postgres starts");
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("postgres starts");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "postgres did not start on port {port}");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "postgres did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         // Accepting TCP is not yet accepting queries: wait for pg_isready.
-        while !pg_command("pg_isready").args(["-h", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false) {
-            assert!(start.elapsed() < Duration::from_secs(30), "postgres not ready on port {port}");
+        while !pg_command("pg_isready")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "postgres not ready on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Postgres { base_url: format!("postgres://postgres@127.0.0.1:{port}"), _dir: Some(dir), child: Some(child) }
+        Postgres {
+            base_url: format!("postgres://postgres@127.0.0.1:{port}"),
+            _dir: Some(dir),
+            child: Some(child),
+        }
     }
 
     /// The shared server, started on first use.
@@ -103,7 +166,14 @@ impl Postgres {
     pub fn database(&self, name: &str) -> String {
         let admin = format!("{}/postgres", self.base_url);
         let status = Command::new("psql")
-            .args([&admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name}"), "-c", &format!("CREATE DATABASE {name}")])
+            .args([
+                &admin,
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {name}"),
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ])
             .stdout(Stdio::null())
             .status()
             .expect("psql runs");
@@ -127,7 +197,13 @@ pub struct Published {
     pub keys: reel_drm::KeySet,
 }
 
-pub fn publish_title(root: &Path, id: &str, maturity: &str, genres: &[&str], year: i64) -> Published {
+pub fn publish_title(
+    root: &Path,
+    id: &str,
+    maturity: &str,
+    genres: &[&str],
+    year: i64,
+) -> Published {
     use reel_drm::{KeySet, TrackClass};
     let dir = root.join(id);
     std::fs::create_dir_all(dir.join("720p")).unwrap();
@@ -136,7 +212,14 @@ pub fn publish_title(root: &Path, id: &str, maturity: &str, genres: &[&str], yea
     let keys = KeySet::generate(&[TrackClass::Audio, TrackClass::Sd, TrackClass::Hd]).unwrap();
     let kid = |c| {
         let k = keys.for_track(c).unwrap().kid.hex();
-        format!("{}-{}-{}-{}-{}", &k[..8], &k[8..12], &k[12..16], &k[16..20], &k[20..])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &k[..8],
+            &k[8..12],
+            &k[12..16],
+            &k[16..20],
+            &k[20..]
+        )
     };
     let record = serde_json::json!({
         "id": id, "name": format!("Title {id}"),
@@ -158,12 +241,20 @@ pub fn publish_title(root: &Path, id: &str, maturity: &str, genres: &[&str], yea
         "drm_systems": ["clearkey"], "ladder": "fixed", "analysis": null, "packaged_at": 0,
         "poster": "poster.jpg"
     });
-    std::fs::write(dir.join("title.json"), serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("title.json"),
+        serde_json::to_vec_pretty(&record).unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.join("manifest.mpd"), "<MPD/>").unwrap();
     std::fs::write(dir.join("master.m3u8"), "#EXTM3U\n").unwrap();
     std::fs::write(dir.join("poster.jpg"), [0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]).unwrap();
     for r in ["720p", "432p", "audio"] {
-        std::fs::write(dir.join(r).join("init.mp4"), (0..=255u8).collect::<Vec<_>>()).unwrap();
+        std::fs::write(
+            dir.join(r).join("init.mp4"),
+            (0..=255u8).collect::<Vec<_>>(),
+        )
+        .unwrap();
         std::fs::write(dir.join(r).join("seg-1.m4s"), vec![7u8; 1000]).unwrap();
     }
     let cpix = reel_drm::cpix_document(&keys, id);
