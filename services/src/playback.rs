@@ -102,37 +102,35 @@ async fn authorise(
     let lock = account_lock(&state, &viewer.sub);
     let _guard = lock.lock().await;
     let live_since = now - (state.config.heartbeat_timeout as i64) * 1000;
-    // Live streams of the account; one on this device is about to be replaced.
-    let (live, on_device): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN device = $2 THEN 1 ELSE 0 END), 0)
-         FROM playback_sessions
-         WHERE account_id = $1 AND stopped = 0 AND last_seen > $3 AND expires_at > $4",
-    )
-    .bind(&viewer.sub)
-    .bind(&device)
-    .bind(live_since)
-    .bind(now)
-    .fetch_one(&state.db)
-    .await?;
-    if live - on_device >= plan.max_streams {
-        return Err(ServiceError::Conflict(format!(
-            "your {} plan allows {} stream(s) at a time; stop one to start another",
-            plan.name, plan.max_streams
-        )));
-    }
     let session = random_id();
     let expires_at = now + (state.config.playback_ttl as i64) * 1000;
-    const REPLACE: &str = "UPDATE playback_sessions SET stopped = 1
-         WHERE account_id = $1 AND device = $2 AND stopped = 0";
+    let kids = kids.join(",");
+    let refused = || {
+        ServiceError::Conflict(format!(
+            "your {} plan allows {} stream(s) at a time; stop one to start another",
+            plan.name, plan.max_streams
+        ))
+    };
+    // Parameters: $1 account, $2 device, $3 session, $4 title, $5 height, $6 key IDs, $7 now,
+    // $8 expiry, $9 live-since, $10 the plan's streams.
+    const LIVE: &str = "SELECT COUNT(*) FROM playback_sessions
+         WHERE account_id = $1 AND stopped = 0 AND last_seen > $9 AND expires_at > $7";
     const INSERT: &str =
         "INSERT INTO playback_sessions (id, account_id, title_id, device, max_height, kids,
-            created_at, expires_at, last_seen, stopped)
-         VALUES ($3, $1, $4, $2, $5, $6, $7, $8, $7, 0)";
-    let kids = kids.join(",");
+            created_at, expires_at, last_seen, stopped)";
     if state.sqlite {
-        // One writer at a time, both statements in one round trip.
+        // One writer at a time and one round trip: the new session goes in only if the
+        // account's other live streams (this device's aside) leave room, and only then is
+        // this device's old session stopped. Rows changed >= 1 means it went in.
+        let sql = format!(
+            "{INSERT} SELECT $3, $1, $4, $2, $5, $6, $7, $8, $7, 0
+               WHERE ({LIVE} AND device <> $2) < $10;
+             UPDATE playback_sessions SET stopped = 1
+               WHERE account_id = $1 AND device = $2 AND stopped = 0 AND id <> $3
+               AND EXISTS (SELECT 1 FROM playback_sessions WHERE id = $3)"
+        );
         let _gate = state.writing().await;
-        sqlx::query(&format!("{REPLACE}; {INSERT}"))
+        let changed = sqlx::query(&sql)
             .bind(&viewer.sub)
             .bind(&device)
             .bind(&session)
@@ -141,16 +139,39 @@ async fn authorise(
             .bind(&kids)
             .bind(now)
             .bind(expires_at)
+            .bind(live_since)
+            .bind(plan.max_streams)
             .execute(&state.db)
-            .await?;
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(refused());
+        }
     } else {
         let mut tx = state.db.begin().await?;
-        sqlx::query(REPLACE)
-            .bind(&viewer.sub)
-            .bind(&device)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(INSERT)
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM playback_sessions
+             WHERE account_id = $1 AND device <> $2 AND stopped = 0 AND last_seen > $3
+             AND expires_at > $4",
+        )
+        .bind(&viewer.sub)
+        .bind(&device)
+        .bind(live_since)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        if live >= plan.max_streams {
+            return Err(refused());
+        }
+        sqlx::query(
+            "UPDATE playback_sessions SET stopped = 1
+             WHERE account_id = $1 AND device = $2 AND stopped = 0",
+        )
+        .bind(&viewer.sub)
+        .bind(&device)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!("{INSERT} VALUES ($3, $1, $4, $2, $5, $6, $7, $8, $7, 0)"))
             .bind(&viewer.sub)
             .bind(&device)
             .bind(&session)
