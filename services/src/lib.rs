@@ -5,7 +5,6 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), reel_services::ServiceError> {
 //! use reel_services::{AppState, Config};
-//! use clap::Parser;
 //! let config = Config::parse_from(["reel-serve", "--data", "out/serve"]);
 //! let state = AppState::open(&config).await?;
 //! let app = reel_services::router(state);
@@ -101,6 +100,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// Parses flags as `reel serve` does (the first item is the program's name; the
+    /// environment fills what flags leave out). Exits with a usage message on bad flags.
+    pub fn parse_from<I, T>(args: I) -> Config
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Flags as clap::Parser>::parse_from(args).config
+    }
+
     /// The database URL: the configured one, else SQLite in the data folder.
     pub fn database_url(&self) -> String {
         self.database_url
