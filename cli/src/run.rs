@@ -402,8 +402,8 @@ fn describe(s: &RunSummary) -> String {
     }
     let _ = writeln!(
         t,
-        "play: serve the folder over HTTP with CORS and open the MPD in a DASH player with \
-         ClearKey (tests/players/ does this with shaka-player in headless Chromium)"
+        "play: `reel serve import <published folder> --keys <CPIX>` then `reel serve` (the \
+         player page, licence server and origin; scripts/serve-demo.sh does this for the demo)"
     );
     t
 }
