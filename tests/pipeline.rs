@@ -8,13 +8,13 @@ use common::{fixture, play_with};
 use reel_packager::reel_drm::read_cpix;
 use reel_publish::{ObjectStore, S3Options, S3Store};
 use serde_json::Value;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const ACCESS: &str = "reel-pipeline-test";
-const SECRET: &str = "reel-pipeline-test-secret";
+#[path = "../crates/publish/tests/support/s3_server.rs"]
+mod s3_server;
+use s3_server::{free_port, S3Server, ACCESS, SECRET};
 
 fn reel_run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reel"))
@@ -307,57 +307,10 @@ fn bad_jobs_fail_alone_and_name_the_problem() {
 
 // --- S3 -----------------------------------------------------------------------------------
 
-fn s3s_binary() -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let home = std::env::var("HOME").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from(home).join(".cargo/bin")])
-        .map(|d| d.join("s3s-fs"))
-        .find(|p| p.exists())
-        .expect("s3s-fs not found: run scripts/setup.sh")
-}
-
-struct S3Server {
-    child: Child,
-    port: u16,
-}
-
-impl S3Server {
-    fn start(root: &Path) -> S3Server {
-        std::fs::create_dir_all(root).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(s3s_binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS, "--secret-key", SECRET])
-            .arg(root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        S3Server { child, port }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_job_publishes_to_s3_and_the_title_read_back_plays() {
     let dir = tempfile::tempdir().unwrap();
-    let server = S3Server::start(&dir.path().join("s3"));
+    let server = S3Server::start(&dir.path().join("s3"), free_port());
     let endpoint = format!("http://127.0.0.1:{}", server.port);
     let job = job(
         dir.path(),

@@ -73,6 +73,11 @@ pub struct Config {
     pub s3_endpoint: Option<String>,
     #[arg(long, env = "REEL_S3_REGION")]
     pub s3_region: Option<String>,
+    /// S3 credentials (else the AWS SDK's usual sources: environment, profile, ...).
+    #[arg(long, env = "REEL_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "REEL_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
     /// Access-token lifetime, seconds.
     #[arg(long, default_value_t = 900)]
     pub access_ttl: u64,
@@ -130,6 +135,8 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| reel_publish::S3Options::default().region),
             path_style: true,
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
             ..Default::default()
         }
     }

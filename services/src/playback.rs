@@ -171,17 +171,19 @@ async fn authorise(
         .bind(&device)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!("{INSERT} VALUES ($3, $1, $4, $2, $5, $6, $7, $8, $7, 0)"))
-            .bind(&viewer.sub)
-            .bind(&device)
-            .bind(&session)
-            .bind(&title.id)
-            .bind(entitlement.max_height)
-            .bind(&kids)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "{INSERT} VALUES ($3, $1, $4, $2, $5, $6, $7, $8, $7, 0)"
+        ))
+        .bind(&viewer.sub)
+        .bind(&device)
+        .bind(&session)
+        .bind(&title.id)
+        .bind(entitlement.max_height)
+        .bind(&kids)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     }
     drop(_guard);

@@ -1,6 +1,8 @@
 //! The services' API through the router (no socket), on SQLite and on PostgreSQL: auth,
 //! catalog, playback, licences, origin, operations, and each kind of bad input.
 
+#[path = "../../crates/publish/tests/support/s3_server.rs"]
+mod s3_server;
 mod support;
 
 use axum::body::Body;
@@ -67,6 +69,10 @@ enum Backend {
 }
 
 async fn harness(backend: Backend, name: &str) -> H {
+    harness_with(backend, name, &[]).await
+}
+
+async fn harness_with(backend: Backend, name: &str, extra: &[String]) -> H {
     capture_logs();
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec![
@@ -87,6 +93,7 @@ async fn harness(backend: Backend, name: &str) -> H {
         let _ = pg;
         args.extend(["--database-url".into(), url]);
     }
+    args.extend(extra.iter().cloned());
     let config = Args::parse_from(args).config;
     let state = AppState::open(&config).await.unwrap();
     let app = reel_services::router(state.clone());
@@ -1433,4 +1440,131 @@ fn keys_are_granted_only_when_every_rendition_they_protect_is_within_the_plan() 
     assert_eq!((e.max_height, e.kids.len()), (720, 3));
     let e = Entitlement::of(&record, 360);
     assert_eq!(e.max_height, 0);
+}
+
+/// A title published to a real S3-compatible server: imported from `s3://`, its objects
+/// (ranges included) and poster served by the origin through the S3 store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_serves_a_title_published_to_s3() {
+    use s3_server::{free_port, S3Server, ACCESS, SECRET};
+    let root = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&root.path().join("s3"), free_port());
+    let extra = vec![
+        "--s3-endpoint".to_string(),
+        server.endpoint(),
+        "--s3-access-key-id".into(),
+        ACCESS.into(),
+        "--s3-secret-access-key".into(),
+        SECRET.into(),
+    ];
+    let h = harness_with(Backend::Sqlite, "s3", &extra).await;
+    // Publish the local copy of the title to the bucket.
+    let dir = h.t1.dir.clone();
+    let options = h.state.config.s3_options();
+    tokio::task::spawn_blocking(move || {
+        let mut opts = options;
+        opts.create_bucket = true;
+        let store = reel_publish::Destination::parse("s3://media/titles/lighthouse")
+            .unwrap()
+            .open(&opts)
+            .unwrap();
+        for (key, path) in reel_publish::files_under(&dir).unwrap() {
+            let (sha256, size) = reel_publish::file_sha256(&path).unwrap();
+            let meta = reel_publish::ObjectMeta {
+                content_type: reel_publish::content_type_for(&key, false).into(),
+                cache_control: "no-cache".into(),
+                sha256,
+                size,
+            };
+            store.put_file(&key, &path, &meta).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let (s, v, _) = call(
+        &h,
+        "POST",
+        "/v1/admin/titles",
+        Some(&h.admin),
+        Some(json!({ "url": "s3://media/titles/lighthouse", "cpix": h.t1.cpix })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let viewer = viewer(&h, "s3@example.com", "premium").await;
+    let (_, grant, _) = call(&h, "POST", "/v1/playback/lighthouse", Some(&viewer), None).await;
+    let token = token_of(grant["dash"].as_str().unwrap());
+    let (s, body, headers) = raw(
+        &h,
+        "10.0.0.1",
+        "GET",
+        &format!("/origin/{token}/manifest.mpd"),
+        None,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            s,
+            body.as_slice(),
+            headers["content-type"].to_str().unwrap()
+        ),
+        (StatusCode::OK, &b"<MPD/>"[..], "application/dash+xml")
+    );
+    let (s, body, headers) = raw(
+        &h,
+        "10.0.0.1",
+        "GET",
+        &format!("/origin/{token}/720p/init.mp4"),
+        None,
+        None,
+        &[("range", "bytes=100-103")],
+    )
+    .await;
+    assert_eq!(
+        (s, body, headers["content-range"].to_str().unwrap()),
+        (
+            StatusCode::PARTIAL_CONTENT,
+            vec![100, 101, 102, 103],
+            "bytes 100-103/256"
+        )
+    );
+    assert_eq!(
+        raw(
+            &h,
+            "10.0.0.1",
+            "GET",
+            &format!("/origin/{token}/missing.m4s"),
+            None,
+            None,
+            &[]
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, body, _) = raw(
+        &h,
+        "10.0.0.1",
+        "GET",
+        "/v1/titles/lighthouse/poster",
+        None,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!((s, &body[..2]), (StatusCode::OK, &[0xff, 0xd8][..]));
+    // The licence server does not care where the media lives.
+    let (s, lic, _) = call(
+        &h,
+        "POST",
+        grant["licence"].as_str().unwrap(),
+        None,
+        Some(json!({ "kids": [kid_of(&h.t1, TrackClass::Hd)] })),
+    )
+    .await;
+    assert_eq!(
+        (s, lic["keys"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(3))
+    );
 }

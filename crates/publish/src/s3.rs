@@ -21,7 +21,7 @@ const SHA256_META: &str = "sha256";
 /// several threads may upload through one store at once.
 pub struct S3Store {
     client: aws_sdk_s3::Client,
-    runtime: tokio::runtime::Runtime,
+    runtime: OwnRuntime,
     bucket: String,
     prefix: String,
     endpoint: Option<String>,
@@ -102,7 +102,7 @@ impl S3Store {
         let client = aws_sdk_s3::Client::from_conf(config.build());
         Ok(S3Store {
             client,
-            runtime,
+            runtime: OwnRuntime(Some(runtime)),
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             endpoint: opts.endpoint.clone(),
@@ -400,5 +400,25 @@ impl ObjectStore for S3Store {
             keys.sort();
             Ok(keys)
         })
+    }
+}
+
+/// The store's runtime. Dropped without waiting for its threads, so that a store may be
+/// dropped anywhere, an async context included (a service that keeps stores in its state and
+/// drops that state inside its own runtime): a runtime dropped there normally panics.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for OwnRuntime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime lives until drop")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
 }

@@ -7,68 +7,13 @@ use reel_publish::{
 };
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-const ACCESS: &str = "reel-test-access";
-const SECRET: &str = "reel-test-secret-key";
-
-fn server_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("REEL_S3_SERVER") {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var("PATH").unwrap_or_default();
-    let home = std::env::var("HOME").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from(home).join(".cargo/bin")])
-        .map(|d| d.join("s3s-fs"))
-        .find(|p| p.exists())
-        .expect("s3s-fs not found: run scripts/setup.sh (cargo install s3s-fs --features binary)")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running s3s-fs; killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(root: &Path, port: u16) -> Server {
-        std::fs::create_dir_all(root).unwrap();
-        let child = Command::new(server_binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS, "--secret-key", SECRET])
-            .arg(root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "support/s3_server.rs"]
+mod s3_server;
+use s3_server::{free_port, S3Server as Server, ACCESS, SECRET};
 
 fn options(port: u16) -> S3Options {
     S3Options {
