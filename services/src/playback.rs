@@ -149,6 +149,12 @@ async fn authorise(
         }
     } else {
         let mut tx = state.db.begin().await?;
+        // Instances sharing the database take turns per account: a transaction-scoped
+        // advisory lock on the account id.
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
+            .bind(&viewer.sub)
+            .execute(&mut *tx)
+            .await?;
         let live: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM playback_sessions
              WHERE account_id = $1 AND device <> $2 AND stopped = 0 AND last_seen > $3
