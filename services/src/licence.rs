@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize)]
 pub struct LicenceRequest {
     pub kids: Vec<String>,
+    /// `temporary` or `persistent-license`; answered as `temporary` either way.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
 }
@@ -135,7 +136,8 @@ async fn licence(
         [(header::CACHE_CONTROL, "no-store")],
         Json(json!({
             "keys": keys,
-            "type": request.kind.unwrap_or_else(|| "temporary".into()),
+            // Licences are never persistent, whatever the request asked for.
+            "type": "temporary",
         })),
     ))
 }
