@@ -147,23 +147,27 @@ async fn serve_object(
                 .map_err(|e| ServiceError::Internal(e.to_string()))??
         }
         _ => {
+            // S3: the size first, then only the bytes asked for (a ranged GET).
             let store = state.store(&source)?;
             let k = key.clone();
-            let bytes = tokio::task::spawn_blocking(move || store.get(&k))
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))?
-                .map_err(|e| ServiceError::Internal(e.to_string()))?
+            tokio::task::spawn_blocking(move || -> Result<Read> {
+                let internal = |e: reel_publish::PublishError| ServiceError::Internal(e.to_string());
+                let size = store.head(&k).map_err(internal)?.ok_or(ServiceError::NotFound)?.size;
+                let range = match range_header.as_deref() {
+                    Some(v) => parse_range(v, size)?,
+                    None => None,
+                };
+                let body = match range {
+                    Some((a, b)) => store.get_range(&k, a, b),
+                    None if size == 0 => Ok(Some(Vec::new())),
+                    None => store.get(&k),
+                }
+                .map_err(internal)?
                 .ok_or(ServiceError::NotFound)?;
-            let size = bytes.len() as u64;
-            let range = match range_header.as_deref() {
-                Some(v) => parse_range(v, size)?,
-                None => None,
-            };
-            let body = match range {
-                Some((a, b)) => bytes[a as usize..=b as usize].to_vec(),
-                None => bytes,
-            };
-            (body, size, range)
+                Ok((body, size, range))
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??
         }
     };
     let audio = key.split('/').next().is_some_and(|d| d.contains("audio"));

@@ -1529,6 +1529,12 @@ async fn origin_serves_a_title_published_to_s3() {
             "bytes 100-103/256"
         )
     );
+    let (s, body, _) = raw(&h, "10.0.0.1", "GET", &format!("/origin/{token}/720p/init.mp4"), None, None, &[("range", "bytes=-3")]).await;
+    assert_eq!((s, body), (StatusCode::PARTIAL_CONTENT, vec![253, 254, 255]));
+    let (s, _, headers) = raw(&h, "10.0.0.1", "GET", &format!("/origin/{token}/720p/init.mp4"), None, None, &[("range", "bytes=256-")]).await;
+    assert_eq!((s, headers["content-range"].to_str().unwrap()), (StatusCode::RANGE_NOT_SATISFIABLE, "bytes */256"));
+    let (s, body, _) = raw(&h, "10.0.0.1", "GET", &format!("/origin/{token}/720p/seg-1.m4s"), None, None, &[]).await;
+    assert_eq!((s, body.len()), (StatusCode::OK, 1000));
     assert_eq!(
         raw(
             &h,

@@ -118,6 +118,15 @@ pub trait ObjectStore: Send + Sync {
     fn head(&self, key: &str) -> Result<Option<StoredObject>, PublishError>;
     /// The object's bytes, if there is one (meant for small objects: manifests, records).
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError>;
+    /// Bytes `start..=end` of the object (the caller has checked the range against its
+    /// size), if there is one. The default reads the whole object; stores that can read a
+    /// range (S3's ranged GET) do.
+    fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Vec<u8>>, PublishError> {
+        Ok(self.get(key)?.map(|b| {
+            let end = (end as usize).min(b.len().saturating_sub(1));
+            b.get(start as usize..=end).map(<[u8]>::to_vec).unwrap_or_default()
+        }))
+    }
     /// Every key under `prefix` (`""` for all), sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, PublishError>;
     /// Removes what an interrupted earlier upload left behind (a local store's temporary

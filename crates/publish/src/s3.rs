@@ -342,6 +342,32 @@ impl ObjectStore for S3Store {
         })
     }
 
+    fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Vec<u8>>, PublishError> {
+        let full = self.full_key(key)?;
+        self.runtime.block_on(async {
+            match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .range(format!("bytes={start}-{end}"))
+                .send()
+                .await
+            {
+                Ok(o) => {
+                    let bytes = o
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| self.failed("read", key, e))?;
+                    Ok(Some(bytes.into_bytes().to_vec()))
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                Err(e) => Err(self.failed("get", key, e)),
+            }
+        })
+    }
+
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
         let full = self.full_key(key)?;
         self.runtime.block_on(async {

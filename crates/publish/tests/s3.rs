@@ -278,3 +278,38 @@ fn the_server_checks_each_object_against_its_sha256() {
     // (s3s-fs 0.14 keeps the body it refused, where AWS does not; either way the put failed,
     // so the journal does not record it and a re-run sends it again.)
 }
+
+#[test]
+fn ranged_reads_fetch_only_the_bytes_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("s3"), free_port());
+    let store = S3Store::new("media", "t", &options(server.port)).unwrap();
+    store.ensure_bucket().unwrap();
+    let src = dir.path().join("seg");
+    let body: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    std::fs::write(&src, &body).unwrap();
+    let (sha256, size) = reel_publish::file_sha256(&src).unwrap();
+    let meta = reel_publish::ObjectMeta {
+        content_type: "video/mp4".into(),
+        cache_control: reel_publish::CACHE_IMMUTABLE.into(),
+        sha256,
+        size,
+    };
+    store.put_file("v/1.m4s", &src, &meta).unwrap();
+    assert_eq!(
+        store.get_range("v/1.m4s", 1000, 1009).unwrap().unwrap(),
+        body[1000..=1009].to_vec()
+    );
+    assert_eq!(
+        store.get_range("v/1.m4s", 4990, 4999).unwrap().unwrap(),
+        body[4990..].to_vec()
+    );
+    assert_eq!(store.get_range("v/none.m4s", 0, 9).unwrap(), None);
+    // The default (whole object, then the slice) agrees, as a local folder uses it.
+    let local = reel_publish::LocalStore::new(&dir.path().join("local")).unwrap();
+    local.put_file("v/1.m4s", &src, &meta).unwrap();
+    assert_eq!(
+        local.get_range("v/1.m4s", 1000, 1009).unwrap().unwrap(),
+        body[1000..=1009].to_vec()
+    );
+}
