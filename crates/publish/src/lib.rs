@@ -124,7 +124,9 @@ pub trait ObjectStore: Send + Sync {
     fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Vec<u8>>, PublishError> {
         Ok(self.get(key)?.map(|b| {
             let end = (end as usize).min(b.len().saturating_sub(1));
-            b.get(start as usize..=end).map(<[u8]>::to_vec).unwrap_or_default()
+            b.get(start as usize..=end)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
         }))
     }
     /// Every key under `prefix` (`""` for all), sorted.

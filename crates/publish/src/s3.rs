@@ -134,6 +134,33 @@ impl S3Store {
         }
     }
 
+    /// GET of the object, or of a `bytes=a-b` range of it; `None` when there is no such key.
+    fn fetch(&self, key: &str, range: Option<String>) -> Result<Option<Vec<u8>>, PublishError> {
+        let full = self.full_key(key)?;
+        self.runtime.block_on(async {
+            match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .set_range(range)
+                .send()
+                .await
+            {
+                Ok(o) => {
+                    let bytes = o
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| self.failed("read", key, e))?;
+                    Ok(Some(bytes.into_bytes().to_vec()))
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                Err(e) => Err(self.failed("get", key, e)),
+            }
+        })
+    }
+
     /// Creates the bucket if it does not exist (for servers set up by tests and demos).
     pub fn ensure_bucket(&self) -> Result<(), PublishError> {
         self.runtime.block_on(async {
@@ -343,54 +370,11 @@ impl ObjectStore for S3Store {
     }
 
     fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Vec<u8>>, PublishError> {
-        let full = self.full_key(key)?;
-        self.runtime.block_on(async {
-            match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .range(format!("bytes={start}-{end}"))
-                .send()
-                .await
-            {
-                Ok(o) => {
-                    let bytes = o
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| self.failed("read", key, e))?;
-                    Ok(Some(bytes.into_bytes().to_vec()))
-                }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                Err(e) => Err(self.failed("get", key, e)),
-            }
-        })
+        self.fetch(key, Some(format!("bytes={start}-{end}")))
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {
-        let full = self.full_key(key)?;
-        self.runtime.block_on(async {
-            match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .send()
-                .await
-            {
-                Ok(o) => {
-                    let bytes = o
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| self.failed("read", key, e))?;
-                    Ok(Some(bytes.into_bytes().to_vec()))
-                }
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                Err(e) => Err(self.failed("get", key, e)),
-            }
-        })
+        self.fetch(key, None)
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, PublishError> {
