@@ -8,7 +8,6 @@ mod common;
 #[path = "../services/tests/support/mod.rs"]
 mod support;
 
-use clap::Parser;
 use common::{fixture, node, reel};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -119,12 +118,6 @@ fn start(data: &Path, database: Option<&str>, log: &Path) -> Server {
     Server(child, url)
 }
 
-#[derive(Parser)]
-struct Args {
-    #[command(flatten)]
-    config: reel_services::Config,
-}
-
 /// Licence-audit rows (issued key IDs) and playback sessions of an account.
 fn audit(data: &Path, database: Option<&str>, email: &str) -> (Vec<String>, i64) {
     let mut args = vec![
@@ -139,7 +132,7 @@ fn audit(data: &Path, database: Option<&str>, email: &str) -> (Vec<String>, i64)
     if let Some(url) = database {
         args.extend(["--database-url".into(), url.into()]);
     }
-    let config = Args::parse_from(args).config;
+    let config = reel_services::Config::parse_from(args);
     let email = email.to_string();
     tokio::runtime::Runtime::new().unwrap().block_on(async move {
         let state = reel_services::AppState::open(&config).await.unwrap();

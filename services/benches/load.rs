@@ -12,26 +12,12 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use clap::Parser;
 use reel_drm::TrackClass;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-#[derive(Parser)]
-struct Args {
-    #[command(flatten)]
-    config: reel_services::Config,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::free_port;
 
 fn need(tool: &str) {
     if Command::new("sh")
@@ -125,7 +111,7 @@ fn main() {
         .unwrap();
     }
     let port = free_port();
-    let config = Args::parse_from([
+    let config = reel_services::Config::parse_from([
         "x",
         "--data",
         dir.path().join("data").to_str().unwrap(),
@@ -138,8 +124,7 @@ fn main() {
         // Setting up signs many accounts in from one address.
         "--signin-per-ip",
         "1000000",
-    ])
-    .config;
+    ]);
     let log = std::fs::File::create(dir.path().join("service.log")).unwrap();
     tracing_subscriber::fmt()
         .json()

@@ -151,8 +151,13 @@ async fn serve_object(
             let store = state.store(&source)?;
             let k = key.clone();
             tokio::task::spawn_blocking(move || -> Result<Read> {
-                let internal = |e: reel_publish::PublishError| ServiceError::Internal(e.to_string());
-                let size = store.head(&k).map_err(internal)?.ok_or(ServiceError::NotFound)?.size;
+                let internal =
+                    |e: reel_publish::PublishError| ServiceError::Internal(e.to_string());
+                let size = store
+                    .head(&k)
+                    .map_err(internal)?
+                    .ok_or(ServiceError::NotFound)?
+                    .size;
                 let range = match range_header.as_deref() {
                     Some(v) => parse_range(v, size)?,
                     None => None,

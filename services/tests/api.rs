@@ -10,7 +10,6 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use base64::Engine;
-use clap::Parser;
 use http_body_util::BodyExt;
 use reel_drm::TrackClass;
 use reel_services::tokens::{AccessClaims, PlaybackClaims};
@@ -21,12 +20,6 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use support::{publish_title, Postgres, Published};
 use tower::ServiceExt;
-
-#[derive(Parser)]
-struct Args {
-    #[command(flatten)]
-    config: Config,
-}
 
 /// Everything the services logged in this test process.
 static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -94,7 +87,7 @@ async fn harness_with(backend: Backend, name: &str, extra: &[String]) -> H {
         args.extend(["--database-url".into(), url]);
     }
     args.extend(extra.iter().cloned());
-    let config = Args::parse_from(args).config;
+    let config = Config::parse_from(args);
     let state = AppState::open(&config).await.unwrap();
     let app = reel_services::router(state.clone());
     let t1 = publish_title(
@@ -1529,11 +1522,44 @@ async fn origin_serves_a_title_published_to_s3() {
             "bytes 100-103/256"
         )
     );
-    let (s, body, _) = raw(&h, "10.0.0.1", "GET", &format!("/origin/{token}/720p/init.mp4"), None, None, &[("range", "bytes=-3")]).await;
-    assert_eq!((s, body), (StatusCode::PARTIAL_CONTENT, vec![253, 254, 255]));
-    let (s, _, headers) = raw(&h, "10.0.0.1", "GET", &format!("/origin/{token}/720p/init.mp4"), None, None, &[("range", "bytes=256-")]).await;
-    assert_eq!((s, headers["content-range"].to_str().unwrap()), (StatusCode::RANGE_NOT_SATISFIABLE, "bytes */256"));
-    let (s, body, _) = raw(&h, "10.0.0.1", "GET", &format!("/origin/{token}/720p/seg-1.m4s"), None, None, &[]).await;
+    let (s, body, _) = raw(
+        &h,
+        "10.0.0.1",
+        "GET",
+        &format!("/origin/{token}/720p/init.mp4"),
+        None,
+        None,
+        &[("range", "bytes=-3")],
+    )
+    .await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::PARTIAL_CONTENT, vec![253, 254, 255])
+    );
+    let (s, _, headers) = raw(
+        &h,
+        "10.0.0.1",
+        "GET",
+        &format!("/origin/{token}/720p/init.mp4"),
+        None,
+        None,
+        &[("range", "bytes=256-")],
+    )
+    .await;
+    assert_eq!(
+        (s, headers["content-range"].to_str().unwrap()),
+        (StatusCode::RANGE_NOT_SATISFIABLE, "bytes */256")
+    );
+    let (s, body, _) = raw(
+        &h,
+        "10.0.0.1",
+        "GET",
+        &format!("/origin/{token}/720p/seg-1.m4s"),
+        None,
+        None,
+        &[],
+    )
+    .await;
     assert_eq!((s, body.len()), (StatusCode::OK, 1000));
     assert_eq!(
         raw(

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Postgres {
     pub base_url: String,
     _dir: Option<tempfile::TempDir>,
-    child: Option<Child>,
+    /// The watchdog shell that stops the server when this process ends.
+    _watchdog: Option<Child>,
 }
 
 fn pg_bin(name: &str) -> PathBuf {
@@ -46,7 +47,8 @@ fn pg_command(name: &str) -> Command {
     }
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -60,7 +62,7 @@ impl Postgres {
             return Postgres {
                 base_url: url.trim_end_matches('/').to_string(),
                 _dir: None,
-                child: None,
+                _watchdog: None,
             };
         }
         let dir = tempfile::Builder::new()
@@ -70,28 +72,19 @@ impl Postgres {
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         if is_root() {
-            let uid: u32 = String::from_utf8(
-                Command::new("id")
-                    .args(["-u", "postgres"])
+            // `id -u postgres`, `id -g postgres`: the user Debian's postgresql package makes.
+            let id = |flag: &str| -> u32 {
+                let out = Command::new("id")
+                    .args([flag, "postgres"])
                     .output()
+                    .unwrap();
+                String::from_utf8(out.stdout)
                     .unwrap()
-                    .stdout,
-            )
-            .unwrap()
-            .trim()
-            .parse()
-            .expect("a postgres user (created by Debian's postgresql package)");
-            let gid: u32 = String::from_utf8(
-                Command::new("id")
-                    .args(["-g", "postgres"])
-                    .output()
-                    .unwrap()
-                    .stdout,
-            )
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+                    .trim()
+                    .parse()
+                    .expect("a postgres user (created by Debian's postgresql package)")
+            };
+            let (uid, gid) = (id("-u"), id("-g"));
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
             std::os::unix::fs::chown(&data, Some(uid), Some(gid)).unwrap();
         }
@@ -152,7 +145,7 @@ impl Postgres {
         Postgres {
             base_url: format!("postgres://postgres@127.0.0.1:{port}"),
             _dir: Some(dir),
-            child: Some(child),
+            _watchdog: Some(child),
         }
     }
 
@@ -179,13 +172,6 @@ impl Postgres {
             .expect("psql runs");
         assert!(status.success(), "could not create database {name}");
         format!("{}/{name}", self.base_url)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        // The watchdog stops the server once this process is gone.
-        let _ = &self.child;
     }
 }
 
