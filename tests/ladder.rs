@@ -379,6 +379,7 @@ fn metric_pair() -> (Vec<Picture>, Vec<Picture>) {
         speed: 8,
         frame_rate: Rational::new(25, 1),
         display: (1280, 720),
+        score_every: 1,
     };
     let mut dist = Vec::new();
     trial_encode(&refs, &spec, &mut |_, p| dist.push(p)).unwrap();

@@ -13,7 +13,7 @@
 //! .unwrap();
 //! let spec = TrialSpec {
 //!     codec: Codec::H264, width: 640, height: 360, rate: RateControl::Quality(28), speed: 9,
-//!     frame_rate: Rational::new(25, 1), display: (1280, 720),
+//!     frame_rate: Rational::new(25, 1), display: (1280, 720), score_every: 1,
 //! };
 //! let bytes = trial_encode(&frames, &spec, &mut |i, decoded| {
 //!     let _ = (i, decoded.width); // compare with frames[i] here
@@ -72,7 +72,10 @@ fn caps_filter(caps: gst::Caps) -> Result<gst::Element, EncodeError> {
 }
 
 /// Copies a mapped I420 buffer into a tightly packed [`Picture`].
-fn picture_from(buffer: &gst::BufferRef, info: &gst_video::VideoInfo) -> Result<Picture, String> {
+pub(crate) fn picture_from(
+    buffer: &gst::BufferRef,
+    info: &gst_video::VideoInfo,
+) -> Result<Picture, String> {
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
         .map_err(|_| "cannot map a decoded frame".to_string())?;
     let (w, h) = (info.width(), info.height());
@@ -378,6 +381,9 @@ pub struct TrialSpec {
     pub frame_rate: Rational,
     /// The size decoded pictures are scaled back to (bicubic, Catmull-Rom) for comparison.
     pub display: (u32, u32),
+    /// Only every this-many-th decoded picture (0, k, 2k, ...) is scaled back and handed on;
+    /// a metric that scores a subsample saves the scaling of the others (1: every picture).
+    pub score_every: u32,
 }
 
 /// Scales `frames` (all one size) to `size` with Lanczos-3, exactly as the encoder scales rungs
@@ -479,7 +485,7 @@ fn run_raw(
 /// Encodes `frames` (all one size, in display order; scaled to the trial's size with Lanczos-3
 /// as the encoder scales, unless already at it) as described by `spec`, decodes the result,
 /// scales it to `spec.display` (Catmull-Rom) and calls `on_decoded(index, picture)` for every
-/// frame in order. No step converts sample values between colour matrices. Returns the
+/// `spec.score_every`-th frame in order. No step converts sample values between colour matrices. Returns the
 /// coded bytes attributed to each input frame (by presentation time).
 ///
 /// One thread; run several trials at once for parallelism.
@@ -553,7 +559,11 @@ pub fn trial_encode(
         });
     let mut up = crate::resize::PlaneScaler::new(crate::resize::Filter::CatmullRom);
     let mut failed: Option<String> = None;
+    let every = spec.score_every.max(1) as usize;
     run_raw(frames, spec.frame_rate, &chain, "x264", &mut |i, p| {
+        if i % every != 0 {
+            return;
+        }
         if (p.width, p.height) == spec.display {
             on_decoded(i, p);
         } else {

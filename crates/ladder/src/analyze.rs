@@ -455,8 +455,9 @@ pub fn analyze(
             speed: opts.trial_speed,
             frame_rate,
             display: (display_width, display_height),
+            score_every: opts.metric_subsample.max(1),
         };
-        trial_window(refs, motion, input, &spec, opts.metric_subsample)
+        trial_window(refs, motion, input, &spec)
     };
     // The window's frames at every height in `wanted`.
     let scale_to = |refs: &[Picture], wanted: &[u32]| {
@@ -764,21 +765,19 @@ pub fn analyze(
 type WindowResult = (u64, Vec<(f64, f64, f64)>);
 
 /// Runs one trial on one window: returns the coded bytes and `(VMAF, PSNR-Y, SSIM-Y)` of the
-/// scored frames (every `subsample`-th), VMAF's motion taken from `motion` (the window's,
+/// scored frames (every `spec.score_every`-th), VMAF's motion taken from `motion` (the window's,
 /// computed once for all its trials).
 fn trial_window(
     refs: &[Picture],
     motion: &ReferenceMotion,
     input: &[Picture],
     spec: &TrialSpec,
-    subsample: u32,
 ) -> Result<WindowResult, LadderError> {
-    let k = subsample.max(1) as usize;
     let mut vmaf = crate::Vmaf::with_motion(spec.display.0, spec.display.1, motion.clone())?;
     let mut fidelity = Vec::new();
     let mut err: Option<LadderError> = None;
     let bytes = trial_encode(input, spec, &mut |i, decoded| {
-        if err.is_some() || i % k != 0 {
+        if err.is_some() {
             return;
         }
         let r = &refs[i];
