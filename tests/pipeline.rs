@@ -222,6 +222,53 @@ fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_noth
     assert_eq!(record["renditions"].as_array().unwrap().len(), 4);
     play_title(&folder, &cpix, 3);
 
+    // The poster was taken from the encode's own decode (no second decode): it is the source's
+    // frame at 30% (37 of 125), as ffmpeg decodes and scales it, and not its neighbours (the
+    // fixture's time code changes every frame).
+    let poster = std::fs::read(folder.join("poster.jpg")).unwrap();
+    assert_eq!(
+        poster,
+        std::fs::read(dir.path().join("work/renditions/poster.jpg")).unwrap()
+    );
+    let grey = |input: &[&str]| {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error"])
+            .args(input)
+            .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let poster_path = dir.path().join("poster-check.jpg");
+    std::fs::write(&poster_path, &poster).unwrap();
+    let ours = grey(&["-i", poster_path.to_str().unwrap()]);
+    assert_eq!(ours.len(), 480 * 270);
+    let source = fixture("mezz_720p25.mp4");
+    let frame_diff = |n: u32| {
+        let theirs = grey(&[
+            "-i",
+            source.to_str().unwrap(),
+            "-vf",
+            &format!("select=eq(n\\,{n}),scale=480:270:flags=lanczos"),
+        ]);
+        ours.iter()
+            .zip(&theirs)
+            .map(|(x, y)| x.abs_diff(*y) as f64)
+            .sum::<f64>()
+            / ours.len() as f64
+    };
+    let (before, at, after) = (frame_diff(36), frame_diff(37), frame_diff(38));
+    assert!(
+        // JPEG and two different scalers on a sharp test card leave about 4.5 levels.
+        at < 6.0 && at * 2.0 < before && at * 2.0 < after,
+        "mean differences from frames 36/37/38: {before:.2} {at:.2} {after:.2}"
+    );
+
     // Again: nothing to do, and it says so; no file changes.
     let before = std::fs::metadata(folder.join("manifest.mpd"))
         .unwrap()

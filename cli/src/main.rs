@@ -451,6 +451,7 @@ fn write_tracks(
                     eprintln!("note: {n}");
                 }
             }
+            Event::Still { .. } => {}
         }
     }
     if writers.is_empty() {

@@ -63,6 +63,9 @@ pub struct EncodePlan {
     pub audio: Option<AudioPlan>,
     /// Why rungs or streams were left out.
     pub notices: Vec<String>,
+    /// Hand this decoded frame (counted from 0 at the output frame rate) to the caller as an
+    /// [`Event::Still`], e.g. for a poster, without a second decode. `None` by default.
+    pub still_at: Option<u64>,
 }
 
 /// `x` rounded to the nearest even number of pixels, at least 2 (4:2:0 needs even sizes). The
@@ -189,6 +192,7 @@ impl EncodePlan {
             rungs,
             audio,
             notices,
+            still_at: None,
         })
     }
 
@@ -445,7 +449,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     {
         // Scaling runs on the streaming thread that delivers the decoded frames (decoding runs
         // on the decoder's own threads); a full appsrc blocks it, so memory stays bounded.
-        let mut state = ScaleState::new(outputs.clone());
+        let mut state = ScaleState::new(outputs.clone(), plan.still_at, feed.clone());
         let eos_outputs = outputs;
         let feed = feed.clone();
         let path = path.clone();
@@ -528,15 +532,26 @@ struct ScaleState {
     infos: Vec<Option<gstreamer_video::VideoInfo>>,
     scaler: crate::resize::PlaneScaler,
     caps_set: bool,
+    /// Frames seen so far, and the one to hand over as a still.
+    count: u64,
+    still_at: Option<u64>,
+    feed: Feed,
 }
 
 impl ScaleState {
-    fn new(outputs: Vec<((u32, u32), gst_app::AppSrc)>) -> ScaleState {
+    fn new(
+        outputs: Vec<((u32, u32), gst_app::AppSrc)>,
+        still_at: Option<u64>,
+        feed: Feed,
+    ) -> ScaleState {
         ScaleState {
             infos: vec![None; outputs.len()],
             outputs,
             scaler: crate::resize::PlaneScaler::default(),
             caps_set: false,
+            count: 0,
+            still_at,
+            feed,
         }
     }
 
@@ -580,6 +595,14 @@ impl ScaleState {
                 .and_then(|seg| seg.to_running_time(t))
                 .unwrap_or(t)
         });
+        if self.still_at == Some(self.count) {
+            let picture = crate::raw::picture_from(buffer.as_ref(), &info)?;
+            self.feed.event(Event::Still {
+                frame: self.count,
+                picture,
+            });
+        }
+        self.count += 1;
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
             .map_err(|_| "cannot map a decoded frame".to_string())?;
         for (i, ((w, h), src)) in self.outputs.iter().enumerate() {

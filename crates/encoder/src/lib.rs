@@ -15,7 +15,7 @@
 //!         Event::Track(info) => println!("track {} is {}", info.id, info.config.codec_string()),
 //!         Event::Sample { track, sample } => { let _ = (track, sample.data.len()); }
 //!         Event::Progress(p) => println!("{}: {} frames", p.track, p.frames_done),
-//!         Event::TrackEnd { .. } | Event::Notice(_) => {}
+//!         Event::TrackEnd { .. } | Event::Notice(_) | Event::Still { .. } => {}
 //!     }
 //! }
 //! ```

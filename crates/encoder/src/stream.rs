@@ -4,7 +4,7 @@ use crate::EncodeError;
 use crossbeam_channel::{Receiver, Sender};
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use reel_media::{EncodedSample, TrackInfo};
+use reel_media::{EncodedSample, Picture, TrackInfo};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,6 +38,12 @@ pub enum Event {
     Progress(Progress),
     /// Something the user should know that is not an error (a rung dropped, a stream ignored).
     Notice(String),
+    /// The decoded source picture asked for by [`EncodePlan::still_at`](crate::EncodePlan),
+    /// at the source's coded size: a poster frame taken from the one decode.
+    Still {
+        frame: u64,
+        picture: Picture,
+    },
 }
 
 pub(crate) enum Msg {

@@ -69,7 +69,7 @@ pub fn package_files(
                 Event::Sample { track, sample } => packager.push(map(&ids, track)?, sample)?,
                 Event::TrackEnd { track } => packager.end_track(map(&ids, track)?)?,
                 Event::Notice(n) => on_notice(format!("{}: {n}", input.display())),
-                Event::Progress(_) => {}
+                Event::Progress(_) | Event::Still { .. } => {}
             }
         }
         if ids.is_empty() {

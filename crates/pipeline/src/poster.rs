@@ -10,7 +10,17 @@ pub const POSTER_WIDTH: u32 = 480;
 /// Object key of the poster in a published title.
 pub const POSTER_FILE: &str = "poster.jpg";
 
-/// Decodes the picture at 30% of the title and encodes it as a JPEG.
+/// Where in the title the poster is taken, as a fraction of its running time.
+pub const POSTER_AT: f64 = 0.3;
+
+/// The index of the poster's frame in a title of `frames` frames.
+pub fn poster_frame(frames: u64) -> u64 {
+    (frames as f64 * POSTER_AT) as u64
+}
+
+/// Decodes the picture at 30% of the title and encodes it as a JPEG. `reel run` takes the
+/// picture from its encode's own decode instead ([`poster_from_picture`]); this is for runs
+/// that encode nothing.
 pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
     let info = reel_encoder::probe(source)?;
     let video = info
@@ -18,17 +28,20 @@ pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
         .ok_or_else(|| reel_encoder::EncodeError::NoVideo {
             path: source.to_path_buf(),
         })?;
-    // Display aspect, square pixels.
-    let par = video.pixel_aspect;
-    let display_w = f64::from(video.width) * par.num as f64 / par.den.max(1) as f64;
-    let height =
-        ((f64::from(POSTER_WIDTH) * f64::from(video.height) / display_w / 2.0).round() as u32 * 2)
-            .max(2);
-    let at = (info.duration * 0.3).max(0.0);
+    let (width, height) = poster_size(video);
+    let fps = video.frame_rate.as_f64();
+    if fps <= 0.0 {
+        return Err(PipelineError::Poster(format!(
+            "{}: no frame rate",
+            source.display()
+        )));
+    }
+    let frame = poster_frame((info.duration * fps).round() as u64);
+    let at = ((frame as f64 - 0.5) / fps).max(0.0);
     let mut picture: Option<Picture> = None;
     reel_encoder::decode_pictures(
         source,
-        (POSTER_WIDTH, height),
+        (width, height),
         &[(at, at + 1.0)],
         &mut |_, _, p| {
             picture = Some(p);
@@ -38,8 +51,33 @@ pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
     let picture = picture.ok_or_else(|| {
         PipelineError::Poster(format!("{}: no picture at {at:.1} s", source.display()))
     })?;
-    let hd = video.height > 576;
-    let rgb = to_rgb(&picture, hd);
+    jpeg(&picture, video.height > 576)
+        .map_err(|e| PipelineError::Poster(format!("{}: {e}", source.display())))
+}
+
+/// The poster from a decoded picture of `video` at its coded size (as the encoder hands it
+/// over in [`reel_encoder::Event::Still`]): scaled to the poster's size, as a JPEG.
+pub fn poster_from_picture(
+    picture: &Picture,
+    video: &reel_encoder::VideoStream,
+) -> Result<Vec<u8>, String> {
+    let (width, height) = poster_size(video);
+    let scaled = reel_encoder::resize::PlaneScaler::default().picture(picture, width, height)?;
+    jpeg(&scaled, video.height > 576)
+}
+
+/// POSTER_WIDTH wide, the display aspect (square pixels), even height.
+fn poster_size(video: &reel_encoder::VideoStream) -> (u32, u32) {
+    let par = video.pixel_aspect;
+    let display_w = f64::from(video.width) * par.num as f64 / par.den.max(1) as f64;
+    let height =
+        ((f64::from(POSTER_WIDTH) * f64::from(video.height) / display_w / 2.0).round() as u32 * 2)
+            .max(2);
+    (POSTER_WIDTH, height)
+}
+
+fn jpeg(picture: &Picture, bt709: bool) -> Result<Vec<u8>, String> {
+    let rgb = to_rgb(picture, bt709);
     let mut out = Vec::new();
     jpeg_encoder::Encoder::new(&mut out, 85)
         .encode(
@@ -48,7 +86,7 @@ pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
             picture.height as u16,
             jpeg_encoder::ColorType::Rgb,
         )
-        .map_err(|e| PipelineError::Poster(format!("{}: JPEG: {e}", source.display())))?;
+        .map_err(|e| format!("JPEG: {e}"))?;
     Ok(out)
 }
 

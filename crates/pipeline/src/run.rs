@@ -178,6 +178,8 @@ pub fn run(
     let t = Instant::now();
     let probe = reel_encoder::probe(&source)?;
     let mut plan = EncodePlan::new(probe, &ladder)?;
+    // The poster comes from this encode's decode, not from a second one.
+    plan.still_at = Some(crate::poster_frame(plan.frames_total));
     for n in &plan.notices {
         on_event(PipelineEvent::Notice(n.clone()));
     }
@@ -346,9 +348,14 @@ pub fn run(
                 .map_or(0, |d| d.as_secs()),
             poster: None,
         };
-        // A poster for the catalog; a title without one still publishes.
+        // A poster for the catalog (made while encoding, or decoded now when this run encoded
+        // nothing); a title without one still publishes.
         let mut record = record;
-        match crate::poster_jpeg(&source) {
+        let poster = match std::fs::read(renditions_dir.join(crate::POSTER_FILE)) {
+            Ok(jpeg) => Ok(jpeg),
+            Err(_) => crate::poster_jpeg(&source),
+        };
+        match poster {
             Ok(jpeg) => {
                 let path = tmp.join(crate::POSTER_FILE);
                 std::fs::write(&path, jpeg).map_err(io_error(&path))?;
@@ -447,6 +454,7 @@ fn encode_missing(
     on_event: &mut dyn FnMut(PipelineEvent),
 ) -> Result<(), PipelineError> {
     let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
+    let source = plan.source.clone();
     let stream = plan.start()?;
     for event in stream {
         cancelled(opts)?;
@@ -500,6 +508,20 @@ fn encode_missing(
             }
             Event::Progress(p) => on_event(PipelineEvent::EncodeProgress(p)),
             Event::Notice(n) => on_event(PipelineEvent::Notice(n)),
+            Event::Still { picture, .. } => {
+                let Some(video) = source.video() else {
+                    continue;
+                };
+                match crate::poster_from_picture(&picture, video) {
+                    Ok(jpeg) => {
+                        let path = dir.join(crate::POSTER_FILE);
+                        let tmp = dir.join(format!(".{}.tmp", crate::POSTER_FILE));
+                        std::fs::write(&tmp, jpeg).map_err(io_error(&tmp))?;
+                        std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
+                    }
+                    Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
+                }
+            }
         }
     }
     if let Some((_, name, _)) = writers.first() {
