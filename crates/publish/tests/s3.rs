@@ -174,6 +174,12 @@ fn throttling_proxy(upstream: u16, failures: usize) -> (u16, Arc<AtomicUsize>) {
                         "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
+                    // Drain what the client still sends (a body after the head) before closing:
+                    // closing with unread bytes makes the kernel reset the connection, and the
+                    // client may then see the reset instead of the 503 (a flaky "SlowDown").
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                    let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                    while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
                     return;
                 }
                 let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
