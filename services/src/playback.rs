@@ -118,6 +118,16 @@ async fn authorise(
     const INSERT: &str =
         "INSERT INTO playback_sessions (id, account_id, title_id, device, max_height, kids,
             created_at, expires_at, last_seen, stopped)";
+    let row = NewSession {
+        account: &viewer.sub,
+        device: &device,
+        id: &session,
+        title: &title.id,
+        max_height: entitlement.max_height,
+        kids: &kids,
+        now,
+        expires_at,
+    };
     if state.sqlite {
         // One writer at a time and one round trip: the new session goes in only if the
         // account's other live streams (this device's aside) leave room, and only then is
@@ -130,15 +140,8 @@ async fn authorise(
                AND EXISTS (SELECT 1 FROM playback_sessions WHERE id = $3)"
         );
         let _gate = state.writing().await;
-        let changed = sqlx::query(&sql)
-            .bind(&viewer.sub)
-            .bind(&device)
-            .bind(&session)
-            .bind(&title.id)
-            .bind(entitlement.max_height)
-            .bind(&kids)
-            .bind(now)
-            .bind(expires_at)
+        let changed = row
+            .bind(sqlx::query(&sql))
             .bind(live_since)
             .bind(plan.max_streams)
             .execute(&state.db)
@@ -177,19 +180,8 @@ async fn authorise(
         .bind(&device)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&format!(
-            "{INSERT} VALUES ($3, $1, $4, $2, $5, $6, $7, $8, $7, 0)"
-        ))
-        .bind(&viewer.sub)
-        .bind(&device)
-        .bind(&session)
-        .bind(&title.id)
-        .bind(entitlement.max_height)
-        .bind(&kids)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
+        let insert = format!("{INSERT} VALUES ($3, $1, $4, $2, $5, $6, $7, $8, $7, 0)");
+        row.bind(sqlx::query(&insert)).execute(&mut *tx).await?;
         tx.commit().await?;
     }
     drop(_guard);
@@ -211,6 +203,37 @@ async fn authorise(
         "expires_at": expires_at,
         "heartbeat_interval": HEARTBEAT_INTERVAL,
     })))
+}
+
+/// A new playback session's values, `$1`-`$8` of both stream-limit statements (SQLite's and
+/// PostgreSQL's), bound in one place so that the two cannot drift apart.
+struct NewSession<'a> {
+    account: &'a str,
+    device: &'a str,
+    id: &'a str,
+    title: &'a str,
+    max_height: i64,
+    kids: &'a str,
+    now: i64,
+    expires_at: i64,
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+impl<'a> NewSession<'a> {
+    fn bind<'q>(&self, q: AnyQuery<'q>) -> AnyQuery<'q>
+    where
+        'a: 'q,
+    {
+        q.bind(self.account)
+            .bind(self.device)
+            .bind(self.id)
+            .bind(self.title)
+            .bind(self.max_height)
+            .bind(self.kids)
+            .bind(self.now)
+            .bind(self.expires_at)
+    }
 }
 
 /// What a plan may play of a title. A key is granted only when every rendition it protects
