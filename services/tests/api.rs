@@ -163,6 +163,17 @@ async fn call(
     call_from(h, "10.0.0.1", method, uri, bearer, body).await
 }
 
+/// The status code of `call`.
+async fn status(
+    h: &H,
+    method: &str,
+    uri: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> StatusCode {
+    call(h, method, uri, bearer, body).await.0
+}
+
 async fn raw(
     h: &H,
     ip: &str,
@@ -329,13 +340,13 @@ async fn auth_flow(h: H) {
 
     // Missing, forged, expired tokens.
     assert_eq!(
-        call(&h, "GET", "/v1/me", None, None).await.0,
+        status(&h, "GET", "/v1/me", None, None).await,
         StatusCode::UNAUTHORIZED
     );
     let mut forged = access.to_string();
     forged.insert(5, 'x');
     assert_eq!(
-        call(&h, "GET", "/v1/me", Some(&forged), None).await.0,
+        status(&h, "GET", "/v1/me", Some(&forged), None).await,
         StatusCode::UNAUTHORIZED
     );
     let expired = h.state.signer.access(&AccessClaims {
@@ -346,7 +357,7 @@ async fn auth_flow(h: H) {
         exp: 1,
     });
     assert_eq!(
-        call(&h, "GET", "/v1/me", Some(&expired), None).await.0,
+        status(&h, "GET", "/v1/me", Some(&expired), None).await,
         StatusCode::UNAUTHORIZED
     );
     let other_secret = reel_services::tokens::Signer::new([9; 32]).access(&AccessClaims {
@@ -357,7 +368,7 @@ async fn auth_flow(h: H) {
         exp: i64::MAX,
     });
     assert_eq!(
-        call(&h, "GET", "/v1/me", Some(&other_secret), None).await.0,
+        status(&h, "GET", "/v1/me", Some(&other_secret), None).await,
         StatusCode::UNAUTHORIZED
     );
     // A viewer is not an admin.
@@ -385,27 +396,25 @@ async fn auth_flow(h: H) {
     let second = second["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(first, second);
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             "/v1/auth/refresh",
             None,
             Some(json!({ "refresh_token": first }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             "/v1/auth/refresh",
             None,
             Some(json!({ "refresh_token": second }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::UNAUTHORIZED,
         "the family was revoked"
     );
@@ -420,27 +429,25 @@ async fn auth_flow(h: H) {
     .await;
     let r = pair["refresh_token"].as_str().unwrap();
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             "/v1/auth/signout",
             None,
             Some(json!({ "refresh_token": r }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             "/v1/auth/refresh",
             None,
             Some(json!({ "refresh_token": r }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::UNAUTHORIZED
     );
     let hashes: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM refresh_tokens")
@@ -530,15 +537,11 @@ async fn playback_and_licences(h: H) {
     );
     assert!(v["message"].as_str().unwrap().contains("360p"), "{v}");
     assert_eq!(
-        call(&h, "POST", "/v1/playback/nosuchtitle", Some(&basic), None)
-            .await
-            .0,
+        status(&h, "POST", "/v1/playback/nosuchtitle", Some(&basic), None).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        call(&h, "POST", "/v1/playback/lighthouse", None, None)
-            .await
-            .0,
+        status(&h, "POST", "/v1/playback/lighthouse", None, None).await,
         StatusCode::UNAUTHORIZED
     );
 
@@ -638,7 +641,7 @@ async fn playback_and_licences(h: H) {
         json!("text"),
     ] {
         assert_eq!(
-            call(&h, "POST", &licence, None, Some(body.clone())).await.0,
+            status(&h, "POST", &licence, None, Some(body.clone())).await,
             StatusCode::BAD_REQUEST,
             "{body}"
         );
@@ -648,27 +651,25 @@ async fn playback_and_licences(h: H) {
     let mut forged = token.clone();
     forged.insert(3, 'A');
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/licence/{forged}"),
             None,
             Some(all_kids.clone())
         )
-        .await
-        .0,
+        .await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/licence/{basic}"),
             None,
             Some(all_kids.clone())
         )
-        .await
-        .0,
+        .await,
         StatusCode::UNAUTHORIZED
     );
     let claims = h.state.signer.verify_playback(&token, 0).unwrap();
@@ -677,15 +678,14 @@ async fn playback_and_licences(h: H) {
         ..claims.clone()
     });
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/licence/{expired}"),
             None,
             Some(all_kids.clone())
         )
-        .await
-        .0,
+        .await,
         StatusCode::UNAUTHORIZED
     );
     // A token naming another account or title for this session (as if the secret leaked
@@ -695,15 +695,14 @@ async fn playback_and_licences(h: H) {
         ..claims.clone()
     });
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/licence/{other_title}"),
             None,
             Some(all_kids.clone())
         )
-        .await
-        .0,
+        .await,
         StatusCode::UNAUTHORIZED
     );
 
@@ -764,27 +763,25 @@ async fn playback_and_licences(h: H) {
     // Stopping frees the stream.
     let s2 = again["session"].as_str().unwrap();
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/playback/sessions/{s2}/stop"),
             Some(&basic),
             Some(json!({ "position": 2.0 }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             "/v1/playback/lighthouse",
             Some(&basic),
             Some(json!({ "device": "phone" }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::OK
     );
 
@@ -872,13 +869,11 @@ async fn catalog(h: H) {
     let (_, q, _) = call(&h, "GET", "/v1/titles?q=%25", Some(&v), None).await;
     assert_eq!(q["total"], 0, "{q}");
     assert_eq!(
-        call(&h, "GET", "/v1/titles?year=abc", Some(&v), None)
-            .await
-            .0,
+        status(&h, "GET", "/v1/titles?year=abc", Some(&v), None).await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        call(&h, "GET", "/v1/titles", None, None).await.0,
+        status(&h, "GET", "/v1/titles", None, None).await,
         StatusCode::UNAUTHORIZED
     );
 
@@ -912,15 +907,11 @@ async fn catalog(h: H) {
     .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
-        call(&h, "GET", "/v1/titles/harbour", Some(&v), None)
-            .await
-            .0,
+        status(&h, "GET", "/v1/titles/harbour", Some(&v), None).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        call(&h, "POST", "/v1/playback/harbour", Some(&v), None)
-            .await
-            .0,
+        status(&h, "POST", "/v1/playback/harbour", Some(&v), None).await,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -1012,15 +1003,14 @@ async fn catalog(h: H) {
     let (_, grant, _) = call(&h, "POST", "/v1/playback/lighthouse", Some(&kid), None).await;
     let session = grant["session"].as_str().unwrap();
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/playback/sessions/{session}/heartbeat"),
             Some(&kid),
             Some(json!({ "position": 3.5 }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::NO_CONTENT
     );
     for (kind, pos) in [("start", 0.0), ("switch", 1.0), ("rebuffer", 2.0)] {
@@ -1065,27 +1055,25 @@ async fn catalog(h: H) {
             .unwrap();
     assert_eq!(events, 3);
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/playback/sessions/{session}/events"),
             Some(&kid),
             Some(json!({ "kind": "explode" }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        call(
+        status(
             &h,
             "POST",
             &format!("/v1/playback/sessions/{session}/heartbeat"),
             Some(&kid),
             Some(json!({ "position": -1 }))
         )
-        .await
-        .0,
+        .await,
         StatusCode::BAD_REQUEST
     );
 }
@@ -1279,7 +1267,7 @@ async fn hostile_input(h: H) {
     // Oversized bodies.
     let big = json!({ "email": "a@example.com", "password": "x".repeat(100_000) });
     assert_eq!(
-        call(&h, "POST", "/v1/auth/signup", None, Some(big)).await.0,
+        status(&h, "POST", "/v1/auth/signup", None, Some(big)).await,
         StatusCode::PAYLOAD_TOO_LARGE
     );
     let big_licence = json!({ "kids": vec!["AAAAAAAAAAAAAAAAAAAAAA"; 10_000] });
@@ -1291,15 +1279,14 @@ async fn hostile_input(h: H) {
         Some(json!({ "device": "big" })),
     )
     .await;
-    let s = call(
+    let s = status(
         &h,
         "POST",
         grant["licence"].as_str().unwrap_or("/v1/licence/x"),
         None,
         Some(big_licence),
     )
-    .await
-    .0;
+    .await;
     assert!(
         s == StatusCode::PAYLOAD_TOO_LARGE || s == StatusCode::BAD_REQUEST,
         "{s}"
