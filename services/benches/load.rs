@@ -266,12 +266,18 @@ fn main() {
         "{}local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format('POST', paths[(n % #paths) + 1], {{['content-type'] = 'application/json'}}, '{{\"kids\":[\"{kid}\"],\"type\":\"temporary\"}}')\nend\n",
         lua_list("paths", &licence_paths))).unwrap();
     let segs: Vec<String> = (1..=16).map(|n| format!("720p/{n}.m4s")).collect();
-    std::fs::write(scripts.join("reel-seg.lua"), format!(
-        "{}local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format('GET', '/origin/{origin_token}/' .. segs[(n % #segs) + 1])\nend\n",
-        lua_list("segs", &segs))).unwrap();
-    std::fs::write(scripts.join("nginx-seg.lua"), format!(
-        "{}local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format('GET', '/' .. segs[(n % #segs) + 1])\nend\n",
-        lua_list("segs", &segs))).unwrap();
+    // The same segments in turn, from the origin (token in the path) or from nginx.
+    let seg_script = |prefix: &str| {
+        format!(
+        "{}local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format('GET', '{prefix}' .. segs[(n % #segs) + 1])\nend\n",
+        lua_list("segs", &segs))
+    };
+    std::fs::write(
+        scripts.join("reel-seg.lua"),
+        seg_script(&format!("/origin/{origin_token}/")),
+    )
+    .unwrap();
+    std::fs::write(scripts.join("nginx-seg.lua"), seg_script("/")).unwrap();
 
     let mut results = Vec::new();
     println!(
