@@ -13,6 +13,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use reel_publish::Destination;
+use std::sync::Arc;
 use tower_http::cors::{Any, CorsLayer};
 
 pub fn router() -> Router<AppState> {
@@ -82,38 +83,136 @@ fn cache_control(key: &str) -> &'static str {
     }
 }
 
-/// Reads `key` (or the `range` of it) under `root`, refusing anything whose real path leaves
-/// the root. One blocking task does every file-system step.
-/// The bytes read, the object's size and the range served (`None`: all of it).
-type Read = (Vec<u8>, u64, Option<(u64, u64)>);
+/// Objects (or ranges) up to this size are read in one go; larger ones are streamed in
+/// chunks of this size, so a request holds at most one chunk in memory whatever the
+/// object's size (a whole single-file rendition asked for without a `Range`, say).
+const CHUNK: u64 = 1 << 20;
 
-fn read_local(root: &std::path::Path, key: &str, range: Option<&str>) -> Result<Read> {
-    use std::io::{Read, Seek};
+/// Reads bytes `start..=end` of the object found (exactly that many, or an error).
+type ChunkReader = Arc<dyn Fn(u64, u64) -> Result<Vec<u8>> + Send + Sync>;
+
+/// An object found: its size, the range asked for (`None`: all of it), and its bytes: read
+/// already when they fit in one chunk (or nothing is to be sent), else how to read them.
+struct Found {
+    size: u64,
+    range: Option<(u64, u64)>,
+    bytes: Option<Vec<u8>>,
+    reader: ChunkReader,
+}
+
+impl Found {
+    /// Parses the `Range` header against the object's size and, when the answer fits in
+    /// one chunk and a body is wanted, reads it (on the caller's blocking task).
+    fn new(size: u64, range: Option<&str>, body: bool, reader: ChunkReader) -> Result<Self> {
+        let range = match range {
+            Some(v) => parse_range(v, size)?,
+            None => None,
+        };
+        let mut found = Found {
+            size,
+            range,
+            bytes: None,
+            reader,
+        };
+        let (start, end) = found.span();
+        if !body || found.length() == 0 {
+            found.bytes = Some(Vec::new());
+        } else if found.length() <= CHUNK {
+            found.bytes = Some((found.reader)(start, end)?);
+        }
+        Ok(found)
+    }
+
+    /// The first and last byte to send.
+    fn span(&self) -> (u64, u64) {
+        self.range.unwrap_or((0, self.size.saturating_sub(1)))
+    }
+
+    fn length(&self) -> u64 {
+        if self.size == 0 {
+            0
+        } else {
+            let (start, end) = self.span();
+            end - start + 1
+        }
+    }
+
+    /// The response body: the bytes read, or a stream reading one chunk at a time.
+    fn body(self) -> Body {
+        if let Some(bytes) = self.bytes {
+            return Body::from(bytes);
+        }
+        let (start, end) = self.span();
+        let reader = self.reader;
+        let chunks = futures_util::stream::try_unfold(start, move |at| {
+            let reader = reader.clone();
+            async move {
+                if at > end {
+                    return Ok::<_, ServiceError>(None);
+                }
+                let last = (at + CHUNK - 1).min(end);
+                let bytes = tokio::task::spawn_blocking(move || reader(at, last))
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))??;
+                Ok(Some((bytes, last + 1)))
+            }
+        });
+        Body::from_stream(chunks)
+    }
+}
+
+/// Finds `key` under `root`, refusing anything whose real path leaves the root. One
+/// blocking task does every file-system step of a small answer.
+fn find_local(root: &std::path::Path, key: &str, range: Option<&str>, body: bool) -> Result<Found> {
+    use std::os::unix::fs::FileExt;
     let root = std::fs::canonicalize(root).map_err(|_| ServiceError::NotFound)?;
     let resolved = std::fs::canonicalize(root.join(key)).map_err(|_| ServiceError::NotFound)?;
     if !resolved.starts_with(&root) {
         return Err(ServiceError::NotFound);
     }
-    let mut file = std::fs::File::open(&resolved).map_err(|_| ServiceError::NotFound)?;
+    let file = std::fs::File::open(&resolved).map_err(|_| ServiceError::NotFound)?;
     let meta = file.metadata().map_err(|_| ServiceError::NotFound)?;
     if !meta.is_file() {
         return Err(ServiceError::NotFound);
     }
-    let size = meta.len();
-    let range = match range {
-        Some(v) => parse_range(v, size)?,
-        None => None,
-    };
-    let (start, end) = range.unwrap_or((0, size.saturating_sub(1)));
-    let length = if size == 0 { 0 } else { end - start + 1 };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
+    let file = Arc::new(file);
+    let reader: ChunkReader = Arc::new(move |start, end| {
+        let mut buf = vec![0u8; (end - start + 1) as usize];
+        file.read_exact_at(&mut buf, start)
             .map_err(|e| ServiceError::Internal(format!("{}: {e}", resolved.display())))?;
-    }
-    let mut buf = vec![0u8; length as usize];
-    file.read_exact(&mut buf)
-        .map_err(|e| ServiceError::Internal(format!("{}: {e}", resolved.display())))?;
-    Ok((buf, size, range))
+        Ok(buf)
+    });
+    Found::new(meta.len(), range, body, reader)
+}
+
+/// Finds `key` in an object store: its size first (HEAD), then only the bytes asked for
+/// (ranged GETs, one per chunk).
+fn find_in_store(
+    store: Arc<dyn reel_publish::ObjectStore>,
+    key: &str,
+    range: Option<&str>,
+    body: bool,
+) -> Result<Found> {
+    let internal = |e: reel_publish::PublishError| ServiceError::Internal(e.to_string());
+    let size = store
+        .head(key)
+        .map_err(internal)?
+        .ok_or(ServiceError::NotFound)?
+        .size;
+    let key = key.to_string();
+    let reader: ChunkReader = Arc::new(move |start, end| {
+        let bytes = store
+            .get_range(&key, start, end)
+            .map_err(internal)?
+            .ok_or(ServiceError::NotFound)?;
+        if bytes.len() as u64 != end - start + 1 {
+            return Err(ServiceError::Internal(format!(
+                "{key}: the object changed while it was read"
+            )));
+        }
+        Ok(bytes)
+    });
+    Found::new(size, range, body, reader)
 }
 
 async fn serve_object(
@@ -139,37 +238,21 @@ async fn serve_object(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (body, size, range) = match Destination::parse(&source) {
+    let body = method != Method::HEAD;
+    let found = match Destination::parse(&source) {
         Ok(Destination::Folder(root)) => {
             let k = key.clone();
-            tokio::task::spawn_blocking(move || read_local(&root, &k, range_header.as_deref()))
-                .await
-                .map_err(|e| ServiceError::Internal(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                find_local(&root, &k, range_header.as_deref(), body)
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??
         }
         _ => {
-            // S3: the size first, then only the bytes asked for (a ranged GET).
             let store = state.store(&source)?;
             let k = key.clone();
-            tokio::task::spawn_blocking(move || -> Result<Read> {
-                let internal =
-                    |e: reel_publish::PublishError| ServiceError::Internal(e.to_string());
-                let size = store
-                    .head(&k)
-                    .map_err(internal)?
-                    .ok_or(ServiceError::NotFound)?
-                    .size;
-                let range = match range_header.as_deref() {
-                    Some(v) => parse_range(v, size)?,
-                    None => None,
-                };
-                let body = match range {
-                    Some((a, b)) => store.get_range(&k, a, b),
-                    None if size == 0 => Ok(Some(Vec::new())),
-                    None => store.get(&k),
-                }
-                .map_err(internal)?
-                .ok_or(ServiceError::NotFound)?;
-                Ok((body, size, range))
+            tokio::task::spawn_blocking(move || {
+                find_in_store(store, &k, range_header.as_deref(), body)
             })
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??
@@ -177,7 +260,7 @@ async fn serve_object(
     };
     let audio = key.split('/').next().is_some_and(|d| d.contains("audio"));
     let mut response = Response::builder()
-        .status(if range.is_some() {
+        .status(if found.range.is_some() {
             StatusCode::PARTIAL_CONTENT
         } else {
             StatusCode::OK
@@ -188,21 +271,17 @@ async fn serve_object(
         )
         .header(header::CACHE_CONTROL, cache_control(&key))
         .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::CONTENT_LENGTH, body.len());
-    if let Some((start, end)) = range {
+        .header(header::CONTENT_LENGTH, found.length());
+    if let Some((start, end)) = found.range {
+        let size = found.size;
         response = response.header(
             header::CONTENT_RANGE,
             HeaderValue::from_str(&format!("bytes {start}-{end}/{size}"))
                 .map_err(|e| ServiceError::Internal(e.to_string()))?,
         );
     }
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(body)
-    };
     response
-        .body(body)
+        .body(if body { found.body() } else { Body::empty() })
         .map_err(|e| ServiceError::Internal(e.to_string()))
 }
 

@@ -1079,6 +1079,38 @@ async fn catalog(h: H) {
 }
 both!(catalog);
 
+/// A large object (2.5 MiB, more than the origin's 1 MiB read chunk) comes back whole, in a
+/// range across chunk boundaries and as a bodiless HEAD with its length.
+async fn large_object_is_streamed(h: &H, token: &str) {
+    let want = support::large_object();
+    let url = format!("/origin/{token}/720p/single.mp4");
+    let (s, body, headers) = raw(h, "10.0.0.1", "GET", &url, None, None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(headers["content-length"], want.len().to_string().as_str());
+    assert!(body == want, "the whole object differs");
+    let (s, body, headers) = raw(
+        h,
+        "10.0.0.1",
+        "GET",
+        &url,
+        None,
+        None,
+        &[("range", "bytes=1000000-2200000")],
+    )
+    .await;
+    assert_eq!(
+        (s, headers["content-range"].to_str().unwrap()),
+        (
+            StatusCode::PARTIAL_CONTENT,
+            format!("bytes 1000000-2200000/{}", want.len()).as_str()
+        )
+    );
+    assert!(body == want[1_000_000..=2_200_000], "the range differs");
+    let (s, body, headers) = raw(h, "10.0.0.1", "HEAD", &url, None, None, &[]).await;
+    assert_eq!((s, body.len()), (StatusCode::OK, 0));
+    assert_eq!(headers["content-length"], want.len().to_string().as_str());
+}
+
 async fn origin(h: H) {
     let v = viewer(&h, "org@example.com", "premium").await;
     let (_, grant, _) = call(&h, "POST", "/v1/playback/lighthouse", Some(&v), None).await;
@@ -1153,6 +1185,7 @@ async fn origin(h: H) {
     )
     .await;
     assert_eq!(headers["access-control-allow-origin"], "*");
+    large_object_is_streamed(&h, &token).await;
 
     // Outside the title: every spelling of a way out is refused.
     std::os::unix::fs::symlink(h.t2.dir.join("title.json"), h.t1.dir.join("escape.json")).unwrap();
@@ -1548,6 +1581,7 @@ async fn origin_serves_a_title_published_to_s3() {
     )
     .await;
     assert_eq!((s, body.len()), (StatusCode::OK, 1000));
+    large_object_is_streamed(&h, &token).await;
     assert_eq!(
         raw(
             &h,

@@ -243,6 +243,16 @@ pub fn publish_title(
         .unwrap();
         std::fs::write(dir.join(r).join("seg-1.m4s"), vec![7u8; 1000]).unwrap();
     }
+    // An object larger than the origin's read chunk (1 MiB), as a single-file rendition is.
+    std::fs::write(dir.join("720p").join("single.mp4"), large_object()).unwrap();
     let cpix = reel_drm::cpix_document(&keys, id);
     Published { dir, cpix, keys }
+}
+
+/// The bytes of the fixture's large object: 2.5 MiB + 3 of a pattern in which no two nearby
+/// chunks are alike, so a misplaced chunk shows.
+pub fn large_object() -> Vec<u8> {
+    (0..(5u32 << 19) + 3)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
 }
