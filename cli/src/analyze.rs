@@ -65,8 +65,9 @@ pub struct AnalyzeArgs {
     /// like the fixed ladder) or `crf` (the chosen CRF).
     #[arg(long, default_value = "bitrate", value_parser = ["bitrate", "crf"])]
     pub rate_control: String,
-    /// Score every n-th frame (VMAF's motion feature still sees every frame).
-    #[arg(long, default_value_t = 4)]
+    /// Score one frame in n, the middle of each run of n (VMAF's motion feature still sees
+    /// every frame); keep n odd, out of step with the encoder's 4-frame mini-GOPs.
+    #[arg(long, default_value_t = 5)]
     pub metric_subsample: u32,
 }
 

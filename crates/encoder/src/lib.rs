@@ -38,6 +38,8 @@ pub use encode::{encode, even, EncodePlan, RungPlan};
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, Ladder, RateControl, Rung};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
-pub use raw::{decode_pictures, scale_pictures, trial_encode, TrialSpec};
+pub use raw::{
+    decode_frames, decode_pictures, scale_pictures, trial_encode, DecodedFrame, TrialSpec,
+};
 pub use stream::{Event, Progress, SampleStream};
 pub use timing::video_timescale;

@@ -176,6 +176,19 @@ impl Drop for Running {
     }
 }
 
+/// One decoded frame of [`decode_frames`].
+#[derive(Debug, Clone)]
+pub struct DecodedFrame {
+    /// Counts every frame the decoder delivered (those outside the ranges too).
+    pub index: u64,
+    /// Presentation time in seconds.
+    pub seconds: f64,
+    /// Whether the coded frame was a key frame (decoding can start at it): a seek to
+    /// `seconds` decodes nothing before it.
+    pub key_frame: bool,
+    pub picture: Picture,
+}
+
 /// Decodes the first video stream of `source` to I420 pictures of `size` (scaled with Lanczos
 /// when it differs from the coded size) and calls `on_frame(index, seconds, picture)` for each
 /// frame whose time lies in one of `ranges` (every frame when `ranges` is empty). `index`
@@ -186,6 +199,20 @@ pub fn decode_pictures(
     size: (u32, u32),
     ranges: &[(f64, f64)],
     on_frame: &mut dyn FnMut(u64, f64, Picture) -> bool,
+) -> Result<u64, EncodeError> {
+    decode_frames(source, size, ranges, &mut |f| {
+        on_frame(f.index, f.seconds, f.picture)
+    })
+}
+
+/// [`decode_pictures`] with each frame's key-frame flag (read from the coded stream as it
+/// enters the decoder). A range that starts on a key frame is reached by a seek that decodes
+/// nothing before it; any other range costs the frames from the key frame before it.
+pub fn decode_frames(
+    source: &Path,
+    size: (u32, u32),
+    ranges: &[(f64, f64)],
+    on_frame: &mut dyn FnMut(DecodedFrame) -> bool,
 ) -> Result<u64, EncodeError> {
     // A uridecodebin3 pipeline now and then stops delivering without an error or an end of
     // stream (seen about once in fifty decodes here; cause not found yet). A fresh pipeline
@@ -201,13 +228,70 @@ pub fn decode_pictures(
     }
 }
 
+/// Presentation times (ns) of the key frames that entered a video decoder and whose decoded
+/// pictures have not come out yet.
+#[derive(Default)]
+struct KeyFrames(Mutex<std::collections::VecDeque<u64>>);
+
+impl KeyFrames {
+    /// Watches every video decoder `pipeline` makes (inside `uridecodebin3`).
+    fn watch(self: &Arc<Self>, pipeline: &gst::Pipeline) {
+        let keys = Arc::downgrade(self);
+        pipeline.connect_deep_element_added(move |_, _, element| {
+            let is_video_decoder = element.factory().is_some_and(|f| {
+                let klass = f.klass();
+                klass.contains("Decoder") && klass.contains("Video")
+            });
+            let Some(pad) = element.static_pad("sink").filter(|_| is_video_decoder) else {
+                return;
+            };
+            let keys = keys.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let (Some(keys), Some(buffer)) = (keys.upgrade(), info.buffer()) {
+                    if let (false, Some(pts)) = (
+                        buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                        buffer.pts(),
+                    ) {
+                        keys.0
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push_back(pts.nseconds());
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        });
+    }
+
+    /// Whether the picture at `pts` was a key frame; forgets key frames before it (their
+    /// pictures have passed or were dropped).
+    fn take(&self, pts: u64) -> bool {
+        let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Decoded pictures come out in presentation order; coded frames entered in decode
+        // order, and a key frame is never presented after a later key frame.
+        while q.front().is_some_and(|&k| k < pts) {
+            q.pop_front();
+        }
+        if q.front() == Some(&pts) {
+            q.pop_front();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 fn decode_attempt(
     source: &Path,
     size: (u32, u32),
     ranges: &[(f64, f64)],
     delivered: &mut Option<f64>,
     index: &mut u64,
-    on_frame: &mut dyn FnMut(u64, f64, Picture) -> bool,
+    on_frame: &mut dyn FnMut(DecodedFrame) -> bool,
 ) -> Result<u64, EncodeError> {
     let skip_until = *delivered;
     init()?;
@@ -272,6 +356,8 @@ fn decode_attempt(
             let _ = pad.link(&fake.static_pad("sink").expect("fakesink has a sink pad"));
         }
     });
+    let keys = Arc::new(KeyFrames::default());
+    keys.watch(&pipeline);
     let running = Running(pipeline);
     // Ranges closer than SEEK_GAP are decoded straight through; a group further on is reached
     // with an accurate seek, so that the frames between windows are never decoded.
@@ -301,14 +387,19 @@ fn decode_attempt(
     for segment in segments {
         if let Some((a, _)) = segment {
             if can_seek && a - position > SEEK_GAP {
-                // A second early: the frames of the range then keep their own timestamps
-                // (the first frame after a seek is clipped to the seek position).
-                let at = gst::ClockTime::from_nseconds(((a - 1.0).max(0.0) * 1e9) as u64);
+                // To the key frame at or before the range's start (a millisecond late, so
+                // that rounding never snaps to the key frame before one the range starts on):
+                // every frame from there keeps its own timestamp. An accurate seek clips the
+                // first frame after it to the seek position, and with B-frames drops the
+                // frames of one reorder delay after it.
+                let at = gst::ClockTime::from_nseconds(((a.max(0.0) + 0.001) * 1e9).round() as u64);
+                keys.clear();
                 // A failed seek leaves the pipeline where it was: decoding on still finds the
                 // range, only slower.
-                let _ = running
-                    .0
-                    .seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at);
+                let _ = running.0.seek_simple(
+                    gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE,
+                    at,
+                );
                 if !playing {
                     let _ = running.0.state(gst::ClockTime::from_seconds(30));
                 }
@@ -324,7 +415,9 @@ fn decode_attempt(
                 path: source.to_path_buf(),
                 detail: "decoder gave a sample without a buffer".into(),
             })?;
-            let t = buffer.pts().map_or(0.0, |p| p.nseconds() as f64 / 1e9);
+            let pts = buffer.pts().map_or(0, |p| p.nseconds());
+            let t = pts as f64 / 1e9;
+            let key_frame = keys.take(pts);
             // After a stall: the frames an earlier pipeline delivered are not delivered again.
             if skip_until.is_some_and(|s| t <= s + 1e-6) {
                 return Ok(true);
@@ -347,7 +440,12 @@ fn decode_attempt(
                 }
             })?;
             *delivered = Some(t);
-            if on_frame(i, t, picture) {
+            if on_frame(DecodedFrame {
+                index: i,
+                seconds: t,
+                key_frame,
+                picture,
+            }) {
                 Ok(true)
             } else {
                 stopped = true;
@@ -381,8 +479,11 @@ pub struct TrialSpec {
     pub frame_rate: Rational,
     /// The size decoded pictures are scaled back to (bicubic, Catmull-Rom) for comparison.
     pub display: (u32, u32),
-    /// Only every this-many-th decoded picture (0, k, 2k, ...) is scaled back and handed on;
-    /// a metric that scores a subsample saves the scaling of the others (1: every picture).
+    /// Only one decoded picture in this many is scaled back and handed on, the middle one of
+    /// each run (k/2, k + k/2, ...; 1: every picture), so that a metric that scores a
+    /// subsample saves the scaling of the others. Not the first of each run: the first frame
+    /// is a key frame, coded better than the rest, and a subsample holding it (1 in 5 of a
+    /// 1-second window's scores against 1 in 25 of its frames) reads high.
     pub score_every: u32,
 }
 
@@ -438,6 +539,8 @@ fn run_raw(
     all.push(&sink_el);
     pipeline.add_many(all.iter().copied())?;
     gst::Element::link_many(all.iter().copied())?;
+    let keys = Arc::new(KeyFrames::default());
+    keys.watch(&pipeline);
     let running = Running(pipeline);
     running.0.set_state(gst::State::Playing)?;
     std::thread::scope(|scope| {
@@ -561,7 +664,7 @@ pub fn trial_encode(
     let mut failed: Option<String> = None;
     let every = spec.score_every.max(1) as usize;
     run_raw(frames, spec.frame_rate, &chain, "x264", &mut |i, p| {
-        if i % every != 0 {
+        if i % every != every / 2 {
             return;
         }
         if (p.width, p.height) == spec.display {

@@ -225,10 +225,49 @@ pub struct Window {
     pub weight: f64,
     /// Index of the shot it lies in.
     pub shot: usize,
+    /// Whether it starts on a key frame of the source (decoding it costs no frames before
+    /// it).
+    #[serde(default)]
+    pub at_key_frame: bool,
+}
+
+/// What the scan saw of every frame: its time, its activity, and which frames are key frames
+/// (indices, ascending).
+#[derive(Debug, Clone, Default)]
+pub struct FrameScan {
+    pub times: Vec<f64>,
+    pub activity: Vec<Activity>,
+    pub key_frames: Vec<usize>,
+}
+
+impl FrameScan {
+    /// The complexity (as [`Shot::complexity`]) of frames `[a, e)` of a shot starting at
+    /// frame `first`: the shot's first frame's temporal activity is left out.
+    fn complexity(&self, first: usize, a: usize, e: usize) -> f64 {
+        let spatial =
+            self.activity[a..e].iter().map(|x| x.spatial).sum::<f64>() / (e - a).max(1) as f64;
+        let from = a.max(first + 1);
+        let temporal = if e > from {
+            self.activity[from..e]
+                .iter()
+                .map(|x| x.temporal)
+                .sum::<f64>()
+                / (e - from) as f64
+        } else {
+            0.0
+        };
+        (1.0 + spatial).ln() + 2.0 * (1.0 + temporal).ln()
+    }
 }
 
 /// Chooses windows over `shots` (in time order) within the budget of `opts`.
-pub fn plan_windows(shots: &[Shot], opts: &SampleOptions) -> Vec<Window> {
+///
+/// Where a shot has key frames from which a whole window fits in it, its window starts on one
+/// of them, so that decoding it costs no frames before it (on a long-GOP source a window
+/// elsewhere costs up to a GOP of decoding): the one whose frames' complexity is closest to
+/// the shot's, then the one nearest the shot's middle. Otherwise the window is centred in the
+/// shot.
+pub fn plan_windows(shots: &[Shot], opts: &SampleOptions, scan: &FrameScan) -> Vec<Window> {
     let duration: f64 = shots.iter().map(Shot::seconds).sum();
     if shots.is_empty() || duration <= 0.0 {
         return Vec::new();
@@ -250,12 +289,35 @@ pub fn plan_windows(shots: &[Shot], opts: &SampleOptions) -> Vec<Window> {
     let centred = |i: usize, weight: f64| {
         let s = &shots[i];
         let len = window.min(s.seconds());
-        let mid = (s.start_seconds + s.end_seconds) / 2.0;
+        let start = (s.start_seconds + s.end_seconds) / 2.0 - len / 2.0;
+        // Key frames of the shot from which the whole window fits in it (a microsecond of
+        // slack for times computed from frame counts), scored by how far the window's
+        // complexity is from the shot's, then by the distance from the middle.
+        let score = |k: usize| {
+            let t = scan.times[k];
+            let e = scan.times.partition_point(|&x| x < t + len - 1e-6);
+            let cx = scan.complexity(s.first as usize, k, e);
+            ((cx - s.complexity).abs(), (t - start).abs())
+        };
+        let key = scan
+            .key_frames
+            .iter()
+            .copied()
+            .filter(|&k| {
+                scan.times.get(k).is_some_and(|&t| {
+                    t >= s.start_seconds - 1e-6 && t + len <= s.end_seconds + 1e-6
+                }) && k < scan.activity.len()
+            })
+            .map(|k| (score(k), scan.times[k]))
+            .min_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.total_cmp(&b.0 .1)))
+            .map(|(_, t)| t);
+        let start = key.unwrap_or(start);
         Window {
-            start_seconds: mid - len / 2.0,
-            end_seconds: mid + len / 2.0,
+            start_seconds: start,
+            end_seconds: start + len,
             weight,
             shot: i,
+            at_key_frame: key.is_some(),
         }
     };
     let mut windows: Vec<Window> = if count >= shots.len() {
@@ -312,7 +374,7 @@ mod tests {
     fn a_short_title_is_sampled_per_shot_and_weighted_by_shot_length() {
         let shots = vec![shot(0.0, 1.0, 1.0), shot(1.0, 4.0, 5.0)];
         // A 2 s budget and 2 s windows: windows shrink to 1 s so that both shots are seen.
-        let w = plan_windows(&shots, &SampleOptions::default());
+        let w = plan_windows(&shots, &SampleOptions::default(), &FrameScan::default());
         assert_eq!(w.len(), 2);
         assert_eq!(
             (w[0].start_seconds, w[0].end_seconds, w[0].weight),
@@ -336,7 +398,7 @@ mod tests {
                 )
             })
             .collect();
-        let w = plan_windows(&shots, &SampleOptions::default());
+        let w = plan_windows(&shots, &SampleOptions::default(), &FrameScan::default());
         let sampled: f64 = w.iter().map(|w| w.end_seconds - w.start_seconds).sum();
         assert!((sampled - 120.0).abs() < 1e-6, "{sampled}");
         assert_eq!(
@@ -355,6 +417,42 @@ mod tests {
             "strata span the complexities: {lo} {hi}"
         );
         assert!(w.windows(2).all(|p| p[0].end_seconds <= p[1].start_seconds));
+    }
+
+    #[test]
+    fn windows_start_on_the_key_frame_whose_stretch_is_like_the_shot() {
+        // One 12-second shot at 25 fps, key frames every 2 s; its first 4 s are calm and the
+        // rest busy: the shot's complexity is nearer the busy part's, so the window starts
+        // on a key frame in it, and decoding it costs nothing before it.
+        let times: Vec<f64> = (0..300).map(|i| i as f64 / 25.0).collect();
+        let activity: Vec<Activity> = (0..300)
+            .map(|i| Activity {
+                spatial: if i < 100 { 1.0 } else { 20.0 },
+                temporal: if i < 100 { 0.5 } else { 6.0 },
+            })
+            .collect();
+        let mut s = shots(&times, &activity, &[0], 0.04);
+        let scan = FrameScan {
+            times,
+            activity,
+            key_frames: (0..300).step_by(50).collect(),
+        };
+        let w = plan_windows(&s, &SampleOptions::default(), &scan);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].at_key_frame);
+        assert!([4.0, 6.0, 8.0].contains(&w[0].start_seconds), "{w:?}");
+        assert!((w[0].end_seconds - w[0].start_seconds - 2.0).abs() < 1e-9);
+        // Among equally fitting key frames, the one nearest the middle (5 s): 4 s or 6 s.
+        assert!([4.0, 6.0].contains(&w[0].start_seconds), "{w:?}");
+        // No key frame leaves room for a whole window in the shot: centred, as without any.
+        s[0].first = 12;
+        s[0].start_seconds = 0.48;
+        s[0].end_seconds = 2.28;
+        s[0].end = 57;
+        let w = plan_windows(&s, &SampleOptions::default(), &scan);
+        assert!(!w[0].at_key_frame);
+        let none = plan_windows(&s, &SampleOptions::default(), &FrameScan::default());
+        assert_eq!(w, none);
     }
 
     #[test]
