@@ -50,7 +50,8 @@ pub struct AnalyzeArgs {
     /// Share of the title the trials encode (within --min-sample and --max-sample seconds).
     #[arg(long, default_value_t = 0.1)]
     pub sample_fraction: f64,
-    #[arg(long, default_value_t = 2.0)]
+    /// Seconds sampled at least (or the whole title when shorter).
+    #[arg(long, default_value_t = 1.0)]
     pub min_sample: f64,
     #[arg(long, default_value_t = 120.0)]
     pub max_sample: f64,

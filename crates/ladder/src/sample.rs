@@ -209,7 +209,7 @@ impl Default for SampleOptions {
     fn default() -> Self {
         Self {
             fraction: 0.1,
-            min_seconds: 2.0,
+            min_seconds: 1.0,
             max_seconds: 120.0,
             window_seconds: 2.0,
         }
@@ -374,7 +374,11 @@ mod tests {
     fn a_short_title_is_sampled_per_shot_and_weighted_by_shot_length() {
         let shots = vec![shot(0.0, 1.0, 1.0), shot(1.0, 4.0, 5.0)];
         // A 2 s budget and 2 s windows: windows shrink to 1 s so that both shots are seen.
-        let w = plan_windows(&shots, &SampleOptions::default(), &FrameScan::default());
+        let opts = SampleOptions {
+            min_seconds: 2.0,
+            ..SampleOptions::default()
+        };
+        let w = plan_windows(&shots, &opts, &FrameScan::default());
         assert_eq!(w.len(), 2);
         assert_eq!(
             (w[0].start_seconds, w[0].end_seconds, w[0].weight),
@@ -437,7 +441,11 @@ mod tests {
             activity,
             key_frames: (0..300).step_by(50).collect(),
         };
-        let w = plan_windows(&s, &SampleOptions::default(), &scan);
+        let opts = SampleOptions {
+            min_seconds: 2.0,
+            ..SampleOptions::default()
+        };
+        let w = plan_windows(&s, &opts, &scan);
         assert_eq!(w.len(), 1);
         assert!(w[0].at_key_frame);
         assert!([4.0, 6.0, 8.0].contains(&w[0].start_seconds), "{w:?}");
@@ -449,9 +457,9 @@ mod tests {
         s[0].start_seconds = 0.48;
         s[0].end_seconds = 2.28;
         s[0].end = 57;
-        let w = plan_windows(&s, &SampleOptions::default(), &scan);
+        let w = plan_windows(&s, &opts, &scan);
         assert!(!w[0].at_key_frame);
-        let none = plan_windows(&s, &SampleOptions::default(), &FrameScan::default());
+        let none = plan_windows(&s, &opts, &FrameScan::default());
         assert_eq!(w, none);
     }
 
