@@ -57,12 +57,13 @@ fn check_ladder(name: &str, r: &Value) -> f64 {
     );
     let trials = r["trials"].as_array().unwrap();
     let skipped = r["skipped_trials"].as_array().unwrap();
-    // 540p source: 540, 432, 360, 270, 234 lines x 5 CRFs or 6 bits-per-pixel targets; the
-    // search runs each height's middle setting and walks from there, skipping with a reason.
+    // 540p source: 540, 432, 360, 270, 234 lines x the CRFs (or quantizers) or the
+    // bits-per-pixel targets; the search runs each height's middle setting and walks from
+    // there, skipping with a reason.
     let per_height = if r["options"]["rate_control"] == "crf" {
-        5
+        r["options"]["qualities"].as_array().unwrap().len()
     } else {
-        6
+        r["options"]["bits_per_pixel"].as_array().unwrap().len()
     };
     assert_eq!(trials.len() + skipped.len(), 5 * per_height, "{name}");
     assert!(trials.len() >= 5 * 2, "{name}: every height is tried");
@@ -589,5 +590,71 @@ fn key_frames_are_found_and_windows_start_on_them() {
         let start = f(&w["start_seconds"]);
         assert!(got.iter().any(|&i| (times[i] - start).abs() < 1e-9), "{w}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// AV1 ladders: rav1e trials at constant quantizers, a ladder of AV1 quantizer rungs that
+/// `reel encode` takes, landing near the predicted bitrates; a bitrate-targeting AV1 analysis
+/// is refused with the reason.
+#[test]
+fn av1_ladders_come_from_rav1e_trials() {
+    let dir = temp("av1");
+    let r = analyze("easy_540p25.mp4", &dir, &["--codec", "av1"]);
+    check_ladder("easy (av1)", &r);
+    assert_eq!(r["options"]["codec"], "av1");
+    assert_eq!(r["options"]["rate_control"], "crf");
+    let rungs = r["rungs"].as_array().unwrap();
+    let ladder = std::fs::read_to_string(dir.join("ladder.toml")).unwrap();
+    assert_eq!(
+        ladder.matches("codec = \"av1\"").count(),
+        rungs.len(),
+        "{ladder}"
+    );
+    assert_eq!(
+        ladder.matches("quality = ").count(),
+        rungs.len(),
+        "{ladder}"
+    );
+    let out = dir.join("enc");
+    let stdout = reel_ok(&[
+        "encode",
+        fixture("easy_540p25.mp4").to_str().unwrap(),
+        "--ladder",
+        dir.join("ladder.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    let tracks: Value = serde_json::from_str(&stdout).unwrap();
+    let video: Vec<&Value> = tracks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["height"].is_null())
+        .collect();
+    assert_eq!(video.len(), rungs.len(), "{tracks}");
+    for (t, rung) in video.iter().zip(rungs) {
+        assert_eq!(t["height"], rung["height"]);
+        assert!(t["codec"].as_str().unwrap().starts_with("av01"), "{t}");
+        // A constant quantizer chosen on a 1-second sample of the 6-second title.
+        let actual = f(&t["kbps"]);
+        let predicted = f(&rung["predicted_bitrate"]);
+        assert!(
+            actual > predicted * 0.5 && actual < predicted * 2.0,
+            "{}: {actual:.0} kbit/s encoded, {predicted:.0} predicted",
+            rung["name"]
+        );
+    }
+    let refused = reel(&[
+        "analyze",
+        fixture("easy_540p25.mp4").to_str().unwrap(),
+        "--codec",
+        "av1",
+        "--rate-control",
+        "bitrate",
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--rate-control crf"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -319,6 +319,44 @@ fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_noth
     );
 }
 
+/// A per-title AV1 job (`analysis.codec = "av1"`): rav1e trials choose the ladder, its
+/// renditions are AV1, the title is published encrypted and plays to the end.
+#[test]
+fn a_per_title_av1_job_publishes_an_av1_title_that_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = job(dir.path(), "per-title", "url = \"file://out\"");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[analysis]\ncodec = \"av1\"\nmax_height = 360\n");
+    std::fs::write(&path, text).unwrap();
+    ok(&reel_run(&[path.to_str().unwrap()]));
+    let folder = dir.path().join("out");
+    let record = check_published(&folder, &dir.path().join("keys.cpix"));
+    let video: Vec<&Value> = record["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "video")
+        .collect();
+    assert!(!video.is_empty());
+    for r in &video {
+        assert!(r["codec"].as_str().unwrap().starts_with("av01"), "{r}");
+        assert!(r["height"].as_u64().unwrap() <= 360, "{r}");
+        assert!(r["predicted_vmaf"].as_f64().is_some(), "{r}");
+    }
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("work/analysis.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["options"]["codec"], "av1");
+    assert!(report["fallback"].is_null(), "{}", report["fallback"]);
+    // The player tells renditions apart by height.
+    let mut heights: Vec<u64> = video
+        .iter()
+        .map(|r| r["height"].as_u64().unwrap())
+        .collect();
+    heights.dedup();
+    play_title(&folder, &dir.path().join("keys.cpix"), heights.len());
+}
+
 #[test]
 fn bad_jobs_fail_alone_and_name_the_problem() {
     let dir = tempfile::tempdir().unwrap();

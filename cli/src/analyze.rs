@@ -44,9 +44,14 @@ pub struct AnalyzeArgs {
         default_value = "0.008,0.02,0.05,0.12,0.3,0.75"
     )]
     pub bpp: Vec<f64>,
-    /// x264 CRFs tried at each height (with `--rate-control crf`), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "16,22,28,34,40")]
-    pub crfs: Vec<u32>,
+    /// Codec of the trials and the ladder: `h264` (x264) or `av1` (rav1e).
+    #[arg(long, default_value = "h264", value_parser = ["h264", "av1"])]
+    pub codec: String,
+    /// Constant-quality settings tried at each height (with `--rate-control crf`),
+    /// comma-separated: x264 CRFs (0-50; default 16,22,28,34,40) or rav1e quantizers (0-255;
+    /// default 50,80,110,140,170,200,230).
+    #[arg(long, value_delimiter = ',')]
+    pub crfs: Option<Vec<u32>>,
     /// Share of the title the trials encode (within --min-sample and --max-sample seconds).
     #[arg(long, default_value_t = 0.1)]
     pub sample_fraction: f64,
@@ -58,14 +63,15 @@ pub struct AnalyzeArgs {
     /// Seconds per sample window.
     #[arg(long, default_value_t = 2.0)]
     pub window: f64,
-    /// x264 preset of the trials, 1 (placebo) ... 10 (ultrafast); 8 = veryfast, as the
-    /// ladder's rungs are encoded.
-    #[arg(long, default_value_t = 8)]
-    pub trial_preset: u8,
+    /// Encoder speed of the trials: x264 preset 1 (placebo) ... 10 (ultrafast), default 8 =
+    /// veryfast as the rungs are encoded; for AV1 rav1e's speed 0-10, default 10 as the rungs.
+    #[arg(long)]
+    pub trial_preset: Option<u8>,
     /// How the ladder's rungs are encoded: `bitrate` (the predicted bitrate as a CBR target,
-    /// like the fixed ladder) or `crf` (the chosen CRF).
-    #[arg(long, default_value = "bitrate", value_parser = ["bitrate", "crf"])]
-    pub rate_control: String,
+    /// like the fixed ladder; the H.264 default) or `crf` (the chosen CRF or rav1e quantizer;
+    /// the only choice for AV1).
+    #[arg(long, value_parser = ["bitrate", "crf"])]
+    pub rate_control: Option<String>,
     /// Score one frame in n, the middle of each run of n (VMAF's motion feature still sees
     /// every frame); keep n odd, out of step with the encoder's 4-frame mini-GOPs.
     #[arg(long, default_value_t = 5)]
@@ -74,12 +80,30 @@ pub struct AnalyzeArgs {
 
 impl AnalyzeArgs {
     pub fn options(&self) -> Result<AnalyzeOptions> {
-        let mut o = AnalyzeOptions::default();
-        if self.heights.is_empty() || self.crfs.is_empty() {
+        let codec = if self.codec == "av1" {
+            reel_media::Codec::Av1
+        } else {
+            reel_media::Codec::H264
+        };
+        let mut o = AnalyzeOptions::for_codec(codec);
+        let crfs = self.crfs.clone().unwrap_or_else(|| o.qualities.clone());
+        if self.heights.is_empty() || crfs.is_empty() {
             bail!("--heights and --crfs need at least one value each");
         }
-        if let Some(q) = self.crfs.iter().find(|&&q| q > 50) {
-            bail!("--crfs: {q} is above x264enc's maximum CRF 50");
+        let max_quality = if codec == reel_media::Codec::Av1 {
+            255
+        } else {
+            50
+        };
+        if let Some(q) = crfs.iter().find(|&&q| q > max_quality) {
+            bail!(
+                "--crfs: {q} is above {}",
+                if max_quality == 50 {
+                    "x264enc's maximum CRF 50"
+                } else {
+                    "rav1e's maximum quantizer 255"
+                }
+            );
         }
         if self.step_ratio.is_nan() || self.step_ratio < 1.0 {
             bail!("--step-ratio must be at least 1 (got {})", self.step_ratio);
@@ -96,22 +120,31 @@ impl AnalyzeArgs {
         if self.window.is_nan() || self.window <= 0.0 {
             bail!("--window must be positive");
         }
-        if !(1..=10).contains(&self.trial_preset) {
-            bail!("--trial-preset must be 1-10");
+        match (self.trial_preset, codec) {
+            (Some(p), reel_media::Codec::H264) if !(1..=10).contains(&p) => {
+                bail!("--trial-preset must be 1-10 for H.264")
+            }
+            (Some(p), _) if p > 10 => bail!("--trial-preset must be 0-10 for AV1"),
+            (Some(p), _) => o.trial_speed = p,
+            (None, _) => {}
         }
         o.heights = self.heights.clone();
-        o.qualities = self.crfs.clone();
+        o.qualities = crfs;
         if self.bpp.is_empty() || self.bpp.iter().any(|b| b.is_nan() || *b <= 0.0) {
             bail!("--bpp needs positive bits-per-pixel values");
         }
         o.bits_per_pixel = self.bpp.clone();
-        o.trial_speed = self.trial_preset;
         o.metric_subsample = self.metric_subsample.max(1);
-        o.rate_control = if self.rate_control == "crf" {
-            reel_ladder::RungRateControl::Crf
-        } else {
-            reel_ladder::RungRateControl::Bitrate
-        };
+        match self.rate_control.as_deref() {
+            Some("crf") => o.rate_control = reel_ladder::RungRateControl::Crf,
+            Some(_) if codec == reel_media::Codec::Av1 => bail!(
+                "--rate-control bitrate: AV1 ladders are analysed with constant-quantizer trials \
+                 and rungs (rav1e's bitrate control does not settle within a sample window); \
+                 use --rate-control crf"
+            ),
+            Some(_) => o.rate_control = reel_ladder::RungRateControl::Bitrate,
+            None => {}
+        }
         o.constraints = reel_ladder::Constraints {
             max_rungs: self.max_rungs.max(1),
             step_ratio: self.step_ratio,

@@ -43,18 +43,21 @@ pub const CANDIDATE_HEIGHTS: [u32; 7] = [1080, 720, 540, 432, 360, 270, 234];
 /// What the analysis tries and what the ladder may contain.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnalyzeOptions {
-    /// Codec of the trials and of the ladder. H.264 (x264) only for now.
+    /// Codec of the trials and of the ladder: H.264 (x264) or AV1 (rav1e). Start from
+    /// [`AnalyzeOptions::for_codec`] to get the codec's settings grid and speeds.
     pub codec: Codec,
     /// Candidate heights; those above the source are skipped.
     pub heights: Vec<u32>,
-    /// x264 CRFs tried at every height (when the rungs are CRF).
+    /// Constant-quality settings tried at every height (when the rungs are CRF): x264 CRFs,
+    /// or rav1e quantizers (0-255) for AV1.
     pub qualities: Vec<u32>,
     /// Target bitrates tried at every height, in bits per pixel per frame (when the rungs
     /// target a bitrate): kbit/s = bpp x width x height x frame rate / 1000.
     pub bits_per_pixel: Vec<f64>,
-    /// x264 preset of the trials (1 placebo ... 10 ultrafast).
+    /// Encoder speed of the trials: x264 preset (1 placebo ... 10 ultrafast) or rav1e speed
+    /// (0 ... 10 fastest).
     pub trial_speed: u8,
-    /// x264 preset the ladder's rungs are encoded with.
+    /// Encoder speed the ladder's rungs are encoded with (as `trial_speed`).
     pub speed: u8,
     pub constraints: Constraints,
     pub sample: SampleOptions,
@@ -91,6 +94,35 @@ impl Default for AnalyzeOptions {
                 bitrate: 128,
                 max_channels: 2,
             }),
+        }
+    }
+}
+
+impl AnalyzeOptions {
+    /// The defaults for `codec`: H.264 as [`Default`]; AV1 with rav1e at speed 10 (as the
+    /// built-in AV1 ladder encodes) for trials and rungs, constant-quantizer trials and rungs
+    /// (quantizers 50-230). AV1 trials cannot target a bitrate: rav1e's rate control does not
+    /// settle within a sample window (a 1-second window came out at the same size for targets
+    /// 2.5x apart), so its trials would not predict its rungs.
+    ///
+    /// ```
+    /// use reel_ladder::AnalyzeOptions;
+    /// use reel_media::Codec;
+    /// let o = AnalyzeOptions::for_codec(Codec::Av1);
+    /// assert_eq!((o.codec, o.speed), (Codec::Av1, 10));
+    /// ```
+    pub fn for_codec(codec: Codec) -> AnalyzeOptions {
+        let base = AnalyzeOptions::default();
+        match codec {
+            Codec::Av1 => AnalyzeOptions {
+                codec,
+                qualities: vec![50, 80, 110, 140, 170, 200, 230],
+                trial_speed: 10,
+                speed: 10,
+                rate_control: RungRateControl::Crf,
+                ..base
+            },
+            _ => AnalyzeOptions { codec, ..base },
         }
     }
 }
@@ -230,7 +262,20 @@ pub enum AnalyzeEvent {
 /// The fixed ladder (Apple's HLS authoring-spec rungs) trimmed to the source: rungs no taller
 /// than it, or one rung at its height with the lowest bitrate when it is below them all.
 pub fn fixed_ladder(source_height: u32) -> Ladder {
-    let mut ladder = Ladder::builtin("fixed").expect("built in");
+    trimmed(Ladder::builtin("fixed").expect("built in"), source_height)
+}
+
+/// The ladder an analysis for `codec` falls back to: the fixed (H.264) ladder, or for AV1 the
+/// built-in AV1 ladder, trimmed to the source.
+fn fallback_ladder(codec: Codec, source_height: u32) -> Ladder {
+    match codec {
+        Codec::Av1 => trimmed(Ladder::builtin("av1").expect("built in"), source_height),
+        _ => fixed_ladder(source_height),
+    }
+}
+
+/// `ladder` without rungs taller than the source (one rung at its height when none is left).
+fn trimmed(mut ladder: Ladder, source_height: u32) -> Ladder {
     let lowest = ladder.rungs.last().cloned().expect("fixed has rungs");
     ladder.rungs.retain(|r| r.height <= source_height);
     if ladder.rungs.is_empty() {
@@ -299,7 +344,7 @@ pub fn analyze(
         skipped_trials: Vec::new(),
         hull: Vec::new(),
         rungs: Vec::new(),
-        ladder: fixed_ladder(display_height),
+        ladder: fallback_ladder(opts.codec, display_height),
         fallback: None,
         seconds: 0.0,
         phases: Phases::default(),
@@ -311,9 +356,16 @@ pub fn analyze(
         a.seconds = started.elapsed().as_secs_f64();
         Ok(a)
     };
-    if opts.codec != Codec::H264 {
+    if opts.codec == Codec::Av1 && opts.rate_control == RungRateControl::Bitrate {
+        return Err(LadderError::Unsupported(
+            "AV1 ladders are analysed with constant-quantizer trials and rungs (rate control \
+             crf): rav1e's bitrate control does not settle within a sample window"
+                .into(),
+        ));
+    }
+    if !matches!(opts.codec, Codec::H264 | Codec::Av1) {
         return Err(LadderError::Unsupported(format!(
-            "per-title analysis trial-encodes H.264 only; {} is not analysed yet",
+            "per-title analysis trial-encodes video (H.264 or AV1), not {}",
             opts.codec.name()
         )));
     }
@@ -477,7 +529,12 @@ pub fn analyze(
             display: (display_width, display_height),
             score_every: opts.metric_subsample.max(1),
         };
-        trial_window(refs, motion, input, &spec)
+        let key_frames = if by_bitrate {
+            1.0
+        } else {
+            input.len() as f64 / (opts.keyframe_interval * frame_rate.as_f64()).max(1.0)
+        };
+        trial_window(refs, motion, input, &spec, key_frames)
     };
     // The window's frames at every height in `wanted`.
     let scale_to = |refs: &[Picture], wanted: &[u32]| {
@@ -499,7 +556,7 @@ pub fn analyze(
         let seconds = frames as f64 * frame_seconds;
         let (bytes, scores) = r;
         let a = &mut acc[i];
-        a.rate += window.weight * bytes as f64 * 8.0 / seconds;
+        a.rate += window.weight * bytes * 8.0 / seconds;
         a.weight += window.weight;
         let per = window.weight / scores.len().max(1) as f64;
         for (v, p, s) in scores {
@@ -573,7 +630,7 @@ pub fn analyze(
                     let r = run_trial(i, &probe_refs, &probe_motion, input)?;
                     let _ = tx.send(());
                     let measured = Measured {
-                        rate: r.0 as f64 * 8.0 / (probe_frames as f64 * frame_seconds),
+                        rate: r.0 * 8.0 / (probe_frames as f64 * frame_seconds),
                         vmaf: r.1.iter().map(|s| s.0).sum::<f64>() / r.1.len().max(1) as f64,
                     };
                     probe_results.lock().expect("probe results").push((i, r));
@@ -781,17 +838,26 @@ pub fn analyze(
     finish(analysis, None)
 }
 
-/// Coded bytes of one trial on one window, and `(VMAF, PSNR-Y, SSIM-Y)` of its scored frames.
-type WindowResult = (u64, Vec<(f64, f64, f64)>);
+/// Coded bytes of one trial on one window (the key frame's counted at the rungs' key-frame
+/// share, see [`trial_window`]), and `(VMAF, PSNR-Y, SSIM-Y)` of its scored frames.
+type WindowResult = (f64, Vec<(f64, f64, f64)>);
 
 /// Runs one trial on one window: returns the coded bytes and `(VMAF, PSNR-Y, SSIM-Y)` of the
 /// scored frames (every `spec.score_every`-th), VMAF's motion taken from `motion` (the window's,
 /// computed once for all its trials).
+///
+/// The window starts with a key frame; a rung of the same length has `key_frames` of them
+/// (window frames / key-frame interval frames). At a constant quality the key frame's size is
+/// the content's, so its bytes count `key_frames` times: a 1-second window of a title with 2-s
+/// key frames otherwise reads up to twice the rung's rate on calm content (an AV1 rung at
+/// quantizer 50 was predicted 308 kbit/s and encoded 151). A bitrate-targeting trial spends
+/// what its rate control allows whatever the key frame costs: `key_frames` is 1 there.
 fn trial_window(
     refs: &[Picture],
     motion: &ReferenceMotion,
     input: &[Picture],
     spec: &TrialSpec,
+    key_frames: f64,
 ) -> Result<WindowResult, LadderError> {
     let mut vmaf = crate::Vmaf::with_motion(spec.display.0, spec.display.1, motion.clone())?;
     let mut fidelity = Vec::new();
@@ -817,8 +883,10 @@ fn trial_window(
             fidelity.len()
         )));
     }
+    let rest: u64 = bytes.iter().skip(1).sum();
+    let key = bytes.first().copied().unwrap_or(0) as f64;
     Ok((
-        bytes.iter().sum(),
+        key * key_frames + rest as f64,
         scores
             .iter()
             .zip(fidelity)

@@ -65,6 +65,9 @@ pub struct TitleSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisSpec {
+    /// Codec of the per-title ladder: `h264` (the default) or `av1` (rav1e trials and
+    /// constant-quantizer rungs).
+    pub codec: Option<String>,
     pub max_rungs: Option<usize>,
     pub ceiling: Option<f64>,
     pub floor: Option<f64>,
@@ -218,6 +221,11 @@ impl Job {
                 "packaging.segment_duration {d} must be between 0.5 and 60 seconds"
             ));
         }
+        if let Some(c) = &self.analysis.codec {
+            if c != "h264" && c != "av1" {
+                return Err(format!("analysis.codec '{c}' must be h264 or av1"));
+            }
+        }
         Destination::parse(&self.destination.url).map_err(|e| e.to_string())?;
         if self.destination.parallel_uploads == 0 || self.destination.parallel_uploads > 64 {
             return Err("destination.parallel_uploads must be 1-64".into());
@@ -308,6 +316,10 @@ mod tests {
             (
                 format!("{base}\n[encryption]\nscheme = \"cenc\"\ndrm = [\"nagra\"]"),
                 "encryption.drm",
+            ),
+            (
+                format!("{base}\n[analysis]\ncodec = \"vp9\""),
+                "analysis.codec",
             ),
             (base.replace("[title]", "colour = 1\n[title]"), "colour"),
         ] {

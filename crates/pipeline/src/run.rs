@@ -574,8 +574,12 @@ fn per_title(
     use reel_ladder::{analyze, AnalyzeEvent, AnalyzeOptions};
     on_event(PipelineEvent::PhaseStarted(Phase::Analyze));
     let t = Instant::now();
-    let mut o = AnalyzeOptions::default();
     let a = &job.analysis;
+    let mut o = AnalyzeOptions::for_codec(if a.codec.as_deref() == Some("av1") {
+        reel_media::Codec::Av1
+    } else {
+        reel_media::Codec::H264
+    });
     if let Some(v) = a.max_rungs {
         o.constraints.max_rungs = v;
     }
