@@ -658,3 +658,35 @@ fn av1_ladders_come_from_rav1e_trials() {
     assert!(err.contains("--rate-control crf"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A device level bounds the ladder: H.264 level 3 admits 432p at 25 fps but not 540p, so no
+/// rung is taller; level 1 admits no candidate (the fallback says so); an unknown level is
+/// refused with the levels there are.
+#[test]
+fn device_levels_bound_the_ladder() {
+    let dir = temp("level");
+    let r = analyze("easy_540p25.mp4", &dir, &["--level", "3"]);
+    assert!(r["fallback"].is_null(), "{}", r["fallback"]);
+    assert_eq!(r["options"]["constraints"]["level"], "3");
+    let trials = r["trials"].as_array().unwrap();
+    assert!(trials.iter().all(|t| t["height"].as_u64().unwrap() <= 432));
+    assert!(trials.iter().any(|t| t["height"] == 432));
+    let rungs = r["rungs"].as_array().unwrap();
+    assert!(!rungs.is_empty());
+    assert!(rungs.iter().all(|x| x["height"].as_u64().unwrap() <= 432));
+
+    let r = analyze("easy_540p25.mp4", &dir, &["--level", "1"]);
+    let why = r["fallback"].as_str().unwrap();
+    assert!(why.contains("level 1"), "{why}");
+
+    let out = reel(&[
+        "analyze",
+        fixture("easy_540p25.mp4").to_str().unwrap(),
+        "--level",
+        "3.3",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3.3") && err.contains("3.1"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -29,6 +29,10 @@ pub struct AnalyzeArgs {
     /// Tallest rung allowed (lines).
     #[arg(long, default_value_t = 2160)]
     pub max_height: u32,
+    /// The devices' decoder level for the codec (H.264 `3.1`, `4.0`, ...; AV1 `3.0`, `4.0`,
+    /// ...): no rung larger or faster than it admits, no bitrate above its limit.
+    #[arg(long)]
+    pub level: Option<String>,
     /// Candidate heights, comma-separated.
     #[arg(
         long,
@@ -153,7 +157,12 @@ impl AnalyzeArgs {
             quality_ceiling: self.ceiling,
             quality_floor: self.floor,
             max_height: self.max_height,
+            level: self.level.clone(),
         };
+        if let Some(l) = &self.level {
+            reel_ladder::device::Level::parse(codec, l)
+                .map_err(|e| anyhow::anyhow!("--level: {e}"))?;
+        }
         o.sample = reel_ladder::sample::SampleOptions {
             fraction: self.sample_fraction,
             min_seconds: self.min_sample,

@@ -370,6 +370,14 @@ pub fn analyze(
         )));
     }
 
+    let level = match &opts.constraints.level {
+        Some(name) => Some(
+            crate::device::Level::parse(opts.codec, name)
+                .map_err(|e| LadderError::Unsupported(format!("constraints.level: {e}")))?,
+        ),
+        None => None,
+    };
+    let fps = frame_rate.as_f64();
     let heights: Vec<u32> = {
         let mut h: Vec<u32> = opts
             .heights
@@ -382,6 +390,24 @@ pub fn analyze(
         h.dedup();
         h
     };
+    // Heights the devices' level does not admit (picture size, sample rate) are not tried.
+    let (heights, beyond_level): (Vec<u32>, Vec<u32>) = heights.into_iter().partition(|&h| {
+        level
+            .as_ref()
+            .is_none_or(|l| l.admits(even(h as f64 * dar), h, fps))
+    });
+    if heights.is_empty() && !beyond_level.is_empty() {
+        let l = level.as_ref().expect("heights were dropped by a level");
+        return finish(
+            analysis,
+            Some(format!(
+                "no candidate height fits {} level {} at {fps:.3} frames/s (the smallest tried: {} lines)",
+                opts.codec.name(),
+                l.name,
+                beyond_level.iter().min().copied().unwrap_or(0)
+            )),
+        );
+    }
     if heights.is_empty() {
         let smallest = opts.heights.iter().min().copied().unwrap_or(0);
         return finish(
@@ -454,7 +480,9 @@ pub fn analyze(
     // Pass 2: the windows at display size, one window at a time, every trial on each.
     // (width, height, setting): CRFs, or target kbit/s from the bits-per-pixel grid.
     let by_bitrate = opts.rate_control == RungRateControl::Bitrate;
-    let fps = frame_rate.num as f64 / frame_rate.den as f64;
+    let max_bitrate = level.as_ref().map_or(opts.constraints.max_bitrate, |l| {
+        opts.constraints.max_bitrate.min(l.max_kbps())
+    });
     let grid: Vec<(u32, u32, u32)> = heights
         .iter()
         .flat_map(|&h| {
@@ -464,7 +492,7 @@ pub fn analyze(
                     .bits_per_pixel
                     .iter()
                     .map(|bpp| (bpp * w as f64 * h as f64 * fps / 1000.0).round().max(1.0) as u32)
-                    .filter(|&kbps| kbps as f64 <= opts.constraints.max_bitrate * 1.5)
+                    .filter(|&kbps| kbps as f64 <= max_bitrate * 1.5)
                     .collect();
                 k.dedup();
                 k
@@ -800,6 +828,7 @@ pub fn analyze(
     // Rungs keep a margin above the floor: a prediction from samples is a few points off.
     let mut selection = opts.constraints.clone();
     selection.quality_floor += FLOOR_MARGIN;
+    selection.max_bitrate = max_bitrate;
     let chosen = match select_rungs(&analysis.hull, &selection) {
         Ok(c) => c,
         Err(e) => return finish(analysis, Some(e.to_string())),

@@ -118,6 +118,11 @@ pub struct Constraints {
     pub quality_floor: f64,
     /// Tallest allowed rung.
     pub max_height: u32,
+    /// The devices' decoder level for the ladder's codec (`3.1`, `4.0`, ...; see
+    /// [`crate::device::Level`]): rungs it does not admit are not chosen and the bitrate is
+    /// capped at its limit. Applied by the analysis, which knows the codec and frame rate.
+    #[serde(default)]
+    pub level: Option<String>,
 }
 
 impl Default for Constraints {
@@ -130,6 +135,7 @@ impl Default for Constraints {
             quality_ceiling: 95.0,
             quality_floor: 30.0,
             max_height: 2160,
+            level: None,
         }
     }
 }

@@ -1,8 +1,7 @@
-//! Per-title ladders: the rate-quality convex hull of trial encodes, rung selection on it under
-//! a user's constraints, and the Bjontegaard delta rate to compare ladders.
-//!
-//! This is the analysis core; the trial encodes and quality metrics that feed it are not
-//! wired in yet (see the README).
+//! Per-title ladders: sampling a title, trial encodes (H.264 with x264, AV1 with rav1e) scored
+//! with VMAF, PSNR and SSIM, the rate-quality convex hull, rung selection on it under a user's
+//! constraints and device limits, and the Bjontegaard delta rate to compare ladders. The
+//! analysis ([`analyze`]) needs the `vmaf` feature (libvmaf, GPL-3.0).
 //!
 //! ```
 //! use reel_ladder::{convex_hull, select_rungs, Constraints, TrialPoint};
@@ -20,6 +19,7 @@
 #[cfg(feature = "vmaf")]
 mod analyze;
 mod bdrate;
+pub mod device;
 mod hull;
 pub mod metrics;
 #[cfg(feature = "vmaf")]

@@ -72,6 +72,8 @@ pub struct AnalysisSpec {
     pub ceiling: Option<f64>,
     pub floor: Option<f64>,
     pub max_height: Option<u32>,
+    /// The devices' decoder level for the codec (`3.1`, `4.0`, ...).
+    pub level: Option<String>,
     pub min_bitrate: Option<f64>,
     pub max_bitrate: Option<f64>,
 }
@@ -226,6 +228,15 @@ impl Job {
                 return Err(format!("analysis.codec '{c}' must be h264 or av1"));
             }
         }
+        if let Some(l) = &self.analysis.level {
+            let codec = if self.analysis.codec.as_deref() == Some("av1") {
+                reel_media::Codec::Av1
+            } else {
+                reel_media::Codec::H264
+            };
+            reel_ladder::device::Level::parse(codec, l)
+                .map_err(|e| format!("analysis.level: {e}"))?;
+        }
         Destination::parse(&self.destination.url).map_err(|e| e.to_string())?;
         if self.destination.parallel_uploads == 0 || self.destination.parallel_uploads > 64 {
             return Err("destination.parallel_uploads must be 1-64".into());
@@ -320,6 +331,10 @@ mod tests {
             (
                 format!("{base}\n[analysis]\ncodec = \"vp9\""),
                 "analysis.codec",
+            ),
+            (
+                format!("{base}\n[analysis]\nlevel = \"3.3\""),
+                "analysis.level",
             ),
             (base.replace("[title]", "colour = 1\n[title]"), "colour"),
         ] {

@@ -592,6 +592,7 @@ fn per_title(
     if let Some(v) = a.max_height {
         o.constraints.max_height = v;
     }
+    o.constraints.level = a.level.clone();
     if let Some(v) = a.min_bitrate {
         o.constraints.min_bitrate = v;
     }
