@@ -642,6 +642,7 @@ pub fn analyze(
         ceiling: opts.constraints.quality_ceiling + CEILING_MARGIN,
         dominance_margin: DOMINANCE_MARGIN,
         rate_slack: CEILING_RATE_SLACK,
+        min_rate: opts.constraints.min_bitrate * 1000.0 / opts.constraints.step_ratio.max(1.0),
     };
     let probe_results = std::sync::Mutex::new(Vec::new());
     let (tx, rx) = std::sync::mpsc::channel::<()>();

@@ -34,6 +34,9 @@ pub enum SkipReason {
     AboveCeilingRate,
     /// A cheaper setting of this height already scored below the quality floor.
     BelowFloor,
+    /// Its bitrate is more than one rung step under the ladder's minimum: it could not be a
+    /// rung, only stretch the curve under the minimum.
+    BelowMinBitrate,
 }
 
 impl SkipReason {
@@ -45,6 +48,7 @@ impl SkipReason {
                 "costlier than the cheapest trial that passed the ceiling"
             }
             SkipReason::BelowFloor => "a costlier setting of this height scored below the floor",
+            SkipReason::BelowMinBitrate => "more than a rung step below the minimum bitrate",
         }
     }
 }
@@ -60,6 +64,9 @@ pub struct SearchLimits {
     /// A costlier step is skipped when it would spend this many times the cheapest rate that
     /// reached the ceiling.
     pub rate_slack: f64,
+    /// A cheaper step whose rate is known in advance (bits/s) and below this is not taken:
+    /// the ladder's minimum bitrate over its step ratio.
+    pub min_rate: f64,
 }
 
 /// One height's settings, cheapest first, with the bitrate each targets when known in
@@ -236,6 +243,15 @@ fn next_job(
                 Step::Start => (n - 1) / 2,
                 Step::Down(p) | Step::Up(p) => p,
             };
+            // A downward step under the lowest useful rate ends the walk down.
+            if let (Step::Down(p), Some(rate)) = (st.step, heights[h].settings[pos].1) {
+                if rate < limits.min_rate {
+                    let st = &mut s.heights[h];
+                    mark_below(st, p, SkipReason::BelowMinBitrate);
+                    st.step = st.up_from.map_or(Step::Done, Step::Up);
+                    continue;
+                }
+            }
             // An upward step (or the start) that would spend more than the ceiling's rate.
             let climbing = !matches!(st.step, Step::Down(_));
             let known_rate = heights[h].settings[pos].1.or_else(|| {
@@ -370,6 +386,7 @@ mod tests {
         ceiling: 96.0,
         dominance_margin: 1.0,
         rate_slack: 1.25,
+        min_rate: 0.0,
     };
 
     /// A synthetic title: quality rises with bits per pixel and saturates lower for shorter
@@ -474,6 +491,33 @@ mod tests {
             );
             kbps *= 1.1;
         }
+    }
+
+    #[test]
+    fn no_walk_down_below_the_minimum_rate() {
+        let hs = [720.0, 360.0, 234.0];
+        let g = grid(&hs);
+        let run = |h: usize, p: usize| Ok::<_, ()>(model(hs[h], g[h].settings[p].1.unwrap()));
+        let limits = SearchLimits {
+            min_rate: 100_000.0,
+            ..LIMITS
+        };
+        let out = search(&g, limits, 2, &run).unwrap();
+        for h in 0..hs.len() {
+            for p in 0..6 {
+                let rate = g[h].settings[p].1.unwrap();
+                // Only a height's starting (middle) setting may lie under the minimum.
+                if out.results[h][p].is_some() && p != 2 {
+                    assert!(rate >= limits.min_rate, "{}p setting {p}: {rate}", hs[h]);
+                }
+            }
+        }
+        // 234p's two cheapest settings (about 19 and 49 kbit/s) are skipped for the minimum.
+        assert_eq!(out.skipped[2][0], Some(SkipReason::BelowMinBitrate));
+        assert_eq!(out.skipped[2][1], Some(SkipReason::BelowMinBitrate));
+        // Without the limit the walk down reaches them.
+        let all = search(&g, LIMITS, 2, &run).unwrap();
+        assert!(all.results[2][1].is_some());
     }
 
     #[test]
