@@ -127,15 +127,7 @@ impl Worker {
 
     fn context(&self, info: &gst_video::VideoInfo) -> Result<Context<u8>, EncodeError> {
         let job = &self.job;
-        let mut enc = EncoderConfig::with_speed_preset(job.speed);
-        enc.width = job.width as usize;
-        enc.height = job.height as usize;
-        enc.time_base = rav1e::data::Rational::new(
-            u64::from(job.frame_rate.den),
-            u64::from(job.frame_rate.num),
-        );
-        enc.bit_depth = 8;
-        enc.chroma_sampling = ChromaSampling::Cs420;
+        let mut enc = encoder_config(job.width, job.height, job.frame_rate, job.speed, job.rate);
         let color = color_info(info);
         enc.pixel_range = if color.full_range {
             PixelRange::Full
@@ -163,14 +155,6 @@ impl Worker {
         // Key frames exactly on the shared cadence and nowhere else, so that every rung has
         // sync samples at the same presentation times.
         enc.set_key_frame_interval(job.keyframe_frames, job.keyframe_frames);
-        enc.speed_settings = SpeedSettings::from_preset(job.speed);
-        enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
-        match job.rate {
-            RateControl::Quality(q) => enc.quantizer = q as usize,
-            RateControl::Bitrate(kbps) => {
-                enc.bitrate = i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX)
-            }
-        }
         // Tiles let rav1e spread one large frame over both cores.
         if job.width * job.height >= 1280 * 720 {
             enc.tiles = 2;
@@ -308,6 +292,34 @@ impl Worker {
             self.started,
         )));
     }
+}
+
+/// rav1e's configuration for 8-bit 4:2:0 pictures of `width` x `height` at `frame_rate`, at
+/// speed preset `speed` (0-10) and `rate` (a quantizer, 0-255, or a bitrate), with rav1e's own
+/// scene detection off (key frames are placed by the caller). Rungs and trials both start here.
+pub(crate) fn encoder_config(
+    width: u32,
+    height: u32,
+    frame_rate: reel_media::Rational,
+    speed: u8,
+    rate: RateControl,
+) -> EncoderConfig {
+    let mut enc = EncoderConfig::with_speed_preset(speed.min(10));
+    enc.width = width as usize;
+    enc.height = height as usize;
+    enc.time_base =
+        rav1e::data::Rational::new(u64::from(frame_rate.den), u64::from(frame_rate.num));
+    enc.bit_depth = 8;
+    enc.chroma_sampling = ChromaSampling::Cs420;
+    enc.speed_settings = SpeedSettings::from_preset(speed.min(10));
+    enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
+    match rate {
+        RateControl::Quality(q) => enc.quantizer = q.min(255) as usize,
+        RateControl::Bitrate(kbps) => {
+            enc.bitrate = i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX)
+        }
+    }
+    enc
 }
 
 pub(crate) fn progress(track: u32, done: u64, total: Option<u64>, started: Instant) -> Progress {

@@ -701,7 +701,6 @@ fn trial_encode_av1(
     spec: &TrialSpec,
     on_decoded: &mut dyn FnMut(usize, Picture),
 ) -> Result<Vec<u64>, EncodeError> {
-    use rav1e::config::SpeedSettings;
     use rav1e::prelude::*;
     let fail = |detail: String| EncodeError::Encoder {
         path: "<trial>".into(),
@@ -711,25 +710,15 @@ fn trial_encode_av1(
     let (Some(first), n) = (frames.first(), frames.len()) else {
         return Ok(Vec::new());
     };
-    let mut enc = EncoderConfig::with_speed_preset(spec.speed.min(10));
-    enc.width = first.width as usize;
-    enc.height = first.height as usize;
-    enc.time_base = rav1e::data::Rational::new(
-        u64::from(spec.frame_rate.den),
-        u64::from(spec.frame_rate.num),
+    let mut enc = crate::av1enc::encoder_config(
+        first.width,
+        first.height,
+        spec.frame_rate,
+        spec.speed,
+        spec.rate,
     );
-    enc.bit_depth = 8;
-    enc.chroma_sampling = ChromaSampling::Cs420;
     // One key frame, at the start, as a window of the rungs' key-frame cadence starts.
     enc.set_key_frame_interval(n as u64, n as u64);
-    enc.speed_settings = SpeedSettings::from_preset(spec.speed.min(10));
-    enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
-    match spec.rate {
-        RateControl::Quality(q) => enc.quantizer = q.min(255) as usize,
-        RateControl::Bitrate(kbps) => {
-            enc.bitrate = i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX)
-        }
-    }
     let mut ctx: Context<u8> = Config::new()
         .with_encoder_config(enc)
         .with_threads(1)
