@@ -539,8 +539,6 @@ fn run_raw(
     all.push(&sink_el);
     pipeline.add_many(all.iter().copied())?;
     gst::Element::link_many(all.iter().copied())?;
-    let keys = Arc::new(KeyFrames::default());
-    keys.watch(&pipeline);
     let running = Running(pipeline);
     running.0.set_state(gst::State::Playing)?;
     std::thread::scope(|scope| {
