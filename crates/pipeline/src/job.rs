@@ -78,6 +78,18 @@ pub struct AnalysisSpec {
     pub max_bitrate: Option<f64>,
 }
 
+impl AnalysisSpec {
+    /// The ladder's codec: AV1 when `codec` says `av1`, else H.264 (`validate` refuses
+    /// anything but `h264` and `av1`).
+    pub fn codec(&self) -> reel_media::Codec {
+        if self.codec.as_deref() == Some("av1") {
+            reel_media::Codec::Av1
+        } else {
+            reel_media::Codec::H264
+        }
+    }
+}
+
 /// CMAF packaging and manifests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -229,12 +241,7 @@ impl Job {
             }
         }
         if let Some(l) = &self.analysis.level {
-            let codec = if self.analysis.codec.as_deref() == Some("av1") {
-                reel_media::Codec::Av1
-            } else {
-                reel_media::Codec::H264
-            };
-            reel_ladder::device::Level::parse(codec, l)
+            reel_ladder::device::Level::parse(self.analysis.codec(), l)
                 .map_err(|e| format!("analysis.level: {e}"))?;
         }
         Destination::parse(&self.destination.url).map_err(|e| e.to_string())?;

@@ -575,11 +575,7 @@ fn per_title(
     on_event(PipelineEvent::PhaseStarted(Phase::Analyze));
     let t = Instant::now();
     let a = &job.analysis;
-    let mut o = AnalyzeOptions::for_codec(if a.codec.as_deref() == Some("av1") {
-        reel_media::Codec::Av1
-    } else {
-        reel_media::Codec::H264
-    });
+    let mut o = AnalyzeOptions::for_codec(a.codec());
     if let Some(v) = a.max_rungs {
         o.constraints.max_rungs = v;
     }
