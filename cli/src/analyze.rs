@@ -94,20 +94,12 @@ impl AnalyzeArgs {
         if self.heights.is_empty() || crfs.is_empty() {
             bail!("--heights and --crfs need at least one value each");
         }
-        let max_quality = if codec == reel_media::Codec::Av1 {
-            255
-        } else {
-            50
+        let (max_quality, what) = match codec {
+            reel_media::Codec::Av1 => (255, "rav1e's maximum quantizer 255"),
+            _ => (50, "x264enc's maximum CRF 50"),
         };
         if let Some(q) = crfs.iter().find(|&&q| q > max_quality) {
-            bail!(
-                "--crfs: {q} is above {}",
-                if max_quality == 50 {
-                    "x264enc's maximum CRF 50"
-                } else {
-                    "rav1e's maximum quantizer 255"
-                }
-            );
+            bail!("--crfs: {q} is above {what}");
         }
         if self.step_ratio.is_nan() || self.step_ratio < 1.0 {
             bail!("--step-ratio must be at least 1 (got {})", self.step_ratio);

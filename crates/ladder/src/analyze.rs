@@ -560,7 +560,7 @@ pub fn analyze(
         let key_frames = if by_bitrate {
             1.0
         } else {
-            input.len() as f64 / (opts.keyframe_interval * frame_rate.as_f64()).max(1.0)
+            input.len() as f64 / (opts.keyframe_interval * fps).max(1.0)
         };
         trial_window(refs, motion, input, &spec, key_frames)
     };
