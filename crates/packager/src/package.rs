@@ -431,8 +431,11 @@ impl Packager {
                         None => {
                             // Not decided yet. The video cuts only at or after its last boundary
                             // plus the target: a sample well before that is safe to place;
-                            // otherwise wait for the video.
-                            let earliest = last.map_or(start, |b| to_audio(b).max(start)) + target;
+                            // otherwise (or before the video's first sample) wait for the video.
+                            // From the video's boundary, not this segment's start: an audio cut
+                            // lands up to half a frame after the boundary it follows.
+                            let Some(last) = last else { return Ok(()) };
+                            let earliest = to_audio(*last) + target;
                             if s.pts + half < earliest {
                                 t.current.extend(t.undecided.pop_front());
                                 continue;
