@@ -8,8 +8,8 @@ use crate::stream::{Event, Feed, Msg, SampleStream, BATCH_BYTES, BATCH_EVENTS, E
 use crate::EncodeError;
 use mp4_atom::{Atom, Codec, Encode, Header, Moof, Moov, ReadAtom, ReadFrom};
 use reel_media::{
-    AudioParams, AudioSpecificConfig, Av1Config, AvcConfig, CodecConfig, EncodedSample, OpusConfig,
-    Rational, TrackInfo, VideoParams,
+    AudioParams, AudioSpecificConfig, Av1Config, AvcConfig, CodecConfig, ColorInfo, EncodedSample,
+    OpusConfig, Rational, TrackInfo, VideoParams,
 };
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -332,7 +332,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
         } else {
             "und".into()
         };
-        let (config, visual, pasp, audio) = match entry {
+        let (config, visual, pasp, colr, audio) = match entry {
             Codec::Avc1(a) => {
                 let mut buf = Vec::new();
                 a.avcc.encode(&mut buf)?;
@@ -340,6 +340,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                     CodecConfig::Avc(AvcConfig::from_record(&buf[8..])?),
                     Some(a.visual.clone()),
                     a.pasp.clone(),
+                    a.colr.clone(),
                     None,
                 )
             }
@@ -347,6 +348,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                 CodecConfig::Av1(Av1Config::from_obus(&a.av1c.config_obus)?),
                 Some(a.visual.clone()),
                 a.pasp.clone(),
+                a.colr.clone(),
                 None,
             ),
             Codec::Mp4a(a) => {
@@ -358,7 +360,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                     sample_rate: asc.sample_rate,
                     channels: asc.channels.max(a.audio.channel_count as u8),
                 };
-                (CodecConfig::Aac(asc), None, None, Some(params))
+                (CodecConfig::Aac(asc), None, None, None, Some(params))
             }
             Codec::Opus(o) => {
                 let d = &o.dops;
@@ -382,7 +384,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                     sample_rate: 48_000,
                     channels: cfg.channels,
                 };
-                (CodecConfig::Opus(cfg), None, None, Some(params))
+                (CodecConfig::Opus(cfg), None, None, None, Some(params))
             }
             _ => return Ok(None),
         };
@@ -485,7 +487,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                 pixel_aspect: pasp.map_or(Rational::new(1, 1), |p| {
                     Rational::new(p.h_spacing, p.v_spacing)
                 }),
-                color: None,
+                color: colr.as_ref().and_then(color_info),
             }
         });
         tracks.push(TrackInfo {
@@ -569,4 +571,39 @@ fn table_samples(
         }
     }
     Ok(())
+}
+
+/// The colour description of an `nclx` (or QuickTime `nclc`) box; ICC profiles are not
+/// carried (the packager writes `nclx` only).
+fn color_info(colr: &mp4_atom::Colr) -> Option<ColorInfo> {
+    let (primaries, transfer, matrix, full_range) = match *colr {
+        mp4_atom::Colr::Nclx {
+            colour_primaries,
+            transfer_characteristics,
+            matrix_coefficients,
+            full_range_flag,
+        } => (
+            colour_primaries,
+            transfer_characteristics,
+            matrix_coefficients,
+            full_range_flag,
+        ),
+        mp4_atom::Colr::Nclc {
+            colour_primaries,
+            transfer_characteristics,
+            matrix_coefficients,
+        } => (
+            colour_primaries,
+            transfer_characteristics,
+            matrix_coefficients,
+            false,
+        ),
+        _ => return None,
+    };
+    Some(ColorInfo {
+        primaries: u8::try_from(primaries).ok()?,
+        transfer: u8::try_from(transfer).ok()?,
+        matrix: u8::try_from(matrix).ok()?,
+        full_range,
+    })
 }
