@@ -287,6 +287,48 @@ fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_noth
     assert_eq!(state["encodes"].as_array().unwrap().len(), 4);
     assert_eq!(state["runs"], 2);
 
+    // The first run packaged the encoders' samples as they arrived. Packaging the finished
+    // renditions (what a run does when only the title's metadata changed) gives the same
+    // package: the same manifests and playlists byte for byte, every file the same size
+    // (the media differ only in their random IVs).
+    let listing = |dir: &Path| -> Vec<(String, u64)> {
+        reel_publish::files_under(dir)
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| k != "title.json")
+            .map(|(k, p)| (k, std::fs::metadata(p).unwrap().len()))
+            .collect()
+    };
+    let texts = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        listing(dir)
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".mpd") || k.ends_with(".m3u8"))
+            .map(|(k, _)| (k.clone(), std::fs::read(dir.join(&k)).unwrap()))
+            .collect()
+    };
+    let streamed = (listing(&folder), texts(&folder));
+    std::fs::write(
+        &job,
+        std::fs::read_to_string(&job)
+            .unwrap()
+            .replace("year = 2026", "year = 2027"),
+    )
+    .unwrap();
+    let out = ok(&reel_run(&[job.to_str().unwrap(), "--json"]));
+    let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["summary"]["encoded"].as_array().unwrap().len(), 0);
+    assert_eq!(summary["summary"]["packaged"], true);
+    let repackaged = (listing(&folder), texts(&folder));
+    assert_eq!(streamed.0, repackaged.0, "file sizes");
+    for ((k, a), (_, b)) in streamed.1.iter().zip(&repackaged.1) {
+        assert!(
+            a == b,
+            "{k} differs:\n{}\n---\n{}",
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b)
+        );
+    }
+
     // reel publish: the packaged folder to another place, in tiers, with its own journal.
     let copy = dir.path().join("copy");
     let publish = |extra: &[&str]| {

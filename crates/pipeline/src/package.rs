@@ -83,3 +83,126 @@ pub fn package_files(
     reel_packager::write_manifests(out, &tracks)?;
     Ok(tracks)
 }
+
+/// Packages an encode as its samples arrive: every track of the plan into one [`Packager`].
+///
+/// The encoders announce their tracks when their first output appears, in no fixed order.
+/// Samples wait here until every expected track is known; the tracks are then added in the
+/// plan's order (video first, as [`package_files`] adds finished files), so the package is the
+/// one the finished renditions would give. What waits is bounded by the encoders' start-up
+/// delay, not by the title's length.
+pub(crate) struct LivePackage {
+    packager: Option<Packager>,
+    /// Track ids in the order they are added, and what each announced.
+    expected: Vec<u32>,
+    announced: Vec<Option<reel_media::TrackInfo>>,
+    /// Samples and track ends that arrived before every track was announced.
+    waiting: Vec<Event>,
+}
+
+impl LivePackage {
+    /// `order` lists the plan's track ids, video before audio.
+    pub(crate) fn new(
+        out: &Path,
+        opts: PackageOptions,
+        order: Vec<u32>,
+    ) -> Result<Self, PipelineError> {
+        Ok(Self {
+            packager: Some(Packager::new(out, opts)?),
+            announced: vec![None; order.len()],
+            expected: order,
+            waiting: Vec::new(),
+        })
+    }
+
+    fn started(&self) -> bool {
+        self.announced.iter().all(Option::is_some)
+    }
+
+    fn packager(&mut self) -> &mut Packager {
+        self.packager.as_mut().expect("finished once")
+    }
+
+    /// Takes one encode event (others than tracks, samples and track ends are ignored).
+    pub(crate) fn on_event(&mut self, event: &Event) -> Result<(), PipelineError> {
+        if !self.started() {
+            match event {
+                Event::Track(info) => {
+                    let slot = self
+                        .expected
+                        .iter()
+                        .position(|&id| id == info.id)
+                        .ok_or_else(|| reel_packager::PackagerError::InvalidTrack {
+                            track: info.id,
+                            problem: format!("{}: a track the plan does not have", info.name),
+                        })?;
+                    self.announced[slot] = Some(info.clone());
+                    if self.started() {
+                        // Named and numbered as package_files names and numbers files.
+                        for (i, info) in std::mem::take(&mut self.announced)
+                            .into_iter()
+                            .flatten()
+                            .enumerate()
+                        {
+                            let mut info = info;
+                            info.name = reel_packager::safe_file_name(&info.name);
+                            info.id = i as u32 + 1;
+                            self.packager().add_track(info)?;
+                        }
+                        for e in std::mem::take(&mut self.waiting) {
+                            self.forward(e)?;
+                        }
+                    }
+                }
+                Event::Sample { .. } | Event::TrackEnd { .. } => self.waiting.push(event.clone()),
+                _ => {}
+            }
+            return Ok(());
+        }
+        match event {
+            Event::Sample { .. } | Event::TrackEnd { .. } => self.forward(event.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    fn forward(&mut self, event: Event) -> Result<(), PipelineError> {
+        let id = |track: u32| -> Result<u32, PipelineError> {
+            self.expected
+                .iter()
+                .position(|&e| e == track)
+                .map(|i| i as u32 + 1)
+                .ok_or_else(|| {
+                    reel_packager::PackagerError::InvalidTrack {
+                        track,
+                        problem: "a sample for a track the plan does not have".into(),
+                    }
+                    .into()
+                })
+        };
+        match event {
+            Event::Sample { track, sample } => {
+                let id = id(track)?;
+                self.packager().push(id, sample)?
+            }
+            Event::TrackEnd { track } => {
+                let id = id(track)?;
+                self.packager().end_track(id)?
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The last segments, init segments and manifests; what the title record needs.
+    pub(crate) fn finish(mut self, out: &Path) -> Result<Vec<PackagedTrack>, PipelineError> {
+        if !self.started() {
+            return Err(PipelineError::State {
+                path: out.to_path_buf(),
+                detail: "the encode ended before every rendition had started".into(),
+            });
+        }
+        let tracks = self.packager.take().expect("finished once").finish()?;
+        reel_packager::write_manifests(out, &tracks)?;
+        Ok(tracks)
+    }
+}

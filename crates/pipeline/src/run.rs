@@ -192,6 +192,17 @@ pub fn run(
             std::fs::metadata(renditions_dir.join(&f.file)).is_ok_and(|m| m.len() == f.bytes)
         })
     };
+    let keys_file = job.encryption.as_ref().map(|e| {
+        if e.keys == "generate" {
+            e.keys_out
+                .as_ref()
+                .map_or_else(|| work.join("keys.cpix"), |p| base.join(p))
+        } else {
+            base.join(&e.keys)
+        }
+    });
+    let package_dir = work.join("package");
+    let package_tmp = work.join("package.tmp");
     let reused: Vec<String> = wanted.iter().filter(|n| done(n, &state)).cloned().collect();
     let missing: Vec<String> = wanted
         .iter()
@@ -199,6 +210,16 @@ pub fn run(
         .cloned()
         .collect();
     let mut encoded = Vec::new();
+    let package_fingerprint = |state: &State| {
+        crate::job::fingerprint(&serde_json::json!({
+            "job": job.package_fingerprint(),
+            "title": [&job.title.id, &job.title.name, &job.title.metadata],
+            "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
+            "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
+        }))
+    };
+    // Packaged while encoding (see below).
+    let mut streamed = false;
     if missing.is_empty() {
         on_event(PipelineEvent::PhaseSkipped {
             phase: Phase::Encode,
@@ -230,6 +251,25 @@ pub fn run(
             frames_total: plan.frames_total,
         });
         std::fs::create_dir_all(&renditions_dir).map_err(io_error(&renditions_dir))?;
+        // When every rendition is encoded now, the package is built from the encoders' samples
+        // as they arrive (the renditions are still kept, to package again without encoding).
+        // A run that reuses renditions packages them all from their files below.
+        let mut live = None;
+        if reused.is_empty() {
+            let protection = match &job.encryption {
+                Some(e) => Some(protection(job, e, keys_file.as_ref().expect("set"))?),
+                None => None,
+            };
+            let _ = std::fs::remove_dir_all(&package_tmp);
+            let mut order: Vec<u32> = plan.rungs.iter().map(|r| r.track_id).collect();
+            order.extend(plan.audio.as_ref().map(|a| a.track_id));
+            let expected = Some(plan.source.duration).filter(|d| *d > 0.0);
+            live = Some(crate::package::LivePackage::new(
+                &package_tmp,
+                package_options(job, protection, expected),
+                order,
+            )?);
+        }
         encode_missing(
             plan,
             &renditions_dir,
@@ -237,6 +277,7 @@ pub fn run(
             &mut state,
             run_id,
             opts,
+            live.as_mut(),
             &mut encoded,
             on_event,
         )?;
@@ -246,36 +287,36 @@ pub fn run(
             phase: Phase::Encode,
             seconds: secs,
         });
+        if let Some(live) = live {
+            cancelled(opts)?;
+            let t = Instant::now();
+            on_event(PipelineEvent::PhaseStarted(Phase::Package));
+            let tracks = live.finish(&package_tmp)?;
+            complete_package(job, &source, &work, &renditions_dir, &tracks, on_event)?;
+            state.package = Some(package_fingerprint(&state));
+            state.save(&work)?;
+            streamed = true;
+            let secs = t.elapsed().as_secs_f64();
+            phase_seconds.insert("package".into(), secs);
+            on_event(PipelineEvent::PhaseDone {
+                phase: Phase::Package,
+                seconds: secs,
+            });
+        }
     }
     cancelled(opts)?;
 
     // Package (and encrypt) when the renditions or the packaging changed.
     let t = Instant::now();
-    let package_dir = work.join("package");
     let inputs: Vec<PathBuf> = wanted
         .iter()
         .map(|n| renditions_dir.join(&state.finished[n].file))
         .collect();
-    let keys_file = job.encryption.as_ref().map(|e| {
-        if e.keys == "generate" {
-            e.keys_out
-                .as_ref()
-                .map_or_else(|| work.join("keys.cpix"), |p| base.join(p))
-        } else {
-            base.join(&e.keys)
-        }
-    });
-    let package_fingerprint = |state: &State| {
-        crate::job::fingerprint(&serde_json::json!({
-            "job": job.package_fingerprint(),
-            "title": [&job.title.id, &job.title.name, &job.title.metadata],
-            "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
-            "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
-        }))
-    };
     let package_fp = package_fingerprint(&state);
-    let mut packaged = false;
-    if state.package.as_deref() == Some(package_fp.as_str())
+    let mut packaged = streamed;
+    if streamed {
+        // Done while encoding.
+    } else if state.package.as_deref() == Some(package_fp.as_str())
         && package_dir.join(TITLE_RECORD).is_file()
     {
         on_event(PipelineEvent::PhaseSkipped {
@@ -290,87 +331,14 @@ pub fn run(
         };
         // A fresh key file changes the fingerprint: recompute it now that keys exist.
         let package_fp = package_fingerprint(&state);
-        let tmp = work.join("package.tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        let popts = PackageOptions {
-            segment_duration: job.packaging.segment_duration,
-            addressing: if job.packaging.single_file {
-                reel_packager::Addressing::SingleFile
-            } else {
-                reel_packager::Addressing::SegmentFiles
-            },
-            expected_duration: None,
-            protection,
-        };
-        let tracks = crate::package_files(&inputs, &tmp, popts, &mut |n| {
-            on_event(PipelineEvent::Notice(n))
-        })?;
-        let mut analysis = std::fs::read(work.join(ANALYSIS_REPORT))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        // The record is public: the source's name, not where it lives on this machine.
-        if let Some(path) = analysis
-            .as_mut()
-            .and_then(|a| a.pointer_mut("/source/path"))
-        {
-            *path = serde_json::Value::String(
-                source
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
-        }
-        let predicted = |stem: &str| -> Option<f64> {
-            analysis.as_ref()?["rungs"]
-                .as_array()?
-                .iter()
-                .find(|r| r["name"] == stem)?["predicted_vmaf"]
-                .as_f64()
-        };
-        let record = TitleRecord {
-            id: job.title.id.clone(),
-            name: job.title.name.clone(),
-            metadata: job.title.metadata.clone(),
-            duration: tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max),
-            renditions: renditions(&tracks, &predicted),
-            dash: reel_packager::DASH_MANIFEST.into(),
-            hls: reel_packager::HLS_MASTER.into(),
-            encryption: job.encryption.as_ref().map(|e| e.scheme.to_lowercase()),
-            drm_systems: job
-                .encryption
-                .as_ref()
-                .map(|e| e.drm.iter().map(|d| d.to_lowercase()).collect())
-                .unwrap_or_default(),
-            ladder: job.ladder.clone(),
-            analysis,
-            packaged_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            poster: None,
-        };
-        // A poster for the catalog (made while encoding, or decoded now when this run encoded
-        // nothing); a title without one still publishes.
-        let mut record = record;
-        let poster = match std::fs::read(renditions_dir.join(crate::POSTER_FILE)) {
-            Ok(jpeg) => Ok(jpeg),
-            Err(_) => crate::poster_jpeg(&source),
-        };
-        match poster {
-            Ok(jpeg) => {
-                let path = tmp.join(crate::POSTER_FILE);
-                std::fs::write(&path, jpeg).map_err(io_error(&path))?;
-                record.poster = Some(crate::POSTER_FILE.into());
-            }
-            Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
-        }
-        let record_path = tmp.join(TITLE_RECORD);
-        std::fs::write(
-            &record_path,
-            serde_json::to_vec_pretty(&record).expect("record serializes"),
-        )
-        .map_err(io_error(&record_path))?;
-        let _ = std::fs::remove_dir_all(&package_dir);
-        std::fs::rename(&tmp, &package_dir).map_err(io_error(&package_dir))?;
+        let _ = std::fs::remove_dir_all(&package_tmp);
+        let tracks = crate::package_files(
+            &inputs,
+            &package_tmp,
+            package_options(job, protection, None),
+            &mut |n| on_event(PipelineEvent::Notice(n)),
+        )?;
+        complete_package(job, &source, &work, &renditions_dir, &tracks, on_event)?;
         state.package = Some(package_fp);
         state.save(&work)?;
         packaged = true;
@@ -441,7 +409,8 @@ const TITLE_RECORD: &str = "title.json";
 const ANALYSIS_REPORT: &str = "analysis.json";
 
 /// Encodes the plan's renditions; each file is finished (renamed into place) and recorded in
-/// the state the moment its track ends, so a later crash keeps it.
+/// the state the moment its track ends, so a later crash keeps it. With `live`, the samples
+/// are packaged (and encrypted) too, as they arrive.
 #[allow(clippy::too_many_arguments)]
 fn encode_missing(
     plan: EncodePlan,
@@ -450,6 +419,7 @@ fn encode_missing(
     state: &mut State,
     run_id: u32,
     opts: &RunOptions,
+    mut live: Option<&mut crate::package::LivePackage>,
     encoded: &mut Vec<String>,
     on_event: &mut dyn FnMut(PipelineEvent),
 ) -> Result<(), PipelineError> {
@@ -458,7 +428,11 @@ fn encode_missing(
     let stream = plan.start()?;
     for event in stream {
         cancelled(opts)?;
-        match event? {
+        let event = event?;
+        if let Some(live) = live.as_deref_mut() {
+            live.on_event(&event)?;
+        }
+        match event {
             Event::Track(info) => {
                 let name = info.name.clone();
                 let file = dir.join(format!("{}.mp4", reel_packager::safe_file_name(&name)));
@@ -530,6 +504,105 @@ fn encode_missing(
             detail: format!("the encoder stopped before rendition {name} ended"),
         });
     }
+    Ok(())
+}
+
+/// The package's options for `job`.
+fn package_options(
+    job: &Job,
+    protection: Option<Protection>,
+    expected_duration: Option<f64>,
+) -> PackageOptions {
+    PackageOptions {
+        segment_duration: job.packaging.segment_duration,
+        addressing: if job.packaging.single_file {
+            reel_packager::Addressing::SingleFile
+        } else {
+            reel_packager::Addressing::SegmentFiles
+        },
+        expected_duration,
+        protection,
+    }
+}
+
+/// Puts the title record and the poster beside the packaged `tracks` in `work/package.tmp`,
+/// then moves the whole package into `work/package` in one rename.
+fn complete_package(
+    job: &Job,
+    source: &Path,
+    work: &Path,
+    renditions_dir: &Path,
+    tracks: &[reel_packager::PackagedTrack],
+    on_event: &mut dyn FnMut(PipelineEvent),
+) -> Result<(), PipelineError> {
+    let package_tmp = work.join("package.tmp");
+    let package_dir = work.join("package");
+    let mut analysis = std::fs::read(work.join(ANALYSIS_REPORT))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    // The record is public: the source's name, not where it lives on this machine.
+    if let Some(path) = analysis
+        .as_mut()
+        .and_then(|a| a.pointer_mut("/source/path"))
+    {
+        *path = serde_json::Value::String(
+            source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+    }
+    let predicted = |stem: &str| -> Option<f64> {
+        analysis.as_ref()?["rungs"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == stem)?["predicted_vmaf"]
+            .as_f64()
+    };
+    let record = TitleRecord {
+        id: job.title.id.clone(),
+        name: job.title.name.clone(),
+        metadata: job.title.metadata.clone(),
+        duration: tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max),
+        renditions: renditions(tracks, &predicted),
+        dash: reel_packager::DASH_MANIFEST.into(),
+        hls: reel_packager::HLS_MASTER.into(),
+        encryption: job.encryption.as_ref().map(|e| e.scheme.to_lowercase()),
+        drm_systems: job
+            .encryption
+            .as_ref()
+            .map(|e| e.drm.iter().map(|d| d.to_lowercase()).collect())
+            .unwrap_or_default(),
+        ladder: job.ladder.clone(),
+        analysis,
+        packaged_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        poster: None,
+    };
+    // A poster for the catalog (made while encoding, or decoded now when this run encoded
+    // nothing); a title without one still publishes.
+    let mut record = record;
+    let poster = match std::fs::read(renditions_dir.join(crate::POSTER_FILE)) {
+        Ok(jpeg) => Ok(jpeg),
+        Err(_) => crate::poster_jpeg(source),
+    };
+    match poster {
+        Ok(jpeg) => {
+            let path = package_tmp.join(crate::POSTER_FILE);
+            std::fs::write(&path, jpeg).map_err(io_error(&path))?;
+            record.poster = Some(crate::POSTER_FILE.into());
+        }
+        Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
+    }
+    let record_path = package_tmp.join(TITLE_RECORD);
+    std::fs::write(
+        &record_path,
+        serde_json::to_vec_pretty(&record).expect("record serializes"),
+    )
+    .map_err(io_error(&record_path))?;
+    let _ = std::fs::remove_dir_all(&package_dir);
+    std::fs::rename(&package_tmp, &package_dir).map_err(io_error(&package_dir))?;
     Ok(())
 }
 
