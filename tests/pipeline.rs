@@ -205,6 +205,22 @@ fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_noth
         .iter()
         .all(|k| !k.ends_with(".m4s")));
     assert_eq!(*uploaded.last().unwrap(), "title.json");
+    // Segments went up while the encode was still running; nothing else did (init segments
+    // are finished with their tracks, playlists and manifests after every segment).
+    let encode_done = events
+        .iter()
+        .position(|e| e["event"] == "phase_done" && e["phase"] == "encode")
+        .unwrap();
+    let early: Vec<&str> = events[..encode_done]
+        .iter()
+        .filter(|e| e["event"] == "uploaded")
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        early.len() >= 2,
+        "segments published during the encode: {early:?}"
+    );
+    assert!(early.iter().all(|k| k.ends_with(".m4s")), "{early:?}");
     let summary = &events.last().unwrap()["summary"];
     assert_eq!(
         summary["encoded"].as_array().unwrap().len(),

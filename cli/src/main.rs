@@ -275,6 +275,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 expected_duration: None,
                 protection,
+                segment_written: None,
             };
             // Fail closed: a failed run leaves no folder behind that it created (and never
             // a manifest, which is written last).

@@ -30,6 +30,9 @@ pub struct PackageOptions {
     pub expected_duration: Option<f64>,
     /// Common Encryption of every track, when set.
     pub protection: Option<crate::Protection>,
+    /// Told the path of each segment file the moment it is complete (segment-file addressing),
+    /// for a caller that publishes segments while the rest are still being made.
+    pub segment_written: Option<std::sync::mpsc::Sender<PathBuf>>,
 }
 
 impl Default for PackageOptions {
@@ -39,6 +42,7 @@ impl Default for PackageOptions {
             addressing: Addressing::SegmentFiles,
             expected_duration: None,
             protection: None,
+            segment_written: None,
         }
     }
 }
@@ -203,12 +207,13 @@ impl Packager {
             p.check()?;
         }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let writer = crate::writer::Writer::start(opts.segment_written.clone());
         Ok(Self {
             dir: dir.to_path_buf(),
             opts,
             tracks: Vec::new(),
             reference: None,
-            writer: crate::writer::Writer::start(),
+            writer,
         })
     }
 

@@ -47,7 +47,8 @@ pub(crate) struct Writer {
 const QUEUE: usize = 4;
 
 impl Writer {
-    pub(crate) fn start() -> Self {
+    /// `written` is told each segment file's path once it is in place.
+    pub(crate) fn start(written: Option<std::sync::mpsc::Sender<PathBuf>>) -> Self {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("package-writer".into())
@@ -64,11 +65,15 @@ impl Writer {
                         }
                         // After an error, drain the queue without writing.
                         Msg::Write(_) if error.is_some() => {}
-                        Msg::Write(job) => {
-                            if let Err(e) = write(&mut files, job) {
-                                error = Some(e);
+                        Msg::Write(job) => match write(&mut files, job) {
+                            Ok(Some(path)) => {
+                                if let Some(w) = &written {
+                                    let _ = w.send(path);
+                                }
                             }
-                        }
+                            Ok(None) => {}
+                            Err(e) => error = Some(e),
+                        },
                     }
                 }
                 (files, error)
@@ -126,7 +131,8 @@ impl Drop for Writer {
     }
 }
 
-fn write(files: &mut [Option<OpenFile>], job: Job) -> Result<()> {
+/// Writes one segment; the path of its own file, when it has one.
+fn write(files: &mut [Option<OpenFile>], job: Job) -> Result<Option<PathBuf>> {
     match job.target {
         Target::Single(i) => {
             let (out, path) = files.get_mut(i).and_then(Option::as_mut).ok_or_else(|| {
@@ -135,14 +141,16 @@ fn write(files: &mut [Option<OpenFile>], job: Job) -> Result<()> {
                     problem: format!("no open file for track index {i}"),
                 }
             })?;
-            write_fragments(out, &job.fragments, &job.samples).map_err(io(path))
+            write_fragments(out, &job.fragments, &job.samples).map_err(io(path))?;
+            Ok(None)
         }
         Target::Own { tmp, path } => {
             let f = File::create(&tmp).map_err(io(&tmp))?;
             let mut out = BufWriter::with_capacity(1 << 20, f);
             write_fragments(&mut out, &job.fragments, &job.samples).map_err(io(&tmp))?;
             drop(out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?);
-            std::fs::rename(&tmp, &path).map_err(io(&path))
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            Ok(Some(path))
         }
     }
 }

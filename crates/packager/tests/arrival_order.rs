@@ -91,6 +91,7 @@ fn package(samples: Vec<(u32, EncodedSample)>) -> Vec<Vec<(i64, u64)>> {
             addressing: Addressing::SegmentFiles,
             expected_duration: None,
             protection: None,
+            segment_written: None,
         },
     )
     .unwrap();

@@ -20,6 +20,7 @@ fn two_hours_without_drift() {
             // Far too short: the packager must fall back to moving the media behind the sidx.
             expected_duration: Some(60.0),
             protection: None,
+            segment_written: None,
         },
     )
     .unwrap();

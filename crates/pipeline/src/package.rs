@@ -4,6 +4,7 @@
 use crate::PipelineError;
 use reel_encoder::Event;
 use reel_packager::{PackageOptions, PackagedTrack, Packager};
+use reel_publish::{content_type_for, EarlyReport, EarlyUploads, Journal, Tier, Upload};
 use std::path::{Path, PathBuf};
 
 /// Packages `inputs` into `out`. Files with video go first, so that audio segments can follow
@@ -93,6 +94,9 @@ pub fn package_files(
 /// delay, not by the title's length.
 pub(crate) struct LivePackage {
     packager: Option<Packager>,
+    out: PathBuf,
+    /// Segments go up as the packager finishes them, when set.
+    early: Option<Early>,
     /// Track ids in the order they are added, and what each announced.
     expected: Vec<u32>,
     announced: Vec<Option<reel_media::TrackInfo>>,
@@ -100,15 +104,46 @@ pub(crate) struct LivePackage {
     waiting: Vec<Event>,
 }
 
+/// What a live package leaves: its tracks, and with early uploads the journal they recorded
+/// in and what they did.
+pub(crate) struct LiveOutcome {
+    pub tracks: Vec<PackagedTrack>,
+    pub early: Option<(Journal, EarlyReport)>,
+}
+
+/// Uploads of finished segments during the encode.
+struct Early {
+    uploads: EarlyUploads,
+    written: std::sync::mpsc::Receiver<PathBuf>,
+    /// Track folders that hold audio (for the content type).
+    audio: Vec<String>,
+}
+
 impl LivePackage {
-    /// `order` lists the plan's track ids, video before audio.
+    /// `order` lists the plan's track ids, video before audio. With `early`, each segment is
+    /// uploaded as soon as it is written (segment-file addressing only; see [`EarlyUploads`]).
     pub(crate) fn new(
         out: &Path,
-        opts: PackageOptions,
+        mut opts: PackageOptions,
         order: Vec<u32>,
+        early: Option<EarlyUploads>,
     ) -> Result<Self, PipelineError> {
+        let early = match early {
+            Some(uploads) if opts.addressing == reel_packager::Addressing::SegmentFiles => {
+                let (tx, written) = std::sync::mpsc::channel();
+                opts.segment_written = Some(tx);
+                Some(Early {
+                    uploads,
+                    written,
+                    audio: Vec::new(),
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
             packager: Some(Packager::new(out, opts)?),
+            out: out.to_path_buf(),
+            early,
             announced: vec![None; order.len()],
             expected: order,
             waiting: Vec::new(),
@@ -147,6 +182,11 @@ impl LivePackage {
                             let mut info = info;
                             info.name = reel_packager::safe_file_name(&info.name);
                             info.id = i as u32 + 1;
+                            if let Some(e) = &mut self.early {
+                                if info.kind() == reel_media::TrackKind::Audio {
+                                    e.audio.push(info.name.clone());
+                                }
+                            }
                             self.packager().add_track(info)?;
                         }
                         for e in std::mem::take(&mut self.waiting) {
@@ -160,9 +200,42 @@ impl LivePackage {
             return Ok(());
         }
         match event {
-            Event::Sample { .. } | Event::TrackEnd { .. } => self.forward(event.clone()),
-            _ => Ok(()),
+            Event::Sample { .. } | Event::TrackEnd { .. } => self.forward(event.clone())?,
+            _ => {}
         }
+        self.send_written();
+        Ok(())
+    }
+
+    /// Hands the segments written since the last call to the early uploads.
+    fn send_written(&self) {
+        let Some(e) = &self.early else { return };
+        for path in e.written.try_iter() {
+            let Ok(rel) = path.strip_prefix(&self.out) else {
+                continue;
+            };
+            let key = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let stem = key.split('/').next().unwrap_or_default();
+            let audio = e.audio.iter().any(|a| a == stem);
+            e.uploads.send(Upload::new(
+                &key,
+                &path,
+                Tier::Media,
+                content_type_for(&key, audio),
+            ));
+        }
+    }
+
+    /// Early uploads' events since the last call.
+    pub(crate) fn publish_events(&self) -> Vec<reel_publish::PublishEvent> {
+        self.early
+            .as_ref()
+            .map(|e| e.uploads.events())
+            .unwrap_or_default()
     }
 
     fn forward(&mut self, event: Event) -> Result<(), PipelineError> {
@@ -193,16 +266,22 @@ impl LivePackage {
         Ok(())
     }
 
-    /// The last segments, init segments and manifests; what the title record needs.
-    pub(crate) fn finish(mut self, out: &Path) -> Result<Vec<PackagedTrack>, PipelineError> {
+    /// The last segments, init segments and manifests; what the title record needs. With
+    /// early uploads, waits for them and gives back the journal and what they did.
+    pub(crate) fn finish(mut self) -> Result<LiveOutcome, PipelineError> {
         if !self.started() {
             return Err(PipelineError::State {
-                path: out.to_path_buf(),
+                path: self.out.clone(),
                 detail: "the encode ended before every rendition had started".into(),
             });
         }
         let tracks = self.packager.take().expect("finished once").finish()?;
-        reel_packager::write_manifests(out, &tracks)?;
-        Ok(tracks)
+        // The last segments are written now.
+        self.send_written();
+        reel_packager::write_manifests(&self.out, &tracks)?;
+        Ok(LiveOutcome {
+            tracks,
+            early: self.early.take().map(|e| e.uploads.finish()),
+        })
     }
 }

@@ -7,8 +7,8 @@ use reel_encoder::{EncodePlan, Event, Ladder, Progress};
 use reel_packager::reel_drm::{read_cpix, write_cpix, DrmSystem, KeySet, Scheme, TrackClass};
 use reel_packager::{FragmentPolicy, FragmentedMp4File, PackageOptions, Protection};
 use reel_publish::{
-    content_type_for, publish, Destination, Journal, ObjectStore, PublishEvent, PublishOptions,
-    Tier, Upload,
+    content_type_for, publish, Destination, EarlyUploads, Journal, ObjectStore, PublishEvent,
+    PublishOptions, Tier, Upload,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -203,6 +203,11 @@ pub fn run(
     });
     let package_dir = work.join("package");
     let package_tmp = work.join("package.tmp");
+    let store: Arc<dyn ObjectStore> = open_store(job, base)?.into();
+    let journal_path = work.join("published.jsonl");
+    // The journal, once segments published during the encode have been recorded in it.
+    let mut journal: Option<Journal> = None;
+    let mut early_report = reel_publish::EarlyReport::default();
     let reused: Vec<String> = wanted.iter().filter(|n| done(n, &state)).cloned().collect();
     let missing: Vec<String> = wanted
         .iter()
@@ -264,10 +269,18 @@ pub fn run(
             let mut order: Vec<u32> = plan.rungs.iter().map(|r| r.track_id).collect();
             order.extend(plan.audio.as_ref().map(|a| a.track_id));
             let expected = Some(plan.source.duration).filter(|d| *d > 0.0);
+            // Segments are published as they are written; the publish step below finds them
+            // in the journal. Manifests still go up last, after everything they name.
+            let early = EarlyUploads::start(
+                store.clone(),
+                Journal::open(&journal_path)?,
+                job.destination.parallel_uploads,
+            );
             live = Some(crate::package::LivePackage::new(
                 &package_tmp,
                 package_options(job, protection, expected),
                 order,
+                Some(early),
             )?);
         }
         encode_missing(
@@ -291,7 +304,20 @@ pub fn run(
             cancelled(opts)?;
             let t = Instant::now();
             on_event(PipelineEvent::PhaseStarted(Phase::Package));
-            let tracks = live.finish(&package_tmp)?;
+            let crate::package::LiveOutcome { tracks, early } = live.finish()?;
+            if let Some((j, mut report)) = early {
+                journal = Some(j);
+                for e in std::mem::take(&mut report.events) {
+                    on_event(PipelineEvent::Publish(e));
+                }
+                if let Some(e) = &report.error {
+                    on_event(PipelineEvent::Notice(format!(
+                        "publishing segments during the encode stopped ({e}); the publish step \
+                         sends the rest"
+                    )));
+                }
+                early_report = report;
+            }
             complete_package(job, &source, &work, &renditions_dir, &tracks, on_event)?;
             state.package = Some(package_fingerprint(&state));
             state.save(&work)?;
@@ -361,9 +387,11 @@ pub fn run(
             detail: e.to_string(),
         })?
     };
-    let store = open_store(job, base)?;
     let uploads = uploads(&package_dir, &record)?;
-    let mut journal = Journal::open(&work.join("published.jsonl"))?;
+    let mut journal = match journal {
+        Some(j) => j,
+        None => Journal::open(&journal_path)?,
+    };
     on_event(PipelineEvent::PhaseStarted(Phase::Publish));
     let popts = PublishOptions {
         parallel: job.destination.parallel_uploads,
@@ -394,9 +422,10 @@ pub fn run(
         encoded,
         reused,
         packaged,
-        uploaded: report.uploaded,
-        already_published: report.skipped,
-        bytes_uploaded: report.bytes_uploaded,
+        // Segments published during the encode are counted there, not as already published.
+        uploaded: report.uploaded + early_report.uploaded,
+        already_published: report.skipped - early_report.uploaded.min(report.skipped),
+        bytes_uploaded: report.bytes_uploaded + early_report.bytes_uploaded,
         keys_file,
         work_dir: work,
         phase_seconds,
@@ -431,6 +460,9 @@ fn encode_missing(
         let event = event?;
         if let Some(live) = live.as_deref_mut() {
             live.on_event(&event)?;
+            for e in live.publish_events() {
+                on_event(PipelineEvent::Publish(e));
+            }
         }
         match event {
             Event::Track(info) => {
@@ -522,6 +554,7 @@ fn package_options(
         },
         expected_duration,
         protection,
+        segment_written: None,
     }
 }
 

@@ -35,8 +35,8 @@ pub use dest::{Destination, S3Options};
 pub use journal::{Journal, JournalEntry};
 pub use local::LocalStore;
 pub use publish::{
-    content_type_for, publish, PublishEvent, PublishOptions, PublishReport, Tier, Upload,
-    CACHE_IMMUTABLE, CACHE_MANIFEST, CACHE_RECORD,
+    content_type_for, publish, EarlyReport, EarlyUploads, PublishEvent, PublishOptions,
+    PublishReport, Tier, Upload, CACHE_IMMUTABLE, CACHE_MANIFEST, CACHE_RECORD,
 };
 pub use s3::S3Store;
 

@@ -219,7 +219,7 @@ pub fn publish(
             }
         });
         if let Some(e) = first_error.into_inner().expect("error slot") {
-            let _ = journal.lock().expect("journal").sync();
+            let _ = journal.with(|j| j.sync());
             return Err(e);
         }
         on_event(PublishEvent::TierDone(tier));
@@ -228,18 +228,31 @@ pub fn publish(
     Ok(report)
 }
 
+/// A journal shared by upload threads: borrowed for one publish, or owned by early uploads.
+trait SharedJournal: Sync {
+    fn with<R>(&self, f: impl FnOnce(&mut Journal) -> R) -> R;
+}
+
+impl SharedJournal for Mutex<&mut Journal> {
+    fn with<R>(&self, f: impl FnOnce(&mut Journal) -> R) -> R {
+        f(&mut self.lock().expect("journal"))
+    }
+}
+
+impl SharedJournal for Mutex<Journal> {
+    fn with<R>(&self, f: impl FnOnce(&mut Journal) -> R) -> R {
+        f(&mut self.lock().expect("journal"))
+    }
+}
+
 fn upload_one(
     store: &dyn ObjectStore,
     location: &str,
     u: &Upload,
-    journal: &Mutex<&mut Journal>,
+    journal: &impl SharedJournal,
 ) -> Result<PublishEvent, PublishError> {
     let (sha256, size) = file_sha256(&u.source)?;
-    if journal
-        .lock()
-        .expect("journal")
-        .has(location, &u.key, &sha256, size)
-    {
+    if journal.with(|j| j.has(location, &u.key, &sha256, size)) {
         return Ok(PublishEvent::Skipped {
             key: u.key.clone(),
             size,
@@ -252,16 +265,173 @@ fn upload_one(
         size,
     };
     store.put_file(&u.key, &u.source, &meta)?;
-    journal.lock().expect("journal").record(JournalEntry {
-        location: location.to_string(),
-        key: u.key.clone(),
-        sha256,
-        size,
+    journal.with(|j| {
+        j.record(JournalEntry {
+            location: location.to_string(),
+            key: u.key.clone(),
+            sha256,
+            size,
+        })
     })?;
     Ok(PublishEvent::Uploaded {
         key: u.key.clone(),
         size,
     })
+}
+
+/// Media objects uploaded while the title is still being made (segments as the packager
+/// writes them), on `parallel` threads of their own, ahead of the [`publish`] of the whole
+/// title, which then finds them in the journal and skips them.
+///
+/// Only [`Tier::Media`] objects are taken: nothing here can expose a manifest early. A
+/// failure stops the early uploads (the rest wait for the final publish, which retries them
+/// and reports errors); it is reported by [`finish`](EarlyUploads::finish), not raised.
+///
+/// ```
+/// use reel_publish::{Destination, EarlyUploads, Journal, Tier, Upload};
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Destination::parse(&format!("file://{}", dir.path().join("out").display()))
+///     .unwrap()
+///     .open(&Default::default())
+///     .unwrap();
+/// let journal = Journal::open(&dir.path().join("published.jsonl")).unwrap();
+/// let early = EarlyUploads::start(store.into(), journal, 2);
+/// let seg = dir.path().join("1.m4s");
+/// std::fs::write(&seg, b"segment").unwrap();
+/// early.send(Upload::new("720p/1.m4s", &seg, Tier::Media, "video/mp4"));
+/// let (journal, report) = early.finish();
+/// assert_eq!(report.uploaded, 1);
+/// assert!(journal.has(&dir.path().join("out").canonicalize().map(|p| format!("file://{}", p.display())).unwrap(), "720p/1.m4s",
+///     &reel_publish::file_sha256(&seg).unwrap().0, 7));
+/// ```
+pub struct EarlyUploads {
+    tx: Option<std::sync::mpsc::Sender<Upload>>,
+    events: std::sync::mpsc::Receiver<PublishEvent>,
+    journal: Option<Arc<Mutex<Journal>>>,
+    /// Objects and bytes uploaded.
+    done: Arc<(AtomicUsize, std::sync::atomic::AtomicU64)>,
+    error: Arc<Mutex<Option<PublishError>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What early uploads did.
+#[derive(Debug, Default)]
+pub struct EarlyReport {
+    pub uploaded: usize,
+    pub bytes_uploaded: u64,
+    /// The failure that stopped them, if one did.
+    pub error: Option<PublishError>,
+    /// Events that [`EarlyUploads::events`] had not handed out yet.
+    pub events: Vec<PublishEvent>,
+}
+
+impl EarlyUploads {
+    /// Starts `parallel` upload threads for `store`, recording in `journal`.
+    pub fn start(store: Arc<dyn ObjectStore>, journal: Journal, parallel: usize) -> EarlyUploads {
+        let (tx, rx) = std::sync::mpsc::channel::<Upload>();
+        let (etx, events) = std::sync::mpsc::channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let journal = Arc::new(Mutex::new(journal));
+        let error: Arc<Mutex<Option<PublishError>>> = Arc::default();
+        let done: Arc<(AtomicUsize, std::sync::atomic::AtomicU64)> = Arc::default();
+        let location = store.location();
+        let threads = (0..parallel.max(1))
+            .map(|_| {
+                let (rx, etx, journal, error, store, location, done) = (
+                    rx.clone(),
+                    etx.clone(),
+                    journal.clone(),
+                    error.clone(),
+                    store.clone(),
+                    location.clone(),
+                    done.clone(),
+                );
+                std::thread::Builder::new()
+                    .name("early-upload".into())
+                    .spawn(move || loop {
+                        let Ok(u) = rx.lock().expect("queue").recv() else {
+                            return;
+                        };
+                        if error.lock().expect("error slot").is_some() {
+                            continue; // stopped: left for the final publish
+                        }
+                        match crate::check_key(&u.key)
+                            .and_then(|()| upload_one(store.as_ref(), &location, &u, &*journal))
+                        {
+                            Ok(e) => {
+                                if let PublishEvent::Uploaded { size, .. } = &e {
+                                    done.0.fetch_add(1, Ordering::Relaxed);
+                                    done.1.fetch_add(*size, Ordering::Relaxed);
+                                }
+                                let _ = etx.send(e);
+                            }
+                            Err(e) => {
+                                error.lock().expect("error slot").get_or_insert(e);
+                            }
+                        }
+                    })
+                    .expect("spawning an upload thread")
+            })
+            .collect();
+        EarlyUploads {
+            tx: Some(tx),
+            events,
+            journal: Some(journal),
+            done,
+            error,
+            threads,
+        }
+    }
+
+    /// Queues a media object (objects of other tiers are left for the final publish).
+    pub fn send(&self, upload: Upload) {
+        if upload.tier == Tier::Media {
+            if let Some(tx) = &self.tx {
+                let _ = tx.send(upload);
+            }
+        }
+    }
+
+    /// What has happened since the last call, without waiting.
+    pub fn events(&self) -> Vec<PublishEvent> {
+        self.events.try_iter().collect()
+    }
+
+    /// Waits for the queued uploads; gives the journal back, with what was done (and the
+    /// events not yet taken by [`events`](EarlyUploads::events)).
+    pub fn finish(mut self) -> (Journal, EarlyReport) {
+        drop(self.tx.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let report = EarlyReport {
+            uploaded: self.done.0.load(Ordering::Relaxed),
+            bytes_uploaded: self.done.1.load(Ordering::Relaxed),
+            error: self.error.lock().expect("error slot").take(),
+            events: self.events.try_iter().collect(),
+        };
+        let journal = self.journal.take().expect("finished once");
+        let journal = match Arc::try_unwrap(journal) {
+            Ok(j) => j.into_inner().expect("journal"),
+            Err(_) => unreachable!("every upload thread has ended"),
+        };
+        let _ = journal.sync();
+        (journal, report)
+    }
+}
+
+impl Drop for EarlyUploads {
+    /// Stops taking uploads and waits for those in flight (a cancelled run).
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        self.error
+            .lock()
+            .expect("error slot")
+            .get_or_insert(PublishError::Cancelled);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 #[cfg(test)]
