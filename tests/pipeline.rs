@@ -512,6 +512,72 @@ fn the_job_publishes_to_s3_and_the_title_read_back_plays() {
     assert!(text.contains("nothing to do"), "{text}");
 }
 
+/// The S3 server is down while the title encodes: the segments published during the encode
+/// fail (a notice says so), the publish step fails naming the store, nothing is anywhere. With
+/// the server up, the next run encodes nothing, publishes everything, and the title read back
+/// is complete.
+#[test]
+fn s3_down_during_the_encode_then_back_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    // s3s-fs keeps a bucket as a folder: the bucket exists, the server does not run yet.
+    std::fs::create_dir_all(root.join("media")).unwrap();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let job = job(
+        dir.path(),
+        "ladder.toml",
+        &format!("url = \"s3://media/down\"\nendpoint = \"{endpoint}\""),
+    );
+    let out = reel_run(&[job.to_str().unwrap(), "--json"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("publishing segments during the encode stopped"),
+        "{text}"
+    );
+    let error: Value = serde_json::from_str(
+        text.lines()
+            .find(|l| l.starts_with("{\"error\""))
+            .unwrap_or_else(|| panic!("no error event: {text}")),
+    )
+    .unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("s3://media/down"),
+        "{error}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("\"rendition_done\"")),
+        "the encode finished: {text}"
+    );
+
+    let server = S3Server::start(&root, port);
+    let out = ok(&reel_run(&[job.to_str().unwrap(), "--json"]));
+    let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let summary = &summary["summary"];
+    assert_eq!(summary["encoded"].as_array().unwrap().len(), 0, "{summary}");
+    assert!(summary["uploaded"].as_u64().unwrap() > 20, "{summary}");
+    let store = S3Store::new(
+        "media",
+        "down",
+        &S3Options {
+            endpoint: Some(server.endpoint()),
+            path_style: true,
+            access_key_id: Some(ACCESS.into()),
+            secret_access_key: Some(SECRET.into()),
+            ..S3Options::default()
+        },
+    )
+    .unwrap();
+    let back = dir.path().join("back");
+    for key in store.list("").unwrap() {
+        let p = back.join(&key);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, store.get(&key).unwrap().unwrap()).unwrap();
+    }
+    check_published(&back, &dir.path().join("keys.cpix"));
+}
+
 // --- kills ----------------------------------------------------------------------------------
 
 /// A small deterministic generator for the kill points.
