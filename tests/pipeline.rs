@@ -448,6 +448,46 @@ fn bad_jobs_fail_alone_and_name_the_problem() {
     );
 }
 
+/// When the audio is the only unfinished rendition (its file lost), the next run encodes the
+/// audio alone, without decoding the video, and the title is complete again.
+#[test]
+fn an_unfinished_audio_rendition_is_encoded_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), "ladder.toml", "url = \"file://published\"");
+    ok(&reel_run(&[job.to_str().unwrap()]));
+    std::fs::remove_file(dir.path().join("work/renditions/audio.mp4")).unwrap();
+    let out = ok(&reel_run(&[job.to_str().unwrap(), "--json"]));
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = &events.last().unwrap()["summary"];
+    assert_eq!(
+        summary["encoded"],
+        serde_json::json!(["audio"]),
+        "{summary}"
+    );
+    assert_eq!(summary["reused"].as_array().unwrap().len(), 3, "{summary}");
+    // Video progress comes from the video encoders: none ran.
+    assert!(
+        !events.iter().any(|e| e["event"] == "encode_progress"),
+        "the video was encoded again"
+    );
+    assert!(dir.path().join("work/renditions/audio.mp4").is_file());
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("work/state.json")).unwrap())
+            .unwrap();
+    let encodes: Vec<&str> = state["encodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rendition"].as_str().unwrap())
+        .collect();
+    assert_eq!(encodes.iter().filter(|r| **r == "audio").count(), 2);
+    assert_eq!(encodes.len(), 5, "{encodes:?}");
+    check_published(&dir.path().join("published"), &dir.path().join("keys.cpix"));
+}
+
 // --- S3 -----------------------------------------------------------------------------------
 
 #[test]

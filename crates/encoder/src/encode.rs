@@ -267,216 +267,25 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     decode.set_property("uri", &uri);
     pipeline.add(&decode)?;
 
-    // Shared video path: decoded once, made constant-rate and converted to I420 once.
-    let vqueue = make("queue")?;
-    set_queue_limits(&vqueue, 4);
-    let rate = make("videorate")?;
-    let rate_caps = make("capsfilter")?;
-    rate_caps.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field(
-                "framerate",
-                gst::Fraction::new(plan.frame_rate.num as i32, plan.frame_rate.den as i32),
-            )
-            .build(),
-    );
-    let convert = make("videoconvert")?;
-    let i420 = make("capsfilter")?;
-    i420.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .build(),
-    );
-    // The decoded frames leave GStreamer here: one thread scales them to every rung size
-    // (`resize`, SIMD Lanczos-3) and feeds one appsrc per size.
-    let raw_sink = crate::gst_util::free_running_appsink(2);
-    let raw_el: gst::Element = raw_sink.clone().upcast();
-    link_chain(
-        &pipeline,
-        &[&vqueue, &rate, &rate_caps, &convert, &i420, &raw_el],
-    )?;
-
+    // Without a video rung (an audio rendition encoded again alone), the video is not decoded.
     let mut after_eos = Vec::new();
-    // One appsrc per distinct size, shared by the rungs of that size through a tee (a ladder
-    // often has two bitrates at one height).
-    let mut sized: Vec<((u32, u32), gst_app::AppSrc, gst::Element)> = Vec::new();
-    for rung in &plan.rungs {
-        let size = (rung.width, rung.height);
-        let size_tee = match sized.iter().find(|s| s.0 == size) {
-            Some((_, _, t)) => t.clone(),
-            None => {
-                let frame_bytes = u64::from(rung.width) * u64::from(rung.height) * 3 / 2;
-                let src = gst_app::AppSrc::builder()
-                    .format(gst::Format::Time)
-                    .is_live(false)
-                    .block(true)
-                    .max_bytes(frame_bytes * 3)
-                    .build();
-                let src_el: gst::Element = src.clone().upcast();
-                let t = make("tee")?;
-                link_chain(&pipeline, &[&src_el, &t])?;
-                sized.push((size, src, t.clone()));
-                t
-            }
-        };
-        let q = make("queue")?;
-        set_queue_limits(&q, 3);
-        // No preroll: a sink that prerolled on its first frame would block the tee while an
-        // encoder with look-ahead (x264) on another branch still waits for frames.
-        let sink = crate::gst_util::free_running_appsink(2);
-        let sink_el: gst::Element = sink.clone().upcast();
-        match rung.codec {
-            Codec::Av1 => {
-                link_chain(&pipeline, &[&q, &sink_el])?;
-                let (ftx, frx) = crossbeam_channel::bounded::<RawFrame>(2);
-                let ftx_eos = ftx.clone();
-                sink.set_callbacks(
-                    gst_app::AppSinkCallbacks::builder()
-                        .new_sample(move |s| {
-                            let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            ftx.send(RawFrame::Frame(sample))
-                                .map_err(|_| gst::FlowError::Flushing)?;
-                            Ok(gst::FlowSuccess::Ok)
-                        })
-                        .eos(move |_| {
-                            let _ = ftx_eos.send(RawFrame::Eos);
-                        })
-                        .build(),
-                );
-                after_eos.push(av1enc::spawn(
-                    Av1Job {
-                        path: path.clone(),
-                        track_id: rung.track_id,
-                        name: rung.name.clone(),
-                        width: rung.width,
-                        height: rung.height,
-                        frame_rate: plan.frame_rate,
-                        timescale: plan.timescale,
-                        frame_duration: plan.frame_duration,
-                        keyframe_frames: plan.keyframe_frames,
-                        rate: rung.rate,
-                        speed: rung.speed,
-                        frames_total: Some(plan.frames_total),
-                    },
-                    frx,
-                    feed.clone(),
-                    started,
-                ));
-            }
-            Codec::H264 => {
-                let enc = make("x264enc")?;
-                let g = plan.keyframe_frames as u32;
-                enc.set_property("key-int-max", g);
-                enc.set_property_from_str(
-                    "speed-preset",
-                    X264_PRESETS[usize::from(rung.speed.clamp(1, 10)) - 1],
-                );
-                // Closed GOPs of exactly `g` frames, no scene-cut key frames: every rung has
-                // IDR frames at the same presentation times.
-                enc.set_property(
-                    "option-string",
-                    format!("min-keyint={g}:scenecut=0:open-gop=0"),
-                );
-                match rung.rate {
-                    RateControl::Bitrate(kbps) => {
-                        enc.set_property_from_str("pass", "cbr");
-                        enc.set_property("bitrate", kbps);
-                        enc.set_property("vbv-buf-capacity", 2000u32);
-                    }
-                    RateControl::Quality(crf) => {
-                        enc.set_property_from_str("pass", "qual");
-                        enc.set_property("quantizer", crf);
-                        // x264enc turns `bitrate` (default 2048 kbit/s) into a VBV cap in
-                        // quality mode; a CRF rung is uncapped.
-                        enc.set_property("bitrate", X264_UNCAPPED_KBPS);
-                    }
-                }
-                let profile = make("capsfilter")?;
-                profile.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-h264")
-                        .field("profile", "high")
-                        .build(),
-                );
-                let parse = make("h264parse")?;
-                let avc = make("capsfilter")?;
-                avc.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-h264")
-                        .field("stream-format", "avc")
-                        .field("alignment", "au")
-                        .build(),
-                );
-                link_chain(&pipeline, &[&q, &enc, &profile, &parse, &avc, &sink_el])?;
-                coded_sink(
-                    &sink,
-                    CodedTrack {
-                        path: path.clone(),
-                        track_id: rung.track_id,
-                        name: rung.name.clone(),
-                        timescale: plan.timescale,
-                        frame_duration: Some(plan.frame_duration),
-                        video: Some((rung.width, rung.height, plan.frame_rate)),
-                        language: "und".into(),
-                        frames_total: Some(plan.frames_total),
-                    },
-                    feed.clone(),
-                    started,
-                );
-            }
-            other => {
-                return Err(EncodeError::InvalidLadder(format!(
-                    "{} is not a video codec",
-                    other.name()
-                )))
-            }
-        }
-        let tee_pad = size_tee
-            .request_pad_simple("src_%u")
-            .ok_or_else(|| EncodeError::Gst("tee gave no pad".into()))?;
-        let qpad = q.static_pad("sink").expect("queue has a sink pad");
-        tee_pad
-            .link(&qpad)
-            .map_err(|e| EncodeError::Gst(format!("linking rung {}: {e:?}", rung.name)))?;
-    }
-
-    let outputs: Vec<((u32, u32), gst_app::AppSrc)> = sized
-        .into_iter()
-        .map(|(size, src, _)| (size, src))
-        .collect();
-    {
-        // Scaling runs on the streaming thread that delivers the decoded frames (decoding runs
-        // on the decoder's own threads); a full appsrc blocks it, so memory stays bounded.
-        let mut state = ScaleState::new(outputs.clone(), plan.still_at, feed.clone());
-        let eos_outputs = outputs;
-        let feed = feed.clone();
-        let path = path.clone();
-        raw_sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    match state.push(&sample) {
-                        Ok(true) => Ok(gst::FlowSuccess::Ok),
-                        Ok(false) => Err(gst::FlowError::Flushing),
-                        Err(detail) => {
-                            feed.send(Msg::Error(EncodeError::Decode {
-                                path: path.clone(),
-                                detail,
-                            }));
-                            Err(gst::FlowError::Error)
-                        }
-                    }
-                })
-                .eos(move |_| {
-                    for (_, src) in &eos_outputs {
-                        let _ = src.end_of_stream();
-                    }
-                })
-                .build(),
-        );
-    }
+    let video_in = if plan.rungs.is_empty() {
+        decode.connect("select-stream", false, |args| {
+            let stream = args[2].get::<gst::Stream>().ok()?;
+            let video = stream.stream_type().contains(gst::StreamType::VIDEO);
+            Some(if video { 0i32 } else { -1i32 }.to_value())
+        });
+        None
+    } else {
+        Some(video_branch(
+            &pipeline,
+            &plan,
+            &feed,
+            started,
+            &path,
+            &mut after_eos,
+        )?)
+    };
 
     let audio_in = match &plan.audio {
         Some(a) => Some(audio_branch(&pipeline, a, &feed, started, &path)?),
@@ -484,7 +293,6 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     };
 
     // Link decoded streams as they appear; anything we do not encode goes to a fakesink.
-    let video_in = vqueue.static_pad("sink").expect("queue has a sink pad");
     let pipeline_weak = pipeline.downgrade();
     let linked = Arc::new(Mutex::new((false, false)));
     decode.connect_pad_added(move |_, pad| {
@@ -493,8 +301,10 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
         // stream that uridecodebin3 exposes again (after a stream-collection update removed
         // its first pad) still reaches the encoders instead of a fake sink.
         let _guard = linked.lock().unwrap();
-        let target = if name.starts_with("video") && !video_in.is_linked() {
-            Some(video_in.clone())
+        let target = if name.starts_with("video")
+            && video_in.as_ref().is_some_and(|v| !v.is_linked())
+        {
+            video_in.clone()
         } else if name.starts_with("audio") && audio_in.as_ref().is_some_and(|a| !a.is_linked()) {
             audio_in.clone()
         } else {
@@ -1085,4 +895,230 @@ impl CodedState {
         }
         Ok(true)
     }
+}
+
+/// The video half of an encode: the decoded frames made constant-rate and I420 once, scaled
+/// once per rung size, and fed to every rung's encoder. Returns the pad the decoder's video
+/// goes to.
+fn video_branch(
+    pipeline: &gst::Pipeline,
+    plan: &EncodePlan,
+    feed: &Feed,
+    started: Instant,
+    path: &Path,
+    after_eos: &mut Vec<std::thread::JoinHandle<()>>,
+) -> Result<gst::Pad, EncodeError> {
+    let pipeline = pipeline.clone();
+    let path = path.to_path_buf();
+    // Shared video path: decoded once, made constant-rate and converted to I420 once.
+    let vqueue = make("queue")?;
+    set_queue_limits(&vqueue, 4);
+    let rate = make("videorate")?;
+    let rate_caps = make("capsfilter")?;
+    rate_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field(
+                "framerate",
+                gst::Fraction::new(plan.frame_rate.num as i32, plan.frame_rate.den as i32),
+            )
+            .build(),
+    );
+    let convert = make("videoconvert")?;
+    let i420 = make("capsfilter")?;
+    i420.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    );
+    // The decoded frames leave GStreamer here: one thread scales them to every rung size
+    // (`resize`, SIMD Lanczos-3) and feeds one appsrc per size.
+    let raw_sink = crate::gst_util::free_running_appsink(2);
+    let raw_el: gst::Element = raw_sink.clone().upcast();
+    link_chain(
+        &pipeline,
+        &[&vqueue, &rate, &rate_caps, &convert, &i420, &raw_el],
+    )?;
+
+    // One appsrc per distinct size, shared by the rungs of that size through a tee (a ladder
+    // often has two bitrates at one height).
+    let mut sized: Vec<((u32, u32), gst_app::AppSrc, gst::Element)> = Vec::new();
+    for rung in &plan.rungs {
+        let size = (rung.width, rung.height);
+        let size_tee = match sized.iter().find(|s| s.0 == size) {
+            Some((_, _, t)) => t.clone(),
+            None => {
+                let frame_bytes = u64::from(rung.width) * u64::from(rung.height) * 3 / 2;
+                let src = gst_app::AppSrc::builder()
+                    .format(gst::Format::Time)
+                    .is_live(false)
+                    .block(true)
+                    .max_bytes(frame_bytes * 3)
+                    .build();
+                let src_el: gst::Element = src.clone().upcast();
+                let t = make("tee")?;
+                link_chain(&pipeline, &[&src_el, &t])?;
+                sized.push((size, src, t.clone()));
+                t
+            }
+        };
+        let q = make("queue")?;
+        set_queue_limits(&q, 3);
+        // No preroll: a sink that prerolled on its first frame would block the tee while an
+        // encoder with look-ahead (x264) on another branch still waits for frames.
+        let sink = crate::gst_util::free_running_appsink(2);
+        let sink_el: gst::Element = sink.clone().upcast();
+        match rung.codec {
+            Codec::Av1 => {
+                link_chain(&pipeline, &[&q, &sink_el])?;
+                let (ftx, frx) = crossbeam_channel::bounded::<RawFrame>(2);
+                let ftx_eos = ftx.clone();
+                sink.set_callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |s| {
+                            let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            ftx.send(RawFrame::Frame(sample))
+                                .map_err(|_| gst::FlowError::Flushing)?;
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .eos(move |_| {
+                            let _ = ftx_eos.send(RawFrame::Eos);
+                        })
+                        .build(),
+                );
+                after_eos.push(av1enc::spawn(
+                    Av1Job {
+                        path: path.clone(),
+                        track_id: rung.track_id,
+                        name: rung.name.clone(),
+                        width: rung.width,
+                        height: rung.height,
+                        frame_rate: plan.frame_rate,
+                        timescale: plan.timescale,
+                        frame_duration: plan.frame_duration,
+                        keyframe_frames: plan.keyframe_frames,
+                        rate: rung.rate,
+                        speed: rung.speed,
+                        frames_total: Some(plan.frames_total),
+                    },
+                    frx,
+                    feed.clone(),
+                    started,
+                ));
+            }
+            Codec::H264 => {
+                let enc = make("x264enc")?;
+                let g = plan.keyframe_frames as u32;
+                enc.set_property("key-int-max", g);
+                enc.set_property_from_str(
+                    "speed-preset",
+                    X264_PRESETS[usize::from(rung.speed.clamp(1, 10)) - 1],
+                );
+                // Closed GOPs of exactly `g` frames, no scene-cut key frames: every rung has
+                // IDR frames at the same presentation times.
+                enc.set_property(
+                    "option-string",
+                    format!("min-keyint={g}:scenecut=0:open-gop=0"),
+                );
+                match rung.rate {
+                    RateControl::Bitrate(kbps) => {
+                        enc.set_property_from_str("pass", "cbr");
+                        enc.set_property("bitrate", kbps);
+                        enc.set_property("vbv-buf-capacity", 2000u32);
+                    }
+                    RateControl::Quality(crf) => {
+                        enc.set_property_from_str("pass", "qual");
+                        enc.set_property("quantizer", crf);
+                        // x264enc turns `bitrate` (default 2048 kbit/s) into a VBV cap in
+                        // quality mode; a CRF rung is uncapped.
+                        enc.set_property("bitrate", X264_UNCAPPED_KBPS);
+                    }
+                }
+                let profile = make("capsfilter")?;
+                profile.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-h264")
+                        .field("profile", "high")
+                        .build(),
+                );
+                let parse = make("h264parse")?;
+                let avc = make("capsfilter")?;
+                avc.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-h264")
+                        .field("stream-format", "avc")
+                        .field("alignment", "au")
+                        .build(),
+                );
+                link_chain(&pipeline, &[&q, &enc, &profile, &parse, &avc, &sink_el])?;
+                coded_sink(
+                    &sink,
+                    CodedTrack {
+                        path: path.clone(),
+                        track_id: rung.track_id,
+                        name: rung.name.clone(),
+                        timescale: plan.timescale,
+                        frame_duration: Some(plan.frame_duration),
+                        video: Some((rung.width, rung.height, plan.frame_rate)),
+                        language: "und".into(),
+                        frames_total: Some(plan.frames_total),
+                    },
+                    feed.clone(),
+                    started,
+                );
+            }
+            other => {
+                return Err(EncodeError::InvalidLadder(format!(
+                    "{} is not a video codec",
+                    other.name()
+                )))
+            }
+        }
+        let tee_pad = size_tee
+            .request_pad_simple("src_%u")
+            .ok_or_else(|| EncodeError::Gst("tee gave no pad".into()))?;
+        let qpad = q.static_pad("sink").expect("queue has a sink pad");
+        tee_pad
+            .link(&qpad)
+            .map_err(|e| EncodeError::Gst(format!("linking rung {}: {e:?}", rung.name)))?;
+    }
+
+    let outputs: Vec<((u32, u32), gst_app::AppSrc)> = sized
+        .into_iter()
+        .map(|(size, src, _)| (size, src))
+        .collect();
+    {
+        // Scaling runs on the streaming thread that delivers the decoded frames (decoding runs
+        // on the decoder's own threads); a full appsrc blocks it, so memory stays bounded.
+        let mut state = ScaleState::new(outputs.clone(), plan.still_at, feed.clone());
+        let eos_outputs = outputs;
+        let feed = feed.clone();
+        let path = path.clone();
+        raw_sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    match state.push(&sample) {
+                        Ok(true) => Ok(gst::FlowSuccess::Ok),
+                        Ok(false) => Err(gst::FlowError::Flushing),
+                        Err(detail) => {
+                            feed.send(Msg::Error(EncodeError::Decode {
+                                path: path.clone(),
+                                detail,
+                            }));
+                            Err(gst::FlowError::Error)
+                        }
+                    }
+                })
+                .eos(move |_| {
+                    for (_, src) in &eos_outputs {
+                        let _ = src.end_of_stream();
+                    }
+                })
+                .build(),
+        );
+    }
+
+    Ok(vqueue.static_pad("sink").expect("queue has a sink pad"))
 }

@@ -239,14 +239,6 @@ pub fn run(
         if !missing.iter().any(|m| m == AUDIO) {
             plan.audio = None;
         }
-        if plan.rungs.is_empty() {
-            return Err(PipelineError::Unsupported(format!(
-                "{}: only the audio rendition is unfinished, and the encoder cannot make audio \
-                 alone yet; remove {} to encode the title again",
-                source.display(),
-                work.display()
-            )));
-        }
         on_event(PipelineEvent::EncodePlanned {
             renditions: plan
                 .rungs
