@@ -12,6 +12,9 @@
 //!   encryption options, 2-second segments;
 //! - `reel run` with the per-title ladder (analysis included).
 //!
+//! `reel run` (fixed) and ffmpeg run alternately `REEL_BENCH_REPEAT` times (default 3); the
+//! ratio is of their medians, and each pair's ratio is printed too.
+//!
 //! Run: `cargo bench -p reel-cli --bench pipeline`. Outputs in `target/bench-out/pipeline/`.
 
 use serde_json::Value;
@@ -205,6 +208,19 @@ fn ffmpeg_cmd(source: &Path, rungs: &[(u32, u32, u32)], gop: u32, out: &Path) ->
     c
 }
 
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn list(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.2}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -227,6 +243,11 @@ fn main() {
         make_long(&root.join("target/bench-fixtures")),
     ];
     let base = root.join("target/bench-out/pipeline");
+    let repeat: usize = std::env::var("REEL_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let mut rows = Vec::new();
     for source in &fixtures {
         let name = source.file_stem().unwrap().to_string_lossy().into_owned();
@@ -235,17 +256,33 @@ fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         let duration = reel_encoder::probe(source).unwrap().duration;
 
-        // reel run, fixed ladder.
-        let fixed_job = job(
-            &dir.join("run-fixed"),
-            source,
-            "fixed",
-            &dir.join("run-fixed/out"),
-        );
-        let (_, run_fixed, rss_fixed) = timed(
-            "reel run fixed",
-            Command::new(&reel).args(["run", fixed_job.to_str().unwrap(), "--json"]),
-        );
+        // reel run (fixed ladder) and ffmpeg, alternated `repeat` times: medians, so that one
+        // slow run on a shared machine does not decide the ratio.
+        let (rungs, gop) = fixed_rungs(&reel, source);
+        let (mut runs, mut ffmpegs) = (Vec::new(), Vec::new());
+        let (mut rss_fixed, mut rss_ffmpeg) = (0.0f64, 0.0f64);
+        for _ in 0..repeat {
+            let _ = std::fs::remove_dir_all(dir.join("run-fixed"));
+            let fixed_job = job(
+                &dir.join("run-fixed"),
+                source,
+                "fixed",
+                &dir.join("run-fixed/out"),
+            );
+            let (_, t, rss) = timed(
+                "reel run fixed",
+                Command::new(&reel).args(["run", fixed_job.to_str().unwrap(), "--json"]),
+            );
+            runs.push(t);
+            rss_fixed = rss_fixed.max(rss);
+            let (_, t, rss) = timed(
+                "ffmpeg",
+                &mut ffmpeg_cmd(source, &rungs, gop, &dir.join("ffmpeg")),
+            );
+            ffmpegs.push(t);
+            rss_ffmpeg = rss_ffmpeg.max(rss);
+        }
+        let (run_fixed, t_ffmpeg) = (median(&runs), median(&ffmpegs));
 
         // The same, step by step.
         let steps = dir.join("steps");
@@ -292,13 +329,6 @@ fn main() {
         );
         let steps_total = t_encode + t_package + t_publish;
 
-        // ffmpeg in one process.
-        let (rungs, gop) = fixed_rungs(&reel, source);
-        let (_, t_ffmpeg, rss_ffmpeg) = timed(
-            "ffmpeg",
-            &mut ffmpeg_cmd(source, &rungs, gop, &dir.join("ffmpeg")),
-        );
-
         // reel run, per-title ladder.
         let pt_job = job(
             &dir.join("run-per-title"),
@@ -321,11 +351,17 @@ fn main() {
             "\n{name}: {duration:.1} s, fixed ladder {} rungs + audio",
             rungs.len()
         );
-        println!("  reel run (fixed)          {run_fixed:7.2} s   peak RSS {rss_fixed:6.0} MB");
+        println!(
+            "  reel run (fixed)          {run_fixed:7.2} s   peak RSS {rss_fixed:6.0} MB   runs {}",
+            list(&runs)
+        );
         println!(
             "  separate steps            {steps_total:7.2} s   (encode {t_encode:.2} + package {t_package:.2} + publish {t_publish:.2})"
         );
-        println!("  ffmpeg one process        {t_ffmpeg:7.2} s   peak RSS {rss_ffmpeg:6.0} MB");
+        println!(
+            "  ffmpeg one process        {t_ffmpeg:7.2} s   peak RSS {rss_ffmpeg:6.0} MB   runs {}",
+            list(&ffmpegs)
+        );
         println!("  reel run (per-title)      {run_pt:7.2} s   peak RSS {rss_pt:6.0} MB   phases {phases}");
         println!(
             "  ratios: run/ffmpeg {:.2}x, run/steps {:.2}x, per-title run/ffmpeg {:.2}x",
@@ -333,6 +369,8 @@ fn main() {
             run_fixed / steps_total,
             run_pt / t_ffmpeg
         );
+        let pairs: Vec<f64> = runs.iter().zip(&ffmpegs).map(|(r, f)| r / f).collect();
+        println!("  run/ffmpeg per pair: {}", list(&pairs));
         rows.push((name, run_fixed / t_ffmpeg, run_pt / t_ffmpeg, rss_fixed));
     }
     println!("\nsummary (targets: fixed <= 1.0x ffmpeg, per-title <= 1.5x):");
