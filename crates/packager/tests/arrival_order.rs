@@ -2,9 +2,9 @@
 //! hands over whole files (video first), an encoder's audio runs ahead of its video by the
 //! video encoder's delay. The run packages either way, so both must give one package.
 
-use reel_media::{
-    AudioParams, AudioSpecificConfig, CodecConfig, EncodedSample, Rational, TrackInfo, VideoParams,
-};
+mod support;
+
+use reel_media::{EncodedSample, Rational, TrackInfo};
 use reel_packager::{Addressing, PackageOptions, Packager};
 
 const SECONDS: i64 = 10;
@@ -14,40 +14,16 @@ const GOP: i64 = 50; // 2 s
 const AUDIO_FRAME: i64 = 1_024; // at 48 kHz
 
 fn tracks() -> (TrackInfo, TrackInfo) {
-    let avcc: Vec<u8> =
-        "01640015ffe1001c67640015acd941b1fe4f016a021a02800000030080000019478b16cb01000468efbcb0"
-            .as_bytes()
-            .chunks(2)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
-            .collect();
-    let video = TrackInfo {
-        id: 1,
-        config: CodecConfig::Avc(reel_media::AvcConfig::from_record(&avcc).unwrap()),
-        timescale: VIDEO_TS as u32,
-        video: Some(VideoParams {
-            width: 426,
-            height: 240,
-            frame_rate: Rational::new(25, 1),
-            pixel_aspect: Rational::new(1, 1),
-            color: None,
-        }),
-        audio: None,
-        language: "und".into(),
-        name: "video".into(),
-    };
-    let audio = TrackInfo {
-        id: 2,
-        config: CodecConfig::Aac(AudioSpecificConfig::new(2, 48_000, 2).unwrap()),
-        timescale: 48_000,
-        video: None,
-        audio: Some(AudioParams {
-            sample_rate: 48_000,
-            channels: 2,
-        }),
-        language: "und".into(),
-        name: "audio".into(),
-    };
-    (video, audio)
+    (
+        support::video_track(
+            1,
+            support::avc_config(),
+            VIDEO_TS as u32,
+            Rational::new(25, 1),
+            "video",
+        ),
+        support::audio_track(2, support::aac_config(), "und", "audio"),
+    )
 }
 
 /// (track, sample) in presentation order, audio shifted ahead by `audio_lead` seconds.

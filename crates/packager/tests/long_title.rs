@@ -2,9 +2,9 @@
 //! times stay exact rationals, audio stays within one frame of video at every boundary, and
 //! the totals add up to the last tick.
 
-use reel_media::{
-    AudioParams, AudioSpecificConfig, CodecConfig, EncodedSample, Rational, TrackInfo, VideoParams,
-};
+mod support;
+
+use reel_media::{EncodedSample, Rational};
 use reel_packager::{Addressing, PackageOptions, Packager};
 
 const SECS: i64 = 2 * 3600;
@@ -24,41 +24,20 @@ fn two_hours_without_drift() {
         },
     )
     .unwrap();
-    // The video's sequence header is irrelevant to timing: use the avcC of a real encode.
-    let avcc: Vec<u8> =
-        "01640015ffe1001c67640015acd941b1fe4f016a021a02800000030080000019478b16cb01000468efbcb0"
-            .as_bytes()
-            .chunks(2)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap())
-            .collect();
-    p.add_track(TrackInfo {
-        id: 1,
-        config: CodecConfig::Avc(reel_media::AvcConfig::from_record(&avcc).unwrap()),
-        timescale: 24_000,
-        video: Some(VideoParams {
-            width: 426,
-            height: 240,
-            frame_rate: Rational::new(24_000, 1001),
-            pixel_aspect: Rational::new(1, 1),
-            color: None,
-        }),
-        audio: None,
-        language: "und".into(),
-        name: "video".into(),
-    })
+    p.add_track(support::video_track(
+        1,
+        support::avc_config(),
+        24_000,
+        Rational::new(24_000, 1001),
+        "video",
+    ))
     .unwrap();
-    p.add_track(TrackInfo {
-        id: 2,
-        config: CodecConfig::Aac(AudioSpecificConfig::new(2, 48_000, 2).unwrap()),
-        timescale: 48_000,
-        video: None,
-        audio: Some(AudioParams {
-            sample_rate: 48_000,
-            channels: 2,
-        }),
-        language: "eng".into(),
-        name: "audio".into(),
-    })
+    p.add_track(support::audio_track(
+        2,
+        support::aac_config(),
+        "eng",
+        "audio",
+    ))
     .unwrap();
     let frames = SECS * 24_000 / 1001; // 172827
     let audio_frames = SECS * 48_000 / 1024; // 337500
@@ -166,18 +145,7 @@ fn two_hours_without_drift() {
 #[test]
 fn bad_sample_streams_are_refused_with_the_sample_named() {
     let dir = tempfile::tempdir().unwrap();
-    let track = TrackInfo {
-        id: 7,
-        config: CodecConfig::Aac(AudioSpecificConfig::new(2, 48_000, 2).unwrap()),
-        timescale: 48_000,
-        video: None,
-        audio: Some(AudioParams {
-            sample_rate: 48_000,
-            channels: 2,
-        }),
-        language: "und".into(),
-        name: "audio".into(),
-    };
+    let track = support::audio_track(7, support::aac_config(), "und", "audio");
     let mut p = Packager::new(dir.path(), PackageOptions::default()).unwrap();
     p.add_track(track.clone()).unwrap();
     let s = |t: i64| EncodedSample {

@@ -1,10 +1,12 @@
 //! Init segments and fragments checked by an independent strict parser (`mp4-atom` with its
 //! `strict` feature), for every codec Reel writes.
 
+mod support;
+
 use mp4_atom::{Codec, Decode, Ftyp, Mdat, Moof, Moov};
 use reel_media::{
-    AudioParams, AudioSpecificConfig, Av1Config, AvcConfig, CodecConfig, EncodedSample, OpusConfig,
-    Rational, TrackInfo, VideoParams,
+    AudioSpecificConfig, Av1Config, AvcConfig, CodecConfig, EncodedSample, OpusConfig, Rational,
+    TrackInfo,
 };
 use reel_packager::{init_segment, media_fragment, InitOptions};
 use std::io::Cursor;
@@ -23,36 +25,11 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn video(config: CodecConfig) -> TrackInfo {
-    TrackInfo {
-        id: 1,
-        config,
-        timescale: 90_000,
-        video: Some(VideoParams {
-            width: 426,
-            height: 240,
-            frame_rate: Rational::new(25, 1),
-            pixel_aspect: Rational::new(1, 1),
-            color: None,
-        }),
-        audio: None,
-        language: "und".into(),
-        name: "240p".into(),
-    }
+    support::video_track(1, config, 90_000, Rational::new(25, 1), "240p")
 }
 
 fn audio(config: CodecConfig) -> TrackInfo {
-    TrackInfo {
-        id: 2,
-        config,
-        timescale: 48_000,
-        video: None,
-        audio: Some(AudioParams {
-            sample_rate: 48_000,
-            channels: 2,
-        }),
-        language: "eng".into(),
-        name: "audio".into(),
-    }
+    support::audio_track(2, config, "eng", "audio")
 }
 
 fn samples(step: u32, reorder: bool) -> Vec<EncodedSample> {
