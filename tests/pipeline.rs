@@ -558,6 +558,22 @@ fn peak_memory_does_not_grow_with_the_title() {
 
 // --- S3 -----------------------------------------------------------------------------------
 
+/// The test server's bucket `media` under `prefix`, as the tests read it back.
+fn test_store(endpoint: &str, prefix: &str) -> S3Store {
+    S3Store::new(
+        "media",
+        prefix,
+        &S3Options {
+            endpoint: Some(endpoint.to_string()),
+            path_style: true,
+            access_key_id: Some(ACCESS.into()),
+            secret_access_key: Some(SECRET.into()),
+            ..S3Options::default()
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn the_job_publishes_to_s3_and_the_title_read_back_plays() {
     let dir = tempfile::tempdir().unwrap();
@@ -575,18 +591,7 @@ fn the_job_publishes_to_s3_and_the_title_read_back_plays() {
         text.contains(&format!("{endpoint}/media/titles/fixture/manifest.mpd")),
         "{text}"
     );
-    let store = S3Store::new(
-        "media",
-        "titles/fixture",
-        &S3Options {
-            endpoint: Some(endpoint.clone()),
-            path_style: true,
-            access_key_id: Some(ACCESS.into()),
-            secret_access_key: Some(SECRET.into()),
-            ..S3Options::default()
-        },
-    )
-    .unwrap();
+    let store = test_store(&endpoint, "titles/fixture");
     // Read everything back into a folder, with the headers every object went up with.
     let back = dir.path().join("back");
     let keys = store.list("").unwrap();
@@ -665,18 +670,7 @@ fn s3_down_during_the_encode_then_back_up() {
     let summary = &summary["summary"];
     assert_eq!(summary["encoded"].as_array().unwrap().len(), 0, "{summary}");
     assert!(summary["uploaded"].as_u64().unwrap() > 20, "{summary}");
-    let store = S3Store::new(
-        "media",
-        "down",
-        &S3Options {
-            endpoint: Some(server.endpoint()),
-            path_style: true,
-            access_key_id: Some(ACCESS.into()),
-            secret_access_key: Some(SECRET.into()),
-            ..S3Options::default()
-        },
-    )
-    .unwrap();
+    let store = test_store(&server.endpoint(), "down");
     let back = dir.path().join("back");
     for key in store.list("").unwrap() {
         let p = back.join(&key);
