@@ -240,6 +240,17 @@ fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_noth
     assert_eq!(record["metadata"]["year"], 2026);
     assert_eq!(record["encryption"], "cenc");
     assert_eq!(record["renditions"].as_array().unwrap().len(), 4);
+    // Each rendition's size is what its folder holds (init and segments; playlists aside).
+    for r in record["renditions"].as_array().unwrap() {
+        let name = r["name"].as_str().unwrap();
+        let on_disk: u64 = reel_publish::files_under(&folder.join(name))
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| !k.ends_with(".m3u8"))
+            .map(|(_, p)| std::fs::metadata(p).unwrap().len())
+            .sum();
+        assert_eq!(r["bytes"].as_u64().unwrap(), on_disk, "{name}");
+    }
     play_title(&folder, &cpix, 3);
 
     // The poster was taken from the encode's own decode (no second decode): it is the source's

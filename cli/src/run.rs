@@ -349,8 +349,8 @@ fn describe(s: &RunSummary) -> String {
     );
     let _ = writeln!(
         t,
-        "{:<14} {:<24} {:>10} {:>10} {:>10} {:>6}  segments",
-        "rendition", "codec", "size", "kbit/s", "peak", "VMAF"
+        "{:<14} {:<24} {:>10} {:>10} {:>10} {:>9} {:>6}  segments",
+        "rendition", "codec", "size", "kbit/s", "peak", "MB", "VMAF"
     );
     for r in &s.renditions {
         let size = match (r.width, r.height) {
@@ -359,12 +359,13 @@ fn describe(s: &RunSummary) -> String {
         };
         let _ = writeln!(
             t,
-            "{:<14} {:<24} {:>10} {:>10.0} {:>10.0} {:>6}  {}",
+            "{:<14} {:<24} {:>10} {:>10.0} {:>10.0} {:>9.2} {:>6}  {}",
             r.name,
             r.codec,
             size,
             r.average_bandwidth as f64 / 1000.0,
             r.bandwidth as f64 / 1000.0,
+            r.bytes as f64 / 1e6,
             r.predicted_vmaf.map_or("-".into(), |v| format!("{v:.1}")),
             r.segments
         );

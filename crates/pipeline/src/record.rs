@@ -20,6 +20,9 @@ pub struct Rendition {
     /// Init segment (or single file), relative to the title's root.
     pub init: String,
     pub segments: usize,
+    /// Bytes of media published for it: init segment (and index) plus every segment.
+    #[serde(default)]
+    pub bytes: u64,
     /// The key ID (UUID form) protecting it, when encrypted.
     pub key_id: Option<String>,
     /// The track class the key belongs to (audio, sd, hd, uhd).
@@ -76,6 +79,7 @@ pub(crate) fn renditions(
                 average_bandwidth: t.average_bandwidth(),
                 init: t.init_uri(),
                 segments: t.segments.len(),
+                bytes: t.init_size + t.index_size + t.segments.iter().map(|s| s.size).sum::<u64>(),
                 key_id: t.protection.as_ref().map(|p| p.kid().to_string()),
                 key_class: t.protection.as_ref().map(|p| p.class.name().to_string()),
                 predicted_vmaf: predicted(&t.stem),
