@@ -299,11 +299,21 @@ impl Display {
             }
             PipelineEvent::Publish(p) => match p {
                 PublishEvent::Planned { objects, .. } => {
+                    // Replaces the count of segments uploaded during the encode, if any.
+                    if let Some(b) = self.publish.take() {
+                        b.finish_and_clear();
+                    }
                     self.publish = Some(self.bar(
                         *objects as u64,
                         "publish",
                         "{prefix:>14} [{bar:30}] {pos}/{len} objects {msg}",
                     ));
+                }
+                // Before the publish step: segments going up while the encode runs.
+                PublishEvent::Uploaded { .. } if self.publish.is_none() => {
+                    let b = self.bar(0, "publish", "{prefix:>14} {pos} segments uploaded so far");
+                    b.inc(1);
+                    self.publish = Some(b);
                 }
                 PublishEvent::Uploaded { .. } | PublishEvent::Skipped { .. } => {
                     if let Some(b) = &self.publish {
