@@ -375,15 +375,19 @@ fn bad_sources_fall_back_to_the_trimmed_fixed_ladder_and_say_why() {
     );
     assert!(!report.exists());
     // Nonsense options are refused before any work.
-    let out = reel(&[
-        "analyze",
-        fixture("easy_540p25.mp4").to_str().unwrap(),
-        "--crfs",
-        "60",
-    ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CRF 50"));
+    let err = analyze_refused(&["--crfs", "60"]);
+    assert!(err.contains("CRF 50"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `reel analyze` of the easy fixture with `options` fails; its error output.
+fn analyze_refused(options: &[&str]) -> String {
+    let source = fixture("easy_540p25.mp4");
+    let mut args = vec!["analyze", source.to_str().unwrap()];
+    args.extend_from_slice(options);
+    let out = reel(&args);
+    assert!(!out.status.success(), "{options:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The analysis's own reference/distorted pair: 25 frames of the 720p fixture, and the same
@@ -645,16 +649,7 @@ fn av1_ladders_come_from_rav1e_trials() {
     for t in &video {
         assert!(t["codec"].as_str().unwrap().starts_with("av01"), "{t}");
     }
-    let refused = reel(&[
-        "analyze",
-        fixture("easy_540p25.mp4").to_str().unwrap(),
-        "--codec",
-        "av1",
-        "--rate-control",
-        "bitrate",
-    ]);
-    assert!(!refused.status.success());
-    let err = String::from_utf8_lossy(&refused.stderr);
+    let err = analyze_refused(&["--codec", "av1", "--rate-control", "bitrate"]);
     assert!(err.contains("--rate-control crf"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -679,14 +674,7 @@ fn device_levels_bound_the_ladder() {
     let why = r["fallback"].as_str().unwrap();
     assert!(why.contains("level 1"), "{why}");
 
-    let out = reel(&[
-        "analyze",
-        fixture("easy_540p25.mp4").to_str().unwrap(),
-        "--level",
-        "3.3",
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = analyze_refused(&["--level", "3.3"]);
     assert!(err.contains("3.3") && err.contains("3.1"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,9 +15,8 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -180,14 +179,7 @@ const server = http.createServer((req, res) => {
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const port = server.address().port;
 
-const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-chromium-'));
-const browser = await chromium.launchPersistentContext(userDir, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const { browser, close: closeBrowser } = await launchChromium();
 let failed = false;
 try {
   for (const player of players) {
@@ -227,8 +219,7 @@ try {
     await tab.close();
   }
 } finally {
-  await browser.close().catch(() => {});
+  await closeBrowser();
   server.close();
-  fs.rmSync(userDir, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

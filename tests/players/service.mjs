@@ -5,10 +5,7 @@
 //   node service.mjs --url http://127.0.0.1:PORT --title ID [--timeout MS]
 //
 // Prints one JSON object: what each account saw.
-import { chromium } from 'playwright-core';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { launchChromium } from './chromium.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : undefined; };
@@ -16,14 +13,7 @@ const base = opt('url');
 const title = opt('title');
 const timeout = Number(opt('timeout') ?? 90000);
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const { browser, close: closeBrowser } = await launchChromium();
 const result = {};
 try {
   const page = await browser.newPage();
@@ -82,7 +72,6 @@ try {
 } catch (e) {
   result.failure = String(e && e.stack || e);
 } finally {
-  await browser.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await closeBrowser();
 }
 console.log(JSON.stringify(result));
