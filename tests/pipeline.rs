@@ -691,6 +691,83 @@ fn s3_down_during_the_encode_then_back_up() {
     check_published(&back, &dir.path().join("keys.cpix"));
 }
 
+/// `reel publish` SIGKILLed while a large object goes up in parts leaves a multipart upload
+/// open on the server (S3 keeps it, and bills its parts, until someone aborts it). The next
+/// publish aborts it from the record kept beside the journal, then publishes everything.
+#[test]
+fn a_multipart_upload_left_open_by_a_kill_is_aborted_by_the_next_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s3");
+    std::fs::create_dir_all(root.join("media")).unwrap();
+    let server = S3Server::start(&root, free_port());
+    // 160 MiB: twenty 8-MiB parts, long enough to be caught in the middle.
+    let folder = dir.path().join("title");
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut bytes = vec![0u8; 160 << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for chunk in bytes.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(folder.join("video.mp4"), &bytes).unwrap();
+    drop(bytes);
+    let publish = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_reel"));
+        c.arg("publish")
+            .arg(&folder)
+            .args(["--to", "s3://media/big", "--endpoint", &server.endpoint()])
+            .env("AWS_ACCESS_KEY_ID", ACCESS)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    // s3s-fs keeps an upload in progress as `.upload-<id>.json` and its parts as
+    // `.upload_id-<id>.part-N` in its root.
+    let in_progress = || -> Vec<String> {
+        std::fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".upload"))
+            .collect()
+    };
+    let mut child = publish().spawn().unwrap();
+    let started = Instant::now();
+    while !in_progress().iter().any(|n| n.contains(".part-")) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the publish ended before its upload could be caught"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!in_progress().is_empty(), "an upload was left open");
+    let ledger = dir.path().join("title.published.multipart.jsonl");
+    assert!(std::fs::read_to_string(&ledger).unwrap().contains("upload_id"));
+
+    let st = publish().status().unwrap();
+    assert!(st.success());
+    assert_eq!(in_progress(), Vec::<String>::new(), "left open on the server");
+    let head = test_store(&server.endpoint(), "big")
+        .head("video.mp4")
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.size, 160 << 20);
+    // The record holds only the second publish's upload, started and ended.
+    let entries: Vec<Value> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["upload_id"], entries[1]["upload_id"]);
+    assert_eq!(entries[1]["ended"], true);
+}
+
 // --- kills ----------------------------------------------------------------------------------
 
 /// A small deterministic generator for the kill points.

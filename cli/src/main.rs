@@ -361,7 +361,6 @@ fn publish_folder(
     if let Some(r) = region {
         o.region = r;
     }
-    let store = Destination::parse(to)?.open(&o)?;
     let journal_path = journal.unwrap_or_else(|| {
         let name = folder
             .file_name()
@@ -369,6 +368,10 @@ fn publish_folder(
             .unwrap_or_else(|| "title".into());
         folder.with_file_name(format!("{name}.published.jsonl"))
     });
+    // Multipart uploads in progress, beside the journal: the next publish aborts those a
+    // killed one left open.
+    o.pending_uploads = Some(journal_path.with_extension("multipart.jsonl"));
+    let store = Destination::parse(to)?.open(&o)?;
     let mut journal = Journal::open(&journal_path)?;
     let opts = PublishOptions {
         parallel,

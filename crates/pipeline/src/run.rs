@@ -203,7 +203,7 @@ pub fn run(
     });
     let package_dir = work.join("package");
     let package_tmp = work.join("package.tmp");
-    let store: Arc<dyn ObjectStore> = open_store(job, base)?.into();
+    let store: Arc<dyn ObjectStore> = open_store(job, base, &work)?.into();
     let journal_path = work.join("published.jsonl");
     // The journal, once segments published during the encode have been recorded in it.
     let mut journal: Option<Journal> = None;
@@ -777,12 +777,16 @@ fn key_ids(path: &Path) -> Option<Vec<String>> {
     Some(keys.keys().iter().map(|k| k.kid.to_string()).collect())
 }
 
-fn open_store(job: &Job, base: &Path) -> Result<Box<dyn ObjectStore>, PipelineError> {
+/// The destination's store. S3 multipart uploads in progress are written down in the work
+/// folder, so that a run after a kill aborts the ones left open.
+fn open_store(job: &Job, base: &Path, work: &Path) -> Result<Box<dyn ObjectStore>, PipelineError> {
     let dest = match Destination::parse(&job.destination.url)? {
         Destination::Folder(p) => Destination::Folder(base.join(p)),
         s3 => s3,
     };
-    Ok(dest.open(&job.destination.s3_options())?)
+    let mut s3 = job.destination.s3_options();
+    s3.pending_uploads = Some(work.join("multipart-uploads.jsonl"));
+    Ok(dest.open(&s3)?)
 }
 
 /// Every file of the package, in its tier, with its content type.

@@ -36,6 +36,12 @@ pub struct S3Options {
     pub access_key_id: Option<String>,
     #[serde(skip_serializing)]
     pub secret_access_key: Option<String>,
+    /// A file (in the caller's work folder) recording multipart uploads in progress, so that
+    /// the next publish aborts those a killed process left open. Unset: an upload is aborted
+    /// only when the client sees an error, and a bucket lifecycle rule must clean up after
+    /// kills.
+    #[serde(skip)]
+    pub pending_uploads: Option<std::path::PathBuf>,
 }
 
 impl Default for S3Options {
@@ -50,6 +56,7 @@ impl Default for S3Options {
             create_bucket: false,
             access_key_id: None,
             secret_access_key: None,
+            pending_uploads: None,
         }
     }
 }

@@ -28,6 +28,7 @@
 mod dest;
 mod journal;
 mod local;
+mod pending;
 mod publish;
 mod s3;
 

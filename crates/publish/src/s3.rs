@@ -27,6 +27,7 @@ pub struct S3Store {
     endpoint: Option<String>,
     multipart_threshold: u64,
     part_size: u64,
+    pending: Option<crate::pending::PendingLedger>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -108,6 +109,10 @@ impl S3Store {
             endpoint: opts.endpoint.clone(),
             multipart_threshold: opts.multipart_threshold.max(opts.part_size),
             part_size: opts.part_size,
+            pending: opts
+                .pending_uploads
+                .as_deref()
+                .map(crate::pending::PendingLedger::new),
         })
     }
 
@@ -213,6 +218,9 @@ impl S3Store {
             .await
             .map_err(|e| self.failed("start multipart upload of", key, e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
+        if let Some(p) = &self.pending {
+            p.started(&self.bucket, full, &upload_id)?;
+        }
         let result = async {
             let mut parts = Vec::new();
             let mut offset = 0u64;
@@ -265,17 +273,59 @@ impl S3Store {
             Ok(())
         }
         .await;
-        if result.is_err() {
-            let _ = self
+        let ended = match result {
+            Ok(()) => true,
+            Err(_) => self
                 .client
                 .abort_multipart_upload()
                 .bucket(&self.bucket)
                 .key(full)
                 .upload_id(&upload_id)
                 .send()
-                .await;
+                .await
+                .is_ok(),
+        };
+        if let (true, Some(p)) = (ended, &self.pending) {
+            p.ended(&self.bucket, full, &upload_id)?;
         }
         result
+    }
+
+    /// Aborts the multipart uploads the ledger says a killed run left open; returns how many
+    /// were aborted. Uploads the server could not be reached for stay in the ledger for the
+    /// next run.
+    fn abort_pending(&self) -> Result<usize, PublishError> {
+        let Some(ledger) = &self.pending else {
+            return Ok(0);
+        };
+        let open = ledger.open_uploads()?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let mut aborted = 0;
+        let mut still_open = Vec::new();
+        self.runtime.block_on(async {
+            for u in open {
+                let r = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&u.bucket)
+                    .key(&u.key)
+                    .upload_id(&u.upload_id)
+                    .send()
+                    .await;
+                match r {
+                    Ok(_) => aborted += 1,
+                    // The server answered (no such upload: it was completed or aborted; or a
+                    // refusal): nothing more for this client to do.
+                    Err(e) if e.as_service_error().is_some() => {}
+                    // Not reached: try again next time.
+                    Err(_) => still_open.push(u),
+                }
+            }
+        });
+        ledger.keep_only(&still_open)?;
+        Ok(aborted)
     }
 }
 
@@ -314,6 +364,10 @@ impl ObjectStore for S3Store {
             Some(ep) => format!("{base} at {ep}"),
             None => base,
         }
+    }
+
+    fn remove_partials(&self) -> Result<usize, PublishError> {
+        self.abort_pending()
     }
 
     fn put_file(&self, key: &str, source: &Path, meta: &ObjectMeta) -> Result<(), PublishError> {
