@@ -747,11 +747,17 @@ fn a_multipart_upload_left_open_by_a_kill_is_aborted_by_the_next_publish() {
     child.wait().unwrap();
     assert!(!in_progress().is_empty(), "an upload was left open");
     let ledger = dir.path().join("title.published.multipart.jsonl");
-    assert!(std::fs::read_to_string(&ledger).unwrap().contains("upload_id"));
+    assert!(std::fs::read_to_string(&ledger)
+        .unwrap()
+        .contains("upload_id"));
 
     let st = publish().status().unwrap();
     assert!(st.success());
-    assert_eq!(in_progress(), Vec::<String>::new(), "left open on the server");
+    assert_eq!(
+        in_progress(),
+        Vec::<String>::new(),
+        "left open on the server"
+    );
     let head = test_store(&server.endpoint(), "big")
         .head("video.mp4")
         .unwrap()

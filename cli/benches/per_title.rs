@@ -13,7 +13,10 @@
 //! made here with ffmpeg (an easy two-shot one and a hard three-shot one), cached in
 //! `target/bench-fixtures/`. Outputs (reports, plots) go to `target/bench-out/per-title/`.
 //!
-//! Run: `cargo bench -p reel-cli --bench per_title [-- FILE...]`.
+//! Run: `cargo bench -p reel-cli --bench per_title [-- [--codec av1] FILE...]`. With
+//! `--codec av1` the analysis runs rav1e trials and the fixed ladder it is compared with is
+//! the built-in AV1 ladder (`--ladder av1`, trimmed to the source) instead of Apple's H.264
+//! rungs; outputs go to `target/bench-out/per-title-av1/`.
 
 use reel_encoder::decode_pictures;
 use reel_ladder::{bd_rate, bd_rate_piecewise, Vmaf};
@@ -166,9 +169,16 @@ fn main() {
         .status()
         .unwrap();
     assert!(st.success());
-    let given: Vec<PathBuf> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let av1 = args.windows(2).any(|w| w[0] == "--codec" && w[1] == "av1");
+    let (codec, fixed_ladder) = if av1 {
+        ("av1", "av1")
+    } else {
+        ("h264", "fixed")
+    };
+    let given: Vec<PathBuf> = args
+        .iter()
+        .filter(|a| !a.starts_with('-') && a.as_str() != "av1" && a.as_str() != "h264")
         .map(PathBuf::from)
         .collect();
     let fixtures = if given.is_empty() {
@@ -198,7 +208,11 @@ fn main() {
     } else {
         given
     };
-    let out_root = root.join("target/bench-out/per-title");
+    let out_root = root.join(if av1 {
+        "target/bench-out/per-title-av1"
+    } else {
+        "target/bench-out/per-title"
+    });
     std::fs::create_dir_all(&out_root).unwrap();
     let mut savings = Vec::new();
     let mut costs = Vec::new();
@@ -210,7 +224,13 @@ fn main() {
         let (_, analysis_secs) = run(
             "reel analyze",
             Command::new(&reel)
-                .args(["analyze", source.to_str().unwrap(), "--report"])
+                .args([
+                    "analyze",
+                    source.to_str().unwrap(),
+                    "--codec",
+                    codec,
+                    "--report",
+                ])
                 .arg(dir.join("report.json"))
                 .arg("--plot")
                 .arg(dir.join("hull.svg"))
@@ -232,7 +252,7 @@ fn main() {
             ladder.to_str().unwrap(),
             &dir.join("per-title"),
         );
-        let (fixed, fixed_secs) = encode_and_score(&reel, source, "fixed", &dir.join("fixed"));
+        let (fixed, fixed_secs) = encode_and_score(&reel, source, fixed_ladder, &dir.join("fixed"));
         println!(
             "\n{stem}: {:.1} s, {} shots, sampled {:.1} s in {} windows, {} trials",
             report["source"]["duration"].as_f64().unwrap(),
@@ -273,7 +293,7 @@ fn main() {
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     println!(
-        "\nmean BD-rate per-title vs fixed: {:+.1}% over {} fixtures; mean analysis cost {:.2}x a fixed-ladder encode",
+        "\n{codec}: mean BD-rate per-title vs fixed: {:+.1}% over {} fixtures; mean analysis cost {:.2}x a fixed-ladder encode",
         mean(&savings),
         savings.len(),
         mean(&costs)

@@ -143,7 +143,8 @@ impl Default for Constraints {
 /// Picks rungs from the hull, top down: the top rung is the cheapest point reaching the
 /// quality ceiling (or the best one under it); each next rung is the best hull point at most
 /// `1 / step_ratio` of the rung above's bitrate, never taller than the rung above. Rungs are
-/// returned from the highest bitrate down.
+/// returned from the highest bitrate down. When the whole hull costs less than the minimum
+/// bitrate, the ladder is that top point alone.
 pub fn select_rungs(hull: &[TrialPoint], c: &Constraints) -> Result<Vec<TrialPoint>> {
     if hull.is_empty() {
         return Err(LadderError::NoPoints);
@@ -158,6 +159,26 @@ pub fn select_rungs(hull: &[TrialPoint], c: &Constraints) -> Result<Vec<TrialPoi
                 && p.score >= c.quality_floor
         })
         .collect();
+    if allowed.is_empty() {
+        // A title so easy that its whole hull costs less than the minimum bitrate: one rung,
+        // the cheapest point reaching the ceiling (or the best), is the ladder. More rungs
+        // would only go further under the minimum; none at all would leave the title to a
+        // fixed ladder that spends several times the bits.
+        let cheap: Vec<&TrialPoint> = hull
+            .iter()
+            .filter(|p| p.height <= c.max_height && p.score >= c.quality_floor)
+            .collect();
+        if !cheap.is_empty() && cheap.iter().all(|p| p.bitrate < c.min_bitrate) {
+            let top = cheap
+                .iter()
+                .find(|p| p.score >= c.quality_ceiling)
+                .or_else(|| cheap.last())
+                .copied()
+                .copied()
+                .expect("not empty");
+            return Ok(vec![top]);
+        }
+    }
     let top = allowed
         .iter()
         .find(|p| p.score >= c.quality_ceiling)
@@ -279,6 +300,30 @@ mod tests {
             .collect();
         let easy_rungs = select_rungs(&convex_hull(&easy), &c).unwrap();
         assert!(easy_rungs[0].bitrate < rungs[0].bitrate);
+    }
+
+    #[test]
+    fn a_hull_entirely_under_the_minimum_bitrate_is_one_rung() {
+        // An easy title in AV1: VMAF 94 at 95 kbit/s, everything under the 100 kbit/s minimum.
+        let hull = convex_hull(&[
+            p(234, 30.0, 40.0),
+            p(360, 45.0, 60.0),
+            p(540, 60.0, 80.0),
+            p(720, 78.0, 91.0),
+            p(720, 95.0, 94.0),
+        ]);
+        let rungs = select_rungs(&hull, &Constraints::default()).unwrap();
+        assert_eq!(rungs.len(), 1);
+        assert_eq!((rungs[0].height, rungs[0].bitrate), (720, 95.0));
+        // One that reaches the ceiling takes the cheapest such point.
+        let hull = convex_hull(&[p(540, 60.0, 90.0), p(720, 80.0, 96.0), p(720, 99.0, 98.0)]);
+        let rungs = select_rungs(&hull, &Constraints::default()).unwrap();
+        assert_eq!((rungs[0].height, rungs[0].bitrate), (720, 80.0));
+        assert_eq!(rungs.len(), 1);
+        // Points both under and over the minimum: the minimum holds as before.
+        let hull = convex_hull(&[p(360, 60.0, 70.0), p(720, 150.0, 90.0)]);
+        let rungs = select_rungs(&hull, &Constraints::default()).unwrap();
+        assert!(rungs.iter().all(|r| r.bitrate >= 100.0));
     }
 
     #[test]

@@ -150,6 +150,7 @@ impl LivePackage {
         })
     }
 
+    /// Every track announced (and added: `announced` is emptied then, so this stays true).
     fn started(&self) -> bool {
         self.announced.iter().all(Option::is_some)
     }
