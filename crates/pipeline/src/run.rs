@@ -201,8 +201,15 @@ pub fn run(
             base.join(&e.keys)
         }
     });
-    let package_dir = work.join("package");
-    let package_tmp = work.join("package.tmp");
+    let package_dir = work.join(PACKAGE_DIR);
+    let package_tmp = work.join(PACKAGE_TMP);
+    // The title's encryption (keys generated into the key file on first use).
+    let title_protection = || -> Result<Option<Protection>, PipelineError> {
+        job.encryption
+            .as_ref()
+            .map(|e| protection(job, e, keys_file.as_ref().expect("set")))
+            .transpose()
+    };
     let store: Arc<dyn ObjectStore> = open_store(job, base, &work)?.into();
     let journal_path = work.join("published.jsonl");
     // The journal, once segments published during the encode have been recorded in it.
@@ -223,8 +230,8 @@ pub fn run(
             "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
         }))
     };
-    // Packaged while encoding (see below).
-    let mut streamed = false;
+    // The package being made during the encode, when this run encodes every rendition.
+    let mut live = None;
     if missing.is_empty() {
         on_event(PipelineEvent::PhaseSkipped {
             phase: Phase::Encode,
@@ -251,12 +258,8 @@ pub fn run(
         // When every rendition is encoded now, the package is built from the encoders' samples
         // as they arrive (the renditions are still kept, to package again without encoding).
         // A run that reuses renditions packages them all from their files below.
-        let mut live = None;
         if reused.is_empty() {
-            let protection = match &job.encryption {
-                Some(e) => Some(protection(job, e, keys_file.as_ref().expect("set"))?),
-                None => None,
-            };
+            let protection = title_protection()?;
             let _ = std::fs::remove_dir_all(&package_tmp);
             let mut order: Vec<u32> = plan.rungs.iter().map(|r| r.track_id).collect();
             order.extend(plan.audio.as_ref().map(|a| a.track_id));
@@ -292,49 +295,15 @@ pub fn run(
             phase: Phase::Encode,
             seconds: secs,
         });
-        if let Some(live) = live {
-            cancelled(opts)?;
-            let t = Instant::now();
-            on_event(PipelineEvent::PhaseStarted(Phase::Package));
-            let crate::package::LiveOutcome { tracks, early } = live.finish()?;
-            if let Some((j, mut report)) = early {
-                journal = Some(j);
-                for e in std::mem::take(&mut report.events) {
-                    on_event(PipelineEvent::Publish(e));
-                }
-                if let Some(e) = &report.error {
-                    on_event(PipelineEvent::Notice(format!(
-                        "publishing segments during the encode stopped ({e}); the publish step \
-                         sends the rest"
-                    )));
-                }
-                early_report = report;
-            }
-            complete_package(job, &source, &work, &renditions_dir, &tracks, on_event)?;
-            state.package = Some(package_fingerprint(&state));
-            state.save(&work)?;
-            streamed = true;
-            let secs = t.elapsed().as_secs_f64();
-            phase_seconds.insert("package".into(), secs);
-            on_event(PipelineEvent::PhaseDone {
-                phase: Phase::Package,
-                seconds: secs,
-            });
-        }
     }
     cancelled(opts)?;
 
-    // Package (and encrypt) when the renditions or the packaging changed.
+    // Package (and encrypt): finish the package made during the encode, or package the
+    // renditions when they or the packaging changed.
     let t = Instant::now();
-    let inputs: Vec<PathBuf> = wanted
-        .iter()
-        .map(|n| renditions_dir.join(&state.finished[n].file))
-        .collect();
-    let package_fp = package_fingerprint(&state);
-    let mut packaged = streamed;
-    if streamed {
-        // Done while encoding.
-    } else if state.package.as_deref() == Some(package_fp.as_str())
+    let mut packaged = false;
+    if live.is_none()
+        && state.package.as_deref() == Some(package_fingerprint(&state).as_str())
         && package_dir.join(TITLE_RECORD).is_file()
     {
         on_event(PipelineEvent::PhaseSkipped {
@@ -343,21 +312,42 @@ pub fn run(
         });
     } else {
         on_event(PipelineEvent::PhaseStarted(Phase::Package));
-        let protection = match &job.encryption {
-            Some(e) => Some(protection(job, e, keys_file.as_ref().expect("set"))?),
-            None => None,
+        let tracks = match live.take() {
+            Some(live) => {
+                let crate::package::LiveOutcome { tracks, early } = live.finish()?;
+                if let Some((j, mut report)) = early {
+                    journal = Some(j);
+                    for e in std::mem::take(&mut report.events) {
+                        on_event(PipelineEvent::Publish(e));
+                    }
+                    if let Some(e) = &report.error {
+                        on_event(PipelineEvent::Notice(format!(
+                            "publishing segments during the encode stopped ({e}); the publish \
+                             step sends the rest"
+                        )));
+                    }
+                    early_report = report;
+                }
+                tracks
+            }
+            None => {
+                let protection = title_protection()?;
+                let inputs: Vec<PathBuf> = wanted
+                    .iter()
+                    .map(|n| renditions_dir.join(&state.finished[n].file))
+                    .collect();
+                let _ = std::fs::remove_dir_all(&package_tmp);
+                crate::package_files(
+                    &inputs,
+                    &package_tmp,
+                    package_options(job, protection, None),
+                    &mut |n| on_event(PipelineEvent::Notice(n)),
+                )?
+            }
         };
-        // A fresh key file changes the fingerprint: recompute it now that keys exist.
-        let package_fp = package_fingerprint(&state);
-        let _ = std::fs::remove_dir_all(&package_tmp);
-        let tracks = crate::package_files(
-            &inputs,
-            &package_tmp,
-            package_options(job, protection, None),
-            &mut |n| on_event(PipelineEvent::Notice(n)),
-        )?;
         complete_package(job, &source, &work, &renditions_dir, &tracks, on_event)?;
-        state.package = Some(package_fp);
+        // Now that the keys exist (a fresh key file changes the fingerprint).
+        state.package = Some(package_fingerprint(&state));
         state.save(&work)?;
         packaged = true;
         let secs = t.elapsed().as_secs_f64();
@@ -416,7 +406,7 @@ pub fn run(
         packaged,
         // Segments published during the encode are counted there, not as already published.
         uploaded: report.uploaded + early_report.uploaded,
-        already_published: report.skipped - early_report.uploaded.min(report.skipped),
+        already_published: report.skipped.saturating_sub(early_report.uploaded),
         bytes_uploaded: report.bytes_uploaded + early_report.bytes_uploaded,
         keys_file,
         work_dir: work,
@@ -427,6 +417,9 @@ pub fn run(
 
 const AUDIO: &str = "audio";
 const TITLE_RECORD: &str = "title.json";
+/// The finished package in the work folder, and where it is made.
+const PACKAGE_DIR: &str = "package";
+const PACKAGE_TMP: &str = "package.tmp";
 const ANALYSIS_REPORT: &str = "analysis.json";
 
 /// Encodes the plan's renditions; each file is finished (renamed into place) and recorded in
@@ -560,8 +553,8 @@ fn complete_package(
     tracks: &[reel_packager::PackagedTrack],
     on_event: &mut dyn FnMut(PipelineEvent),
 ) -> Result<(), PipelineError> {
-    let package_tmp = work.join("package.tmp");
-    let package_dir = work.join("package");
+    let package_tmp = work.join(PACKAGE_TMP);
+    let package_dir = work.join(PACKAGE_DIR);
     let mut analysis = std::fs::read(work.join(ANALYSIS_REPORT))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
