@@ -164,14 +164,7 @@ impl LivePackage {
         if !self.started() {
             match event {
                 Event::Track(info) => {
-                    let slot = self
-                        .expected
-                        .iter()
-                        .position(|&id| id == info.id)
-                        .ok_or_else(|| reel_packager::PackagerError::InvalidTrack {
-                            track: info.id,
-                            problem: format!("{}: a track the plan does not have", info.name),
-                        })?;
+                    let slot = self.slot(info.id)?;
                     self.announced[slot] = Some(info.clone());
                     if self.started() {
                         // Named and numbered as package_files names and numbers files.
@@ -239,27 +232,29 @@ impl LivePackage {
             .unwrap_or_default()
     }
 
+    /// The position of encoder track `track` in the plan's order (its package track id is one
+    /// more).
+    fn slot(&self, track: u32) -> Result<usize, PipelineError> {
+        self.expected
+            .iter()
+            .position(|&id| id == track)
+            .ok_or_else(|| {
+                reel_packager::PackagerError::InvalidTrack {
+                    track,
+                    problem: "a track the plan does not have".into(),
+                }
+                .into()
+            })
+    }
+
     fn forward(&mut self, event: Event) -> Result<(), PipelineError> {
-        let id = |track: u32| -> Result<u32, PipelineError> {
-            self.expected
-                .iter()
-                .position(|&e| e == track)
-                .map(|i| i as u32 + 1)
-                .ok_or_else(|| {
-                    reel_packager::PackagerError::InvalidTrack {
-                        track,
-                        problem: "a sample for a track the plan does not have".into(),
-                    }
-                    .into()
-                })
-        };
         match event {
             Event::Sample { track, sample } => {
-                let id = id(track)?;
+                let id = self.slot(track)? as u32 + 1;
                 self.packager().push(id, sample)?
             }
             Event::TrackEnd { track } => {
-                let id = id(track)?;
+                let id = self.slot(track)? as u32 + 1;
                 self.packager().end_track(id)?
             }
             _ => {}
