@@ -7,6 +7,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
@@ -275,15 +276,7 @@ impl S3Store {
         .await;
         let ended = match result {
             Ok(()) => true,
-            Err(_) => self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(full)
-                .upload_id(&upload_id)
-                .send()
-                .await
-                .is_ok(),
+            Err(_) => self.abort(&self.bucket, full, &upload_id).await.is_ok(),
         };
         if let (true, Some(p)) = (ended, &self.pending) {
             p.ended(&self.bucket, full, &upload_id)?;
@@ -291,41 +284,20 @@ impl S3Store {
         result
     }
 
-    /// Aborts the multipart uploads the ledger says a killed run left open; returns how many
-    /// were aborted. Uploads the server could not be reached for stay in the ledger for the
-    /// next run.
-    fn abort_pending(&self) -> Result<usize, PublishError> {
-        let Some(ledger) = &self.pending else {
-            return Ok(0);
-        };
-        let open = ledger.open_uploads()?;
-        if open.is_empty() {
-            return Ok(0);
-        }
-        let mut aborted = 0;
-        let mut still_open = Vec::new();
-        self.runtime.block_on(async {
-            for u in open {
-                let r = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&u.bucket)
-                    .key(&u.key)
-                    .upload_id(&u.upload_id)
-                    .send()
-                    .await;
-                match r {
-                    Ok(_) => aborted += 1,
-                    // The server answered (no such upload: it was completed or aborted; or a
-                    // refusal): nothing more for this client to do.
-                    Err(e) if e.as_service_error().is_some() => {}
-                    // Not reached: try again next time.
-                    Err(_) => still_open.push(u),
-                }
-            }
-        });
-        ledger.keep_only(&still_open)?;
-        Ok(aborted)
+    async fn abort(
+        &self,
+        bucket: &str,
+        full: &str,
+        upload_id: &str,
+    ) -> Result<(), aws_sdk_s3::error::SdkError<AbortMultipartUploadError>> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map(|_| ())
     }
 }
 
@@ -366,8 +338,33 @@ impl ObjectStore for S3Store {
         }
     }
 
+    /// Aborts the multipart uploads the ledger says a killed run left open; returns how many
+    /// were aborted. Uploads the server could not be reached for stay in the ledger for the
+    /// next run.
     fn remove_partials(&self) -> Result<usize, PublishError> {
-        self.abort_pending()
+        let Some(ledger) = &self.pending else {
+            return Ok(0);
+        };
+        let open = ledger.open_uploads()?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let mut aborted = 0;
+        let mut still_open = Vec::new();
+        self.runtime.block_on(async {
+            for u in open {
+                match self.abort(&u.bucket, &u.key, &u.upload_id).await {
+                    Ok(()) => aborted += 1,
+                    // The server answered (no such upload: it was completed or aborted; or a
+                    // refusal): nothing more for this client to do.
+                    Err(e) if e.as_service_error().is_some() => {}
+                    // Not reached: try again next time.
+                    Err(_) => still_open.push(u),
+                }
+            }
+        });
+        ledger.keep_only(&still_open)?;
+        Ok(aborted)
     }
 
     fn put_file(&self, key: &str, source: &Path, meta: &ObjectMeta) -> Result<(), PublishError> {
