@@ -908,7 +908,6 @@ fn video_branch(
     path: &Path,
     after_eos: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> Result<gst::Pad, EncodeError> {
-    let pipeline = pipeline.clone();
     let path = path.to_path_buf();
     // Shared video path: decoded once, made constant-rate and converted to I420 once.
     let vqueue = make("queue")?;
@@ -937,7 +936,7 @@ fn video_branch(
     let raw_sink = crate::gst_util::free_running_appsink(2);
     let raw_el: gst::Element = raw_sink.clone().upcast();
     link_chain(
-        &pipeline,
+        pipeline,
         &[&vqueue, &rate, &rate_caps, &convert, &i420, &raw_el],
     )?;
 
@@ -958,7 +957,7 @@ fn video_branch(
                     .build();
                 let src_el: gst::Element = src.clone().upcast();
                 let t = make("tee")?;
-                link_chain(&pipeline, &[&src_el, &t])?;
+                link_chain(pipeline, &[&src_el, &t])?;
                 sized.push((size, src, t.clone()));
                 t
             }
@@ -971,7 +970,7 @@ fn video_branch(
         let sink_el: gst::Element = sink.clone().upcast();
         match rung.codec {
             Codec::Av1 => {
-                link_chain(&pipeline, &[&q, &sink_el])?;
+                link_chain(pipeline, &[&q, &sink_el])?;
                 let (ftx, frx) = crossbeam_channel::bounded::<RawFrame>(2);
                 let ftx_eos = ftx.clone();
                 sink.set_callbacks(
@@ -1051,7 +1050,7 @@ fn video_branch(
                         .field("alignment", "au")
                         .build(),
                 );
-                link_chain(&pipeline, &[&q, &enc, &profile, &parse, &avc, &sink_el])?;
+                link_chain(pipeline, &[&q, &enc, &profile, &parse, &avc, &sink_el])?;
                 coded_sink(
                     &sink,
                     CodedTrack {
