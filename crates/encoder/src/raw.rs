@@ -110,10 +110,22 @@ fn sample_picture(
     picture_from(buffer, info.as_ref().expect("set above"))
 }
 
-fn buffer_from(p: &Picture, index: u64, frame_rate: Rational) -> gst::Buffer {
-    let mut data = Vec::with_capacity(p.planes.iter().map(Vec::len).sum());
-    for plane in &p.planes {
-        data.extend_from_slice(plane);
+/// A buffer holding `p` in GStreamer's own I420 layout (each row padded to its stride, planes
+/// at its offsets), which is what downstream elements map it with: a tightly packed copy is
+/// shorter than that whenever a width is not a multiple of 8, and x264enc then refuses it.
+fn buffer_from(p: &Picture, index: u64, frame_rate: Rational) -> Result<gst::Buffer, EncodeError> {
+    let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, p.width, p.height)
+        .build()
+        .map_err(|e| EncodeError::Gst(format!("I420 {}x{}: {e}", p.width, p.height)))?;
+    let mut data = vec![0u8; info.size()];
+    for (k, plane) in p.planes.iter().enumerate() {
+        let (pw, ph) = p.plane_size(k);
+        let (pw, ph) = (pw as usize, ph as usize);
+        let (offset, stride) = (info.offset()[k], info.stride()[k] as usize);
+        for (row, src) in plane.chunks_exact(pw).take(ph).enumerate() {
+            let at = offset + row * stride;
+            data[at..at + pw].copy_from_slice(src);
+        }
     }
     let mut buffer = gst::Buffer::from_mut_slice(data);
     let ns = |i: u64| {
@@ -126,7 +138,7 @@ fn buffer_from(p: &Picture, index: u64, frame_rate: Rational) -> gst::Buffer {
         b.set_pts(ns(index));
         b.set_duration(ns(index + 1) - ns(index));
     }
-    buffer
+    Ok(buffer)
 }
 
 /// Pulls every sample from `sink` until end of stream, watching `pipeline`'s bus for errors.
@@ -161,7 +173,17 @@ fn drain(
                 // The clock restarts after the caller's work on the picture, however long.
                 last = std::time::Instant::now();
             }
-            None if sink.is_eos() => return Ok(()),
+            None if sink.is_eos() => {
+                // A source that fails posts its error, then sends end of stream: an end of
+                // stream is only a success when no error came before it.
+                return match bus.pop_filtered(&[gst::MessageType::Error]) {
+                    Some(msg) => match msg.view() {
+                        gst::MessageView::Error(e) => Err(bus_error(path, e)),
+                        _ => unreachable!("filtered on errors"),
+                    },
+                    None => Ok(()),
+                };
+            }
             None => {}
         }
     }
@@ -542,16 +564,22 @@ fn run_raw(
     let running = Running(pipeline);
     running.0.set_state(gst::State::Playing)?;
     std::thread::scope(|scope| {
-        let feeder = scope.spawn(|| {
+        let feeder = scope.spawn(|| -> Result<(), EncodeError> {
             for (i, p) in frames.iter().enumerate() {
-                if src
-                    .push_buffer(buffer_from(p, i as u64, frame_rate))
-                    .is_err()
-                {
-                    return;
+                let buffer = match buffer_from(p, i as u64, frame_rate) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // The end of stream makes the drain return.
+                        let _ = src.end_of_stream();
+                        return Err(e);
+                    }
+                };
+                if src.push_buffer(buffer).is_err() {
+                    break;
                 }
             }
             let _ = src.end_of_stream();
+            Ok(())
         });
         let mut n = 0usize;
         let mut info: Option<gst_video::VideoInfo> = None;
@@ -564,12 +592,13 @@ fn run_raw(
             n += 1;
             Ok(true)
         });
-        if r.is_err() {
-            // Unblock the feeder.
-            let _ = running.0.set_state(gst::State::Null);
-        }
-        let _ = feeder.join();
-        r.and_then(|()| {
+        // Stopping the pipeline unblocks a feeder still waiting for room in the appsrc
+        // (the pipeline failed, or ended early); one that has finished is not affected.
+        let _ = running.0.set_state(gst::State::Null);
+        let fed = feeder.join().unwrap_or_else(|_| {
+            Err(EncodeError::Gst("the frame feeder panicked".into()))
+        });
+        r.and(fed).and_then(|()| {
             if n == frames.len() {
                 Ok(())
             } else {
@@ -799,6 +828,50 @@ fn trial_encode_av1(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gradient(w: u32, h: u32, n: u32) -> Vec<Picture> {
+        (0..n)
+            .map(|t| {
+                let mut p = Picture::filled(w, h, 0, 128);
+                for y in 0..h {
+                    for x in 0..w {
+                        p.planes[0][(y * w + x) as usize] = (x * 2 + y + t) as u8;
+                    }
+                }
+                p
+            })
+            .collect()
+    }
+
+    /// A width whose chroma rows GStreamer pads (100 / 2 = 50, stride 52): the pictures reach
+    /// x264 in GStreamer's layout, and every one comes back. Packed tightly, x264enc refused
+    /// the first frame and the trial waited forever for the feeder (issue 17).
+    #[test]
+    fn h264_trial_of_a_width_gstreamer_pads() {
+        let frames = gradient(100, 64, 10);
+        let spec = TrialSpec {
+            codec: Codec::H264,
+            width: 100,
+            height: 64,
+            rate: RateControl::Quality(20),
+            speed: 9,
+            frame_rate: Rational::new(25, 1),
+            display: (100, 64),
+            score_every: 1,
+        };
+        let mut seen = Vec::new();
+        trial_encode(&frames, &spec, &mut |i, p| {
+            let diff: u64 = p.planes[0]
+                .iter()
+                .zip(&frames[i].planes[0])
+                .map(|(&a, &b)| u64::from(a.abs_diff(b)))
+                .sum();
+            seen.push((i, diff as f64 / 6400.0));
+        })
+        .unwrap();
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert!(seen.iter().all(|s| s.1 < 3.0), "{seen:?}");
+    }
 
     /// A moving gradient through the AV1 trial: every frame comes back once, in order, close
     /// to its input, with the key frame's bytes on frame 0; a subsample hands back the middle
