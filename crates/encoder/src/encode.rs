@@ -11,7 +11,7 @@ use crate::av1enc::{self, Av1Job, RawFrame};
 use crate::gst_util::{file_uri, init, make};
 use crate::stream::{watch_bus, Event, Feed, Msg, SampleStream, EVENT_QUEUE};
 use crate::timing::{ns_to_ticks, snap, video_timescale};
-use crate::{probe, EncodeError, Ladder, MediaInfo, RateControl};
+use crate::{probe, EncodeError, Ladder, MediaInfo, RateControl, Rung};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -121,31 +121,7 @@ impl EncodePlan {
         let mut notices = Vec::new();
         let dar = video.display_aspect();
         let mut rungs: Vec<RungPlan> = Vec::new();
-        for r in &ladder.rungs {
-            if r.height > video.height {
-                notices.push(format!(
-                    "rung {} ({}p) dropped: the source is only {} lines high",
-                    r.name, r.height, video.height
-                ));
-                continue;
-            }
-            rungs.push(Self::rung_plan(r, video.height, dar)?);
-        }
-        if rungs.is_empty() {
-            // Every rung is above the source: encode the smallest one at the source size.
-            let smallest = ladder
-                .rungs
-                .iter()
-                .min_by_key(|r| r.height)
-                .expect("validated");
-            let mut r = smallest.clone();
-            r.height = video.height;
-            r.width = None;
-            notices.push(format!(
-                "rung {} encoded at the source height {}",
-                r.name, video.height
-            ));
-            r.name = String::new(); // named after the height it really has
+        for r in rungs_for_source(&ladder.rungs, video.height, &mut notices) {
             rungs.push(Self::rung_plan(&r, video.height, dar)?);
         }
         for (i, r) in rungs.iter_mut().enumerate() {
@@ -224,6 +200,74 @@ impl EncodePlan {
     pub fn start(self) -> Result<SampleStream, EncodeError> {
         start(self)
     }
+}
+
+/// A source this much taller than the ladder's tallest rung that fits it gets a rung of its
+/// own height: at 0.9, a 270-line source under a 240 rung does, a 250-line one does not.
+const OWN_HEIGHT_ABOVE: f64 = 0.9;
+
+/// Whether a source `src_height` lines high lies between two of `heights` (some taller,
+/// the tallest of the rest under 90% of it), so that a rung at its own height should be
+/// added. The one rule for ladders (`rungs_for_source`) and per-title candidate heights.
+pub fn needs_own_height(heights: impl IntoIterator<Item = u32>, src_height: u32) -> bool {
+    let (mut taller, mut fitting) = (false, None::<u32>);
+    for h in heights {
+        if h > src_height {
+            taller = true;
+        } else {
+            fitting = fitting.max(Some(h));
+        }
+    }
+    taller && fitting.is_none_or(|h| f64::from(h) < OWN_HEIGHT_ABOVE * f64::from(src_height))
+}
+
+/// The rungs of a ladder that suit a source `src_height` lines high. Rungs taller than the
+/// source are dropped (each with a notice). A source that lies between two rungs gets a top
+/// rung at its own height in place of the next-taller one (named after its height, that
+/// rung's codec, quality and speed; a bitrate interpolated by height between the two rungs),
+/// so that a 2.35:1 title 272 lines high is not served at 234 at best. When every rung is
+/// taller, the smallest is encoded at the source's height.
+fn rungs_for_source(ladder: &[Rung], src_height: u32, notices: &mut Vec<String>) -> Vec<Rung> {
+    let (kept, dropped): (Vec<&Rung>, Vec<&Rung>) =
+        ladder.iter().partition(|r| r.height <= src_height);
+    for r in &dropped {
+        notices.push(format!(
+            "rung {} ({}p) dropped: the source is only {src_height} lines high",
+            r.name, r.height
+        ));
+    }
+    let mut out: Vec<Rung> = kept.iter().map(|r| (*r).clone()).collect();
+    // The dropped rung nearest the source (the cheapest of its height).
+    let Some(next) = dropped
+        .iter()
+        .min_by_key(|r| (r.height, r.bitrate.unwrap_or(0)))
+    else {
+        return out;
+    };
+    let below = kept
+        .iter()
+        .filter(|r| r.codec == next.codec)
+        .max_by_key(|r| (r.height, r.bitrate.unwrap_or(0)));
+    if !needs_own_height(ladder.iter().map(|r| r.height), src_height) {
+        return out;
+    }
+    let mut own = (*next).clone();
+    own.height = src_height;
+    own.width = None;
+    own.name = String::new(); // named after the height it has
+    if let (Some(top), Some(b), Some(lower)) = (next.bitrate, below, below.and_then(|b| b.bitrate)) {
+        let t = f64::from(src_height - b.height) / f64::from(next.height - b.height);
+        own.bitrate = Some((f64::from(lower) + t * (f64::from(top) - f64::from(lower))).round() as u32);
+    }
+    notices.push(match kept.first() {
+        Some(_) => format!(
+            "a rung at the source's own height ({src_height} lines) takes the place of rung {}",
+            next.name
+        ),
+        None => format!("rung {} encoded at the source height {src_height}", next.name),
+    });
+    out.insert(0, own);
+    out
 }
 
 /// Probes `source`, applies `ladder` and starts encoding every rung.
@@ -512,6 +556,7 @@ fn audio_branch(
             )))
         }
     }
+    crate::gst_util::position_unpositioned_channels(&q.static_pad("sink").expect("queue has a sink pad"));
     coded_sink(
         &sink,
         CodedTrack {
@@ -1120,4 +1165,55 @@ fn video_branch(
     }
 
     Ok(vqueue.static_pad("sink").expect("queue has a sink pad"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heights(rungs: &[Rung]) -> Vec<(u32, Option<u32>)> {
+        rungs.iter().map(|r| (r.height, r.bitrate)).collect()
+    }
+
+    /// A 2.35:1 title 270 lines high between the built-in ladders' 240 and 360 rungs gets a
+    /// top rung of its own height (issue 17: the AV1 ladder gave one 240p rung).
+    #[test]
+    fn a_source_between_two_rungs_gets_its_own_height() {
+        let mut notes = Vec::new();
+        let av1 = Ladder::builtin("av1").unwrap();
+        let r = rungs_for_source(&av1.rungs, 270, &mut notes);
+        assert_eq!(heights(&r), [(270, None), (240, None)]);
+        assert_eq!(r[0].quality, Some(110));
+        assert_eq!(r[0].name, "");
+        assert!(notes.iter().any(|n| n.contains("own height (270 lines)")), "{notes:?}");
+        // H.264: the bitrate lies between its neighbours' by height.
+        let h264 = Ladder::builtin("h264").unwrap();
+        let r = rungs_for_source(&h264.rungs, 300, &mut notes);
+        assert_eq!(heights(&r), [(300, Some(525)), (240, Some(350))]);
+        // The fixed ladder's 234 rung under a 272-line source, the 360 one (365k) above.
+        let fixed = Ladder::builtin("fixed").unwrap();
+        let r = rungs_for_source(&fixed.rungs, 272, &mut notes);
+        assert_eq!(heights(&r), [(272, Some(211)), (234, Some(145))]);
+    }
+
+    #[test]
+    fn a_source_at_or_near_a_rung_gets_no_extra_rung() {
+        let mut notes = Vec::new();
+        let h264 = Ladder::builtin("h264").unwrap();
+        let r = rungs_for_source(&h264.rungs, 720, &mut notes);
+        assert_eq!(r.iter().map(|r| r.height).collect::<Vec<_>>(), [720, 480, 360, 240]);
+        let r = rungs_for_source(&h264.rungs, 250, &mut notes);
+        assert_eq!(r.iter().map(|r| r.height).collect::<Vec<_>>(), [240]);
+        let r = rungs_for_source(&h264.rungs, 1080, &mut notes);
+        assert_eq!(r.len(), 5);
+    }
+
+    #[test]
+    fn a_source_below_every_rung_gets_the_smallest_at_its_height() {
+        let mut notes = Vec::new();
+        let h264 = Ladder::builtin("h264").unwrap();
+        let r = rungs_for_source(&h264.rungs, 180, &mut notes);
+        assert_eq!(heights(&r), [(180, Some(350))]);
+        assert!(notes.last().unwrap().contains("encoded at the source height 180"));
+    }
 }

@@ -94,3 +94,73 @@ pub(crate) fn free_running_appsink(max_buffers: u32) -> gstreamer_app::AppSink {
     sink.set_property("async", false);
     sink
 }
+
+/// Gives multichannel audio without channel positions the standard layout for its channel
+/// count (5.1: L R C LFE Ls Rs; 7.1: L R C LFE Ls Rs Lsd Rsd; GStreamer's fallback layouts,
+/// which are also ffmpeg's and WAV's defaults), on caps passing `pad`. qtdemux does not read
+/// a MOV's `chan` box, so PCM from a MOV arrives with an empty channel mask, and
+/// `audioconvert` can neither downmix nor keep such audio: it refused to negotiate.
+pub(crate) fn position_unpositioned_channels(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        let Some(gst::PadProbeData::Event(event)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let gst::EventView::Caps(c) = event.view() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(positioned) = with_fallback_positions(c.caps()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(&positioned)));
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// `caps` with the fallback channel mask, when they are raw audio of more than two channels
+/// with no mask or an empty one; `None` when nothing needs changing.
+fn with_fallback_positions(caps: &gst::CapsRef) -> Option<gst::Caps> {
+    let s = caps.structure(0)?;
+    let channels = s.get::<i32>("channels").ok()?;
+    let mask = s.get::<gst::Bitmask>("channel-mask").map(|m| m.0).unwrap_or(0);
+    if s.name() != "audio/x-raw" || channels <= 2 || mask != 0 {
+        return None;
+    }
+    let fallback = gstreamer_audio::AudioChannelPosition::fallback_mask(channels as u32);
+    if fallback == 0 {
+        return None;
+    }
+    let mut out = caps.to_owned();
+    out.make_mut()
+        .structure_mut(0)?
+        .set("channel-mask", gst::Bitmask::new(fallback));
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpositioned_surround_gets_the_standard_layout() {
+        gst::init().unwrap();
+        let caps = |channels: i32, mask: Option<u64>| {
+            let mut b = gst::Caps::builder("audio/x-raw")
+                .field("format", "S24LE")
+                .field("rate", 48000i32)
+                .field("channels", channels);
+            if let Some(m) = mask {
+                b = b.field("channel-mask", gst::Bitmask::new(m));
+            }
+            b.build()
+        };
+        let mask = |c: &gst::Caps| c.structure(0).unwrap().get::<gst::Bitmask>("channel-mask").unwrap().0;
+        // 5.1 as qtdemux reads it from a MOV without a `chan` box: FL FR FC LFE RL RR.
+        assert_eq!(mask(&with_fallback_positions(&caps(6, Some(0))).unwrap()), 0x3f);
+        // 7.1 with no mask at all: FL FR FC LFE RL RR SL SR.
+        assert_eq!(mask(&with_fallback_positions(&caps(8, None)).unwrap()), 0xc3f);
+        // Positioned audio, stereo and mono are left alone.
+        assert!(with_fallback_positions(&caps(6, Some(0x60f))).is_none());
+        assert!(with_fallback_positions(&caps(2, Some(0))).is_none());
+        assert!(with_fallback_positions(&caps(1, None)).is_none());
+    }
+}

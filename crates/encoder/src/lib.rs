@@ -34,7 +34,7 @@ mod stream;
 mod timing;
 
 pub use demux::{demux, summary};
-pub use encode::{encode, even, EncodePlan, RungPlan};
+pub use encode::{encode, even, needs_own_height, EncodePlan, RungPlan};
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, Ladder, RateControl, Rung};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};

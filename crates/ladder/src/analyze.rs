@@ -386,6 +386,14 @@ pub fn analyze(
             .filter(|&h| h <= display_height && h <= opts.constraints.max_height)
             .map(|h| even(h as f64))
             .collect();
+        // A source between two candidates is also tried at its own height, as ladders get
+        // a rung of it (one below every candidate falls back to the fixed ladder, below).
+        if !h.is_empty()
+            && display_height <= opts.constraints.max_height
+            && reel_encoder::needs_own_height(opts.heights.iter().copied(), display_height)
+        {
+            h.push(even(display_height as f64));
+        }
         h.sort_unstable_by(|a, b| b.cmp(a));
         h.dedup();
         h
