@@ -264,6 +264,21 @@ fn shaka_encrypt(input: &Path, stream: &str, output: &Path, scheme: &str, extra:
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Every `pssh` box of `file`, sorted.
+fn pssh_boxes(file: &Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(file).unwrap();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = data[at..].windows(4).position(|w| w == b"pssh") {
+        let start = at + i - 4;
+        let size = u32::from_be_bytes(data[start..start + 4].try_into().unwrap()) as usize;
+        out.push(data[start..start + size].to_vec());
+        at = start + size;
+    }
+    out.sort();
+    out
+}
+
 /// Our PSSH boxes are byte-identical to the ones Shaka Packager writes for the same key.
 #[test]
 fn pssh_boxes_match_shaka_packager() {
@@ -285,19 +300,6 @@ fn pssh_boxes_match_shaka_packager() {
         ],
     );
     assert!(o.status.success());
-    let boxes = |file: &Path| -> Vec<Vec<u8>> {
-        let data = std::fs::read(file).unwrap();
-        let mut out = Vec::new();
-        let mut at = 0;
-        while let Some(i) = data[at..].windows(4).position(|w| w == b"pssh") {
-            let start = at + i - 4;
-            let size = u32::from_be_bytes(data[start..start + 4].try_into().unwrap()) as usize;
-            out.push(data[start..start + size].to_vec());
-            at = start + size;
-        }
-        out.sort();
-        out
-    };
     for scheme in ["cenc", "cbcs"] {
         let theirs = dir.path().join(format!("shaka-{scheme}.mp4"));
         shaka_encrypt(
@@ -321,7 +323,7 @@ fn pssh_boxes_match_shaka_packager() {
             "--drm",
             "widevine,playready,clearkey",
         ]);
-        let want = boxes(&theirs);
+        let want = pssh_boxes(&theirs);
         assert_eq!(
             want.len(),
             3,
@@ -329,11 +331,109 @@ fn pssh_boxes_match_shaka_packager() {
             want.len()
         );
         assert_eq!(
-            boxes(&ours.join("aac.mp4")),
+            pssh_boxes(&ours.join("aac.mp4")),
             want,
             "{scheme} pssh boxes differ"
         );
     }
+}
+
+/// With a key per track class, every track's common and Widevine PSSH lists every key ID,
+/// byte-identical to Shaka Packager's for the same two keys (audio and SD video).
+#[test]
+fn pssh_boxes_list_every_key_of_the_title_as_shaka_packager_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture("tiny_180p25.mp4");
+    // Key IDs in the order of Shaka's labels (AUDIO < SD), which is also their byte order.
+    let (audio_kid, audio_key) = ("11111111111111111111111111111111", "22222222222222222222222222222222");
+    let (sd_kid, sd_key) = ("33333333333333333333333333333333", "44444444444444444444444444444444");
+    let theirs = dir.path().join("shaka");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let keys = format!(
+        "label=AUDIO:key_id={audio_kid}:key={audio_key},label=SD:key_id={sd_kid}:key={sd_key}"
+    );
+    let o = tool(
+        shaka_packager().to_str().unwrap(),
+        &[
+            &format!("in={},stream=audio,output={}/a.mp4,drm_label=AUDIO", src.display(), theirs.display()),
+            &format!("in={},stream=video,output={}/v.mp4,drm_label=SD", src.display(), theirs.display()),
+            "--enable_raw_key_encryption",
+            "--keys",
+            &keys,
+            "--protection_systems",
+            "Widevine,CommonSystem",
+            "--clear_lead",
+            "0",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours = dir.path().join("ours");
+    reel_ok(&[
+        "package",
+        src.to_str().unwrap(),
+        "--out",
+        ours.to_str().unwrap(),
+        "--single-file",
+        "--encrypt",
+        "cenc",
+        "--key",
+        &format!("audio={audio_kid}:{audio_key}"),
+        "--key",
+        &format!("sd={sd_kid}:{sd_key}"),
+        "--drm",
+        "widevine,clearkey",
+    ]);
+    let tracks: Vec<PathBuf> = std::fs::read_dir(&ours)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect();
+    assert_eq!(tracks.len(), 2, "{tracks:?}");
+    let want = pssh_boxes(&theirs.join("a.mp4"));
+    assert_eq!(want.len(), 2, "Shaka Packager wrote {} pssh boxes", want.len());
+    assert_eq!(want, pssh_boxes(&theirs.join("v.mp4")));
+    for t in tracks {
+        assert_eq!(pssh_boxes(&t), want, "{}", t.display());
+    }
+}
+
+/// A title encrypted with a key per track class (the default job's `keys = "generate"`:
+/// audio, SD and HD keys) plays to the end in hls.js through a ClearKey licence server that
+/// answers with exactly the keys asked for. With one key ID per PSSH, hls.js asked for the
+/// video key only and waited for the audio key forever (issue 17).
+#[test]
+fn players_play_a_title_with_a_key_per_track_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("classes");
+    let cpix = dir.path().join("keys.cpix");
+    package(
+        h264_renditions(),
+        &out,
+        &["--encrypt", "cenc", "--generate-keys", cpix.to_str().unwrap()],
+    );
+    let keys = keys_of_cpix(&cpix);
+    assert!(keys.len() >= 3, "{keys:?}");
+    play_drm(&out, "master.m3u8", &["hlsjs"], 2, &keys, "license");
+}
+
+/// The key IDs and keys (hex) of a CPIX file's content keys.
+fn keys_of_cpix(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    text.split("<cpix:ContentKey ")
+        .skip(1)
+        .map(|k| {
+            let kid = k.split("kid=\"").nth(1).unwrap().split('"').next().unwrap();
+            let value = k
+                .split("<pskc:PlainValue>")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap();
+            (kid.replace('-', ""), hex::encode(b64.decode(value).unwrap()))
+        })
+        .collect()
 }
 
 fn clearkey_args(keys: &[(String, String)], mode: &'static str) -> Vec<String> {

@@ -198,11 +198,20 @@ try {
     served.licenses = 0;
     served.keys = 0;
     let result;
+    // Nothing in the page may wait forever (a player waiting for a key never resolves
+    // play()): each run gets the budget and a margin, then fails naming the phase.
+    const bounded = (phase, work) => {
+      let timer;
+      const limit = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${phase}: no result within ${(timeoutMs + 30000) / 1000} s`)), timeoutMs + 30000);
+      });
+      return Promise.race([work, limit]).finally(() => clearTimeout(timer));
+    };
     try {
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      const visits = await tab.evaluate(([s, b, d]) => window.run(s, b, true, d), [src, timeoutMs, drm]);
+      const visits = await bounded('visiting the renditions', tab.evaluate(([s, b, d]) => window.run(s, b, true, d), [src, timeoutMs, drm]));
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      result = await tab.evaluate(([s, b, d]) => window.run(s, b, false, d), [src, timeoutMs, drm]);
+      result = await bounded('playing to the end', tab.evaluate(([s, b, d]) => window.run(s, b, false, d), [src, timeoutMs, drm]));
       result.visited = visits.visited;
       result.errors = [...visits.errors, ...result.errors];
     } catch (e) {

@@ -124,14 +124,21 @@ pub(crate) fn protect_track(
         enc.set_iv_size(p.iv_size)
             .map_err(|e| fail(e.to_string()))?;
     }
+    // The common and Widevine PSSH list every key ID of the key set, in byte order, as Shaka
+    // Packager's do: a player builds one licence request from the first init segment it
+    // meets, and must get the audio key with the video one. hls.js cannot tell ClearKey
+    // sessions apart by key ID, and with one key ID per PSSH it never asked for the audio
+    // key (issue 17). A licence server still issues only what the viewer may have.
+    let mut key_ids: Vec<reel_drm::KeyId> = p.keys.keys().iter().map(|k| k.kid).collect();
+    key_ids.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     let mut pssh = Vec::new();
     for s in &systems {
         match s {
-            DrmSystem::ClearKey => pssh.push((*s, Pssh::common(&[key.kid]))),
+            DrmSystem::ClearKey => pssh.push((*s, Pssh::common(&key_ids))),
             DrmSystem::Widevine => pssh.push((
                 *s,
                 Pssh::widevine(
-                    &[key.kid],
+                    &key_ids,
                     p.content_id.as_deref().map(str::as_bytes),
                     p.scheme,
                 ),
