@@ -25,6 +25,8 @@ packages=(
   ninja-build                      # ... and ninja
   clang                            # bindgen (libvmaf-sys) asks clang for the system headers
   libclang-14-dev                  # bindgen loads libclang
+  xxd                              # libvmaf's build embeds its VMAF models with xxd (without
+                                   # it the build succeeds and every VMAF score fails at run time)
   # GStreamer: the elements Reel, the fixtures and the tests create, and the demuxers and
   # decoders uridecodebin3 plugs for the sources Reel reads.
   libgstreamer1.0-0                # core elements: queue, tee, capsfilter, filesrc, fakesink

@@ -157,3 +157,50 @@ fn bad_ladder() {
         "{err}"
     );
 }
+
+/// A decode that stops delivering frames, with neither an error nor an end of stream (the
+/// fault is injected: `REEL_FAULT_STALL_AFTER_FRAMES`, see crates/encoder/src/fault.rs),
+/// ends within the stall bound with one error naming the file and the stage, and leaves
+/// nothing behind, for `reel encode` and for `reel run`.
+#[test]
+fn a_stalled_decode_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture("tiny_180p25.mp4");
+    let stalled = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args(args)
+            .env("REEL_FAULT_STALL_AFTER_FRAMES", "10")
+            .env("REEL_STALL_SECONDS", "3")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(started.elapsed().as_secs() < 60, "{args:?} took {:?}", started.elapsed());
+        assert!(err.contains(&f.display().to_string()), "{err}");
+        assert!(err.contains("encoding stalled: no frame for 3 s"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    let out = dir.path().join("out");
+    stalled(&encode_args(&f, &out));
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    let job = dir.path().join("job.toml");
+    let published = dir.path().join("published");
+    std::fs::write(
+        &job,
+        format!(
+            "ladder = \"h264\"\nwork_dir = {:?}\n[title]\nid = \"stall\"\nsource = {:?}\n[destination]\nurl = \"file://{}\"\n",
+            dir.path().join("work").display().to_string(),
+            f.display().to_string(),
+            published.display()
+        ),
+    )
+    .unwrap();
+    stalled(&["run", job.to_str().unwrap()]);
+    assert!(!published.join("manifest.mpd").exists());
+}

@@ -105,6 +105,9 @@ impl Worker {
             };
             match msg {
                 RawFrame::Frame(sample) => {
+                    // A frame taken in is progress too: at low speeds rav1e may hold many
+                    // before its first packet.
+                    self.feed.pulse.beat();
                     self.send_frame(&sample)?;
                     if !self.drain()? {
                         return Ok(());
@@ -270,6 +273,7 @@ impl Worker {
             sync: packet.frame_type == FrameType::KEY,
         };
         self.frames_out += 1;
+        self.feed.pulse.beat();
         if !self.feed.event(Event::Sample {
             track: job.track_id,
             sample,

@@ -3,14 +3,14 @@
 
 use crate::encode::{coded_sink, CodedTrack};
 use crate::gst_util::{init, make};
-use crate::stream::{watch_bus, Event, Feed, SampleStream, EVENT_QUEUE};
+use crate::stream::{watch_bus, Event, Feed, SampleStream, Watch, EVENT_QUEUE};
 use crate::timing::video_timescale;
 use crate::{probe, EncodeError, StreamInfo};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use reel_media::Rational;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -103,11 +103,8 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
         .collect();
 
     let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-    let stop = Arc::new(AtomicBool::new(false));
-    let feed = Feed {
-        tx,
-        stop: stop.clone(),
-    };
+    let feed = Feed::new(tx);
+    let stop = feed.stop.clone();
     for n in notices {
         feed.event(Event::Notice(n));
     }
@@ -201,6 +198,7 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
     });
 
     let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), Vec::new())];
+    let watch = Watch::new(&path, "demuxing", &feed);
     drop(feed);
-    SampleStream::start(rx, stop, pipeline, workers, &path)
+    SampleStream::start(rx, stop, pipeline, workers, watch)
 }

@@ -9,7 +9,7 @@
 
 use crate::av1enc::{self, Av1Job, RawFrame};
 use crate::gst_util::{file_uri, init, make};
-use crate::stream::{watch_bus, Event, Feed, Msg, SampleStream, EVENT_QUEUE};
+use crate::stream::{watch_bus, Event, Feed, Msg, SampleStream, Watch, EVENT_QUEUE};
 use crate::timing::{ns_to_ticks, snap, video_timescale};
 use crate::{probe, EncodeError, Ladder, MediaInfo, RateControl, Rung};
 use gstreamer as gst;
@@ -20,7 +20,6 @@ use reel_media::{
     Rational, TrackInfo, VideoParams,
 };
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -255,16 +254,21 @@ fn rungs_for_source(ladder: &[Rung], src_height: u32, notices: &mut Vec<String>)
     own.height = src_height;
     own.width = None;
     own.name = String::new(); // named after the height it has
-    if let (Some(top), Some(b), Some(lower)) = (next.bitrate, below, below.and_then(|b| b.bitrate)) {
+    if let (Some(top), Some(b), Some(lower)) = (next.bitrate, below, below.and_then(|b| b.bitrate))
+    {
         let t = f64::from(src_height - b.height) / f64::from(next.height - b.height);
-        own.bitrate = Some((f64::from(lower) + t * (f64::from(top) - f64::from(lower))).round() as u32);
+        own.bitrate =
+            Some((f64::from(lower) + t * (f64::from(top) - f64::from(lower))).round() as u32);
     }
     notices.push(match kept.first() {
         Some(_) => format!(
             "a rung at the source's own height ({src_height} lines) takes the place of rung {}",
             next.name
         ),
-        None => format!("rung {} encoded at the source height {src_height}", next.name),
+        None => format!(
+            "rung {} encoded at the source height {src_height}",
+            next.name
+        ),
     });
     out.insert(0, own);
     out
@@ -297,11 +301,8 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
         })?,
     )?;
     let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-    let stop = Arc::new(AtomicBool::new(false));
-    let feed = Feed {
-        tx,
-        stop: stop.clone(),
-    };
+    let feed = Feed::new(tx);
+    let stop = feed.stop.clone();
     for n in &plan.notices {
         feed.event(Event::Notice(n.clone()));
     }
@@ -331,6 +332,9 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
         )?)
     };
 
+    if let Some(pad) = &video_in {
+        crate::fault::on_decoded_video(pad);
+    }
     let audio_in = match &plan.audio {
         Some(a) => Some(audio_branch(&pipeline, a, &feed, started, &path)?),
         None => None,
@@ -373,8 +377,9 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     });
 
     let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), after_eos)];
+    let watch = Watch::new(&path, "encoding", &feed);
     drop(feed);
-    SampleStream::start(rx, stop, pipeline, workers, &path)
+    SampleStream::start(rx, stop, pipeline, workers, watch)
 }
 
 /// Decoded I420 frames scaled to every rung size (`resize`, SIMD Lanczos-3) and pushed into
@@ -413,6 +418,7 @@ impl ScaleState {
     fn push(&mut self, sample: &gst::Sample) -> Result<bool, String> {
         use gstreamer_video as gst_video;
         use gstreamer_video::prelude::*;
+        self.feed.pulse.beat();
         let (Some(caps), Some(buffer)) = (sample.caps(), sample.buffer_owned()) else {
             return Err("the decoder gave a frame without caps or data".into());
         };
@@ -556,7 +562,9 @@ fn audio_branch(
             )))
         }
     }
-    crate::gst_util::position_unpositioned_channels(&q.static_pad("sink").expect("queue has a sink pad"));
+    crate::gst_util::position_unpositioned_channels(
+        &q.static_pad("sink").expect("queue has a sink pad"),
+    );
     coded_sink(
         &sink,
         CodedTrack {
@@ -625,6 +633,7 @@ pub(crate) fn coded_sink(sink: &gst_app::AppSink, track: CodedTrack, feed: Feed,
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                feed.pulse.beat();
                 let mut st = state.lock().unwrap();
                 match st.on_sample(&sample, &feed, started) {
                     Ok(true) => Ok(gst::FlowSuccess::Ok),
@@ -1185,7 +1194,10 @@ mod tests {
         assert_eq!(heights(&r), [(270, None), (240, None)]);
         assert_eq!(r[0].quality, Some(110));
         assert_eq!(r[0].name, "");
-        assert!(notes.iter().any(|n| n.contains("own height (270 lines)")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("own height (270 lines)")),
+            "{notes:?}"
+        );
         // H.264: the bitrate lies between its neighbours' by height.
         let h264 = Ladder::builtin("h264").unwrap();
         let r = rungs_for_source(&h264.rungs, 300, &mut notes);
@@ -1201,7 +1213,10 @@ mod tests {
         let mut notes = Vec::new();
         let h264 = Ladder::builtin("h264").unwrap();
         let r = rungs_for_source(&h264.rungs, 720, &mut notes);
-        assert_eq!(r.iter().map(|r| r.height).collect::<Vec<_>>(), [720, 480, 360, 240]);
+        assert_eq!(
+            r.iter().map(|r| r.height).collect::<Vec<_>>(),
+            [720, 480, 360, 240]
+        );
         let r = rungs_for_source(&h264.rungs, 250, &mut notes);
         assert_eq!(r.iter().map(|r| r.height).collect::<Vec<_>>(), [240]);
         let r = rungs_for_source(&h264.rungs, 1080, &mut notes);
@@ -1214,6 +1229,9 @@ mod tests {
         let h264 = Ladder::builtin("h264").unwrap();
         let r = rungs_for_source(&h264.rungs, 180, &mut notes);
         assert_eq!(heights(&r), [(180, Some(350))]);
-        assert!(notes.last().unwrap().contains("encoded at the source height 180"));
+        assert!(notes
+            .last()
+            .unwrap()
+            .contains("encoded at the source height 180"));
     }
 }

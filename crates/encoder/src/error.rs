@@ -28,8 +28,13 @@ pub enum EncodeError {
         "GStreamer element '{0}' is missing; install the GStreamer plugin packages (see README)"
     )]
     MissingElement(String),
-    #[error("{path}: no picture for {seconds} s and no end of stream: the decoder stalled")]
-    Stalled { path: PathBuf, seconds: u64 },
+    #[error("{path}: {stage} stalled: no frame for {seconds} s and no end of stream")]
+    Stalled {
+        path: PathBuf,
+        /// What was being done: `decoding`, `encoding`, `demuxing`, ...
+        stage: &'static str,
+        seconds: u64,
+    },
     #[error("invalid ladder: {0}")]
     InvalidLadder(String),
     #[error("GStreamer: {0}")]

@@ -121,7 +121,10 @@ pub(crate) fn position_unpositioned_channels(pad: &gst::Pad) {
 fn with_fallback_positions(caps: &gst::CapsRef) -> Option<gst::Caps> {
     let s = caps.structure(0)?;
     let channels = s.get::<i32>("channels").ok()?;
-    let mask = s.get::<gst::Bitmask>("channel-mask").map(|m| m.0).unwrap_or(0);
+    let mask = s
+        .get::<gst::Bitmask>("channel-mask")
+        .map(|m| m.0)
+        .unwrap_or(0);
     if s.name() != "audio/x-raw" || channels <= 2 || mask != 0 {
         return None;
     }
@@ -153,11 +156,23 @@ mod tests {
             }
             b.build()
         };
-        let mask = |c: &gst::Caps| c.structure(0).unwrap().get::<gst::Bitmask>("channel-mask").unwrap().0;
+        let mask = |c: &gst::Caps| {
+            c.structure(0)
+                .unwrap()
+                .get::<gst::Bitmask>("channel-mask")
+                .unwrap()
+                .0
+        };
         // 5.1 as qtdemux reads it from a MOV without a `chan` box: FL FR FC LFE RL RR.
-        assert_eq!(mask(&with_fallback_positions(&caps(6, Some(0))).unwrap()), 0x3f);
+        assert_eq!(
+            mask(&with_fallback_positions(&caps(6, Some(0))).unwrap()),
+            0x3f
+        );
         // 7.1 with no mask at all: FL FR FC LFE RL RR SL SR.
-        assert_eq!(mask(&with_fallback_positions(&caps(8, None)).unwrap()), 0xc3f);
+        assert_eq!(
+            mask(&with_fallback_positions(&caps(8, None)).unwrap()),
+            0xc3f
+        );
         // Positioned audio, stereo and mono are left alone.
         assert!(with_fallback_positions(&caps(6, Some(0x60f))).is_none());
         assert!(with_fallback_positions(&caps(2, Some(0))).is_none());

@@ -24,6 +24,7 @@ mod av1enc;
 mod demux;
 mod encode;
 mod error;
+mod fault;
 mod gst_util;
 mod ladder;
 mod mp4demux;

@@ -4,7 +4,9 @@
 //! per-sample hand-offs. Anything it does not handle (other codecs, complex edit lists,
 //! encrypted tracks) makes it step aside for the GStreamer path.
 
-use crate::stream::{Event, Feed, Msg, SampleStream, BATCH_BYTES, BATCH_EVENTS, EVENT_QUEUE};
+use crate::stream::{
+    Event, Feed, Msg, SampleStream, Watch, BATCH_BYTES, BATCH_EVENTS, EVENT_QUEUE,
+};
 use crate::EncodeError;
 use mp4_atom::{Atom, Codec, Encode, Header, Moof, Moov, ReadAtom, ReadFrom};
 use reel_media::{
@@ -14,8 +16,6 @@ use reel_media::{
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// One sample's place in the file and its timing, in the track's timescale.
 #[derive(Clone, Copy)]
@@ -42,12 +42,10 @@ pub(crate) fn try_demux(path: &Path) -> Result<Option<SampleStream>, EncodeError
         Ok(None) | Err(_) => return Ok(None),
     };
     let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
-    let stop = Arc::new(AtomicBool::new(false));
-    let feed = Feed {
-        tx,
-        stop: stop.clone(),
-    };
+    let feed = Feed::new(tx);
+    let stop = feed.stop.clone();
     let path = path.to_path_buf();
+    let watch = Watch::new(&path, "demuxing", &feed);
     let worker = std::thread::Builder::new()
         .name("mp4-demux".into())
         .spawn(move || {
@@ -57,7 +55,12 @@ pub(crate) fn try_demux(path: &Path) -> Result<Option<SampleStream>, EncodeError
             feed.send(Msg::Done);
         })
         .expect("spawning the demux thread");
-    Ok(Some(SampleStream::without_pipeline(rx, stop, vec![worker])))
+    Ok(Some(SampleStream::without_pipeline(
+        rx,
+        stop,
+        vec![worker],
+        watch,
+    )))
 }
 
 /// Duration in seconds (longest track) and whether there is video, when this reader handles

@@ -161,6 +161,7 @@ fn drain(
         if last.elapsed() > STALL_TIMEOUT {
             return Err(EncodeError::Stalled {
                 path: path.to_path_buf(),
+                stage: "decoding",
                 seconds: STALL_TIMEOUT.as_secs(),
             });
         }
@@ -595,9 +596,9 @@ fn run_raw(
         // Stopping the pipeline unblocks a feeder still waiting for room in the appsrc
         // (the pipeline failed, or ended early); one that has finished is not affected.
         let _ = running.0.set_state(gst::State::Null);
-        let fed = feeder.join().unwrap_or_else(|_| {
-            Err(EncodeError::Gst("the frame feeder panicked".into()))
-        });
+        let fed = feeder
+            .join()
+            .unwrap_or_else(|_| Err(EncodeError::Gst("the frame feeder panicked".into())));
         r.and(fed).and_then(|()| {
             if n == frames.len() {
                 Ok(())
@@ -869,7 +870,10 @@ mod tests {
             seen.push((i, diff as f64 / 6400.0));
         })
         .unwrap();
-        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!(
+            seen.iter().map(|s| s.0).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
         assert!(seen.iter().all(|s| s.1 < 3.0), "{seen:?}");
     }
 

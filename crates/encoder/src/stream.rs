@@ -5,10 +5,11 @@ use crossbeam_channel::{Receiver, Sender};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use reel_media::{EncodedSample, Picture, TrackInfo};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Encoding progress of one track.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,14 +62,66 @@ pub(crate) const EVENT_QUEUE: usize = 32;
 pub(crate) const BATCH_EVENTS: usize = 32;
 pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
+/// How long a session may go without a decoded frame, an encoded sample or any event before
+/// it counts as stalled (the slowest legitimate gap, the first packets of an AV1 rung at
+/// a low speed, is far shorter). `REEL_STALL_SECONDS` sets another bound.
+pub const DEFAULT_STALL_SECONDS: u64 = 120;
+
+/// The stall bound of [`DEFAULT_STALL_SECONDS`], or `REEL_STALL_SECONDS` when it is a whole
+/// number of seconds above zero.
+pub fn stall_limit() -> Duration {
+    let seconds = std::env::var("REEL_STALL_SECONDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(DEFAULT_STALL_SECONDS);
+    Duration::from_secs(seconds)
+}
+
+/// When a session last showed progress (a frame decoded, a sample encoded): the stall bound
+/// is measured from it, so a slow consumer or a slow encoder is never mistaken for a stall.
+#[derive(Clone)]
+pub(crate) struct Pulse {
+    origin: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Pulse {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn beat(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.origin.elapsed().saturating_sub(last)
+    }
+}
+
 /// Shared by everything that feeds a session.
 #[derive(Clone)]
 pub(crate) struct Feed {
     pub tx: Sender<Msg>,
     pub stop: Arc<AtomicBool>,
+    pub pulse: Pulse,
 }
 
 impl Feed {
+    pub fn new(tx: Sender<Msg>) -> Self {
+        Self {
+            tx,
+            stop: Arc::new(AtomicBool::new(false)),
+            pulse: Pulse::new(),
+        }
+    }
+
     /// Sends a message; false when the consumer has gone away.
     pub fn send(&self, msg: Msg) -> bool {
         !self.stop.load(Ordering::Relaxed) && self.tx.send(msg).is_ok()
@@ -83,9 +136,28 @@ impl Feed {
     }
 }
 
+/// What a stalled session names in its error: the file, and what was being done with it.
+pub(crate) struct Watch {
+    pub path: PathBuf,
+    /// `encoding`, `demuxing`, ...
+    pub stage: &'static str,
+    pub pulse: Pulse,
+}
+
+impl Watch {
+    pub fn new(path: &Path, stage: &'static str, feed: &Feed) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            stage,
+            pulse: feed.pulse.clone(),
+        }
+    }
+}
+
 /// A running encode or demux: an iterator over [`Event`]s that ends after every track has
 /// ended, or after the first error. Memory is bounded by fixed-size queues between stages;
 /// a consumer that stops reading pauses the whole pipeline. Dropping it stops the pipeline.
+/// A session that shows no progress for [`stall_limit`] ends with [`EncodeError::Stalled`].
 pub struct SampleStream {
     rx: Option<Receiver<Msg>>,
     pending: std::collections::VecDeque<Event>,
@@ -93,34 +165,27 @@ pub struct SampleStream {
     pipeline: Option<gst::Pipeline>,
     workers: Vec<JoinHandle<()>>,
     finished: bool,
+    watch: Watch,
+    stall_limit: Duration,
 }
 
 impl SampleStream {
-    pub(crate) fn new(
-        rx: Receiver<Msg>,
-        stop: Arc<AtomicBool>,
-        pipeline: gst::Pipeline,
-        workers: Vec<JoinHandle<()>>,
-    ) -> Self {
-        let mut s = Self::without_pipeline(rx, stop, workers);
-        s.pipeline = Some(pipeline);
-        s
-    }
-
     /// Starts `pipeline` and returns the stream it feeds.
     pub(crate) fn start(
         rx: Receiver<Msg>,
         stop: Arc<AtomicBool>,
         pipeline: gst::Pipeline,
         workers: Vec<JoinHandle<()>>,
-        path: &std::path::Path,
+        watch: Watch,
     ) -> Result<Self, EncodeError> {
         // Wrapped first, so that a failed start still stops the pipeline and its threads.
-        let stream = Self::new(rx, stop, pipeline.clone(), workers);
+        let path = watch.path.clone();
+        let mut stream = Self::without_pipeline(rx, stop, workers, watch);
+        stream.pipeline = Some(pipeline.clone());
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| EncodeError::Decode {
-                path: path.to_path_buf(),
+                path,
                 detail: "the pipeline could not start".into(),
             })?;
         Ok(stream)
@@ -131,7 +196,9 @@ impl SampleStream {
         rx: Receiver<Msg>,
         stop: Arc<AtomicBool>,
         workers: Vec<JoinHandle<()>>,
+        watch: Watch,
     ) -> Self {
+        watch.pulse.beat();
         Self {
             rx: Some(rx),
             pending: Default::default(),
@@ -139,6 +206,32 @@ impl SampleStream {
             pipeline: None,
             workers,
             finished: false,
+            watch,
+            stall_limit: stall_limit(),
+        }
+    }
+
+    /// The next message, waiting at most until the session has been quiet for the stall
+    /// limit; `None` when every sender has gone.
+    fn receive(&mut self) -> Option<Result<Msg, EncodeError>> {
+        loop {
+            let rx = self.rx.as_ref()?;
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(msg) => {
+                    self.watch.pulse.beat();
+                    return Some(Ok(msg));
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.watch.pulse.quiet_for() >= self.stall_limit {
+                        return Some(Err(EncodeError::Stalled {
+                            path: self.watch.path.clone(),
+                            stage: self.watch.stage,
+                            seconds: self.stall_limit.as_secs(),
+                        }));
+                    }
+                }
+            }
         }
     }
 
@@ -166,18 +259,17 @@ impl Iterator for SampleStream {
         if self.finished {
             return None;
         }
-        let msg = self.rx.as_ref()?.recv();
-        match msg {
-            Ok(Msg::Event(e)) => Some(Ok(e)),
-            Ok(Msg::Batch(events)) => {
+        match self.receive() {
+            Some(Ok(Msg::Event(e))) => Some(Ok(e)),
+            Some(Ok(Msg::Batch(events))) => {
                 self.pending.extend(events);
                 self.pending.pop_front().map(Ok)
             }
-            Ok(Msg::Error(e)) => {
+            Some(Ok(Msg::Error(e))) | Some(Err(e)) => {
                 self.shutdown();
                 Some(Err(e))
             }
-            Ok(Msg::Done) | Err(_) => {
+            Some(Ok(Msg::Done)) | None => {
                 self.shutdown();
                 None
             }
