@@ -113,6 +113,9 @@ impl EncodePlan {
                 ),
             });
         }
+        if let Some(detail) = video.unsupported() {
+            return Err(EncodeError::Unsupported { path, detail });
+        }
         let frame_rate = video.frame_rate;
         let (timescale, frame_duration) = video_timescale(frame_rate);
         let keyframe_frames =
@@ -120,8 +123,9 @@ impl EncodePlan {
         let mut notices = Vec::new();
         let dar = video.display_aspect();
         let mut rungs: Vec<RungPlan> = Vec::new();
-        for r in rungs_for_source(&ladder.rungs, video.height, &mut notices) {
-            rungs.push(Self::rung_plan(&r, video.height, dar)?);
+        let height = video.upright_height();
+        for r in rungs_for_source(&ladder.rungs, height, &mut notices) {
+            rungs.push(Self::rung_plan(&r, height, dar)?);
         }
         for (i, r) in rungs.iter_mut().enumerate() {
             r.track_id = i as u32 + 1;
@@ -989,10 +993,11 @@ fn video_branch(
     // (`resize`, SIMD Lanczos-3) and feeds one appsrc per size.
     let raw_sink = crate::gst_util::free_running_appsink(2);
     let raw_el: gst::Element = raw_sink.clone().upcast();
-    link_chain(
-        pipeline,
-        &[&vqueue, &rate, &rate_caps, &convert, &i420, &raw_el],
-    )?;
+    let upright = crate::gst_util::upright_progressive()?;
+    let mut chain: Vec<&gst::Element> = vec![&vqueue];
+    chain.extend(upright.iter());
+    chain.extend([&rate, &rate_caps, &convert, &i420, &raw_el]);
+    link_chain(pipeline, &chain)?;
 
     // One appsrc per distinct size, shared by the rungs of that size through a tee (a ladder
     // often has two bitrates at one height).

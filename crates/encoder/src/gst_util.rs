@@ -95,6 +95,29 @@ pub(crate) fn free_running_appsink(max_buffers: u32) -> gstreamer_app::AppSink {
     sink
 }
 
+/// The elements every decoded picture goes through before anything else sees it, linked in
+/// order, for the encode and the analysis alike (so that trials see what rungs see):
+/// conversion to I420 (10-bit and 4:2:2 sources included; sample values are not converted
+/// between colour matrices), deinterlacing of interlaced sources (motion-adaptive GreedyH,
+/// which, unlike GStreamer's YADIF, also deinterlaces the first frames; one frame per field
+/// pair: 1080i50 becomes 25 progressive frames a second; progressive sources pass through),
+/// and rotation to upright by the source's orientation tag (phone video).
+pub(crate) fn upright_progressive() -> Result<Vec<gst::Element>, EncodeError> {
+    let convert = make("videoconvert")?;
+    let i420 = make("capsfilter")?;
+    i420.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw").field("format", "I420").build(),
+    );
+    let deinterlace = make("deinterlace")?;
+    deinterlace.set_property_from_str("method", "greedyh");
+    deinterlace.set_property_from_str("fields", "top");
+    deinterlace.set_property_from_str("mode", "auto");
+    let flip = make("videoflip")?;
+    flip.set_property_from_str("video-direction", "auto");
+    Ok(vec![convert, i420, deinterlace, flip])
+}
+
 /// Gives multichannel audio without channel positions the standard layout for its channel
 /// count (5.1: L R C LFE Ls Rs; 7.1: L R C LFE Ls Rs Lsd Rsd; GStreamer's fallback layouts,
 /// which are also ffmpeg's and WAV's defaults), on caps passing `pad`. qtdemux does not read

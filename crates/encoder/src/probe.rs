@@ -52,17 +52,67 @@ pub struct VideoStream {
     pub color: Option<reel_media::ColorInfo>,
     pub interlaced: bool,
     pub bitrate: Option<u32>,
+    /// Clockwise rotation the container asks for to show the picture upright (0, 90, 180
+    /// or 270: GStreamer's `image-orientation` tag, from an MP4/MOV display matrix), as
+    /// phones record portrait video. The encoder turns the pictures; sizes here are coded.
+    #[serde(default)]
+    pub rotation: u32,
 }
 
 impl VideoStream {
-    /// Display aspect ratio as width/height in display units.
+    /// Whether the picture is shown turned by a quarter (width and height swap).
+    pub fn quarter_turn(&self) -> bool {
+        self.rotation % 180 == 90
+    }
+
+    /// Display aspect ratio as width/height in display units, upright.
     pub fn display_aspect(&self) -> f64 {
         let par = if self.pixel_aspect.is_zero() {
             1.0
         } else {
             self.pixel_aspect.as_f64()
         };
-        f64::from(self.width) * par / f64::from(self.height.max(1))
+        let aspect = f64::from(self.width) * par / f64::from(self.height.max(1));
+        if self.quarter_turn() {
+            1.0 / aspect
+        } else {
+            aspect
+        }
+    }
+
+    /// Lines of the upright picture (the coded width for a quarter turn).
+    pub fn upright_height(&self) -> u32 {
+        if self.quarter_turn() {
+            self.width
+        } else {
+            self.height
+        }
+    }
+
+    /// Why this stream cannot be encoded yet, if it cannot: HDR (PQ or HLG transfer) would
+    /// be converted to 8-bit SDR without tone mapping, a washed-out picture that looks
+    /// complete.
+    pub fn unsupported(&self) -> Option<String> {
+        let transfer = self.color.map(|c| c.transfer)?;
+        let name = match transfer {
+            16 => "HDR10 / PQ (SMPTE ST 2084)",
+            18 => "HLG (ARIB STD-B67)",
+            _ => return None,
+        };
+        Some(format!(
+            "the video is {name}: HDR output is not supported yet, and converting it to SDR without tone mapping would give a washed-out picture"
+        ))
+    }
+}
+
+/// `image-orientation` tag values (GStreamer's names) as clockwise degrees; flips are
+/// treated as their rotation.
+fn rotation_of(orientation: &str) -> u32 {
+    match orientation.trim_start_matches("flip-") {
+        "rotate-90" => 90,
+        "rotate-180" => 180,
+        "rotate-270" => 270,
+        _ => 0,
     }
 }
 
@@ -167,6 +217,7 @@ pub fn probe(path: &Path) -> Result<MediaInfo, EncodeError> {
                     color: None,
                     interlaced: false,
                     bitrate: None,
+                    rotation: 0,
                 }));
                 continue;
             }
@@ -192,6 +243,13 @@ pub fn probe(path: &Path) -> Result<MediaInfo, EncodeError> {
                     .and_then(|c| crate::gst_util::color_from_colorimetry(&c)),
                 interlaced: v.is_interlaced(),
                 bitrate: nonzero(v.bitrate()),
+                rotation: s
+                    .tags()
+                    .and_then(|t| {
+                        t.get::<gst::tags::ImageOrientation>()
+                            .map(|o| rotation_of(o.get()))
+                    })
+                    .unwrap_or(0),
             }));
         } else if let Some(a) = s.downcast_ref::<pbutils::DiscovererAudioInfo>() {
             streams.push(StreamInfo::Audio(AudioStream {

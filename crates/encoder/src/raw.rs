@@ -331,8 +331,13 @@ fn decode_attempt(
         .sync(false)
         .build();
     let sink_el: gst::Element = sink.clone().upcast();
-    pipeline.add_many([&decode, &queue, &convert, &scale, &caps, &sink_el])?;
-    gst::Element::link_many([&queue, &convert, &scale, &caps, &sink_el])?;
+    let upright = crate::gst_util::upright_progressive()?;
+    let mut chain: Vec<&gst::Element> = vec![&queue];
+    chain.extend(upright.iter());
+    chain.extend([&convert, &scale, &caps, &sink_el]);
+    pipeline.add(&decode)?;
+    pipeline.add_many(chain.iter().copied())?;
+    gst::Element::link_many(chain.iter().copied())?;
     // Decode the video stream only: audio and subtitles are never selected, so no branch
     // of this pipeline waits on a stream nobody reads.
     // (A stream whose type is not known yet is left to uridecodebin3: -1.)

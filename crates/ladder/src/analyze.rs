@@ -315,8 +315,15 @@ pub fn analyze(
         .ok_or_else(|| reel_encoder::EncodeError::NoVideo {
             path: source.to_path_buf(),
         })?;
+    if let Some(detail) = video.unsupported() {
+        return Err(reel_encoder::EncodeError::Unsupported {
+            path: source.to_path_buf(),
+            detail,
+        }
+        .into());
+    }
     let dar = video.display_aspect();
-    let display_height = even(video.height as f64);
+    let display_height = even(video.upright_height() as f64);
     let display_width = even(display_height as f64 * dar);
     let frame_rate = if video.frame_rate.num > 0 {
         video.frame_rate
