@@ -176,7 +176,11 @@ fn a_stalled_decode_is_an_error_not_a_hang() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
-        assert!(started.elapsed().as_secs() < 60, "{args:?} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
         assert!(err.contains(&f.display().to_string()), "{err}");
         assert!(err.contains("encoding stalled: no frame for 3 s"), "{err}");
         assert!(!err.contains("panicked"), "{err}");

@@ -345,8 +345,14 @@ fn pssh_boxes_list_every_key_of_the_title_as_shaka_packager_does() {
     let dir = tempfile::tempdir().unwrap();
     let src = fixture("tiny_180p25.mp4");
     // Key IDs in the order of Shaka's labels (AUDIO < SD), which is also their byte order.
-    let (audio_kid, audio_key) = ("11111111111111111111111111111111", "22222222222222222222222222222222");
-    let (sd_kid, sd_key) = ("33333333333333333333333333333333", "44444444444444444444444444444444");
+    let (audio_kid, audio_key) = (
+        "11111111111111111111111111111111",
+        "22222222222222222222222222222222",
+    );
+    let (sd_kid, sd_key) = (
+        "33333333333333333333333333333333",
+        "44444444444444444444444444444444",
+    );
     let theirs = dir.path().join("shaka");
     std::fs::create_dir_all(&theirs).unwrap();
     let keys = format!(
@@ -355,8 +361,16 @@ fn pssh_boxes_list_every_key_of_the_title_as_shaka_packager_does() {
     let o = tool(
         shaka_packager().to_str().unwrap(),
         &[
-            &format!("in={},stream=audio,output={}/a.mp4,drm_label=AUDIO", src.display(), theirs.display()),
-            &format!("in={},stream=video,output={}/v.mp4,drm_label=SD", src.display(), theirs.display()),
+            &format!(
+                "in={},stream=audio,output={}/a.mp4,drm_label=AUDIO",
+                src.display(),
+                theirs.display()
+            ),
+            &format!(
+                "in={},stream=video,output={}/v.mp4,drm_label=SD",
+                src.display(),
+                theirs.display()
+            ),
             "--enable_raw_key_encryption",
             "--keys",
             &keys,
@@ -390,7 +404,12 @@ fn pssh_boxes_list_every_key_of_the_title_as_shaka_packager_does() {
         .collect();
     assert_eq!(tracks.len(), 2, "{tracks:?}");
     let want = pssh_boxes(&theirs.join("a.mp4"));
-    assert_eq!(want.len(), 2, "Shaka Packager wrote {} pssh boxes", want.len());
+    assert_eq!(
+        want.len(),
+        2,
+        "Shaka Packager wrote {} pssh boxes",
+        want.len()
+    );
     assert_eq!(want, pssh_boxes(&theirs.join("v.mp4")));
     for t in tracks {
         assert_eq!(pssh_boxes(&t), want, "{}", t.display());
@@ -409,7 +428,12 @@ fn players_play_a_title_with_a_key_per_track_class() {
     package(
         h264_renditions(),
         &out,
-        &["--encrypt", "cenc", "--generate-keys", cpix.to_str().unwrap()],
+        &[
+            "--encrypt",
+            "cenc",
+            "--generate-keys",
+            cpix.to_str().unwrap(),
+        ],
     );
     let keys = keys_of_cpix(&cpix);
     assert!(keys.len() >= 3, "{keys:?}");
@@ -431,7 +455,10 @@ fn keys_of_cpix(path: &Path) -> Vec<(String, String)> {
                 .split('<')
                 .next()
                 .unwrap();
-            (kid.replace('-', ""), hex::encode(b64.decode(value).unwrap()))
+            (
+                kid.replace('-', ""),
+                hex::encode(b64.decode(value).unwrap()),
+            )
         })
         .collect()
 }

@@ -160,8 +160,7 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
             let i = audio_seen.fetch_add(1, Ordering::Relaxed) as usize;
             languages
                 .get(i)
-                .filter(|l| l.len() == 3)
-                .cloned()
+                .and_then(|l| reel_media::language::iso639_2t(l))
                 .unwrap_or_else(|| "und".into())
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);

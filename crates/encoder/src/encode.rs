@@ -150,8 +150,8 @@ impl EncodePlan {
                 sample_rate: 48_000,
                 language: a
                     .language
-                    .clone()
-                    .filter(|l| l.len() == 3)
+                    .as_deref()
+                    .and_then(reel_media::language::iso639_2t)
                     .unwrap_or_else(|| "und".into()),
             }),
             (Some(_), None) => {
@@ -397,6 +397,8 @@ struct ScaleState {
     caps_set: bool,
     /// Frames seen so far, and the one to hand over as a still.
     count: u64,
+    /// One frame at the output rate, in nanoseconds.
+    frame_ns: u64,
     still_at: Option<u64>,
     feed: Feed,
 }
@@ -405,9 +407,11 @@ impl ScaleState {
     fn new(
         outputs: Vec<((u32, u32), gst_app::AppSrc)>,
         still_at: Option<u64>,
+        frame_rate: Rational,
         feed: Feed,
     ) -> ScaleState {
         ScaleState {
+            frame_ns: 1_000_000_000 * u64::from(frame_rate.den) / u64::from(frame_rate.num.max(1)),
             infos: vec![None; outputs.len()],
             outputs,
             scaler: crate::resize::PlaneScaler::default(),
@@ -466,6 +470,20 @@ impl ScaleState {
                 picture,
             });
         }
+        // A video that starts after the presentation does (an edit list's empty edit, audio
+        // recorded first) is led in by its first frame, held from 0, so that every track
+        // starts at 0 and stays where the container puts it.
+        let lead_in = match (self.count, pts) {
+            (0, Some(first)) if first.nseconds() > self.frame_ns / 2 => {
+                let n = (first.nseconds() + self.frame_ns / 2) / self.frame_ns;
+                self.feed.event(Event::Notice(format!(
+                    "the video starts {:.3} s into the presentation: its first frame is shown from 0",
+                    first.nseconds() as f64 / 1e9
+                )));
+                n
+            }
+            _ => 0,
+        };
         self.count += 1;
         let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
             .map_err(|_| "cannot map a decoded frame".to_string())?;
@@ -507,6 +525,17 @@ impl ScaleState {
                 }
                 out
             };
+            for k in 0..lead_in {
+                let mut held = out.copy();
+                {
+                    let b = held.get_mut().expect("a copy is writable");
+                    b.set_pts(gst::ClockTime::from_nseconds(k * self.frame_ns));
+                    b.set_duration(gst::ClockTime::from_nseconds(self.frame_ns));
+                }
+                if src.push_buffer(held).is_err() {
+                    return Ok(false);
+                }
+            }
             if src.push_buffer(out).is_err() {
                 return Ok(false);
             }
@@ -523,6 +552,9 @@ fn audio_branch(
     path: &Path,
 ) -> Result<gst::Pad, EncodeError> {
     let q = make("queue")?;
+    // Audio that starts after the presentation does gets silence from 0, and gaps in it are
+    // filled, so that it starts with the video and stays in step with it.
+    let rate = make("audiorate")?;
     let convert = make("audioconvert")?;
     let resample = make("audioresample")?;
     let caps = make("capsfilter")?;
@@ -551,13 +583,18 @@ fn audio_branch(
             );
             link_chain(
                 pipeline,
-                &[&q, &convert, &resample, &caps, &enc, &parse, &raw, &sink_el],
+                &[
+                    &q, &convert, &resample, &rate, &caps, &enc, &parse, &raw, &sink_el,
+                ],
             )?;
         }
         Codec::Opus => {
             let enc = make("opusenc")?;
             enc.set_property("bitrate", bps as i32);
-            link_chain(pipeline, &[&q, &convert, &resample, &caps, &enc, &sink_el])?;
+            link_chain(
+                pipeline,
+                &[&q, &convert, &resample, &rate, &caps, &enc, &sink_el],
+            )?;
         }
         other => {
             return Err(EncodeError::InvalidLadder(format!(
@@ -566,9 +603,9 @@ fn audio_branch(
             )))
         }
     }
-    crate::gst_util::position_unpositioned_channels(
-        &q.static_pad("sink").expect("queue has a sink pad"),
-    );
+    let audio_in = q.static_pad("sink").expect("queue has a sink pad");
+    crate::gst_util::position_unpositioned_channels(&audio_in);
+    crate::gst_util::stamp_running_time(&audio_in);
     coded_sink(
         &sink,
         CodedTrack {
@@ -1149,7 +1186,12 @@ fn video_branch(
     {
         // Scaling runs on the streaming thread that delivers the decoded frames (decoding runs
         // on the decoder's own threads); a full appsrc blocks it, so memory stays bounded.
-        let mut state = ScaleState::new(outputs.clone(), plan.still_at, feed.clone());
+        let mut state = ScaleState::new(
+            outputs.clone(),
+            plan.still_at,
+            plan.frame_rate,
+            feed.clone(),
+        );
         let eos_outputs = outputs;
         let feed = feed.clone();
         let path = path.clone();

@@ -107,7 +107,9 @@ pub(crate) fn upright_progressive() -> Result<Vec<gst::Element>, EncodeError> {
     let i420 = make("capsfilter")?;
     i420.set_property(
         "caps",
-        gst::Caps::builder("video/x-raw").field("format", "I420").build(),
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
     );
     let deinterlace = make("deinterlace")?;
     deinterlace.set_property_from_str("method", "greedyh");
@@ -116,6 +118,43 @@ pub(crate) fn upright_progressive() -> Result<Vec<gst::Element>, EncodeError> {
     let flip = make("videoflip")?;
     flip.set_property_from_str("video-direction", "auto");
     Ok(vec![convert, i420, deinterlace, flip])
+}
+
+/// Restamps everything passing `pad` with its running time in a segment that starts at 0,
+/// as the video frames leaving the decoder are: a stream whose container puts it later in
+/// the presentation (qtdemux expresses an audio track that starts 0.5 s in as a segment
+/// with that base, not as a later timestamp) then starts late in timestamps too, where
+/// `audiorate` fills the lead-in with silence.
+pub(crate) fn stamp_running_time(pad: &gst::Pad) {
+    let segment = std::sync::Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &mut info.data {
+                Some(gst::PadProbeData::Event(event)) => {
+                    let gst::EventView::Segment(e) = event.view() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    let Some(seg) = e.segment().downcast_ref::<gst::ClockTime>() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    *segment.lock().unwrap_or_else(|e| e.into_inner()) = seg.clone();
+                    *event =
+                        gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new());
+                }
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    let seg = segment.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let b = buffer.make_mut();
+                    let pts = b.pts().and_then(|t| seg.to_running_time(t));
+                    let dts = b.dts().and_then(|t| seg.to_running_time(t));
+                    b.set_pts(pts);
+                    b.set_dts(dts);
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Gives multichannel audio without channel positions the standard layout for its channel

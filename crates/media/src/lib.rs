@@ -14,6 +14,7 @@
 pub mod av1;
 pub mod bits;
 pub mod h264;
+pub mod language;
 mod picture;
 mod rational;
 mod track;

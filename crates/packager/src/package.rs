@@ -582,6 +582,7 @@ impl Packager {
         order.sort_by_key(|&i| self.tracks[i].info.kind() != TrackKind::Video);
         for i in order {
             if self.tracks[i].info.kind() == TrackKind::Audio {
+                self.trim_audio_to_video(i);
                 self.settle_audio(i)?;
             }
             let dir = self.dir.clone();
@@ -611,6 +612,31 @@ impl Packager {
             )?);
         }
         Ok(out)
+    }
+
+    /// Drops the audio samples of track `i` that start at or after the end of the video
+    /// (a mezzanine whose audio runs on past the picture): the title ends with its video,
+    /// and no audio segment lies beyond the last video one. Audio that ends early is left
+    /// as it is.
+    fn trim_audio_to_video(&mut self, i: usize) {
+        let Some(r) = self.reference else { return };
+        let (video_end, video_ts) = (self.tracks[r].end_pts, self.tracks[r].info.timescale);
+        let t = &mut self.tracks[i];
+        let end =
+            (i128::from(video_end) * i128::from(t.info.timescale) / i128::from(video_ts)) as i64;
+        let before = t.undecided.len() + t.current.len();
+        t.undecided.retain(|s| s.pts < end);
+        t.current.retain(|s| s.pts < end);
+        if t.undecided.len() + t.current.len() < before {
+            t.end_pts = t
+                .undecided
+                .iter()
+                .chain(&t.current)
+                .map(|s| s.pts + i64::from(s.duration))
+                .max()
+                .unwrap_or(end)
+                .min(t.end_pts);
+        }
     }
 
     fn check_alignment(&self) -> Result<()> {

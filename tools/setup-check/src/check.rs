@@ -17,7 +17,10 @@ pub enum Found {
     Missing(String),
     /// A file that no package owns.
     Unowned(PathBuf),
-    Owned { path: PathBuf, owners: Vec<String> },
+    Owned {
+        path: PathBuf,
+        owners: Vec<String>,
+    },
     /// Declared as coming from outside Debian (`program NAME from WHERE`): not checked here.
     OutsideDebian(String),
 }
@@ -113,7 +116,10 @@ fn describe(r: &Resolved) -> String {
     match r.elsewhere {
         0 => n.to_string(),
         1 => format!("{} {} ({} and 1 more place)", n.kind, n.name, n.origin),
-        more => format!("{} {} ({} and {more} more places)", n.kind, n.name, n.origin),
+        more => format!(
+            "{} {} ({} and {more} more places)",
+            n.kind, n.name, n.origin
+        ),
     }
 }
 
@@ -142,13 +148,21 @@ mod tests {
         names
             .iter()
             .enumerate()
-            .map(|(i, n)| PackageLine { name: n.to_string(), unless_command: None, line: i + 1 })
+            .map(|(i, n)| PackageLine {
+                name: n.to_string(),
+                unless_command: None,
+                line: i + 1,
+            })
             .collect()
     }
 
     fn machine(packages: &[&str], essential: &[&str]) -> Installed {
         Installed {
-            packages: packages.iter().chain(essential).map(|s| s.to_string()).collect(),
+            packages: packages
+                .iter()
+                .chain(essential)
+                .map(|s| s.to_string())
+                .collect(),
             essential: essential.iter().map(|s| s.to_string()).collect(),
             provided_by: [("npm".to_string(), "nodejs".to_string())].into(),
         }
@@ -162,10 +176,16 @@ mod tests {
             owned(Kind::Element, "x264enc", "gstreamer1.0-plugins-ugly"),
         ];
         let m = machine(&["gstreamer1.0-x", "gstreamer1.0-plugins-ugly"], &[]);
-        let r = evaluate(&needs, &listed(&["gstreamer1.0-plugins-ugly"]), &m, |_| true);
+        let r = evaluate(&needs, &listed(&["gstreamer1.0-plugins-ugly"]), &m, |_| {
+            true
+        });
         assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
         assert!(r.problems[0].contains("timeoverlay"), "{}", r.problems[0]);
-        assert!(r.problems[0].contains("the package gstreamer1.0-x"), "{}", r.problems[0]);
+        assert!(
+            r.problems[0].contains("the package gstreamer1.0-x"),
+            "{}",
+            r.problems[0]
+        );
     }
 
     #[test]
@@ -177,11 +197,17 @@ mod tests {
         ];
         let all = ["gstreamer1.0-x", "ffmpeg"];
         let m = machine(&all, &["dash"]);
-        assert!(evaluate(&needs, &listed(&all), &m, |_| true).problems.is_empty());
+        assert!(evaluate(&needs, &listed(&all), &m, |_| true)
+            .problems
+            .is_empty());
         for drop in all {
             let rest: Vec<&str> = all.iter().copied().filter(|p| *p != drop).collect();
             let r = evaluate(&needs, &listed(&rest), &m, |_| true);
-            assert!(r.problems.iter().any(|p| p.contains(drop)), "without {drop}: {:?}", r.problems);
+            assert!(
+                r.problems.iter().any(|p| p.contains(drop)),
+                "without {drop}: {:?}",
+                r.problems
+            );
         }
     }
 
@@ -192,7 +218,10 @@ mod tests {
             found: Found::Missing("no GStreamer plugin installed here provides it".into()),
             ..owned(Kind::Element, "rav1enc", "")
         });
-        needs.push(Resolved { found: Found::Unowned("/usr/local/bin/x".into()), ..owned(Kind::Program, "x", "") });
+        needs.push(Resolved {
+            found: Found::Unowned("/usr/local/bin/x".into()),
+            ..owned(Kind::Program, "x", "")
+        });
         let m = machine(&["ffmpeg", "wrk"], &[]);
         let r = evaluate(&needs, &listed(&["ffmpeg", "wrk"]), &m, |_| true);
         assert_eq!(r.problems.len(), 3, "{:?}", r.problems);
@@ -209,8 +238,15 @@ mod tests {
         list[1].unless_command = Some("npm".into());
         let r = evaluate(&needs, &list, &m, |c| c == "npm");
         assert!(r.problems.is_empty(), "{:?}", r.problems);
-        assert_eq!(r.notes, ["npm is not installed: the npm command comes from nodejs"]);
+        assert_eq!(
+            r.notes,
+            ["npm is not installed: the npm command comes from nodejs"]
+        );
         let r = evaluate(&needs, &list, &m, |_| false);
-        assert!(r.problems[0].contains("npm is listed but not installed"), "{:?}", r.problems);
+        assert!(
+            r.problems[0].contains("npm is listed but not installed"),
+            "{:?}",
+            r.problems
+        );
     }
 }

@@ -33,7 +33,9 @@ pub fn parse_packages(setup: &str) -> Result<Vec<PackageLine>, String> {
             }
             [name] => {
                 if !is_package_name(name) {
-                    return Err(format!("line {line}: {name:?} is not a Debian package name"));
+                    return Err(format!(
+                        "line {line}: {name:?} is not a Debian package name"
+                    ));
                 }
                 if out.iter().any(|p| p.name == *name) {
                     return Err(format!("line {line}: {name} is listed twice"));
@@ -44,7 +46,11 @@ pub fn parse_packages(setup: &str) -> Result<Vec<PackageLine>, String> {
                     line,
                 });
             }
-            _ => return Err(format!("line {line}: expected one package a line, found {raw:?}")),
+            _ => {
+                return Err(format!(
+                    "line {line}: expected one package a line, found {raw:?}"
+                ))
+            }
         }
     }
     if !closed {
@@ -53,7 +59,11 @@ pub fn parse_packages(setup: &str) -> Result<Vec<PackageLine>, String> {
     for (package, command) in unless_command(setup) {
         match out.iter_mut().find(|p| p.name == package) {
             Some(p) => p.unless_command = Some(command),
-            None => return Err(format!("unless_command names {package}, which is not in packages")),
+            None => {
+                return Err(format!(
+                    "unless_command names {package}, which is not in packages"
+                ))
+            }
         }
     }
     Ok(out)
@@ -89,11 +99,9 @@ pub fn parse_needs(file: &str, text: &str) -> Result<Vec<Need>, String> {
             ["program", name, "from", rest @ ..] if !rest.is_empty() => {
                 (&"program", name, Some(rest.join(" ")))
             }
-            _ => {
-                return Err(format!(
-                    "{origin}: expected `KIND NAME  # why` or `program NAME from WHERE`, found {raw:?}"
-                ))
-            }
+            _ => return Err(format!(
+                "{origin}: expected `KIND NAME  # why` or `program NAME from WHERE`, found {raw:?}"
+            )),
         };
         let kind = Kind::parse(kind).ok_or_else(|| {
             format!("{origin}: unknown kind {kind:?} (element, program, postgres-program, pkg-config, file)")
@@ -133,8 +141,16 @@ mod tests {
         assert_eq!(
             list,
             [
-                PackageLine { name: "ffmpeg".into(), unless_command: None, line: 6 },
-                PackageLine { name: "npm".into(), unless_command: Some("npm".into()), line: 7 },
+                PackageLine {
+                    name: "ffmpeg".into(),
+                    unless_command: None,
+                    line: 6
+                },
+                PackageLine {
+                    name: "npm".into(),
+                    unless_command: Some("npm".into()),
+                    line: 7
+                },
             ]
         );
     }
@@ -143,11 +159,23 @@ mod tests {
     fn bad_package_lines_are_refused_with_their_line() {
         for (text, says) in [
             ("packages=(\nffmpeg chromium\n)\n", "line 2: expected"),
-            ("packages=(\nFoo\n)\n", "line 2: \"Foo\" is not a Debian package name"),
-            ("packages=(\nffmpeg\nffmpeg\n)\n", "line 3: ffmpeg is listed twice"),
-            ("packages=(\nffmpeg\n", "line 1: `packages=(` is never closed"),
+            (
+                "packages=(\nFoo\n)\n",
+                "line 2: \"Foo\" is not a Debian package name",
+            ),
+            (
+                "packages=(\nffmpeg\nffmpeg\n)\n",
+                "line 3: ffmpeg is listed twice",
+            ),
+            (
+                "packages=(\nffmpeg\n",
+                "line 1: `packages=(` is never closed",
+            ),
             ("nothing\n", "no `packages=(` line"),
-            ("packages=(\nffmpeg\n)\nunless_command=([npm]=npm)\n", "unless_command names npm"),
+            (
+                "packages=(\nffmpeg\n)\nunless_command=([npm]=npm)\n",
+                "unless_command names npm",
+            ),
         ] {
             let err = parse_packages(text).unwrap_err();
             assert!(err.starts_with(says), "{text:?}: {err}");
@@ -163,8 +191,15 @@ mod tests {
         .unwrap();
         assert_eq!(needs[0].kind, Kind::Element);
         assert_eq!(needs[0].origin, "needs.txt:1");
-        assert_eq!(needs[1].outside_debian.as_deref(), Some("scripts/setup.sh (cargo install)"));
-        assert!(parse_needs("n", "gadget x\n").unwrap_err().contains("unknown kind"));
-        assert!(parse_needs("n", "element\n").unwrap_err().starts_with("n:1: expected"));
+        assert_eq!(
+            needs[1].outside_debian.as_deref(),
+            Some("scripts/setup.sh (cargo install)")
+        );
+        assert!(parse_needs("n", "gadget x\n")
+            .unwrap_err()
+            .contains("unknown kind"));
+        assert!(parse_needs("n", "element\n")
+            .unwrap_err()
+            .starts_with("n:1: expected"));
     }
 }

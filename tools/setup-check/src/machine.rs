@@ -153,7 +153,10 @@ pub struct Installed {
 
 pub fn installed() -> Result<Installed, String> {
     let out = Command::new("dpkg-query")
-        .args(["-W", "-f=${Package}\t${Status}\t${Essential}\t${Provides}\n"])
+        .args([
+            "-W",
+            "-f=${Package}\t${Status}\t${Essential}\t${Provides}\n",
+        ])
         .output()
         .map_err(|e| format!("running dpkg-query -W: {e}"))?;
     Ok(parse_installed(&String::from_utf8_lossy(&out.stdout)))
@@ -207,7 +210,11 @@ mod tests {
 
     #[test]
     fn merged_usr_spellings() {
-        let s = spellings(Path::new("/lib/x86_64-linux-gnu/gstreamer-1.0/libgstpango.so"));
-        assert!(s.contains(&PathBuf::from("/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstpango.so")));
+        let s = spellings(Path::new(
+            "/lib/x86_64-linux-gnu/gstreamer-1.0/libgstpango.so",
+        ));
+        assert!(s.contains(&PathBuf::from(
+            "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstpango.so"
+        )));
     }
 }

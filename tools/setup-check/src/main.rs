@@ -49,10 +49,16 @@ fn run(verbose: bool) -> Result<bool, String> {
             let found = match &r.found {
                 Found::Missing(why) => format!("MISSING: {why}"),
                 Found::Unowned(p) => format!("{} (no package)", p.display()),
-                Found::Owned { path, owners } => format!("{} <- {}", path.display(), owners.join(", ")),
+                Found::Owned { path, owners } => {
+                    format!("{} <- {}", path.display(), owners.join(", "))
+                }
                 Found::OutsideDebian(from) => format!("from {from}"),
             };
-            println!("{:<18} {:<28} {found}", r.need.kind.to_string(), r.need.name);
+            println!(
+                "{:<18} {:<28} {found}",
+                r.need.kind.to_string(),
+                r.need.name
+            );
         }
     }
     for note in &report.notes {
@@ -117,15 +123,21 @@ fn resolve(needs: Vec<Need>) -> Result<Vec<Resolved>, String> {
             let found = match (&need.outside_debian, place) {
                 (Some(from), _) => Found::OutsideDebian(from.clone()),
                 (None, Err(why)) => Found::Missing(why),
-                (None, Ok(path)) => match machine::spellings(&path)
-                    .iter()
-                    .find_map(|s| owners.get(s))
-                {
-                    Some(o) => Found::Owned { path, owners: o.clone() },
-                    None => Found::Unowned(path),
-                },
+                (None, Ok(path)) => {
+                    match machine::spellings(&path).iter().find_map(|s| owners.get(s)) {
+                        Some(o) => Found::Owned {
+                            path,
+                            owners: o.clone(),
+                        },
+                        None => Found::Unowned(path),
+                    }
+                }
             };
-            Resolved { need, elsewhere, found }
+            Resolved {
+                need,
+                elsewhere,
+                found,
+            }
         })
         .collect())
 }

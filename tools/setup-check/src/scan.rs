@@ -227,11 +227,19 @@ mod tests {
         assert_eq!(
             names(&scan),
             [
-                (Kind::Element, "uridecodebin3", "crates/encoder/src/encode.rs:2"),
+                (
+                    Kind::Element,
+                    "uridecodebin3",
+                    "crates/encoder/src/encode.rs:2"
+                ),
                 (Kind::Element, "queue", "crates/encoder/src/encode.rs:2"),
                 (Kind::Program, "ffprobe", "crates/encoder/src/encode.rs:4"),
                 (Kind::Program, "ffmpeg", "crates/encoder/src/encode.rs:5"),
-                (Kind::PostgresProgram, "initdb", "crates/encoder/src/encode.rs:6"),
+                (
+                    Kind::PostgresProgram,
+                    "initdb",
+                    "crates/encoder/src/encode.rs:6"
+                ),
             ]
         );
         assert!(scan.problems.is_empty(), "{:?}", scan.problems);
@@ -260,7 +268,11 @@ mod tests {
         );
         assert_eq!(
             names(&scan),
-            [(Kind::Program, "/usr/bin/chromium", "tests/players/chromium.mjs:2")]
+            [(
+                Kind::Program,
+                "/usr/bin/chromium",
+                "tests/players/chromium.mjs:2"
+            )]
         );
     }
 

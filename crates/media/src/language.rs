@@ -1,0 +1,60 @@
+//! Language codes as ISO-BMFF stores them: `mdhd` carries a three-letter ISO 639-2/T code
+//! (14496-12 8.4.2.3). Containers and GStreamer give two-letter ISO 639-1 codes as often
+//! (GStreamer turns every language tag into 639-1 where one exists), so a track's language
+//! is normalised here, once.
+
+/// The three-letter ISO 639-2/T code for `code` (two-letter ISO 639-1 or three-letter ISO
+/// 639-2/T or /B, any case), or `None` when it names no language.
+pub fn iso639_2t(code: &str) -> Option<String> {
+    let code = code.trim().to_ascii_lowercase();
+    let language = match code.len() {
+        2 => isolang::Language::from_639_1(&code),
+        3 => isolang::Language::from_639_3(&code).or_else(|| bibliographic(&code)),
+        _ => None,
+    }?;
+    Some(language.to_639_3().to_string())
+}
+
+/// The ISO 639-2/B codes that differ from their /T code (`fre` for `fra`, ...).
+fn bibliographic(code: &str) -> Option<isolang::Language> {
+    isolang::Language::from_639_1(match code {
+        "alb" => "sq",
+        "arm" => "hy",
+        "baq" => "eu",
+        "bur" => "my",
+        "chi" => "zh",
+        "cze" => "cs",
+        "dut" => "nl",
+        "fre" => "fr",
+        "geo" => "ka",
+        "ger" => "de",
+        "gre" => "el",
+        "ice" => "is",
+        "mac" => "mk",
+        "mao" => "mi",
+        "may" => "ms",
+        "per" => "fa",
+        "rum" => "ro",
+        "slo" => "sk",
+        "tib" => "bo",
+        "wel" => "cy",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_and_three_letter_codes() {
+        assert_eq!(iso639_2t("en").as_deref(), Some("eng"));
+        assert_eq!(iso639_2t("FR").as_deref(), Some("fra"));
+        assert_eq!(iso639_2t("fre").as_deref(), Some("fra"));
+        assert_eq!(iso639_2t("deu").as_deref(), Some("deu"));
+        assert_eq!(iso639_2t("ger").as_deref(), Some("deu"));
+        assert_eq!(iso639_2t("und").as_deref(), Some("und"));
+        assert_eq!(iso639_2t("xx"), None);
+        assert_eq!(iso639_2t(""), None);
+    }
+}
