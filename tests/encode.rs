@@ -89,10 +89,15 @@ fn check_ladder(
         assert_eq!(s["sample_rate"], "48000");
         assert_eq!(s["channels"], 2);
         let d = num(&s, "duration");
-        // Within one video frame; AAC's encoder priming adds up to 1024 samples (21 ms).
+        // Every sample of the source's audio, no more, no fewer: AAC adds its encoder's
+        // priming (1024 samples, not yet signalled with an edit list); ffprobe removes Opus's
+        // pre-skip itself.
+        let source_audio = ffprobe_stream_of(source, "a");
+        let priming = if ac == "aac" { 1024.0 / 48000.0 } else { 0.0 };
+        let expected = num(&source_audio, "duration") + priming;
         assert!(
-            (d - video_duration).abs() <= 0.04 + 1e-6,
-            "audio {d} s vs video {video_duration} s"
+            (d - expected).abs() <= 0.001,
+            "audio {d} s, the source's audio and priming {expected} s (video {video_duration} s)"
         );
         let errors = ffmpeg_decode_errors(&out.join("audio.mp4"));
         assert!(errors.is_empty(), "audio decode errors: {errors}");

@@ -54,18 +54,19 @@ pub fn tool(cmd: &str, args: &[&str]) -> Output {
 
 /// ffprobe's JSON for the first stream of `file`, with frames counted.
 pub fn ffprobe_stream(file: &Path) -> Value {
-    let out = tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-of",
-            "json",
-            file.to_str().unwrap(),
-        ],
-    );
+    ffprobe_first(file, &[])
+}
+
+/// ffprobe's first stream of `kind` (`v` or `a`) in `file` (frames counted).
+pub fn ffprobe_stream_of(file: &Path, kind: &str) -> Value {
+    ffprobe_first(file, &["-select_streams", &format!("{kind}:0")])
+}
+
+fn ffprobe_first(file: &Path, select: &[&str]) -> Value {
+    let mut args = vec!["-v", "error", "-count_frames", "-show_streams"];
+    args.extend(select);
+    args.extend(["-of", "json", file.to_str().unwrap()]);
+    let out = tool("ffprobe", &args);
     assert!(
         out.status.success(),
         "ffprobe {}: {}",

@@ -120,30 +120,56 @@ pub(crate) fn upright_progressive() -> Result<Vec<gst::Element>, EncodeError> {
     Ok(vec![convert, i420, deinterlace, flip])
 }
 
-/// Restamps everything passing `pad` with its running time in a segment that starts at 0,
+/// Restamps the raw audio passing `pad` with its running time in a segment that starts at 0,
 /// as the video frames leaving the decoder are: a stream whose container puts it later in
 /// the presentation (qtdemux expresses an audio track that starts 0.5 s in as a segment
 /// with that base, not as a later timestamp) then starts late in timestamps too, where
-/// `audiorate` fills the lead-in with silence.
+/// `audiorate` fills the lead-in with silence. Samples outside the container's segment
+/// (an AAC encoder's priming, cut by the edit list) are clipped first, as downstream
+/// elements would have done against the original segment.
 pub(crate) fn stamp_running_time(pad: &gst::Pad) {
-    let segment = std::sync::Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
+    struct State {
+        segment: gst::FormattedSegment<gst::ClockTime>,
+        format: Option<gstreamer_audio::AudioInfo>,
+    }
+    let state = std::sync::Mutex::new(State {
+        segment: gst::FormattedSegment::new(),
+        format: None,
+    });
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
         move |_, info| {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             match &mut info.data {
-                Some(gst::PadProbeData::Event(event)) => {
-                    let gst::EventView::Segment(e) = event.view() else {
-                        return gst::PadProbeReturn::Ok;
-                    };
-                    let Some(seg) = e.segment().downcast_ref::<gst::ClockTime>() else {
-                        return gst::PadProbeReturn::Ok;
-                    };
-                    *segment.lock().unwrap_or_else(|e| e.into_inner()) = seg.clone();
-                    *event =
-                        gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new());
-                }
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Caps(c) => {
+                        state.format = gstreamer_audio::AudioInfo::from_caps(c.caps()).ok();
+                    }
+                    gst::EventView::Segment(e) => {
+                        if let Some(seg) = e.segment().downcast_ref::<gst::ClockTime>() {
+                            state.segment = seg.clone();
+                            *event = gst::event::Segment::new(&gst::FormattedSegment::<
+                                gst::ClockTime,
+                            >::new(
+                            ));
+                        }
+                    }
+                    _ => {}
+                },
                 Some(gst::PadProbeData::Buffer(buffer)) => {
-                    let seg = segment.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    if let Some(format) = &state.format {
+                        let whole = std::mem::replace(buffer, gst::Buffer::new());
+                        match gstreamer_audio::audio_buffer_clip(
+                            whole,
+                            state.segment.upcast_ref(),
+                            format.rate(),
+                            format.bpf(),
+                        ) {
+                            Some(kept) => *buffer = kept,
+                            None => return gst::PadProbeReturn::Drop,
+                        }
+                    }
+                    let seg = &state.segment;
                     let b = buffer.make_mut();
                     let pts = b.pts().and_then(|t| seg.to_running_time(t));
                     let dts = b.dts().and_then(|t| seg.to_running_time(t));

@@ -99,9 +99,11 @@ pub fn parse_needs(file: &str, text: &str) -> Result<Vec<Need>, String> {
             ["program", name, "from", rest @ ..] if !rest.is_empty() => {
                 (&"program", name, Some(rest.join(" ")))
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{origin}: expected `KIND NAME  # why` or `program NAME from WHERE`, found {raw:?}"
-            )),
+            ))
+            }
         };
         let kind = Kind::parse(kind).ok_or_else(|| {
             format!("{origin}: unknown kind {kind:?} (element, program, postgres-program, pkg-config, file)")
