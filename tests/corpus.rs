@@ -285,10 +285,20 @@ fn studio_codecs_and_containers() {
         let t = run(&src);
         assert_readable_and_plays(&t);
         assert_in_sync(&src, &t, fps);
-        // Downmixed to stereo; a mono source stays mono.
-        let audio = stream(&t.joined(t.renditions("audio")[0]));
+        // Downmixed to stereo (a mono source stays mono), and 5.1 beside it from a source
+        // of six channels or more.
         let source_channels = ffprobe_audio_channels(&src);
-        assert_eq!(audio["channels"], source_channels.min(2), "{name}: {audio}");
+        let channels: Vec<Value> = t
+            .renditions("audio")
+            .iter()
+            .map(|r| stream(&t.joined(r))["channels"].clone())
+            .collect();
+        let expected: Vec<Value> = if source_channels >= 6 {
+            vec![2.into(), 6.into()]
+        } else {
+            vec![source_channels.min(2).into()]
+        };
+        assert_eq!(channels, expected, "{name}: audio renditions");
     }
     // DNxHD: 12 frames of 720p50, no audio.
     let t = run(&corpus("dnxhd_720p50.mxf"));
@@ -298,6 +308,86 @@ fn studio_codecs_and_containers() {
         (Some(640), Some(360))
     );
     assert_eq!(top["nb_read_frames"], "12", "{top}");
+}
+
+/// A 5.1 source gets a 5.1 rendition beside the stereo one: its own DASH AdaptationSet and
+/// HLS audio group (every variant listed once per group), 5.1 as ffmpeg reads it, and
+/// shaka-player and hls.js play it when asked for six channels.
+#[test]
+fn surround_sources_get_a_51_rendition_beside_stereo() {
+    let t = run(&corpus("prores_hq_51pcm24.mov"));
+    let audio = t.renditions("audio");
+    assert_eq!(audio.len(), 2, "{:?}", t.record);
+    let surround = stream(&t.joined(audio[1]));
+    assert_eq!(surround["channels"], 6, "{surround}");
+    assert_eq!(surround["channel_layout"], "5.1", "{surround}");
+    assert_eq!(audio[1]["channels"], 6, "title.json: {}", audio[1]);
+
+    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(t.dir.join("manifest.mpd")).unwrap())
+        .unwrap();
+    let mut sets: Vec<Vec<String>> = mpd.periods[0]
+        .adaptations
+        .iter()
+        .filter(|a| a.contentType.as_deref() == Some("audio"))
+        .map(|a| {
+            a.representations
+                .iter()
+                .flat_map(|r| r.AudioChannelConfiguration.iter())
+                .filter_map(|c| c.value.clone())
+                .collect()
+        })
+        .collect();
+    sets.sort();
+    assert_eq!(sets, vec![vec!["2".to_string()], vec!["6".to_string()]]);
+
+    let master = std::fs::read_to_string(t.dir.join("master.m3u8")).unwrap();
+    let parsed = m3u8_rs::parse_master_playlist_res(master.as_bytes()).unwrap();
+    let groups: Vec<(String, Option<String>)> = parsed
+        .alternatives
+        .iter()
+        .map(|a| (a.group_id.clone(), a.channels.clone()))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("audio".to_string(), Some("2".to_string())),
+            ("audio-6ch".to_string(), Some("6".to_string()))
+        ],
+        "{master}"
+    );
+    let video = t.renditions("video").len();
+    let variants: Vec<Option<String>> = parsed
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame)
+        .map(|v| v.audio.clone())
+        .collect();
+    assert_eq!(variants.len(), 2 * video, "{master}");
+    assert!(
+        variants[..video]
+            .iter()
+            .all(|g| g.as_deref() == Some("audio"))
+            && variants[video..]
+                .iter()
+                .all(|g| g.as_deref() == Some("audio-6ch")),
+        "stereo variants first: {master}"
+    );
+
+    // hls.js lists each variant of each audio group as a level of its own.
+    for (manifest, player, levels) in [
+        ("manifest.mpd", "shaka", video),
+        ("master.m3u8", "hlsjs", 2 * video),
+    ] {
+        for r in play_with(
+            &t.dir,
+            manifest,
+            &[player],
+            levels,
+            &["--audio-channels", "6"],
+        ) {
+            assert_eq!(r["audioChannels"], 6, "{player} played {r}");
+        }
+    }
 }
 
 /// Several audio tracks: the first is encoded, with its language.

@@ -110,11 +110,12 @@ pub fn describe_plan(plan: &EncodePlan) -> String {
             r.speed
         );
     }
-    if let Some(a) = &plan.audio {
+    for a in &plan.audio {
         let _ = writeln!(
             s,
-            "  track {}: audio {} {} kbit/s, {} ch, {} Hz",
+            "  track {}: {} {} {} kbit/s, {} ch, {} Hz",
             a.track_id,
+            a.name,
             a.codec.name(),
             a.bitrate_kbps,
             a.channels,

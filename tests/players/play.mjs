@@ -2,12 +2,14 @@
 // playwright-core, and prints one JSON result per player run.
 //
 //   node play.mjs --root DIR --manifest manifest.mpd --player shaka [--player dashjs ...]
-//        [--clearkey KIDHEX:KEYHEX ...] [--drm keys|license]
+//        [--clearkey KIDHEX:KEYHEX ...] [--drm keys|license] [--audio-channels N]
 //
 // With --clearkey the title is encrypted: `--drm keys` hands the keys to the player (EME
 // ClearKey), `--drm license` makes the player fetch them from a W3C ClearKey licence server
 // this harness serves at /license (and raw keys at /keys/KIDHEX for HLS `identity` key URIs).
-// The result then says how many licence and key requests were served.
+// The result then says how many licence and key requests were served. With --audio-channels
+// (shaka-player and hls.js) the player is asked for the audio rendition of that many channels;
+// the result's audioChannels says what it played.
 //
 // Each run: load the manifest, turn ABR off, select every video rendition in turn and wait
 // until the picture has that height, then play from the start to the end. Reported: whether
@@ -27,6 +29,7 @@ const players = opt('player');
 const timeoutMs = Number(opt('timeout')[0] ?? 90000);
 const clearKeys = Object.fromEntries(opt('clearkey').map((p) => p.split(':')));
 const drmMode = opt('drm')[0] ?? (Object.keys(clearKeys).length ? 'keys' : 'none');
+const audioChannels = Number(opt('audio-channels')[0] ?? 0);
 const served = { licenses: 0, keys: 0 };
 const hexToB64url = (h) => Buffer.from(h, 'hex').toString('base64url');
 
@@ -55,10 +58,11 @@ async function waitFor(cond, ms) {
   while (Date.now() < end) { if (cond()) return true; await sleep(50); }
   return false;
 }
-window.run = async (src, budget, visit, drm) => {
+window.run = async (src, budget, visit, drm, channels) => {
   const t0 = Date.now();
   const license = location.origin + '/license';
   let renditions = [];   // [{height, select()}]
+  let playedChannels = () => null;
   if ('${player}' === 'shaka') {
     shaka.polyfill.installAll();
     const p = new shaka.Player();
@@ -67,7 +71,9 @@ window.run = async (src, budget, visit, drm) => {
     p.configure({ abr: { enabled: false } });
     if (drm.mode === 'keys') p.configure({ drm: { clearKeys: drm.hex } });
     if (drm.mode === 'license') p.configure({ drm: { servers: { 'org.w3.clearkey': license } } });
+    if (channels) p.configure({ preferredAudioChannelCount: channels });
     await p.load(src);
+    playedChannels = () => (p.getVariantTracks().find((t) => t.active) || {}).channelsCount;
     const tracks = p.getVariantTracks().filter((t) => t.height);
     const byHeight = new Map(tracks.map((t) => [t.height, t]));
     renditions = [...byHeight.values()].map((t) => ({ height: t.height, select: () => p.selectVariantTrack(t, true) }));
@@ -93,6 +99,12 @@ window.run = async (src, budget, visit, drm) => {
     h.loadSource(src);
     h.attachMedia(video);
     await new Promise((r) => h.on(Hls.Events.MANIFEST_PARSED, r));
+    if (channels) {
+      const i = h.allAudioTracks.findIndex((t) => parseInt(t.channels, 10) === channels);
+      if (i < 0) errors.push('no ' + channels + '-channel audio in ' + JSON.stringify(h.allAudioTracks.map((t) => t.channels)));
+      else h.setAudioOption(h.allAudioTracks[i]);
+    }
+    playedChannels = () => { const t = h.audioTracks[h.audioTrack]; return t ? parseInt(t.channels || '2', 10) : null; };
     renditions = h.levels.map((l, i) => ({ height: l.height, select: () => { h.currentLevel = i; } }));
   }
   // Visit each rendition paused: select it, then seek somewhere new so that the player
@@ -121,7 +133,7 @@ window.run = async (src, budget, visit, drm) => {
   return {
     ended, visited, renditions: renditions.map((r) => r.height), heights: [...heights],
     decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames,
-    currentTime: video.currentTime, duration: video.duration, errors,
+    currentTime: video.currentTime, duration: video.duration, audioChannels: playedChannels(), errors,
   };
 };
 </script></body></html>`;
@@ -209,9 +221,9 @@ try {
     };
     try {
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      const visits = await bounded('visiting the renditions', tab.evaluate(([s, b, d]) => window.run(s, b, true, d), [src, timeoutMs, drm]));
+      const visits = await bounded('visiting the renditions', tab.evaluate(([s, b, d, c]) => window.run(s, b, true, d, c), [src, timeoutMs, drm, audioChannels]));
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      result = await bounded('playing to the end', tab.evaluate(([s, b, d]) => window.run(s, b, false, d), [src, timeoutMs, drm]));
+      result = await bounded('playing to the end', tab.evaluate(([s, b, d, c]) => window.run(s, b, false, d, c), [src, timeoutMs, drm, audioChannels]));
       result.visited = visits.visited;
       result.errors = [...visits.errors, ...result.errors];
     } catch (e) {

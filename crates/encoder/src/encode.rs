@@ -36,10 +36,12 @@ pub struct RungPlan {
     pub speed: u8,
 }
 
-/// The audio rendition as it will be encoded.
+/// An audio rendition as it will be encoded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AudioPlan {
     pub track_id: u32,
+    /// `audio` (stereo, or fewer channels), `audio_51` (5.1).
+    pub name: String,
     pub codec: Codec,
     pub bitrate_kbps: u32,
     pub channels: u32,
@@ -59,7 +61,9 @@ pub struct EncodePlan {
     pub keyframe_frames: u64,
     pub frames_total: u64,
     pub rungs: Vec<RungPlan>,
-    pub audio: Option<AudioPlan>,
+    /// The audio renditions from the source's first audio stream: stereo (or mono) first,
+    /// then 5.1 when the source has it and the ladder asks for it.
+    pub audio: Vec<AudioPlan>,
     /// Why rungs or streams were left out.
     pub notices: Vec<String>,
     /// Hand this decoded frame (counted from 0 at the output frame rate) to the caller as an
@@ -141,25 +145,10 @@ impl EncodePlan {
                 };
             }
         }
-        let audio = match (&ladder.audio, source.audio()) {
-            (Some(spec), Some(a)) => Some(AudioPlan {
-                track_id: rungs.len() as u32 + 1,
-                codec: spec.codec,
-                bitrate_kbps: spec.bitrate,
-                channels: a.channels.clamp(1, spec.max_channels.max(1)),
-                sample_rate: 48_000,
-                language: a
-                    .language
-                    .as_deref()
-                    .and_then(reel_media::language::iso639_2t)
-                    .unwrap_or_else(|| "und".into()),
-            }),
-            (Some(_), None) => {
-                notices.push("the source has no audio: no audio track".into());
-                None
-            }
-            _ => None,
-        };
+        let audio = audio_plans(ladder.audio.as_ref(), source.audio(), rungs.len() as u32);
+        if ladder.audio.is_some() && source.audio().is_none() {
+            notices.push("the source has no audio: no audio track".into());
+        }
         let frames_total = (source.duration * frame_rate.as_f64()).round() as u64;
         Ok(Self {
             source,
@@ -203,6 +192,52 @@ impl EncodePlan {
     pub fn start(self) -> Result<SampleStream, EncodeError> {
         start(self)
     }
+}
+
+/// Channels of the surround rendition (5.1), and its bitrate as a multiple of the stereo one.
+const SURROUND_CHANNELS: u32 = 6;
+const SURROUND_BITRATE_FACTOR: u32 = 3;
+
+/// The audio renditions of `spec` for the source's audio stream `source`, with track IDs from
+/// `first_id + 1`: the stereo one (or mono, for a mono source), and a 5.1 one for a source
+/// of six channels or more when `spec.surround` and the codec is AAC.
+fn audio_plans(
+    spec: Option<&crate::AudioSpec>,
+    source: Option<&crate::AudioStream>,
+    first_id: u32,
+) -> Vec<AudioPlan> {
+    let (Some(spec), Some(a)) = (spec, source) else {
+        return Vec::new();
+    };
+    let language = a
+        .language
+        .as_deref()
+        .and_then(reel_media::language::iso639_2t)
+        .unwrap_or_else(|| "und".into());
+    let plan = |name: &str, channels: u32, bitrate_kbps: u32, id: u32| AudioPlan {
+        track_id: id,
+        name: name.into(),
+        codec: spec.codec,
+        bitrate_kbps,
+        channels,
+        sample_rate: 48_000,
+        language: language.clone(),
+    };
+    let mut plans = vec![plan(
+        "audio",
+        a.channels.clamp(1, spec.max_channels.max(1)),
+        spec.bitrate,
+        first_id + 1,
+    )];
+    if spec.surround && spec.codec == Codec::Aac && a.channels >= SURROUND_CHANNELS {
+        plans.push(plan(
+            "audio_51",
+            SURROUND_CHANNELS,
+            spec.bitrate * SURROUND_BITRATE_FACTOR,
+            first_id + 2,
+        ));
+    }
+    plans
 }
 
 /// A source this much taller than the ladder's tallest rung that fits it gets a rung of its
@@ -339,10 +374,7 @@ fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     if let Some(pad) = &video_in {
         crate::fault::on_decoded_video(pad);
     }
-    let audio_in = match &plan.audio {
-        Some(a) => Some(audio_branch(&pipeline, a, &feed, started, &path)?),
-        None => None,
-    };
+    let audio_in = audio_branches(&pipeline, &plan.audio, &feed, started, &path)?;
 
     // Link decoded streams as they appear; anything we do not encode goes to a fakesink.
     let pipeline_weak = pipeline.downgrade();
@@ -544,13 +576,41 @@ impl ScaleState {
     }
 }
 
-fn audio_branch(
+/// The audio renditions: one decoded audio stream, restamped and given channel positions
+/// once, then a tee with one branch per rendition (stereo downmix, 5.1). Returns the pad
+/// the decoded audio goes into, or `None` when no audio is encoded.
+fn audio_branches(
     pipeline: &gst::Pipeline,
+    plans: &[AudioPlan],
+    feed: &Feed,
+    started: Instant,
+    path: &Path,
+) -> Result<Option<gst::Pad>, EncodeError> {
+    if plans.is_empty() {
+        return Ok(None);
+    }
+    let q = make("queue")?;
+    let tee = make("tee")?;
+    link_chain(pipeline, &[&q, &tee])?;
+    for a in plans {
+        audio_rendition(pipeline, &tee, a, feed, started, path)?;
+    }
+    let audio_in = q.static_pad("sink").expect("queue has a sink pad");
+    crate::gst_util::position_unpositioned_channels(&audio_in);
+    crate::gst_util::stamp_running_time(&audio_in);
+    Ok(Some(audio_in))
+}
+
+/// One audio rendition, fed by `tee`: converted to its channel layout (downmixed to stereo,
+/// or kept as 5.1) and rate, then encoded into a coded-sample sink.
+fn audio_rendition(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
     a: &AudioPlan,
     feed: &Feed,
     started: Instant,
     path: &Path,
-) -> Result<gst::Pad, EncodeError> {
+) -> Result<(), EncodeError> {
     let q = make("queue")?;
     // Audio that starts after the presentation does gets silence from 0, and gaps in it are
     // filled, so that it starts with the video and stays in step with it.
@@ -558,21 +618,25 @@ fn audio_branch(
     let convert = make("audioconvert")?;
     let resample = make("audioresample")?;
     let caps = make("capsfilter")?;
-    caps.set_property(
-        "caps",
-        gst::Caps::builder("audio/x-raw")
-            .field("rate", a.sample_rate as i32)
-            .field("channels", a.channels as i32)
-            .build(),
-    );
+    let mut raw_caps = gst::Caps::builder("audio/x-raw")
+        .field("rate", a.sample_rate as i32)
+        .field("channels", a.channels as i32);
+    if a.channels > 2 {
+        raw_caps = raw_caps.field(
+            "channel-mask",
+            gst::Bitmask::new(gstreamer_audio::AudioChannelPosition::fallback_mask(
+                a.channels,
+            )),
+        );
+    }
+    caps.set_property("caps", raw_caps.build());
     let sink = crate::gst_util::free_running_appsink(16);
     let sink_el: gst::Element = sink.clone().upcast();
     let bps = a.bitrate_kbps.saturating_mul(1000);
-    match a.codec {
+    let encoder: Vec<gst::Element> = match a.codec {
         Codec::Aac => {
             let enc = make("avenc_aac")?;
             enc.set_property("bitrate", bps as i32);
-            let parse = make("aacparse")?;
             let raw = make("capsfilter")?;
             raw.set_property(
                 "caps",
@@ -581,20 +645,12 @@ fn audio_branch(
                     .field("stream-format", "raw")
                     .build(),
             );
-            link_chain(
-                pipeline,
-                &[
-                    &q, &convert, &resample, &rate, &caps, &enc, &parse, &raw, &sink_el,
-                ],
-            )?;
+            vec![enc, make("aacparse")?, raw]
         }
         Codec::Opus => {
             let enc = make("opusenc")?;
             enc.set_property("bitrate", bps as i32);
-            link_chain(
-                pipeline,
-                &[&q, &convert, &resample, &rate, &caps, &enc, &sink_el],
-            )?;
+            vec![enc]
         }
         other => {
             return Err(EncodeError::InvalidLadder(format!(
@@ -602,16 +658,18 @@ fn audio_branch(
                 other.name()
             )))
         }
-    }
-    let audio_in = q.static_pad("sink").expect("queue has a sink pad");
-    crate::gst_util::position_unpositioned_channels(&audio_in);
-    crate::gst_util::stamp_running_time(&audio_in);
+    };
+    let mut chain: Vec<&gst::Element> = vec![&q, &convert, &resample, &rate, &caps];
+    chain.extend(encoder.iter());
+    chain.push(&sink_el);
+    link_chain(pipeline, &chain)?;
+    tee.link(&q)?;
     coded_sink(
         &sink,
         CodedTrack {
             path: path.to_path_buf(),
             track_id: a.track_id,
-            name: "audio".into(),
+            name: a.name.clone(),
             timescale: a.sample_rate,
             frame_duration: None,
             video: None,
@@ -621,7 +679,7 @@ fn audio_branch(
         feed.clone(),
         started,
     );
-    Ok(q.static_pad("sink").expect("queue has a sink pad"))
+    Ok(())
 }
 
 /// What a sink of already-encoded buffers (x264, AAC, Opus, or a demuxed stream) turns into.

@@ -73,6 +73,15 @@ pub struct AudioSpec {
     /// At most this many channels (downmixed); defaults to 2.
     #[serde(default = "two")]
     pub max_channels: u32,
+    /// Besides the stereo rendition, a 5.1 rendition (AAC, six channels, at three times
+    /// `bitrate`) when the source has six channels or more; on by default. AAC only: an Opus
+    /// ladder keeps one rendition.
+    #[serde(default = "yes")]
+    pub surround: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn two() -> u32 {
@@ -124,6 +133,7 @@ impl Ladder {
                     codec: Codec::Aac,
                     bitrate: 128,
                     max_channels: 2,
+                    surround: true,
                 }),
             }),
             "av1" => Some(Ladder {
@@ -139,6 +149,7 @@ impl Ladder {
                     codec: Codec::Opus,
                     bitrate: 96,
                     max_channels: 2,
+                    surround: true,
                 }),
             }),
             // Apple's HLS authoring specification ladder for 16:9 H.264 (published bitrates,
@@ -166,6 +177,7 @@ impl Ladder {
                     codec: Codec::Aac,
                     bitrate: 128,
                     max_channels: 2,
+                    surround: true,
                 }),
             }),
             _ => None,

@@ -93,6 +93,7 @@ impl Default for AnalyzeOptions {
                 codec: Codec::Aac,
                 bitrate: 128,
                 max_channels: 2,
+                surround: true,
             }),
         }
     }

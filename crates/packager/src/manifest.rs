@@ -37,25 +37,38 @@ fn presentation_duration(tracks: &[PackagedTrack]) -> Duration {
     Duration::from_millis((secs * 1000.0).ceil() as u64)
 }
 
+/// What puts two tracks in one DASH AdaptationSet.
+#[derive(PartialEq)]
+struct SetKey {
+    kind: TrackKind,
+    codec: Codec,
+    language: String,
+    channels: Option<u8>,
+}
+
 /// Builds the static MPD.
 pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
     let single = tracks
         .first()
         .is_some_and(|t| t.addressing == Addressing::SingleFile);
-    let mut sets: Vec<(TrackKind, Codec, String, Vec<&PackagedTrack>)> = Vec::new();
+    // A player switches only within a set: one per kind, codec and language, and for audio
+    // per channel count too (a stereo and a 5.1 rendition are a choice, not a bitrate step).
+    let mut sets: Vec<(SetKey, Vec<&PackagedTrack>)> = Vec::new();
     for t in tracks {
-        let key = (
-            t.info.kind(),
-            t.info.config.codec(),
-            t.info.language.clone(),
-        );
-        match sets.iter_mut().find(|s| (s.0, s.1, s.2.clone()) == key) {
-            Some(s) => s.3.push(t),
-            None => sets.push((key.0, key.1, key.2, vec![t])),
+        let key = SetKey {
+            kind: t.info.kind(),
+            codec: t.info.config.codec(),
+            language: t.info.language.clone(),
+            channels: t.info.audio.map(|a| a.channels),
+        };
+        match sets.iter_mut().find(|s| s.0 == key) {
+            Some(s) => s.1.push(t),
+            None => sets.push((key, vec![t])),
         }
     }
     let mut adaptations = Vec::new();
-    for (i, (kind, _codec, lang, members)) in sets.into_iter().enumerate() {
+    for (i, (key, members)) in sets.into_iter().enumerate() {
+        let (kind, lang) = (key.kind, key.language);
         let video = kind == TrackKind::Video;
         let mut reps = Vec::new();
         for t in members.iter() {
@@ -445,6 +458,55 @@ fn iframe_playlist(t: &PackagedTrack) -> MediaPlaylist {
     }
 }
 
+/// One HLS audio group: the renditions of one channel count.
+struct AudioGroup<'a> {
+    id: String,
+    members: Vec<&'a PackagedTrack>,
+    codecs: Vec<String>,
+    peak_bandwidth: u64,
+    average_bandwidth: u64,
+}
+
+/// The audio renditions grouped by channel count, stereo (and mono) first: `audio` for up to
+/// two channels, `audio-6ch` for 5.1 and so on.
+fn audio_groups<'a>(audio: &[&'a PackagedTrack]) -> Vec<AudioGroup<'a>> {
+    let channels = |t: &PackagedTrack| t.info.audio.map_or(2, |a| a.channels).max(2);
+    let mut counts: Vec<u8> = audio.iter().map(|t| channels(t)).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+        .into_iter()
+        .map(|n| {
+            let members: Vec<&PackagedTrack> =
+                audio.iter().copied().filter(|t| channels(t) == n).collect();
+            let mut codecs: Vec<String> = members
+                .iter()
+                .map(|a| a.info.config.codec_string())
+                .collect();
+            codecs.dedup();
+            AudioGroup {
+                id: if n <= 2 {
+                    "audio".into()
+                } else {
+                    format!("audio-{n}ch")
+                },
+                peak_bandwidth: members
+                    .iter()
+                    .map(|a| a.peak_bandwidth())
+                    .max()
+                    .unwrap_or(0),
+                average_bandwidth: members
+                    .iter()
+                    .map(|a| a.average_bandwidth())
+                    .max()
+                    .unwrap_or(0),
+                codecs,
+                members,
+            }
+        })
+        .collect()
+}
+
 fn render(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {
     let mut out = Vec::new();
     write(&mut out).expect("writing to memory");
@@ -458,54 +520,68 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
         .iter()
         .filter(|t| t.info.kind() == TrackKind::Audio)
         .collect();
+    let groups = audio_groups(&audio);
     let mut alternatives = Vec::new();
-    for (i, a) in audio.iter().enumerate() {
-        let path = playlist_path(a, "playlist");
-        files.push((path.clone(), render(|w| media_playlist(a).write_to(w))));
-        alternatives.push(AlternativeMedia {
-            media_type: AlternativeMediaType::Audio,
-            uri: Some(path),
-            group_id: "audio".into(),
-            language: (a.info.language != "und").then(|| a.info.language.clone()),
-            name: format!("{} {}", a.info.name, a.info.config.codec().name()),
-            default: i == 0,
-            autoselect: true,
-            channels: a.info.audio.map(|p| p.channels.to_string()),
-            ..Default::default()
-        });
+    for g in &groups {
+        for (i, a) in g.members.iter().enumerate() {
+            let path = playlist_path(a, "playlist");
+            files.push((path.clone(), render(|w| media_playlist(a).write_to(w))));
+            alternatives.push(AlternativeMedia {
+                media_type: AlternativeMediaType::Audio,
+                uri: Some(path),
+                group_id: g.id.clone(),
+                language: (a.info.language != "und").then(|| a.info.language.clone()),
+                name: format!("{} {}", a.info.name, a.info.config.codec().name()),
+                default: i == 0,
+                autoselect: true,
+                channels: a.info.audio.map(|p| p.channels.to_string()),
+                ..Default::default()
+            });
+        }
     }
-    let audio_peak = audio.iter().map(|a| a.peak_bandwidth()).max().unwrap_or(0);
-    let audio_avg = audio
-        .iter()
-        .map(|a| a.average_bandwidth())
-        .max()
-        .unwrap_or(0);
-    let audio_codecs: Vec<String> = {
-        let mut c: Vec<String> = audio.iter().map(|a| a.info.config.codec_string()).collect();
-        c.dedup();
-        c
+    // Every video variant once per audio group (the stereo group's first, so that a player
+    // that starts with the first variant starts with audio every device plays), as Apple's
+    // authoring specification asks for multichannel audio; each variant's bandwidth counts its own
+    // group's audio only.
+    let audio_choices: Vec<Option<&AudioGroup>> = if groups.is_empty() {
+        vec![None]
+    } else {
+        groups.iter().map(Some).collect()
     };
+    let video: Vec<&PackagedTrack> = tracks
+        .iter()
+        .filter(|t| t.info.kind() == TrackKind::Video)
+        .collect();
     let mut variants = Vec::new();
-    for v in tracks.iter().filter(|t| t.info.kind() == TrackKind::Video) {
-        let path = playlist_path(v, "playlist");
-        files.push((path.clone(), render(|w| media_playlist(v).write_to(w))));
-        let mut codecs = vec![v.info.config.codec_string()];
-        codecs.extend(audio_codecs.iter().cloned());
+    for g in &audio_choices {
+        for v in &video {
+            let p = v.info.video.expect("video track has video parameters");
+            let mut codecs = vec![v.info.config.codec_string()];
+            codecs.extend(g.iter().flat_map(|g| g.codecs.iter().cloned()));
+            variants.push(VariantStream {
+                uri: playlist_path(v, "playlist"),
+                bandwidth: v.peak_bandwidth() + g.map_or(0, |g| g.peak_bandwidth),
+                average_bandwidth: Some(
+                    v.average_bandwidth() + g.map_or(0, |g| g.average_bandwidth),
+                ),
+                codecs: Some(codecs.join(",")),
+                resolution: Some(Resolution {
+                    width: u64::from(p.width),
+                    height: u64::from(p.height),
+                }),
+                frame_rate: (!p.frame_rate.is_zero())
+                    .then(|| (p.frame_rate.as_f64() * 1000.0).round() / 1000.0),
+                audio: g.map(|g| g.id.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    for v in &video {
+        files.push((
+            playlist_path(v, "playlist"),
+            render(|w| media_playlist(v).write_to(w)),
+        ));
         let p = v.info.video.expect("video track has video parameters");
-        variants.push(VariantStream {
-            uri: path,
-            bandwidth: v.peak_bandwidth() + audio_peak,
-            average_bandwidth: Some(v.average_bandwidth() + audio_avg),
-            codecs: Some(codecs.join(",")),
-            resolution: Some(Resolution {
-                width: u64::from(p.width),
-                height: u64::from(p.height),
-            }),
-            frame_rate: (!p.frame_rate.is_zero())
-                .then(|| (p.frame_rate.as_f64() * 1000.0).round() / 1000.0),
-            audio: (!audio.is_empty()).then(|| "audio".to_string()),
-            ..Default::default()
-        });
         let ipath = playlist_path(v, "iframes");
         let ipl = iframe_playlist(v);
         let ibytes: u64 = ipl

@@ -14,6 +14,9 @@ pub struct Rendition {
     pub codec: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Audio channels (2 for stereo, 6 for 5.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u8>,
     /// Peak and average bits per second, as the manifests state them.
     pub bandwidth: u64,
     pub average_bandwidth: u64,
@@ -75,6 +78,7 @@ pub(crate) fn renditions(
                 codec: t.info.config.codec_string(),
                 width: t.info.video.map(|v| v.width),
                 height: t.info.video.map(|v| v.height),
+                channels: t.info.audio.map(|a| a.channels),
                 bandwidth: t.peak_bandwidth(),
                 average_bandwidth: t.average_bandwidth(),
                 init: t.init_uri(),

@@ -184,9 +184,7 @@ pub fn run(
         on_event(PipelineEvent::Notice(n.clone()));
     }
     let mut wanted: Vec<String> = plan.rungs.iter().map(|r| r.name.clone()).collect();
-    if plan.audio.is_some() {
-        wanted.push(AUDIO.into());
-    }
+    wanted.extend(plan.audio.iter().map(|a| a.name.clone()));
     let done = |name: &str, state: &State| {
         state.finished.get(name).is_some_and(|f| {
             std::fs::metadata(renditions_dir.join(&f.file)).is_ok_and(|m| m.len() == f.bytes)
@@ -243,9 +241,7 @@ pub fn run(
     } else {
         on_event(PipelineEvent::PhaseStarted(Phase::Encode));
         plan.rungs.retain(|r| missing.contains(&r.name));
-        if !missing.iter().any(|m| m == AUDIO) {
-            plan.audio = None;
-        }
+        plan.audio.retain(|a| missing.contains(&a.name));
         on_event(PipelineEvent::EncodePlanned {
             renditions: plan
                 .rungs
@@ -262,7 +258,7 @@ pub fn run(
             let protection = title_protection()?;
             let _ = std::fs::remove_dir_all(&package_tmp);
             let mut order: Vec<u32> = plan.rungs.iter().map(|r| r.track_id).collect();
-            order.extend(plan.audio.as_ref().map(|a| a.track_id));
+            order.extend(plan.audio.iter().map(|a| a.track_id));
             let expected = Some(plan.source.duration).filter(|d| *d > 0.0);
             // Segments are published as they are written; the publish step below finds them
             // in the journal. Manifests still go up last, after everything they name.
@@ -415,7 +411,6 @@ pub fn run(
     })
 }
 
-const AUDIO: &str = "audio";
 const TITLE_RECORD: &str = "title.json";
 /// The finished package in the work folder, and where it is made.
 const PACKAGE_DIR: &str = "package";
