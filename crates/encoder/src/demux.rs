@@ -1,7 +1,7 @@
 //! Demux already-encoded files (MP4, Matroska/WebM, MPEG-TS, ...) into [`Event`] streams
 //! without re-encoding, so renditions made by other tools can be packaged.
 
-use crate::encode::{coded_sink, CodedTrack};
+use crate::coded::{coded_sink, CodedTrack};
 use crate::gst_util::{init, make};
 use crate::stream::{watch_bus, Event, Feed, SampleStream, Watch, EVENT_QUEUE};
 use crate::timing::video_timescale;

@@ -21,6 +21,7 @@
 //! ```
 
 mod av1enc;
+mod coded;
 mod demux;
 mod encode;
 mod error;
@@ -28,16 +29,20 @@ mod fault;
 mod gst_util;
 mod ladder;
 mod mp4demux;
+mod plan;
 mod probe;
 mod raw;
 pub mod resize;
+mod scale;
 mod stream;
 mod timing;
+mod x264;
 
 pub use demux::{demux, summary};
-pub use encode::{encode, even, needs_own_height, EncodePlan, RungPlan};
+pub use encode::encode;
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, Ladder, RateControl, Rung};
+pub use plan::{even, needs_own_height, AudioPlan, EncodePlan, RungPlan};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
 pub use raw::{
     decode_frames, decode_pictures, scale_pictures, trial_encode, DecodedFrame, TrialSpec,

@@ -22,8 +22,8 @@
 //! println!("{} bytes", bytes.iter().sum::<u64>());
 //! ```
 
-use crate::encode::{X264_PRESETS, X264_UNCAPPED_KBPS};
 use crate::gst_util::{bus_error, existing_file, file_uri, init, make};
+use crate::x264::X264Settings;
 use crate::{EncodeError, RateControl};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -645,27 +645,13 @@ pub fn trial_encode(
     let mut chain = Vec::new();
     let decoder = match spec.codec {
         Codec::H264 => {
-            let enc = make("x264enc")?;
-            enc.set_property_from_str(
-                "speed-preset",
-                X264_PRESETS[usize::from(spec.speed.clamp(1, 10)) - 1],
-            );
-            match spec.rate {
-                RateControl::Quality(crf) => {
-                    enc.set_property_from_str("pass", "qual");
-                    enc.set_property("quantizer", crf.min(50));
-                    // Quality mode with x264enc's default bitrate would cap the VBV at 2048
-                    // kbit/s.
-                    enc.set_property("bitrate", X264_UNCAPPED_KBPS);
-                }
-                RateControl::Bitrate(kbps) => {
-                    enc.set_property_from_str("pass", "cbr");
-                    enc.set_property("bitrate", kbps.clamp(1, X264_UNCAPPED_KBPS));
-                    enc.set_property("vbv-buf-capacity", 2000u32);
-                }
+            let enc = X264Settings {
+                speed: spec.speed,
+                rate: spec.rate,
+                gop: None,
+                single_thread: true,
             }
-            enc.set_property("threads", 1u32);
-            enc.set_property("sliced-threads", false);
+            .element()?;
             let dec = make("avdec_h264")?;
             dec.set_property("max-threads", 1i32);
             chain.extend([enc, make("h264parse")?, dec.clone()]);

@@ -1,0 +1,341 @@
+//! The encode plan: a ladder applied to one probed source (which rungs at which sizes, which
+//! audio renditions, which notices), decided before any pipeline exists.
+
+use crate::stream::SampleStream;
+use crate::timing::video_timescale;
+use crate::{EncodeError, Ladder, MediaInfo, RateControl, Rung};
+use reel_media::{Codec, Rational};
+
+/// One video rendition as it will be encoded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RungPlan {
+    pub track_id: u32,
+    pub name: String,
+    pub codec: Codec,
+    pub width: u32,
+    pub height: u32,
+    pub rate: RateControl,
+    /// rav1e speed preset (AV1) or x264 preset index 1-10 (H.264; 10 = ultrafast).
+    pub speed: u8,
+}
+
+/// An audio rendition as it will be encoded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AudioPlan {
+    pub track_id: u32,
+    /// `audio` (stereo, or fewer channels), `audio_51` (5.1).
+    pub name: String,
+    pub codec: Codec,
+    pub bitrate_kbps: u32,
+    pub channels: u32,
+    pub sample_rate: u32,
+    pub language: String,
+}
+
+/// A ladder applied to one source: sizes, timescales and the key frame cadence.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EncodePlan {
+    pub source: MediaInfo,
+    pub frame_rate: Rational,
+    /// Video timescale and frame duration in it.
+    pub timescale: u32,
+    pub frame_duration: u32,
+    /// Frames between forced key frames (the same in every rung).
+    pub keyframe_frames: u64,
+    pub frames_total: u64,
+    pub rungs: Vec<RungPlan>,
+    /// The audio renditions from the source's first audio stream: stereo (or mono) first,
+    /// then 5.1 when the source has it and the ladder asks for it.
+    pub audio: Vec<AudioPlan>,
+    /// Why rungs or streams were left out.
+    pub notices: Vec<String>,
+    /// Hand this decoded frame (counted from 0 at the output frame rate) to the caller as an
+    /// [`Event::Still`], e.g. for a poster, without a second decode. `None` by default.
+    pub still_at: Option<u64>,
+}
+
+/// `x` rounded to the nearest even number of pixels, at least 2 (4:2:0 needs even sizes). The
+/// ladder analysis sizes its trials with it, so trials and rungs agree.
+pub fn even(x: f64) -> u32 {
+    (((x / 2.0).round() as u32) * 2).max(2)
+}
+
+impl EncodePlan {
+    /// Applies `ladder` to the probed source.
+    pub fn new(source: MediaInfo, ladder: &Ladder) -> Result<Self, EncodeError> {
+        ladder.validate()?;
+        let path = source.path.clone();
+        let video = source
+            .video()
+            .ok_or_else(|| EncodeError::NoVideo { path: path.clone() })?
+            .clone();
+        if video.frame_rate.is_zero() {
+            return Err(EncodeError::Unsupported {
+                path,
+                detail: "the video stream has no constant frame rate (a still image or VFR)".into(),
+            });
+        }
+        if video.width < 16 || video.height < 16 {
+            return Err(EncodeError::Unsupported {
+                path,
+                detail: format!(
+                    "video is {}x{}, smaller than 16x16",
+                    video.width, video.height
+                ),
+            });
+        }
+        if let Some(detail) = video.unsupported() {
+            return Err(EncodeError::Unsupported { path, detail });
+        }
+        let frame_rate = video.frame_rate;
+        let (timescale, frame_duration) = video_timescale(frame_rate);
+        let keyframe_frames =
+            ((ladder.keyframe_interval * frame_rate.as_f64()).round() as u64).max(1);
+        let mut notices = Vec::new();
+        let dar = video.display_aspect();
+        let mut rungs: Vec<RungPlan> = Vec::new();
+        let height = video.upright_height();
+        for r in rungs_for_source(&ladder.rungs, height, &mut notices) {
+            rungs.push(Self::rung_plan(&r, height, dar)?);
+        }
+        for (i, r) in rungs.iter_mut().enumerate() {
+            r.track_id = i as u32 + 1;
+        }
+        // Rung names become file names: make them unique (a 720p AV1 and a 720p H.264 rung).
+        for i in 0..rungs.len() {
+            if rungs[..i].iter().any(|o| o.name == rungs[i].name) {
+                let n = format!("{}_{}", rungs[i].name, rungs[i].codec.name());
+                rungs[i].name = if rungs[..i].iter().any(|o| o.name == n) {
+                    format!("{n}_{}", rungs[i].track_id)
+                } else {
+                    n
+                };
+            }
+        }
+        let audio = audio_plans(ladder.audio.as_ref(), source.audio(), rungs.len() as u32);
+        if ladder.audio.is_some() && source.audio().is_none() {
+            notices.push("the source has no audio: no audio track".into());
+        }
+        let frames_total = (source.duration * frame_rate.as_f64()).round() as u64;
+        Ok(Self {
+            source,
+            frame_rate,
+            timescale,
+            frame_duration,
+            keyframe_frames,
+            frames_total,
+            rungs,
+            audio,
+            notices,
+            still_at: None,
+        })
+    }
+
+    fn rung_plan(r: &crate::Rung, src_height: u32, dar: f64) -> Result<RungPlan, EncodeError> {
+        let height = even(f64::from(r.height.min(src_height)));
+        let width = match r.width {
+            Some(w) => even(f64::from(w)),
+            None => even(f64::from(height) * dar),
+        };
+        let name = if r.name.is_empty() {
+            format!("{height}p")
+        } else {
+            r.name.clone()
+        };
+        Ok(RungPlan {
+            track_id: 0,
+            name,
+            codec: r.codec,
+            width,
+            height,
+            rate: r.rate_control()?,
+            speed: r
+                .speed
+                .unwrap_or(if r.codec == Codec::Av1 { 10 } else { 8 }),
+        })
+    }
+
+    /// Starts encoding. The returned stream yields the tracks and their samples.
+    pub fn start(self) -> Result<SampleStream, EncodeError> {
+        crate::encode::start(self)
+    }
+}
+
+/// Channels of the surround rendition (5.1), and its bitrate as a multiple of the stereo one.
+const SURROUND_CHANNELS: u32 = 6;
+const SURROUND_BITRATE_FACTOR: u32 = 3;
+
+/// The audio renditions of `spec` for the source's audio stream `source`, with track IDs from
+/// `first_id + 1`: the stereo one (or mono, for a mono source), and a 5.1 one for a source
+/// of six channels or more when `spec.surround` and the codec is AAC.
+fn audio_plans(
+    spec: Option<&crate::AudioSpec>,
+    source: Option<&crate::AudioStream>,
+    first_id: u32,
+) -> Vec<AudioPlan> {
+    let (Some(spec), Some(a)) = (spec, source) else {
+        return Vec::new();
+    };
+    let language = a
+        .language
+        .as_deref()
+        .and_then(reel_media::language::iso639_2t)
+        .unwrap_or_else(|| "und".into());
+    let plan = |name: &str, channels: u32, bitrate_kbps: u32, id: u32| AudioPlan {
+        track_id: id,
+        name: name.into(),
+        codec: spec.codec,
+        bitrate_kbps,
+        channels,
+        sample_rate: 48_000,
+        language: language.clone(),
+    };
+    let mut plans = vec![plan(
+        "audio",
+        a.channels.clamp(1, spec.max_channels.max(1)),
+        spec.bitrate,
+        first_id + 1,
+    )];
+    if spec.surround && spec.codec == Codec::Aac && a.channels >= SURROUND_CHANNELS {
+        plans.push(plan(
+            "audio_51",
+            SURROUND_CHANNELS,
+            spec.bitrate * SURROUND_BITRATE_FACTOR,
+            first_id + 2,
+        ));
+    }
+    plans
+}
+
+/// A source this much taller than the ladder's tallest rung that fits it gets a rung of its
+/// own height: at 0.9, a 270-line source under a 240 rung does, a 250-line one does not.
+const OWN_HEIGHT_ABOVE: f64 = 0.9;
+
+/// Whether a source `src_height` lines high lies between two of `heights` (some taller,
+/// the tallest of the rest under 90% of it), so that a rung at its own height should be
+/// added. The one rule for ladders (`rungs_for_source`) and per-title candidate heights.
+pub fn needs_own_height(heights: impl IntoIterator<Item = u32>, src_height: u32) -> bool {
+    let (mut taller, mut fitting) = (false, None::<u32>);
+    for h in heights {
+        if h > src_height {
+            taller = true;
+        } else {
+            fitting = fitting.max(Some(h));
+        }
+    }
+    taller && fitting.is_none_or(|h| f64::from(h) < OWN_HEIGHT_ABOVE * f64::from(src_height))
+}
+
+/// The rungs of a ladder that suit a source `src_height` lines high. Rungs taller than the
+/// source are dropped (each with a notice). A source that lies between two rungs gets a top
+/// rung at its own height in place of the next-taller one (named after its height, that
+/// rung's codec, quality and speed; a bitrate interpolated by height between the two rungs),
+/// so that a 2.35:1 title 272 lines high is not served at 234 at best. When every rung is
+/// taller, the smallest is encoded at the source's height.
+fn rungs_for_source(ladder: &[Rung], src_height: u32, notices: &mut Vec<String>) -> Vec<Rung> {
+    let (kept, dropped): (Vec<&Rung>, Vec<&Rung>) =
+        ladder.iter().partition(|r| r.height <= src_height);
+    for r in &dropped {
+        notices.push(format!(
+            "rung {} ({}p) dropped: the source is only {src_height} lines high",
+            r.name, r.height
+        ));
+    }
+    let mut out: Vec<Rung> = kept.iter().map(|r| (*r).clone()).collect();
+    // The dropped rung nearest the source (the cheapest of its height).
+    let Some(next) = dropped
+        .iter()
+        .min_by_key(|r| (r.height, r.bitrate.unwrap_or(0)))
+    else {
+        return out;
+    };
+    let below = kept
+        .iter()
+        .filter(|r| r.codec == next.codec)
+        .max_by_key(|r| (r.height, r.bitrate.unwrap_or(0)));
+    if !needs_own_height(ladder.iter().map(|r| r.height), src_height) {
+        return out;
+    }
+    let mut own = (*next).clone();
+    own.height = src_height;
+    own.width = None;
+    own.name = String::new(); // named after the height it has
+    if let (Some(top), Some(b), Some(lower)) = (next.bitrate, below, below.and_then(|b| b.bitrate))
+    {
+        let t = f64::from(src_height - b.height) / f64::from(next.height - b.height);
+        own.bitrate =
+            Some((f64::from(lower) + t * (f64::from(top) - f64::from(lower))).round() as u32);
+    }
+    notices.push(match kept.first() {
+        Some(_) => format!(
+            "a rung at the source's own height ({src_height} lines) takes the place of rung {}",
+            next.name
+        ),
+        None => format!(
+            "rung {} encoded at the source height {src_height}",
+            next.name
+        ),
+    });
+    out.insert(0, own);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heights(rungs: &[Rung]) -> Vec<(u32, Option<u32>)> {
+        rungs.iter().map(|r| (r.height, r.bitrate)).collect()
+    }
+
+    /// A 2.35:1 title 270 lines high between the built-in ladders' 240 and 360 rungs gets a
+    /// top rung of its own height (issue 17: the AV1 ladder gave one 240p rung).
+    #[test]
+    fn a_source_between_two_rungs_gets_its_own_height() {
+        let mut notes = Vec::new();
+        let av1 = Ladder::builtin("av1").unwrap();
+        let r = rungs_for_source(&av1.rungs, 270, &mut notes);
+        assert_eq!(heights(&r), [(270, None), (240, None)]);
+        assert_eq!(r[0].quality, Some(110));
+        assert_eq!(r[0].name, "");
+        assert!(
+            notes.iter().any(|n| n.contains("own height (270 lines)")),
+            "{notes:?}"
+        );
+        // H.264: the bitrate lies between its neighbours' by height.
+        let h264 = Ladder::builtin("h264").unwrap();
+        let r = rungs_for_source(&h264.rungs, 300, &mut notes);
+        assert_eq!(heights(&r), [(300, Some(525)), (240, Some(350))]);
+        // The fixed ladder's 234 rung under a 272-line source, the 360 one (365k) above.
+        let fixed = Ladder::builtin("fixed").unwrap();
+        let r = rungs_for_source(&fixed.rungs, 272, &mut notes);
+        assert_eq!(heights(&r), [(272, Some(211)), (234, Some(145))]);
+    }
+
+    #[test]
+    fn a_source_at_or_near_a_rung_gets_no_extra_rung() {
+        let mut notes = Vec::new();
+        let h264 = Ladder::builtin("h264").unwrap();
+        let r = rungs_for_source(&h264.rungs, 720, &mut notes);
+        assert_eq!(
+            r.iter().map(|r| r.height).collect::<Vec<_>>(),
+            [720, 480, 360, 240]
+        );
+        let r = rungs_for_source(&h264.rungs, 250, &mut notes);
+        assert_eq!(r.iter().map(|r| r.height).collect::<Vec<_>>(), [240]);
+        let r = rungs_for_source(&h264.rungs, 1080, &mut notes);
+        assert_eq!(r.len(), 5);
+    }
+
+    #[test]
+    fn a_source_below_every_rung_gets_the_smallest_at_its_height() {
+        let mut notes = Vec::new();
+        let h264 = Ladder::builtin("h264").unwrap();
+        let r = rungs_for_source(&h264.rungs, 180, &mut notes);
+        assert_eq!(heights(&r), [(180, Some(350))]);
+        assert!(notes
+            .last()
+            .unwrap()
+            .contains("encoded at the source height 180"));
+    }
+}
