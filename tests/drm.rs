@@ -631,7 +631,7 @@ fn cpix_keys_per_track_class() {
     let dir = tempfile::tempdir().unwrap();
     let cpix = dir.path().join("keys.cpix");
     let printed = reel_ok(&["keys", "generate", "--out", cpix.to_str().unwrap()]);
-    let keys = reel_packager::reel_drm::read_cpix(&cpix).unwrap();
+    let keys = reel_drm::read_cpix(&cpix).unwrap();
     assert_eq!(keys.keys().len(), 4);
     for k in keys.keys() {
         assert!(printed.contains(&k.kid.to_string()), "{printed}");
@@ -653,7 +653,7 @@ fn cpix_keys_per_track_class() {
             .kid
             .to_string()
     };
-    use reel_packager::reel_drm::TrackClass;
+    use reel_drm::TrackClass;
     let default_kid = |cps: &[dash_mpd_core::ContentProtection]| {
         cps.iter()
             .find_map(|c| c.default_KID.clone())
@@ -1089,7 +1089,7 @@ fn generated_keys_are_written_to_cpix_and_used() {
         ],
     );
     assert_eq!(report["tracks"].as_array().unwrap().len(), 3);
-    let keys = reel_packager::reel_drm::read_cpix(&cpix).unwrap();
+    let keys = reel_drm::read_cpix(&cpix).unwrap();
     assert_eq!(keys.keys().len(), 4);
     let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
     let used: Vec<_> = keys
@@ -1098,7 +1098,7 @@ fn generated_keys_are_written_to_cpix_and_used() {
         .filter(|k| mpd.contains(&k.kid.to_string()))
         .map(|k| k.class)
         .collect();
-    use reel_packager::reel_drm::TrackClass;
+    use reel_drm::TrackClass;
     assert_eq!(
         used,
         vec![TrackClass::Audio, TrackClass::Sd, TrackClass::Hd]

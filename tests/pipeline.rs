@@ -5,7 +5,7 @@
 mod common;
 
 use common::{fixture, play_with};
-use reel_packager::reel_drm::read_cpix;
+use reel_drm::read_cpix;
 use reel_publish::{ObjectStore, S3Options, S3Store};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use reel_packager::reel_drm::{read_cpix, write_cpix, DrmSystem, Key, KeySet, Scheme, TrackClass};
-use reel_packager::Protection;
+use reel_drm::{write_cpix, DrmSystem, Key, KeySet, Scheme, TrackClass};
+use reel_packager::{KeySource, Protection, ProtectionSettings};
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Default)]
@@ -47,14 +47,6 @@ pub struct EncryptArgs {
     pub iv_size: Option<u8>,
 }
 
-/// The classes `--generate-keys` and `reel keys generate` make keys for.
-pub const GENERATED_CLASSES: [TrackClass; 4] = [
-    TrackClass::Audio,
-    TrackClass::Sd,
-    TrackClass::Hd,
-    TrackClass::Uhd,
-];
-
 impl EncryptArgs {
     /// The protection asked for, or `None` when nothing asks for encryption. Every problem
     /// is found here, before any output is written; no message contains a key.
@@ -87,32 +79,28 @@ impl EncryptArgs {
                 .enumerate()
                 .map(|(i, k)| Key::parse(k).with_context(|| format!("--key number {}", i + 1)))
                 .collect::<Result<Vec<_>>>()?;
-            KeySet::new(parsed)?
+            KeySource::Given(KeySet::new(parsed)?)
         } else if let Some(f) = &self.key_file {
-            KeySet::from_key_file(f)?
+            KeySource::KeyFile(f.clone())
         } else if let Some(f) = &self.cpix {
-            read_cpix(f)?
+            KeySource::Cpix(f.clone())
         } else {
-            let f = self.generate_keys.as_ref().expect("counted");
-            let keys = KeySet::generate(&GENERATED_CLASSES)?;
-            write_cpix(f, &keys, content_id)?;
-            keys
-        };
-        let mut p = Protection::new(scheme, keys);
-        if let Some(list) = &self.drm {
-            p.systems = DrmSystem::parse_list(list)?;
-        }
-        p.clearkey_license_url = self.license_url.clone();
-        p.playready_license_url = self.playready_license_url.clone();
-        p.hls_key_uri = self.hls_key_uri.clone();
-        p.fairplay_key_uri = self.fairplay_key_uri.clone();
-        p.content_id = self.content_id.clone();
-        if let Some(n) = self.iv_size {
-            if scheme == Scheme::Cbcs {
-                bail!("--iv-size is for cenc; cbcs uses a constant IV");
+            KeySource::Generate {
+                cpix: self.generate_keys.clone().expect("counted"),
+                keep_existing: false,
             }
-            p.iv_size = n;
+        };
+        let mut settings = ProtectionSettings::new(scheme, keys, content_id);
+        if let Some(list) = &self.drm {
+            settings.systems = DrmSystem::parse_list(list)?;
         }
+        settings.clearkey_license_url = self.license_url.clone();
+        settings.playready_license_url = self.playready_license_url.clone();
+        settings.hls_key_uri = self.hls_key_uri.clone();
+        settings.fairplay_key_uri = self.fairplay_key_uri.clone();
+        settings.widevine_content_id = self.content_id.clone();
+        settings.iv_size = self.iv_size;
+        let p = settings.build()?;
         Ok(Some(p))
     }
 }
@@ -124,7 +112,7 @@ pub fn generate(out: &std::path::Path, classes: Option<&str>, content_id: &str) 
             .split(',')
             .map(|c| TrackClass::parse(c.trim()))
             .collect::<Result<_, _>>()?,
-        None => GENERATED_CLASSES.to_vec(),
+        None => TrackClass::GENERATED.to_vec(),
     };
     let keys = KeySet::generate(&classes)?;
     write_cpix(out, &keys, content_id)?;

@@ -87,7 +87,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Target segment duration in seconds (segments start on key frames at or after it).
-        #[arg(long, default_value_t = 4.0)]
+        #[arg(long, default_value_t = reel_packager::DEFAULT_SEGMENT_SECONDS)]
         segment_duration: f64,
         /// One file per track with a sidx (DASH SegmentBase, HLS byte ranges) instead of one
         /// file per segment.

@@ -191,8 +191,21 @@ pub fn write_cpix(path: &Path, keys: &KeySet, content_id: &str) -> Result<()> {
         let p = p.to_path_buf();
         move |source| DrmError::Io { path: p, source }
     };
-    std::fs::write(&tmp, doc).map_err(io(&tmp))?;
+    write_secret(&tmp, doc.as_bytes()).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Writes `bytes` to a new file only its owner can read (0600 on Unix): it holds keys.
+fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn escape(s: &str) -> String {
@@ -265,6 +278,20 @@ mod tests {
         let doc = cpix_document(&keys, "title & co");
         let back = parse_cpix(&doc).unwrap();
         assert_eq!(back, keys);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_written_key_file_is_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.cpix");
+        let keys = KeySet::generate(&TrackClass::GENERATED).unwrap();
+        write_cpix(&path, &keys, "t").unwrap();
+        write_cpix(&path, &keys, "t").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        assert_eq!(read_cpix(&path).unwrap(), keys);
     }
 
     #[test]

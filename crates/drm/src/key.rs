@@ -137,6 +137,15 @@ pub const MAX_SD_PIXELS: u64 = 768 * 576;
 pub const MAX_HD_PIXELS: u64 = 1920 * 1080;
 
 impl TrackClass {
+    /// The classes a title's generated keys cover: one key for audio and one per video
+    /// resolution class, as services split them.
+    pub const GENERATED: [TrackClass; 4] = [
+        TrackClass::Audio,
+        TrackClass::Sd,
+        TrackClass::Hd,
+        TrackClass::Uhd,
+    ];
+
     /// The class of a video track of this size.
     pub fn of_video(width: u32, height: u32) -> Self {
         let pixels = u64::from(width) * u64::from(height);

@@ -37,10 +37,10 @@ pub use fragment::media_fragment;
 pub use init::{init_segment, InitOptions};
 pub use manifest::{dash_mpd, hls_playlists, write_manifests, DASH_MANIFEST, HLS_MASTER};
 pub use package::{
-    write_atomically, Addressing, PackageOptions, PackagedTrack, Packager, SegmentRecord,
+    check_segment_duration, write_atomically, Addressing, PackageOptions, PackagedTrack, Packager,
+    SegmentRecord, DEFAULT_SEGMENT_SECONDS,
 };
-pub use protect::{Protection, TrackProtection};
-pub use reel_drm;
+pub use protect::{KeySource, Protection, ProtectionSettings, TrackProtection};
 
 use std::path::PathBuf;
 

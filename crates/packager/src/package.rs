@@ -17,6 +17,18 @@ pub enum Addressing {
     SingleFile,
 }
 
+/// The segment duration when none is asked for, in seconds.
+pub const DEFAULT_SEGMENT_SECONDS: f64 = 4.0;
+
+/// Checks a target segment duration: 0.5-60 s.
+pub fn check_segment_duration(seconds: f64) -> std::result::Result<(), String> {
+    if (0.5..=60.0).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(format!("segment duration {seconds} s is outside 0.5-60 s"))
+    }
+}
+
 /// Packaging choices.
 #[derive(Debug, Clone)]
 pub struct PackageOptions {
@@ -38,7 +50,7 @@ pub struct PackageOptions {
 impl Default for PackageOptions {
     fn default() -> Self {
         Self {
-            segment_duration: 4.0,
+            segment_duration: DEFAULT_SEGMENT_SECONDS,
             addressing: Addressing::SegmentFiles,
             expected_duration: None,
             protection: None,
@@ -194,15 +206,8 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
 
 impl Packager {
     pub fn new(dir: &Path, opts: PackageOptions) -> Result<Self> {
-        if !(opts.segment_duration >= 0.5 && opts.segment_duration <= 60.0) {
-            return Err(PackagerError::InvalidTrack {
-                track: 0,
-                problem: format!(
-                    "segment duration {} s is outside 0.5-60 s",
-                    opts.segment_duration
-                ),
-            });
-        }
+        check_segment_duration(opts.segment_duration)
+            .map_err(|problem| PackagerError::InvalidTrack { track: 0, problem })?;
         if let Some(p) = &opts.protection {
             p.check()?;
         }

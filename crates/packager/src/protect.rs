@@ -31,6 +31,110 @@ pub struct Protection {
     pub iv_size: u8,
 }
 
+/// Where a title's keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// Keys given directly (e.g. `--key` on the command line).
+    Given(KeySet),
+    /// A file of `[CLASS=]KID:KEY` lines.
+    KeyFile(std::path::PathBuf),
+    /// A DASH-IF CPIX document.
+    Cpix(std::path::PathBuf),
+    /// Fresh keys for every class of [`TrackClass::GENERATED`], written to this CPIX file
+    /// (0600) first. With `keep_existing`, a file that exists already is read back instead, so
+    /// that a resumed title keeps its keys.
+    Generate {
+        cpix: std::path::PathBuf,
+        keep_existing: bool,
+    },
+}
+
+impl KeySource {
+    /// The keys; generated ones are written to their file before they are used.
+    pub fn keys(&self, content_id: &str) -> std::result::Result<KeySet, reel_drm::DrmError> {
+        match self {
+            KeySource::Given(keys) => Ok(keys.clone()),
+            KeySource::KeyFile(path) => KeySet::from_key_file(path),
+            KeySource::Cpix(path) => reel_drm::read_cpix(path),
+            KeySource::Generate {
+                cpix,
+                keep_existing,
+            } => {
+                if *keep_existing && cpix.exists() {
+                    return reel_drm::read_cpix(cpix);
+                }
+                let keys = KeySet::generate(&TrackClass::GENERATED)?;
+                if let Some(dir) = cpix.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| reel_drm::DrmError::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+                reel_drm::write_cpix(cpix, &keys, content_id)?;
+                Ok(keys)
+            }
+        }
+    }
+}
+
+/// What a job file or the command line asks of encryption, parsed: the one way from those
+/// settings to a [`Protection`], shared by `reel run` and `reel package`.
+#[derive(Debug, Clone)]
+pub struct ProtectionSettings {
+    pub scheme: Scheme,
+    pub keys: KeySource,
+    /// ClearKey when empty.
+    pub systems: Vec<DrmSystem>,
+    pub clearkey_license_url: Option<String>,
+    pub playready_license_url: Option<String>,
+    pub hls_key_uri: Option<String>,
+    pub fairplay_key_uri: Option<String>,
+    /// The content ID written into a generated CPIX document.
+    pub content_id: String,
+    /// The content ID in the Widevine PSSH (none when `None`).
+    pub widevine_content_id: Option<String>,
+    /// Per-sample IV size for `cenc` (8 or 16); `cbcs` has a constant IV.
+    pub iv_size: Option<u8>,
+}
+
+impl ProtectionSettings {
+    pub fn new(scheme: Scheme, keys: KeySource, content_id: &str) -> Self {
+        ProtectionSettings {
+            scheme,
+            keys,
+            systems: Vec::new(),
+            clearkey_license_url: None,
+            playready_license_url: None,
+            hls_key_uri: None,
+            fairplay_key_uri: None,
+            content_id: content_id.to_string(),
+            widevine_content_id: None,
+            iv_size: None,
+        }
+    }
+
+    /// The protection: settings checked, keys read or generated (and written). No message
+    /// contains a key.
+    pub fn build(&self) -> std::result::Result<Protection, reel_drm::DrmError> {
+        if self.iv_size.is_some() && self.scheme == Scheme::Cbcs {
+            return Err(reel_drm::DrmError::InvalidKeySpec {
+                problem: "an IV size is for cenc; cbcs uses a constant IV".into(),
+            });
+        }
+        let mut p = Protection::new(self.scheme, self.keys.keys(&self.content_id)?);
+        p.systems = self.systems.clone();
+        p.clearkey_license_url = self.clearkey_license_url.clone();
+        p.playready_license_url = self.playready_license_url.clone();
+        p.hls_key_uri = self.hls_key_uri.clone();
+        p.fairplay_key_uri = self.fairplay_key_uri.clone();
+        p.content_id = self.widevine_content_id.clone();
+        if let Some(n) = self.iv_size {
+            p.iv_size = n;
+        }
+        Ok(p)
+    }
+}
+
 impl Protection {
     pub fn new(scheme: Scheme, keys: KeySet) -> Self {
         Self {

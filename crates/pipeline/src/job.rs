@@ -1,7 +1,8 @@
 //! The job spec: what to make of one title and where to publish it (TOML, or JSON).
 
 use crate::PipelineError;
-use reel_packager::reel_drm::{DrmSystem, Scheme};
+use reel_drm::{DrmSystem, Scheme};
+use reel_packager::{KeySource, ProtectionSettings};
 use reel_publish::{Destination, S3Options};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -103,7 +104,7 @@ pub struct PackagingSpec {
 impl Default for PackagingSpec {
     fn default() -> Self {
         PackagingSpec {
-            segment_duration: 4.0,
+            segment_duration: reel_packager::DEFAULT_SEGMENT_SECONDS,
             single_file: false,
         }
     }
@@ -114,7 +115,8 @@ impl Default for PackagingSpec {
 #[serde(deny_unknown_fields)]
 pub struct EncryptionSpec {
     /// `cenc` or `cbcs`.
-    pub scheme: String,
+    #[serde(with = "scheme_name")]
+    pub scheme: Scheme,
     /// `generate` (fresh keys per track class, written to `keys_out`), or a CPIX file.
     #[serde(default = "default_keys")]
     pub keys: String,
@@ -123,8 +125,8 @@ pub struct EncryptionSpec {
     #[serde(default)]
     pub keys_out: Option<PathBuf>,
     /// DRM systems to signal: clearkey, widevine, playready, fairplay.
-    #[serde(default = "default_drm")]
-    pub drm: Vec<String>,
+    #[serde(default = "default_drm", with = "drm_names")]
+    pub drm: Vec<DrmSystem>,
     /// ClearKey licence server URL for the MPD.
     #[serde(default)]
     pub license_url: Option<String>,
@@ -135,12 +137,83 @@ pub struct EncryptionSpec {
 }
 
 fn default_keys() -> String {
-    "generate".into()
+    GENERATE_KEYS.into()
 }
 
-fn default_drm() -> Vec<String> {
-    vec!["clearkey".into()]
+fn default_drm() -> Vec<DrmSystem> {
+    vec![DrmSystem::ClearKey]
 }
+
+/// `scheme` as its name in the job file, parsed when the job is read.
+mod scheme_name {
+    use reel_drm::Scheme;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(scheme: &Scheme, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(scheme.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Scheme, D::Error> {
+        let text = String::deserialize(d)?;
+        Scheme::parse(&text).map_err(|e| D::Error::custom(format!("encryption.scheme: {e}")))
+    }
+}
+
+/// `drm` as names in the job file, parsed when the job is read.
+mod drm_names {
+    use reel_drm::DrmSystem;
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(systems: &[DrmSystem], s: S) -> Result<S::Ok, S::Error> {
+        systems
+            .iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DrmSystem>, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        DrmSystem::parse_list(&names.join(","))
+            .map_err(|e| D::Error::custom(format!("encryption.drm: {e}")))
+    }
+}
+
+impl EncryptionSpec {
+    /// The key file: where generated keys go (and are read back on a re-run), or the given
+    /// CPIX file. `base` is the job file's folder, `work` the work folder.
+    pub fn key_file(&self, base: &Path, work: &Path) -> PathBuf {
+        if self.keys == GENERATE_KEYS {
+            self.keys_out
+                .as_ref()
+                .map_or_else(|| work.join("keys.cpix"), |p| base.join(p))
+        } else {
+            base.join(&self.keys)
+        }
+    }
+
+    /// The packager's protection settings for title `title_id`, keys in `key_file`.
+    pub fn settings(&self, title_id: &str, key_file: &Path) -> ProtectionSettings {
+        let keys = if self.keys == GENERATE_KEYS {
+            KeySource::Generate {
+                cpix: key_file.to_path_buf(),
+                keep_existing: true,
+            }
+        } else {
+            KeySource::Cpix(key_file.to_path_buf())
+        };
+        let mut s = ProtectionSettings::new(self.scheme, keys, title_id);
+        s.systems = self.drm.clone();
+        s.clearkey_license_url = self.license_url.clone();
+        s.playready_license_url = self.playready_license_url.clone();
+        s.hls_key_uri = self.hls_key_uri.clone();
+        s.widevine_content_id = Some(title_id.to_string());
+        s
+    }
+}
+
+/// `keys = "generate"`: fresh keys per track class.
+const GENERATE_KEYS: &str = "generate";
 
 /// Where the title goes: `file://PATH` or `s3://bucket/prefix`, with S3 options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,12 +302,8 @@ impl Job {
                 "title id '{id}' must be 1-128 letters, digits, '-' or '_'"
             ));
         }
-        let d = self.packaging.segment_duration;
-        if !(0.5..=60.0).contains(&d) {
-            return Err(format!(
-                "packaging.segment_duration {d} must be between 0.5 and 60 seconds"
-            ));
-        }
+        reel_packager::check_segment_duration(self.packaging.segment_duration)
+            .map_err(|e| format!("packaging.segment_duration: {e}"))?;
         if let Some(c) = &self.analysis.codec {
             if c != "h264" && c != "av1" {
                 return Err(format!("analysis.codec '{c}' must be h264 or av1"));
@@ -249,9 +318,7 @@ impl Job {
             return Err("destination.parallel_uploads must be 1-64".into());
         }
         if let Some(e) = &self.encryption {
-            Scheme::parse(&e.scheme).map_err(|e| format!("encryption.scheme: {e}"))?;
-            DrmSystem::parse_list(&e.drm.join(",")).map_err(|e| format!("encryption.drm: {e}"))?;
-            if e.keys != "generate" && e.keys_out.is_some() {
+            if e.keys != GENERATE_KEYS && e.keys_out.is_some() {
                 return Err(
                     "encryption.keys_out is for generated keys (keys = \"generate\")".into(),
                 );

@@ -48,7 +48,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Package(#[from] reel_packager::PackagerError),
     #[error(transparent)]
-    Drm(#[from] reel_packager::reel_drm::DrmError),
+    Drm(#[from] reel_drm::DrmError),
     #[error(transparent)]
     Ladder(#[from] reel_ladder::LadderError),
     #[error(transparent)]
