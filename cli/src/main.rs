@@ -343,13 +343,7 @@ fn publish_folder(
     let audio: Vec<String> = std::fs::read(folder.join("title.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<reel_pipeline::TitleRecord>(&b).ok())
-        .map(|r| {
-            r.renditions
-                .into_iter()
-                .filter(|x| x.kind == "audio")
-                .map(|x| x.name)
-                .collect()
-        })
+        .map(|r| r.audio_renditions().map(str::to_string).collect())
         .unwrap_or_else(|| vec!["audio".into()]);
     let uploads = reel_pipeline::folder_uploads(folder, &|stem| audio.iter().any(|a| a == stem))?;
     let mut o = S3Options {

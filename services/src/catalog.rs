@@ -26,33 +26,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/titles/{id}", patch(admin_update))
 }
 
-/// The part of a published `title.json` the catalog reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PublishedTitle {
-    pub id: String,
-    pub name: Option<String>,
-    #[serde(default)]
-    pub metadata: BTreeMap<String, Value>,
-    pub duration: f64,
-    pub renditions: Vec<PublishedRendition>,
-    pub dash: String,
-    pub hls: String,
-    pub encryption: Option<String>,
-    #[serde(default)]
-    pub poster: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct PublishedRendition {
-    pub name: String,
-    pub kind: String,
-    pub codec: String,
-    pub height: Option<u32>,
-    pub width: Option<u32>,
-    pub bandwidth: u64,
-    pub key_id: Option<String>,
-    pub key_class: Option<String>,
-}
+/// A published `title.json`: the pipeline's own record type.
+pub type PublishedTitle = reel_media::TitleRecord;
 
 /// The youngest age a maturity rating is for (BBFC, MPA and US TV ratings).
 pub fn rating_age(rating: &str) -> Option<i64> {
@@ -123,7 +98,7 @@ pub async fn import_title(
     let videos: Vec<i64> = record
         .renditions
         .iter()
-        .filter(|r| r.kind == "video")
+        .filter(|r| r.kind == reel_media::TrackKind::Video)
         .filter_map(|r| r.height.map(i64::from))
         .collect();
     let (Some(&min_height), Some(&max_height)) = (videos.iter().min(), videos.iter().max()) else {

@@ -258,7 +258,14 @@ async fn serve_object(
             .map_err(|e| ServiceError::Internal(e.to_string()))??
         }
     };
-    let audio = key.split('/').next().is_some_and(|d| d.contains("audio"));
+    // Audio or video by the title record's own rendition kinds: a rendition's folder, or a
+    // single file's stem.
+    let first = key.split('/').next().unwrap_or_default();
+    let stem = first.split('.').next().unwrap_or_default();
+    let audio = title
+        .record
+        .audio_renditions()
+        .any(|name| name == first || name == stem);
     let mut response = Response::builder()
         .status(if found.range.is_some() {
             StatusCode::PARTIAL_CONTENT

@@ -255,7 +255,7 @@ impl Entitlement {
         let mut key_height: BTreeMap<String, i64> = BTreeMap::new();
         for r in &record.renditions {
             if let Some(kid) = r.key_id.as_ref().map(norm) {
-                let h = if r.kind == "video" {
+                let h = if r.kind == reel_media::TrackKind::Video {
                     r.height.map_or(i64::MAX, i64::from)
                 } else {
                     0
@@ -272,7 +272,7 @@ impl Entitlement {
         let max_height = record
             .renditions
             .iter()
-            .filter(|r| r.kind == "video")
+            .filter(|r| r.kind == reel_media::TrackKind::Video)
             .filter_map(|r| {
                 let h = i64::from(r.height?);
                 let playable = match r.key_id.as_ref().map(norm) {

@@ -8,40 +8,7 @@ use aes::cipher::{InnerIvInit, KeyInit, KeyIvInit, StreamCipher};
 use aes::Aes128;
 use reel_media::{CodecConfig, TrackKind};
 
-/// The protection scheme of a title.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    /// AES-128 CTR, full-sample or subsample, 8-byte per-sample IVs.
-    Cenc,
-    /// AES-128 CBC, 1:9 pattern for video and whole-block full-sample for audio, constant IV.
-    Cbcs,
-}
-
-impl Scheme {
-    pub fn fourcc(self) -> &'static [u8; 4] {
-        match self {
-            Scheme::Cenc => b"cenc",
-            Scheme::Cbcs => b"cbcs",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheme::Cenc => "cenc",
-            Scheme::Cbcs => "cbcs",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "cenc" => Ok(Scheme::Cenc),
-            "cbcs" => Ok(Scheme::Cbcs),
-            other => Err(DrmError::InvalidKeySpec {
-                problem: format!("unknown protection scheme '{other}' (expected cenc or cbcs)"),
-            }),
-        }
-    }
-}
+pub use reel_media::Scheme;
 
 /// One entry of a sample's subsample map: clear bytes, then protected bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

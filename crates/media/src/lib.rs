@@ -17,12 +17,14 @@ pub mod h264;
 pub mod language;
 mod picture;
 mod rational;
+mod title;
 mod track;
 
 pub use av1::Av1Config;
 pub use h264::AvcConfig;
 pub use picture::Picture;
 pub use rational::Rational;
+pub use title::{Rendition, Scheme, TitleRecord};
 pub use track::{
     AudioParams, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, EncodedSample, OpusConfig,
     TrackInfo, TrackKind, VideoParams,

@@ -41,6 +41,7 @@ pub use package::{
     SegmentRecord, DEFAULT_SEGMENT_SECONDS,
 };
 pub use protect::{KeySource, Protection, ProtectionSettings, TrackProtection};
+pub use writer::WrittenSegment;
 
 use std::path::PathBuf;
 

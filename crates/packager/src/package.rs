@@ -42,9 +42,9 @@ pub struct PackageOptions {
     pub expected_duration: Option<f64>,
     /// Common Encryption of every track, when set.
     pub protection: Option<crate::Protection>,
-    /// Told the path of each segment file the moment it is complete (segment-file addressing),
+    /// Told of each segment file (path, track, kind) the moment it is complete (segment-file addressing),
     /// for a caller that publishes segments while the rest are still being made.
-    pub segment_written: Option<std::sync::mpsc::Sender<PathBuf>>,
+    pub segment_written: Option<std::sync::mpsc::Sender<crate::WrittenSegment>>,
 }
 
 impl Default for PackageOptions {
@@ -545,6 +545,7 @@ impl Packager {
         }
         writer.write(crate::writer::Job {
             target,
+            track: (t.stem.clone(), t.info.kind()),
             fragments,
             samples,
         })?;

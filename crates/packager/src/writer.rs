@@ -12,6 +12,15 @@ use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
+/// A segment file, complete and in place: its path and its track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenSegment {
+    pub path: PathBuf,
+    /// The track's name: the folder its segments are in.
+    pub track: String,
+    pub kind: reel_media::TrackKind,
+}
+
 /// Where a segment goes.
 pub(crate) enum Target {
     /// Appended to the open single file of track `index`.
@@ -23,6 +32,8 @@ pub(crate) enum Target {
 /// One segment: each fragment's header, then that fragment's samples.
 pub(crate) struct Job {
     pub target: Target,
+    /// The track's name (its folder) and kind, for the report of the written file.
+    pub track: (String, reel_media::TrackKind),
     pub fragments: Vec<(Vec<u8>, Range<usize>)>,
     pub samples: Vec<EncodedSample>,
 }
@@ -47,8 +58,8 @@ pub(crate) struct Writer {
 const QUEUE: usize = 4;
 
 impl Writer {
-    /// `written` is told each segment file's path once it is in place.
-    pub(crate) fn start(written: Option<std::sync::mpsc::Sender<PathBuf>>) -> Self {
+    /// `written` is told of each segment file once it is in place.
+    pub(crate) fn start(written: Option<std::sync::mpsc::Sender<WrittenSegment>>) -> Self {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("package-writer".into())
@@ -66,9 +77,9 @@ impl Writer {
                         // After an error, drain the queue without writing.
                         Msg::Write(_) if error.is_some() => {}
                         Msg::Write(job) => match write(&mut files, job) {
-                            Ok(Some(path)) => {
+                            Ok(Some(segment)) => {
                                 if let Some(w) = &written {
-                                    let _ = w.send(path);
+                                    let _ = w.send(segment);
                                 }
                             }
                             Ok(None) => {}
@@ -132,7 +143,7 @@ impl Drop for Writer {
 }
 
 /// Writes one segment; the path of its own file, when it has one.
-fn write(files: &mut [Option<OpenFile>], job: Job) -> Result<Option<PathBuf>> {
+fn write(files: &mut [Option<OpenFile>], job: Job) -> Result<Option<WrittenSegment>> {
     match job.target {
         Target::Single(i) => {
             let (out, path) = files.get_mut(i).and_then(Option::as_mut).ok_or_else(|| {
@@ -150,7 +161,8 @@ fn write(files: &mut [Option<OpenFile>], job: Job) -> Result<Option<PathBuf>> {
             write_fragments(&mut out, &job.fragments, &job.samples).map_err(io(&tmp))?;
             drop(out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?);
             std::fs::rename(&tmp, &path).map_err(io(&path))?;
-            Ok(Some(path))
+            let (track, kind) = job.track;
+            Ok(Some(WrittenSegment { path, track, kind }))
         }
     }
 }

@@ -24,7 +24,7 @@ mod state;
 pub use job::{AnalysisSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, TitleSpec};
 pub use package::package_files;
 pub use poster::{poster_frame, poster_from_picture, poster_jpeg, POSTER_FILE};
-pub use record::{Rendition, TitleRecord};
+pub use reel_media::{Rendition, TitleRecord};
 pub use run::{dry_run, folder_uploads, run, DryRun, Phase, PipelineEvent, RunOptions, RunSummary};
 pub use state::{EncodeRecord, State};
 

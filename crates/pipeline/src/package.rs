@@ -114,9 +114,7 @@ pub(crate) struct LiveOutcome {
 /// Uploads of finished segments during the encode.
 struct Early {
     uploads: EarlyUploads,
-    written: std::sync::mpsc::Receiver<PathBuf>,
-    /// Track folders that hold audio (for the content type).
-    audio: Vec<String>,
+    written: std::sync::mpsc::Receiver<reel_packager::WrittenSegment>,
 }
 
 impl LivePackage {
@@ -132,11 +130,7 @@ impl LivePackage {
             Some(uploads) if opts.addressing == reel_packager::Addressing::SegmentFiles => {
                 let (tx, written) = std::sync::mpsc::channel();
                 opts.segment_written = Some(tx);
-                Some(Early {
-                    uploads,
-                    written,
-                    audio: Vec::new(),
-                })
+                Some(Early { uploads, written })
             }
             _ => None,
         };
@@ -176,11 +170,6 @@ impl LivePackage {
                             let mut info = info;
                             info.name = reel_packager::safe_file_name(&info.name);
                             info.id = i as u32 + 1;
-                            if let Some(e) = &mut self.early {
-                                if info.kind() == reel_media::TrackKind::Audio {
-                                    e.audio.push(info.name.clone());
-                                }
-                            }
                             self.packager().add_track(info)?;
                         }
                         for e in std::mem::take(&mut self.waiting) {
@@ -204,8 +193,8 @@ impl LivePackage {
     /// Hands the segments written since the last call to the early uploads.
     fn send_written(&self) {
         let Some(e) = &self.early else { return };
-        for path in e.written.try_iter() {
-            let Ok(rel) = path.strip_prefix(&self.out) else {
+        for segment in e.written.try_iter() {
+            let Ok(rel) = segment.path.strip_prefix(&self.out) else {
                 continue;
             };
             let key = rel
@@ -213,11 +202,10 @@ impl LivePackage {
                 .map(|c| c.as_os_str().to_string_lossy())
                 .collect::<Vec<_>>()
                 .join("/");
-            let stem = key.split('/').next().unwrap_or_default();
-            let audio = e.audio.iter().any(|a| a == stem);
+            let audio = segment.kind == reel_media::TrackKind::Audio;
             e.uploads.send(Upload::new(
                 &key,
-                &path,
+                &segment.path,
                 Tier::Media,
                 content_type_for(&key, audio),
             ));

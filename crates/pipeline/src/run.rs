@@ -1,10 +1,11 @@
 //! `run`: one job from source to published title, resumable from its work folder.
 
-use crate::record::{renditions, TitleRecord};
+use crate::record::renditions;
 use crate::state::{EncodeRecord, Finished, State};
 use crate::{io_error, Job, PipelineError};
 use reel_drm::read_cpix;
 use reel_encoder::{EncodePlan, Event, Ladder, Progress};
+use reel_media::TitleRecord;
 use reel_packager::{FragmentPolicy, FragmentedMp4File, PackageOptions, Protection};
 use reel_publish::{
     content_type_for, publish, Destination, EarlyUploads, Journal, ObjectStore, PublishEvent,
@@ -576,7 +577,7 @@ fn complete_package(
         renditions: renditions(tracks, &predicted),
         dash: reel_packager::DASH_MANIFEST.into(),
         hls: reel_packager::HLS_MASTER.into(),
-        encryption: job.encryption.as_ref().map(|e| e.scheme.name().into()),
+        encryption: job.encryption.as_ref().map(|e| e.scheme),
         drm_systems: job
             .encryption
             .as_ref()
@@ -741,12 +742,7 @@ fn open_store(job: &Job, base: &Path, work: &Path) -> Result<Box<dyn ObjectStore
 
 /// Every file of the package, in its tier, with its content type.
 fn uploads(package: &Path, record: &TitleRecord) -> Result<Vec<Upload>, PipelineError> {
-    let audio: Vec<&str> = record
-        .renditions
-        .iter()
-        .filter(|r| r.kind == "audio")
-        .map(|r| r.name.as_str())
-        .collect();
+    let audio: Vec<&str> = record.audio_renditions().collect();
     folder_uploads(package, &|stem| audio.contains(&stem))
 }
 
