@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use reel_drm::{write_cpix, DrmSystem, Key, KeySet, Scheme, TrackClass};
-use reel_packager::{KeySource, Protection, ProtectionSettings};
+use reel_packager::{KeySource, Protection, ProtectionSettings, Signalling};
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Default)]
@@ -91,14 +91,17 @@ impl EncryptArgs {
             }
         };
         let mut settings = ProtectionSettings::new(scheme, keys, content_id);
-        if let Some(list) = &self.drm {
-            settings.systems = DrmSystem::parse_list(list)?;
-        }
-        settings.clearkey_license_url = self.license_url.clone();
-        settings.playready_license_url = self.playready_license_url.clone();
-        settings.hls_key_uri = self.hls_key_uri.clone();
-        settings.fairplay_key_uri = self.fairplay_key_uri.clone();
-        settings.widevine_content_id = self.content_id.clone();
+        settings.signalling = Signalling {
+            systems: match &self.drm {
+                Some(list) => DrmSystem::parse_list(list)?,
+                None => Vec::new(),
+            },
+            clearkey_license_url: self.license_url.clone(),
+            playready_license_url: self.playready_license_url.clone(),
+            hls_key_uri: self.hls_key_uri.clone(),
+            fairplay_key_uri: self.fairplay_key_uri.clone(),
+            widevine_content_id: self.content_id.clone(),
+        };
         settings.iv_size = self.iv_size;
         let p = settings.build()?;
         Ok(Some(p))

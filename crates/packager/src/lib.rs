@@ -40,7 +40,7 @@ pub use package::{
     check_segment_duration, write_atomically, Addressing, PackageOptions, PackagedTrack, Packager,
     SegmentRecord, DEFAULT_SEGMENT_SECONDS,
 };
-pub use protect::{KeySource, Protection, ProtectionSettings, TrackProtection};
+pub use protect::{KeySource, Protection, ProtectionSettings, Signalling, TrackProtection};
 pub use writer::WrittenSegment;
 
 use std::path::PathBuf;

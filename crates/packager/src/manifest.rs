@@ -256,10 +256,14 @@ fn content_protection(p: &TrackProtection) -> Vec<mpd::ContentProtection> {
             DrmSystem::ClearKey => mpd::ContentProtection {
                 schemeIdUri: CLEARKEY_DASH_SYSTEM.into(),
                 value: Some("ClearKey1.0".into()),
-                laurl: p.clearkey_license_url.as_ref().map(|u| mpd::Laurl {
-                    lic_type: Some("EME-1.0".into()),
-                    content: Some(u.clone()),
-                }),
+                laurl: p
+                    .signalling
+                    .clearkey_license_url
+                    .as_ref()
+                    .map(|u| mpd::Laurl {
+                        lic_type: Some("EME-1.0".into()),
+                        content: Some(u.clone()),
+                    }),
                 ..Default::default()
             },
             DrmSystem::Widevine => with_pssh("Widevine"),
@@ -300,7 +304,7 @@ fn hls_keys(p: &TrackProtection, session: bool) -> Vec<Key> {
                     format!("data:text/plain;base64,{}", b64(p.kid().as_bytes())),
                     "org.w3.clearkey",
                 ));
-                if let (Some(uri), false) = (&p.hls_key_uri, session) {
+                if let (Some(uri), false) = (&p.signalling.hls_key_uri, session) {
                     out.push(Key {
                         keyformat: Some("identity".into()),
                         keyformatversions: None,
@@ -326,6 +330,7 @@ fn hls_keys(p: &TrackProtection, session: bool) -> Vec<Key> {
             }
             DrmSystem::FairPlay => {
                 let uri = p
+                    .signalling
                     .fairplay_key_uri
                     .as_deref()
                     .unwrap_or("skd://{kid}")

@@ -14,6 +14,14 @@ use reel_media::{Codec, TrackInfo, TrackKind};
 pub struct Protection {
     pub scheme: Scheme,
     pub keys: KeySet,
+    pub signalling: Signalling,
+    /// Per-sample IV size for `cenc`: 8 (default) or 16.
+    pub iv_size: u8,
+}
+
+/// How protection is signalled to players: the DRM systems and where they get keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signalling {
     /// DRM systems to signal; ClearKey (the W3C common PSSH) when empty.
     pub systems: Vec<DrmSystem>,
     /// ClearKey licence server (DASH `dashif:laurl`).
@@ -26,9 +34,7 @@ pub struct Protection {
     /// FairPlay key URI, `{kid}` replaced; default `skd://{kid}`.
     pub fairplay_key_uri: Option<String>,
     /// Content ID for the Widevine PSSH.
-    pub content_id: Option<String>,
-    /// Per-sample IV size for `cenc`: 8 (default) or 16.
-    pub iv_size: u8,
+    pub widevine_content_id: Option<String>,
 }
 
 /// Where a title's keys come from.
@@ -83,16 +89,9 @@ impl KeySource {
 pub struct ProtectionSettings {
     pub scheme: Scheme,
     pub keys: KeySource,
-    /// ClearKey when empty.
-    pub systems: Vec<DrmSystem>,
-    pub clearkey_license_url: Option<String>,
-    pub playready_license_url: Option<String>,
-    pub hls_key_uri: Option<String>,
-    pub fairplay_key_uri: Option<String>,
+    pub signalling: Signalling,
     /// The content ID written into a generated CPIX document.
     pub content_id: String,
-    /// The content ID in the Widevine PSSH (none when `None`).
-    pub widevine_content_id: Option<String>,
     /// Per-sample IV size for `cenc` (8 or 16); `cbcs` has a constant IV.
     pub iv_size: Option<u8>,
 }
@@ -102,13 +101,8 @@ impl ProtectionSettings {
         ProtectionSettings {
             scheme,
             keys,
-            systems: Vec::new(),
-            clearkey_license_url: None,
-            playready_license_url: None,
-            hls_key_uri: None,
-            fairplay_key_uri: None,
+            signalling: Signalling::default(),
             content_id: content_id.to_string(),
-            widevine_content_id: None,
             iv_size: None,
         }
     }
@@ -122,12 +116,7 @@ impl ProtectionSettings {
             });
         }
         let mut p = Protection::new(self.scheme, self.keys.keys(&self.content_id)?);
-        p.systems = self.systems.clone();
-        p.clearkey_license_url = self.clearkey_license_url.clone();
-        p.playready_license_url = self.playready_license_url.clone();
-        p.hls_key_uri = self.hls_key_uri.clone();
-        p.fairplay_key_uri = self.fairplay_key_uri.clone();
-        p.content_id = self.widevine_content_id.clone();
+        p.signalling = self.signalling.clone();
         if let Some(n) = self.iv_size {
             p.iv_size = n;
         }
@@ -140,21 +129,16 @@ impl Protection {
         Self {
             scheme,
             keys,
-            systems: Vec::new(),
-            clearkey_license_url: None,
-            playready_license_url: None,
-            hls_key_uri: None,
-            fairplay_key_uri: None,
-            content_id: None,
+            signalling: Signalling::default(),
             iv_size: 8,
         }
     }
 
     pub(crate) fn systems(&self) -> Vec<DrmSystem> {
-        if self.systems.is_empty() {
+        if self.signalling.systems.is_empty() {
             vec![DrmSystem::ClearKey]
         } else {
-            self.systems.clone()
+            self.signalling.systems.clone()
         }
     }
 
@@ -178,10 +162,9 @@ pub struct TrackProtection {
     pub class: TrackClass,
     /// One `pssh` per DRM system that has one (FairPlay has none).
     pub pssh: Vec<(DrmSystem, Pssh)>,
+    /// The systems signalled (ClearKey when the title named none).
     pub systems: Vec<DrmSystem>,
-    pub clearkey_license_url: Option<String>,
-    pub hls_key_uri: Option<String>,
-    pub fairplay_key_uri: Option<String>,
+    pub signalling: Signalling,
 }
 
 impl TrackProtection {
@@ -243,13 +226,16 @@ pub(crate) fn protect_track(
                 *s,
                 Pssh::widevine(
                     &key_ids,
-                    p.content_id.as_deref().map(str::as_bytes),
+                    p.signalling
+                        .widevine_content_id
+                        .as_deref()
+                        .map(str::as_bytes),
                     p.scheme,
                 ),
             )),
             DrmSystem::PlayReady => pssh.push((
                 *s,
-                Pssh::playready(key, p.scheme, p.playready_license_url.as_deref()),
+                Pssh::playready(key, p.scheme, p.signalling.playready_license_url.as_deref()),
             )),
             DrmSystem::FairPlay => {}
         }
@@ -262,9 +248,7 @@ pub(crate) fn protect_track(
             class,
             pssh,
             systems,
-            clearkey_license_url: p.clearkey_license_url.clone(),
-            hls_key_uri: p.hls_key_uri.clone(),
-            fairplay_key_uri: p.fairplay_key_uri.clone(),
+            signalling: p.signalling.clone(),
         },
     ))
 }

@@ -2,7 +2,7 @@
 
 use crate::PipelineError;
 use reel_drm::{DrmSystem, Scheme};
-use reel_packager::{KeySource, ProtectionSettings};
+use reel_packager::{KeySource, ProtectionSettings, Signalling};
 use reel_publish::{Destination, S3Options};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -203,11 +203,14 @@ impl EncryptionSpec {
             KeySource::Cpix(key_file.to_path_buf())
         };
         let mut s = ProtectionSettings::new(self.scheme, keys, title_id);
-        s.systems = self.drm.clone();
-        s.clearkey_license_url = self.license_url.clone();
-        s.playready_license_url = self.playready_license_url.clone();
-        s.hls_key_uri = self.hls_key_uri.clone();
-        s.widevine_content_id = Some(title_id.to_string());
+        s.signalling = Signalling {
+            systems: self.drm.clone(),
+            clearkey_license_url: self.license_url.clone(),
+            playready_license_url: self.playready_license_url.clone(),
+            hls_key_uri: self.hls_key_uri.clone(),
+            fairplay_key_uri: None,
+            widevine_content_id: Some(title_id.to_string()),
+        };
         s
     }
 }
