@@ -1,5 +1,5 @@
-//! `title.json`: the record of a published title, written last beside its manifests by the
-//! pipeline and read by the catalog. One definition for both. Key IDs, never keys.
+//! `title.json`: the record of a published title. The pipeline writes it last, beside the
+//! manifests; the catalog reads it. One definition for both. Key IDs, never keys.
 
 use crate::{MediaError, TrackKind};
 use serde::{Deserialize, Serialize};
