@@ -540,14 +540,14 @@ async fn poster(State(state): State<AppState>, Path(id): Path<String>) -> Result
         _ => return Err(ServiceError::NotFound),
     };
     let store = state.store(&t.source)?;
-    let bytes = tokio::task::spawn_blocking(move || store.get(&key))
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .ok_or(ServiceError::NotFound)?;
+    let source = t.source.clone();
+    let (bytes, content_type) =
+        tokio::task::spawn_blocking(move || crate::origin::read_poster(store, &source, &key))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
     Ok((
         [
-            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         bytes,

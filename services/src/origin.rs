@@ -185,6 +185,46 @@ fn find_local(root: &std::path::Path, key: &str, range: Option<&str>, body: bool
     Found::new(meta.len(), range, body, reader)
 }
 
+/// The largest poster served.
+const POSTER_MAX_BYTES: u64 = 4 << 20;
+
+/// A title's poster, read with the origin's rules (a folder's file must really be inside the
+/// title's folder: no `..`, no symlink out), at most [`POSTER_MAX_BYTES`], and only when its
+/// bytes are an image (JPEG, PNG or WebP): the bytes and their content type. Anything else is
+/// "not found", so that nothing about other files leaks.
+pub(crate) fn read_poster(
+    store: Arc<dyn reel_publish::ObjectStore>,
+    source: &str,
+    key: &str,
+) -> Result<(Vec<u8>, &'static str)> {
+    if reel_publish::check_key(key).is_err() {
+        return Err(ServiceError::NotFound);
+    }
+    let found = match Destination::parse(source) {
+        Ok(Destination::Folder(root)) => find_local(&root, key, None, false)?,
+        _ => find_in_store(store, key, None, false)?,
+    };
+    if found.size == 0 || found.size > POSTER_MAX_BYTES {
+        return Err(ServiceError::NotFound);
+    }
+    let bytes = (found.reader)(0, found.size - 1)?;
+    let kind = image_type(&bytes).ok_or(ServiceError::NotFound)?;
+    Ok((bytes, kind))
+}
+
+/// The content type of an image by its signature: JPEG, PNG or WebP.
+fn image_type(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
 /// Finds `key` in an object store: its size first (HEAD), then only the bytes asked for
 /// (ranged GETs, one per chunk).
 fn find_in_store(

@@ -1339,6 +1339,55 @@ async fn hostile_input(h: H) {
 }
 both!(hostile_input);
 
+/// The poster route reads with the origin's rules: a poster that is a symlink out of the title
+/// folder (here to a secret that even looks like a JPEG), a file that is not an image, and one
+/// over the size cap are all "not found"; a real PNG is served as one.
+async fn poster_stays_inside_the_title(h: H) {
+    let get = || {
+        raw(
+            &h,
+            "10.0.0.1",
+            "GET",
+            "/v1/titles/lighthouse/poster",
+            None,
+            None,
+            &[],
+        )
+    };
+    let (s, body, _) = get().await;
+    assert_eq!((s, &body[..3]), (StatusCode::OK, &[0xff, 0xd8, 0xff][..]));
+    let poster = h.t1.dir.join("poster.jpg");
+    let secret = h._dir.path().join("kek.key");
+    std::fs::write(
+        &secret,
+        [0xff, 0xd8, 0xff, 0xe0, b's', b'e', b'c', b'r', b'e', b't'],
+    )
+    .unwrap();
+    std::fs::remove_file(&poster).unwrap();
+    std::os::unix::fs::symlink(&secret, &poster).unwrap();
+    let (s, body, _) = get().await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    std::fs::remove_file(&poster).unwrap();
+    std::fs::write(&poster, br#"{"not": "an image"}"#).unwrap();
+    assert_eq!(get().await.0, StatusCode::NOT_FOUND);
+    let mut huge = vec![0xff, 0xd8, 0xff, 0xe0];
+    huge.resize(5 << 20, 0);
+    std::fs::write(&poster, huge).unwrap();
+    assert_eq!(get().await.0, StatusCode::NOT_FOUND);
+    std::fs::write(&poster, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    let (s, _, headers) = get().await;
+    assert_eq!(
+        (s, headers["content-type"].to_str().unwrap()),
+        (StatusCode::OK, "image/png")
+    );
+}
+both!(poster_stays_inside_the_title);
+
 async fn operations(h: H) {
     let (s, body, _) = raw(&h, "10.0.0.1", "GET", "/healthz", None, None, &[]).await;
     assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"ok"[..]));
