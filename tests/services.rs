@@ -170,9 +170,36 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
         "import: {}",
         String::from_utf8_lossy(&import.stderr)
     );
+    let admin = serve_command(&data, database)
+        .args([
+            "account",
+            "ops@example.com",
+            "--role",
+            "admin",
+            "--plan",
+            "premium",
+        ])
+        .env("REEL_PASSWORD", "an admin passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        admin.status.success(),
+        "account: {}",
+        String::from_utf8_lossy(&admin.stderr)
+    );
     let log = dir.join(format!("serve-{name}.log"));
     let server = start(&data, database, &log);
-    let (_, results, err) = node("service.mjs", &["--url", &server.1, "--title", "testcard"]);
+    let (_, results, err) = node(
+        "service.mjs",
+        &[
+            "--url",
+            &server.1,
+            "--title",
+            "testcard",
+            "--admin",
+            "ops@example.com:an admin passphrase",
+        ],
+    );
     let r: &Value = results
         .first()
         .unwrap_or_else(|| panic!("no result from service.mjs: {err}"));

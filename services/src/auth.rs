@@ -11,7 +11,7 @@ use argon2::Argon2;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -26,6 +26,49 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/signout", post(signout))
         .route("/v1/me", get(me).patch(update_me))
         .route("/v1/plans", get(plans))
+        .route("/v1/admin/accounts/{id}", patch(admin_update_account))
+}
+
+/// The plan every new account starts on; an administrator changes it.
+pub const DEFAULT_PLAN: &str = "basic";
+
+/// Refuses a plan the service does not offer, naming the ones it does.
+fn check_plan(state: &AppState, plan: &str) -> Result<()> {
+    if state.plans.contains_key(plan) {
+        return Ok(());
+    }
+    let mut known: Vec<_> = state.plans.keys().cloned().collect();
+    known.sort();
+    Err(ServiceError::BadRequest(format!(
+        "plan: unknown plan (expected one of {})",
+        known.join(", ")
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountUpdate {
+    plan: String,
+}
+
+/// `PATCH /v1/admin/accounts/{id}`: an administrator moves an account to another plan (a
+/// billing system would call this). It takes effect with the account's next access token.
+async fn admin_update_account(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Json(body): Json<AccountUpdate>,
+) -> Result<StatusCode> {
+    check_plan(&state, &body.plan)?;
+    let updated = sqlx::query("UPDATE accounts SET plan_id = $2 WHERE id = $1")
+        .bind(&id)
+        .bind(&body.plan)
+        .execute(&state.db)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ServiceError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An argon2id hash (PHC string) of `password`, with a fresh salt.
@@ -193,14 +236,7 @@ pub async fn create_account(
             "password: between 8 characters and 1 KiB".into(),
         ));
     }
-    if !state.plans.contains_key(plan) {
-        let mut known: Vec<_> = state.plans.keys().cloned().collect();
-        known.sort();
-        return Err(ServiceError::BadRequest(format!(
-            "plan: unknown plan (expected one of {})",
-            known.join(", ")
-        )));
-    }
+    check_plan(state, plan)?;
     if role != "viewer" && role != "admin" {
         return Err(ServiceError::BadRequest("role: viewer or admin".into()));
     }
@@ -238,8 +274,16 @@ async fn signup(
         .signup_ip
         .take(&ip)
         .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
-    let plan = body.plan.as_deref().unwrap_or("basic");
-    let account = create_account(&state, &body.email, &body.password, "viewer", plan).await?;
+    // A viewer does not choose a paid plan: every account starts on the default one.
+    if let Some(plan) = body.plan.as_deref().filter(|p| *p != DEFAULT_PLAN) {
+        check_plan(&state, plan)?;
+        return Err(ServiceError::forbidden(
+            "plan",
+            format!("plan: new accounts get the {DEFAULT_PLAN} plan; an administrator changes it"),
+        ));
+    }
+    let account =
+        create_account(&state, &body.email, &body.password, "viewer", DEFAULT_PLAN).await?;
     Ok((StatusCode::CREATED, Json(account)))
 }
 

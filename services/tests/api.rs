@@ -203,16 +203,30 @@ async fn raw(
     (status, bytes, headers)
 }
 
+/// Signs up (every account starts on the basic plan), then has the admin move it to `plan`.
 async fn signup(h: &H, email: &str, plan: &str) {
     let (s, v, _) = call(
         h,
         "POST",
         "/v1/auth/signup",
         None,
-        Some(json!({ "email": email, "password": "correct horse", "plan": plan })),
+        Some(json!({ "email": email, "password": "correct horse" })),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["plan"], "basic", "{v}");
+    if plan != "basic" {
+        let id = v["id"].as_str().unwrap();
+        let (s, v, _) = call(
+            h,
+            "PATCH",
+            &format!("/v1/admin/accounts/{id}"),
+            Some(&h.admin),
+            Some(json!({ "plan": plan })),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    }
 }
 
 async fn signin(h: &H, email: &str, password: &str) -> String {
@@ -1387,6 +1401,88 @@ async fn poster_stays_inside_the_title(h: H) {
     );
 }
 both!(poster_stays_inside_the_title);
+
+/// A viewer cannot choose a paid plan at sign-up: every account starts on the basic plan, and
+/// only an administrator moves it (effective with the next sign-in).
+async fn plans_are_set_by_an_administrator(h: H) {
+    let signup = |email: &'static str, plan: Option<&'static str>| {
+        let mut body = json!({ "email": email, "password": "correct horse" });
+        if let Some(p) = plan {
+            body["plan"] = json!(p);
+        }
+        call(&h, "POST", "/v1/auth/signup", None, Some(body))
+    };
+    let (s, v, _) = signup("eve@example.com", Some("premium")).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("plan")),
+        "{v}"
+    );
+    assert_eq!(
+        call(
+            &h,
+            "POST",
+            "/v1/auth/signin",
+            None,
+            Some(json!({ "email": "eve@example.com", "password": "correct horse" }))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED,
+        "no account was made"
+    );
+    let (s, v, _) = signup("eve@example.com", None).await;
+    assert_eq!(
+        (s, v["plan"].as_str()),
+        (StatusCode::CREATED, Some("basic")),
+        "{v}"
+    );
+    let id = v["id"].as_str().unwrap().to_string();
+    let token = signin(&h, "eve@example.com", "correct horse").await;
+    let (_, me, _) = call(&h, "GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me["plan"]["max_height"], 576, "{me}");
+    let route = format!("/v1/admin/accounts/{id}");
+    let premium = Some(json!({ "plan": "premium" }));
+    assert_eq!(
+        call(&h, "PATCH", &route, Some(&token), premium.clone())
+            .await
+            .0,
+        StatusCode::FORBIDDEN,
+        "a viewer cannot change a plan"
+    );
+    assert_eq!(
+        call(
+            &h,
+            "PATCH",
+            &route,
+            Some(&h.admin),
+            Some(json!({ "plan": "platinum" }))
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(
+            &h,
+            "PATCH",
+            "/v1/admin/accounts/nobody",
+            Some(&h.admin),
+            premium.clone()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&h, "PATCH", &route, Some(&h.admin), premium).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let token = signin(&h, "eve@example.com", "correct horse").await;
+    let (_, me, _) = call(&h, "GET", "/v1/me", Some(&token), None).await;
+    assert_eq!(me["plan"]["max_height"], 2160, "{me}");
+}
+both!(plans_are_set_by_an_administrator);
 
 async fn operations(h: H) {
     let (s, body, _) = raw(&h, "10.0.0.1", "GET", "/healthz", None, None, &[]).await;

@@ -183,7 +183,7 @@ $('auth-form').onsubmit = async (ev) => {
 $('signup').onclick = async () => {
   message('');
   try {
-    await api('POST', '/v1/auth/signup', { email: $('email').value, password: $('password').value, plan: $('plan').value });
+    await api('POST', '/v1/auth/signup', { email: $('email').value, password: $('password').value });
     message('Account created: sign in.');
   } catch (e) { message(e.message); }
 };
@@ -202,8 +202,8 @@ $('play').onclick = play;
 
 (async () => {
   const plans = await fetch('/v1/plans').then((r) => r.json()).catch(() => ({ plans: [] }));
-  $('plan').replaceChildren(...plans.plans.map((p) => Object.assign(document.createElement('option'),
-    { value: p.id, textContent: `${p.name} (up to ${p.max_height}p, ${p.max_streams} stream${p.max_streams > 1 ? 's' : ''})`, selected: p.id === 'standard' })));
+  const basic = plans.plans.find((p) => p.id === 'basic');
+  if (basic) $('default-plan').textContent = `${basic.name} (up to ${basic.max_height}p)`;
   setAuth(auth);
   if (auth) browse(); else show('auth');
 })();

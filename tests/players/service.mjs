@@ -2,8 +2,11 @@
 // viewer would: sign up, sign in, browse, open a title, play it to the end through the
 // licence server; then a second account on a plan that does not allow the title tries.
 //
-//   node service.mjs --url http://127.0.0.1:PORT --title ID [--timeout MS]
+//   node service.mjs --url http://127.0.0.1:PORT --title ID --admin EMAIL:PASSWORD [--timeout MS]
 //
+// Accounts start on the basic plan; after each sign-up the admin moves the account to the plan
+// the run needs (through PATCH /v1/admin/accounts/ID, as a billing system would), before the
+// viewer signs in on the page.
 // Prints one JSON object: what each account saw.
 import { launchChromium } from './chromium.mjs';
 
@@ -12,6 +15,25 @@ const opt = (name) => { const i = args.indexOf(`--${name}`); return i >= 0 ? arg
 const base = opt('url');
 const title = opt('title');
 const timeout = Number(opt('timeout') ?? 90000);
+const [adminEmail, adminPassword] = (opt('admin') ?? ':').split(':');
+
+async function apiCall(method, path, body, token) {
+  const r = await fetch(base + path, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+// The admin moves `email` (password `password`) to `plan`.
+async function setPlan(email, password, plan) {
+  const admin = await apiCall('POST', '/v1/auth/signin', { email: adminEmail, password: adminPassword });
+  const viewer = await apiCall('POST', '/v1/auth/signin', { email, password });
+  await apiCall('PATCH', `/v1/admin/accounts/${viewer.account.id}`, { plan }, admin.access_token);
+}
 
 const { browser, close: closeBrowser } = await launchChromium();
 const result = {};
@@ -25,9 +47,9 @@ try {
   async function signUpAndIn(email, plan) {
     await page.fill('#email', email);
     await page.fill('#password', 'a long passphrase');
-    await page.selectOption('#plan', plan);
     await page.click('#signup');
     await page.waitForFunction(() => document.getElementById('message').textContent.includes('Account created'), null, { timeout: 10000 });
+    await setPlan(email, 'a long passphrase', plan);
     await page.click('#signin');
     await page.waitForSelector(`#titles .title[data-id="${title}"]`, { timeout: 10000 });
   }
