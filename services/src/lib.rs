@@ -218,6 +218,22 @@ fn secret_from(given: Option<&str>, data: &Path, file: &str, what: &str) -> Resu
     }
 }
 
+/// Creates the data folder for its owner only (0700), and takes others' access away from one
+/// that exists: it holds the key-encryption key, the token secret and the database.
+fn private_folder(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    builder.create(path)
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
@@ -243,7 +259,7 @@ impl AppState {
 
     /// Opens the database (running migrations) and loads secrets and plans.
     pub async fn open(config: &Config) -> Result<AppState> {
-        std::fs::create_dir_all(&config.data).map_err(|e| {
+        private_folder(&config.data).map_err(|e| {
             ServiceError::Import(format!("cannot create {}: {e}", config.data.display()))
         })?;
         let url = config.database_url();

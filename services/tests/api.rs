@@ -1484,6 +1484,23 @@ async fn plans_are_set_by_an_administrator(h: H) {
 }
 both!(plans_are_set_by_an_administrator);
 
+/// The data folder and the SQLite database with its write-ahead log (password hashes,
+/// wrapped keys) are for the service's own user only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_folder_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = harness(Backend::Sqlite, "private_files").await;
+    signup(&h, "pat@example.com", "basic").await;
+    let data = h._dir.path().join("data");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    for file in ["reel.db", "reel.db-wal"] {
+        let p = data.join(file);
+        assert!(p.exists(), "{} missing", p.display());
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+}
+
 async fn operations(h: H) {
     let (s, body, _) = raw(&h, "10.0.0.1", "GET", "/healthz", None, None, &[]).await;
     assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"ok"[..]));
