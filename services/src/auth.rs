@@ -336,9 +336,11 @@ async fn signin(
     if email.len() > 254 || email.chars().any(char::is_control) {
         return Err(ServiceError::BadCredentials);
     }
+    // Counted before the password is checked, atomically: parallel guesses cannot all pass
+    // the limit while the first ones are still being verified. A success forgets the count.
     state
         .signin_account
-        .check(&email)
+        .take(&email)
         .map_err(|retry_after| ServiceError::RateLimited { retry_after })?;
     let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
         "SELECT id, email, password_hash, role, plan_id, max_age FROM accounts WHERE email = $1",
@@ -353,7 +355,6 @@ async fn signin(
     let password = body.password;
     let ok = blocking(move || verify_password(&password, &hash)).await? && row.is_some();
     let Some((id, email, _, role, plan, max_age)) = row.filter(|_| ok) else {
-        state.signin_account.hit(&email);
         tracing::info!(outcome = "refused", "sign-in");
         return Err(ServiceError::BadCredentials);
     };

@@ -22,20 +22,10 @@ impl Limiter {
         }
     }
 
-    /// `Err(seconds to wait)` when `key` has used up its window, without counting.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        let now = Instant::now();
-        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        match windows.get(key) {
-            Some(&(start, n)) if now.duration_since(start) < self.window && n >= self.max => {
-                Err((self.window - now.duration_since(start)).as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts one event for `key`.
-    pub fn hit(&self, key: &str) {
+    /// Counts one event for `key`, or refuses it with `Err(seconds to wait)` when `key` has
+    /// used up its window. Checking and counting are one step under one lock, so that
+    /// requests in parallel cannot all pass the check before any of them is counted.
+    pub fn take(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         if windows.len() > 100_000 {
@@ -46,13 +36,10 @@ impl Limiter {
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
-        entry.1 = entry.1.saturating_add(1);
-    }
-
-    /// Checks, then counts.
-    pub fn take(&self, key: &str) -> Result<(), u64> {
-        self.check(key)?;
-        self.hit(key);
+        if entry.1 >= self.max {
+            return Err((self.window - now.duration_since(entry.0)).as_secs().max(1));
+        }
+        entry.1 += 1;
         Ok(())
     }
 
@@ -77,5 +64,20 @@ mod tests {
         assert!(l.take("b").is_ok());
         std::thread::sleep(Duration::from_millis(250));
         assert!(l.take("a").is_ok());
+    }
+
+    #[test]
+    fn parallel_takes_never_pass_the_limit() {
+        let l = std::sync::Arc::new(Limiter::new(5, Duration::from_secs(60)));
+        let passed: usize = (0..20)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || l.take("k").is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(passed, 5);
     }
 }

@@ -537,6 +537,57 @@ async fn sign_in_limits(h: H) {
 }
 both!(sign_in_limits);
 
+/// Twenty wrong passwords for one account at once, from twenty addresses: the account's limit
+/// (5 failures) holds, as it does one at a time; the rest are refused before any password
+/// check, and the right password is refused too while the lockout lasts.
+async fn parallel_guesses_do_not_pass_the_lockout(h: H) {
+    signup(&h, "target@example.com", "basic").await;
+    let h = std::sync::Arc::new(h);
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                call_from(
+                    &h,
+                    &format!("10.7.0.{}", i + 1),
+                    "POST",
+                    "/v1/auth/signin",
+                    None,
+                    Some(
+                        json!({ "email": "target@example.com", "password": format!("guess {i}") }),
+                    ),
+                )
+                .await
+                .0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for g in guesses {
+        statuses.push(g.await.unwrap());
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, limited), (5, 15), "{statuses:?}");
+    let (s, _, _) = call_from(
+        &h,
+        "10.7.1.1",
+        "POST",
+        "/v1/auth/signin",
+        None,
+        Some(json!({ "email": "target@example.com", "password": "correct horse" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+}
+both!(parallel_guesses_do_not_pass_the_lockout);
+
 async fn playback_and_licences(h: H) {
     let basic = viewer(&h, "sd@example.com", "basic").await;
     let premium = viewer(&h, "hd@example.com", "premium").await;
