@@ -142,7 +142,8 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The client's address: the socket's, or `X-Forwarded-For`'s first entry when configured.
+/// The client's address: the socket's, or, behind a proxy the operator runs
+/// (`--trust-forwarded`), the address that proxy saw (see [`client_address`]).
 #[derive(Debug, Clone)]
 pub struct ClientAddress(pub String);
 
@@ -162,21 +163,73 @@ impl FromRequestParts<AppState> for ClientAddress {
     }
 }
 
+/// Without `trust`, the socket's address. With it, the socket's peer is the operator's proxy,
+/// which appends the address it saw to `X-Forwarded-For`: so the rightmost entry (of the last
+/// header, if there are several) is the one to believe; anything left of it was written by
+/// the client and proves nothing. It must parse as an IP address, else the socket's address
+/// is used. Either way the result is a short canonical address, never header text.
 fn client_address(
     headers: &axum::http::HeaderMap,
     connect: Option<SocketAddr>,
     trust: bool,
 ) -> String {
-    if trust {
-        if let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-        {
-            return first.trim().to_string();
-        }
+    let socket = || connect.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+    if !trust {
+        return socket();
     }
-    connect.map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+    let nearest = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|entry| entry.trim().parse::<std::net::IpAddr>().ok());
+    nearest.map_or_else(socket, |ip| ip.to_string())
+}
+
+#[cfg(test)]
+mod client_address_tests {
+    use super::client_address;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn with(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_nearest_proxy_s_entry_counts_not_the_client_s() {
+        let peer = Some("10.0.0.1:5000".parse().unwrap());
+        // The client wrote "6.6.6.6"; the proxy appended what it saw.
+        assert_eq!(
+            client_address(&with(&["6.6.6.6, 203.0.113.7"]), peer, true),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client_address(&with(&["6.6.6.6", "203.0.113.8"]), peer, true),
+            "203.0.113.8"
+        );
+        assert_eq!(
+            client_address(&with(&[" 2001:db8::1 "]), peer, true),
+            "2001:db8::1"
+        );
+        // Not an address: the socket's.
+        let long = "x".repeat(100_000);
+        assert_eq!(client_address(&with(&[&long]), peer, true), "10.0.0.1");
+        assert_eq!(
+            client_address(&with(&["1.2.3.4, nonsense"]), peer, true),
+            "10.0.0.1"
+        );
+        // Not trusted: the socket's, whatever the header says.
+        assert_eq!(
+            client_address(&with(&["203.0.113.7"]), peer, false),
+            "10.0.0.1"
+        );
+        assert_eq!(client_address(&HeaderMap::new(), peer, true), "10.0.0.1");
+    }
 }
 
 #[derive(Debug, Deserialize)]

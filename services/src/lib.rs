@@ -96,7 +96,8 @@ pub struct Config {
     /// Failed sign-ins per account per 15 minutes before it is locked for the rest of them.
     #[arg(long, default_value_t = 5)]
     pub signin_failures: u32,
-    /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
+    /// Behind a proxy you run: take the client address from the entry that proxy appends to
+    /// `X-Forwarded-For` (the rightmost), never from what the client wrote.
     #[arg(long)]
     pub trust_forwarded: bool,
     /// Largest request body, bytes.

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Keys a limiter holds at most: its memory is bounded whatever clients send.
+const MAX_KEYS: usize = 100_000;
+
 /// At most `max` events per `window` for each key.
 #[derive(Debug)]
 pub struct Limiter {
@@ -28,9 +31,17 @@ impl Limiter {
     pub fn take(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() > 100_000 {
-            let window = self.window;
+        if windows.len() >= MAX_KEYS {
+            let (window, max) = (self.window, self.max);
             windows.retain(|_, (start, _)| now.duration_since(*start) < window);
+            if windows.len() >= MAX_KEYS {
+                // Still full of live windows: keep only the keys that are at their limit (the
+                // ones whose refusal matters); the others start again from zero.
+                windows.retain(|_, (_, n)| *n >= max);
+            }
+            if windows.len() >= MAX_KEYS {
+                windows.clear();
+            }
         }
         let entry = windows.entry(key.to_string()).or_insert((now, 0));
         if now.duration_since(entry.0) >= self.window {
@@ -64,6 +75,17 @@ mod tests {
         assert!(l.take("b").is_ok());
         std::thread::sleep(Duration::from_millis(250));
         assert!(l.take("a").is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_locked_keys_stay_locked() {
+        let l = Limiter::new(2, Duration::from_secs(60));
+        assert!(l.take("locked").is_ok() && l.take("locked").is_ok());
+        for i in 0..(MAX_KEYS + 10) {
+            let _ = l.take(&format!("k{i}"));
+        }
+        assert!(l.windows.lock().unwrap().len() <= MAX_KEYS);
+        assert!(l.take("locked").is_err(), "a key at its limit is kept");
     }
 
     #[test]

@@ -588,6 +588,59 @@ async fn parallel_guesses_do_not_pass_the_lockout(h: H) {
 }
 both!(parallel_guesses_do_not_pass_the_lockout);
 
+/// Behind a proxy (`--trust-forwarded`), a client that writes its own `X-Forwarded-For` entry
+/// still counts as the address the proxy appended: the per-address sign-in limit (20 a
+/// minute) holds against 25 attempts with a fresh invented address each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_addresses_written_by_the_client_do_not_reset_limits() {
+    let h = harness_with(
+        Backend::Sqlite,
+        "forwarded",
+        &["--trust-forwarded".to_string()],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let invented = format!("198.51.100.{i}, 203.0.113.9");
+        let (s, _, _) = raw(
+            &h,
+            "10.0.0.1",
+            "POST",
+            "/v1/auth/signin",
+            None,
+            Some(
+                json!({ "email": format!("nobody{i}@example.com"), "password": "whatever1" })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("x-forwarded-for", invented.as_str())],
+        )
+        .await;
+        statuses.push(s);
+    }
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(limited, 5, "{statuses:?}");
+    // Another address, as the proxy saw it, is not limited.
+    let (s, _, _) = raw(
+        &h,
+        "10.0.0.1",
+        "POST",
+        "/v1/auth/signin",
+        None,
+        Some(
+            json!({ "email": "nobody@example.com", "password": "whatever1" })
+                .to_string()
+                .into_bytes(),
+        ),
+        &[("x-forwarded-for", "203.0.113.10")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
 async fn playback_and_licences(h: H) {
     let basic = viewer(&h, "sd@example.com", "basic").await;
     let premium = viewer(&h, "hd@example.com", "premium").await;
