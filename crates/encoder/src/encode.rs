@@ -2,7 +2,7 @@
 //! an [`EncodePlan`].
 //!
 //! ```text
-//! uridecodebin3 ─video─▶ queue ▶ deinterlace ▶ videoflip ▶ videorate ▶ I420 ▶ appsink
+//! uridecodebin3 ─video─▶ queue ▶ I420 ▶ deinterlace ▶ videoflip ▶ videorate ▶ appsink
 //!               │           ── scale thread (resize, one scaler per rung size) ──
 //!               │        appsrc (one per size) ▶ tee ┬▶ queue ▶ appsink ▶ rav1e thread
 //!               │                                    └▶ queue ▶ x264enc ▶ h264parse ▶ appsink
@@ -15,7 +15,7 @@
 
 use crate::av1enc::{self, Av1Job, RawFrame};
 use crate::coded::{coded_sink, CodedTrack};
-use crate::gst_util::{file_uri, init, make};
+use crate::gst_util::{caps_filter, file_uri, init, make};
 use crate::plan::{AudioPlan, EncodePlan, RungPlan};
 use crate::scale::ScaleState;
 use crate::stream::{watch_bus, Event, Feed, Msg, SampleStream, Watch, EVENT_QUEUE};
@@ -175,7 +175,6 @@ fn audio_rendition(
     let rate = make("audiorate")?;
     let convert = make("audioconvert")?;
     let resample = make("audioresample")?;
-    let caps = make("capsfilter")?;
     let mut raw_caps = gst::Caps::builder("audio/x-raw")
         .field("rate", a.sample_rate as i32)
         .field("channels", a.channels as i32);
@@ -187,7 +186,7 @@ fn audio_rendition(
             )),
         );
     }
-    caps.set_property("caps", raw_caps.build());
+    let caps = caps_filter(raw_caps.build())?;
     let sink = crate::gst_util::free_running_appsink(16);
     let sink_el: gst::Element = sink.clone().upcast();
     let bps = a.bitrate_kbps.saturating_mul(1000);
@@ -195,14 +194,12 @@ fn audio_rendition(
         Codec::Aac => {
             let enc = make("avenc_aac")?;
             enc.set_property("bitrate", bps as i32);
-            let raw = make("capsfilter")?;
-            raw.set_property(
-                "caps",
+            let raw = caps_filter(
                 gst::Caps::builder("audio/mpeg")
                     .field("mpegversion", 4i32)
                     .field("stream-format", "raw")
                     .build(),
-            );
+            )?;
             vec![enc, make("aacparse")?, raw]
         }
         Codec::Opus => {
@@ -293,30 +290,20 @@ fn decoded_video(
     let vqueue = make("queue")?;
     set_queue_limits(&vqueue, 4);
     let rate = make("videorate")?;
-    let rate_caps = make("capsfilter")?;
-    rate_caps.set_property(
-        "caps",
+    let rate_caps = caps_filter(
         gst::Caps::builder("video/x-raw")
             .field(
                 "framerate",
                 gst::Fraction::new(plan.frame_rate.num as i32, plan.frame_rate.den as i32),
             )
             .build(),
-    );
-    let convert = make("videoconvert")?;
-    let i420 = make("capsfilter")?;
-    i420.set_property(
-        "caps",
-        gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .build(),
-    );
+    )?;
     let raw_sink = crate::gst_util::free_running_appsink(2);
     let raw_el: gst::Element = raw_sink.clone().upcast();
     let upright = crate::gst_util::upright_progressive()?;
     let mut chain: Vec<&gst::Element> = vec![&vqueue];
     chain.extend(upright.iter());
-    chain.extend([&rate, &rate_caps, &convert, &i420, &raw_el]);
+    chain.extend([&rate, &rate_caps, &raw_el]);
     link_chain(pipeline, &chain)?;
     Ok((
         vqueue.static_pad("sink").expect("queue has a sink pad"),
@@ -426,22 +413,18 @@ fn h264_rung(
         single_thread: false,
     }
     .element()?;
-    let profile = make("capsfilter")?;
-    profile.set_property(
-        "caps",
+    let profile = caps_filter(
         gst::Caps::builder("video/x-h264")
             .field("profile", "high")
             .build(),
-    );
+    )?;
     let parse = make("h264parse")?;
-    let avc = make("capsfilter")?;
-    avc.set_property(
-        "caps",
+    let avc = caps_filter(
         gst::Caps::builder("video/x-h264")
             .field("stream-format", "avc")
             .field("alignment", "au")
             .build(),
-    );
+    )?;
     link_chain(pipeline, &[&q, &enc, &profile, &parse, &avc, &sink_el])?;
     coded_sink(
         &sink,

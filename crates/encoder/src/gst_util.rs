@@ -95,6 +95,13 @@ pub(crate) fn free_running_appsink(max_buffers: u32) -> gstreamer_app::AppSink {
     sink
 }
 
+/// A `capsfilter` holding `caps`.
+pub(crate) fn caps_filter(caps: gst::Caps) -> Result<gst::Element, EncodeError> {
+    let c = make("capsfilter")?;
+    c.set_property("caps", caps);
+    Ok(c)
+}
+
 /// The elements every decoded picture goes through before anything else sees it, linked in
 /// order, for the encode and the analysis alike (so that trials see what rungs see):
 /// conversion to I420 (10-bit and 4:2:2 sources included; sample values are not converted
@@ -104,13 +111,11 @@ pub(crate) fn free_running_appsink(max_buffers: u32) -> gstreamer_app::AppSink {
 /// and rotation to upright by the source's orientation tag (phone video).
 pub(crate) fn upright_progressive() -> Result<Vec<gst::Element>, EncodeError> {
     let convert = make("videoconvert")?;
-    let i420 = make("capsfilter")?;
-    i420.set_property(
-        "caps",
+    let i420 = caps_filter(
         gst::Caps::builder("video/x-raw")
             .field("format", "I420")
             .build(),
-    );
+    )?;
     let deinterlace = make("deinterlace")?;
     deinterlace.set_property_from_str("method", "greedyh");
     deinterlace.set_property_from_str("fields", "top");

@@ -22,7 +22,7 @@
 //! println!("{} bytes", bytes.iter().sum::<u64>());
 //! ```
 
-use crate::gst_util::{bus_error, existing_file, file_uri, init, make};
+use crate::gst_util::{bus_error, caps_filter, existing_file, file_uri, init, make};
 use crate::x264::X264Settings;
 use crate::{EncodeError, RateControl};
 use gstreamer as gst;
@@ -63,12 +63,6 @@ fn scaler(method: &str) -> Result<gst::Element, EncodeError> {
     s.set_property_from_str("method", method);
     s.set_property("add-borders", false);
     Ok(s)
-}
-
-fn caps_filter(caps: gst::Caps) -> Result<gst::Element, EncodeError> {
-    let c = make("capsfilter")?;
-    c.set_property("caps", caps);
-    Ok(c)
 }
 
 /// Copies a mapped I420 buffer into a tightly packed [`Picture`].
@@ -323,7 +317,6 @@ fn decode_attempt(
     let decode = make("uridecodebin3")?;
     decode.set_property("uri", file_uri(&abs)?);
     let queue = make("queue")?;
-    let convert = make("videoconvert")?;
     let scale = scaler("lanczos")?;
     let caps = caps_filter(i420_caps(size.0, size.1, None))?;
     let sink = gst_app::AppSink::builder()
@@ -334,7 +327,7 @@ fn decode_attempt(
     let upright = crate::gst_util::upright_progressive()?;
     let mut chain: Vec<&gst::Element> = vec![&queue];
     chain.extend(upright.iter());
-    chain.extend([&convert, &scale, &caps, &sink_el]);
+    chain.extend([&scale, &caps, &sink_el]);
     pipeline.add(&decode)?;
     pipeline.add_many(chain.iter().copied())?;
     gst::Element::link_many(chain.iter().copied())?;

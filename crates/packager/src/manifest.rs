@@ -546,8 +546,8 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
     }
     // Every video variant once per audio group (the stereo group's first, so that a player
     // that starts with the first variant starts with audio every device plays), as Apple's
-    // authoring specification asks for multichannel audio; each variant's bandwidth counts its own
-    // group's audio only.
+    // authoring specification asks for multichannel audio; each variant's bandwidth counts
+    // its own group's audio only.
     let audio_choices: Vec<Option<&AudioGroup>> = if groups.is_empty() {
         vec![None]
     } else {
