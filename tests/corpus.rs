@@ -487,27 +487,11 @@ fn phone_video_is_upright_and_constant_rate() {
         } else {
             assert!(h > w, "{r}: {w}x{h}");
         }
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-i"])
-            .arg(&top)
-            .arg("-i")
-            .arg(&src)
-            .args([
-                "-lavfi",
-                &format!("[1:v]scale={w}:{h}[ref];[0:v][ref]psnr"),
-                "-f",
-                "null",
-                "-",
-            ])
-            .output()
-            .unwrap();
-        let log = String::from_utf8_lossy(&out.stderr);
-        let psnr: f64 = log
-            .split("average:")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0.0);
+        let psnr = psnr_with(
+            &top,
+            &src,
+            &format!("[1:v]scale={w}:{h}[ref];[0:v][ref]psnr"),
+        );
         assert!(
             psnr > 35.0,
             "rotation {r}: PSNR {psnr} against ffmpeg's upright picture"
@@ -555,27 +539,7 @@ fn ten_bit_422_sdr_is_converted_faithfully() {
     let s = stream(&top);
     assert_eq!(s["pix_fmt"], "yuv420p", "{s}");
     assert_eq!(s["color_primaries"], "bt709", "{s}");
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-i"])
-        .arg(&top)
-        .arg("-i")
-        .arg(&src)
-        .args([
-            "-lavfi",
-            "[1:v]format=yuv420p[ref];[0:v][ref]psnr",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    let psnr: f64 = log
-        .split("average:")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.0);
+    let psnr = psnr_with(&top, &src, "[1:v]format=yuv420p[ref];[0:v][ref]psnr");
     assert!(psnr > 35.0, "PSNR {psnr}");
 }
 

@@ -128,9 +128,18 @@ pub fn ffmpeg_decode_errors(file: &Path) -> String {
 /// PSNR (average, dB) of `rendition` against `source` scaled to the rendition's size with
 /// lanczos, frames paired by position.
 pub fn psnr(rendition: &Path, source: &Path, width: u64, height: u64) -> f64 {
-    let filter = format!(
-        "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS,scale={width}:{height}:flags=lanczos[r];[d][r]psnr"
-    );
+    psnr_with(
+        rendition,
+        source,
+        &format!(
+            "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS,scale={width}:{height}:flags=lanczos[r];[d][r]psnr"
+        ),
+    )
+}
+
+/// ffmpeg's average PSNR of `rendition` (input 0) against `source` (input 1) through the
+/// filter graph `filter`, which ends in `psnr`; 100 for identical pictures.
+pub fn psnr_with(rendition: &Path, source: &Path, filter: &str) -> f64 {
     let out = tool(
         "ffmpeg",
         &[
@@ -142,7 +151,7 @@ pub fn psnr(rendition: &Path, source: &Path, width: u64, height: u64) -> f64 {
             "-i",
             source.to_str().unwrap(),
             "-lavfi",
-            &filter,
+            filter,
             "-f",
             "null",
             "-",
