@@ -24,10 +24,8 @@
 //! assert_eq!(&pssh[4..8], b"pssh");
 //! ```
 
-mod av1;
 mod cpix;
 mod crypt;
-mod h264;
 mod key;
 mod pssh;
 mod subsample;
@@ -74,6 +72,8 @@ pub enum DrmError {
     Unsupported { problem: String },
     #[error("cannot encrypt sample: {problem}")]
     Sample { problem: String },
+    #[error("cannot encrypt sample: {0}")]
+    Bitstream(#[from] reel_media::MediaError),
     #[error("secure random number generator failed: {0}")]
     Random(String),
 }

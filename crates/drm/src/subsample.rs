@@ -10,18 +10,23 @@
 //! (the remainder moves to the clear part in front), as CMAF requires; with `cbcs` it starts
 //! right after the headers and the pattern leaves a trailing partial block clear.
 
+use std::ops::Range;
+
 use crate::crypt::{Scheme, Subsample};
 use crate::{DrmError, Result};
+use reel_media::av1::TileLocator;
+use reel_media::h264::SliceLocator;
 use reel_media::CodecConfig;
 
+/// Finds the protected ranges of a codec's samples; the bitstream parsing is `reel-media`'s.
 pub(crate) enum SubsampleMap {
     Whole,
     H264 {
-        parser: crate::h264::SliceHeaderParser,
+        slices: SliceLocator,
         align: bool,
     },
     Av1 {
-        parser: Box<crate::av1::TileParser>,
+        tiles: Box<TileLocator>,
         align: bool,
     },
 }
@@ -32,11 +37,11 @@ impl SubsampleMap {
         Ok(match config {
             CodecConfig::Aac(_) | CodecConfig::Opus(_) => SubsampleMap::Whole,
             CodecConfig::Avc(c) => SubsampleMap::H264 {
-                parser: crate::h264::SliceHeaderParser::new(c)?,
+                slices: SliceLocator::new(c)?,
                 align,
             },
             CodecConfig::Av1(c) => SubsampleMap::Av1 {
-                parser: Box::new(crate::av1::TileParser::new(c)?),
+                tiles: Box::new(TileLocator::new(c)),
                 align,
             },
         })
@@ -44,20 +49,35 @@ impl SubsampleMap {
 
     /// The subsamples of one sample; empty for whole-sample encryption.
     pub(crate) fn subsamples(&mut self, sample: &[u8]) -> Result<Vec<Subsample>> {
-        match self {
-            SubsampleMap::Whole => Ok(Vec::new()),
-            SubsampleMap::H264 { parser, align } => {
-                let mut out = Organizer::new(*align);
-                parser.ranges(sample, |clear, protected| out.add(clear, protected))?;
-                out.finish(sample.len())
-            }
-            SubsampleMap::Av1 { parser, align } => {
-                let mut out = Organizer::new(*align);
-                parser.ranges(sample, |clear, protected| out.add(clear, protected))?;
-                out.finish(sample.len())
-            }
-        }
+        let (protected, align) = match self {
+            SubsampleMap::Whole => return Ok(Vec::new()),
+            SubsampleMap::H264 { slices, align } => (slices.slice_data(sample)?, *align),
+            SubsampleMap::Av1 { tiles, align } => (tiles.tile_data(sample)?, *align),
+        };
+        subsamples_of(&protected, sample.len(), align)
     }
+}
+
+/// Turns the protected ranges of a sample (in order, not overlapping) into subsamples.
+fn subsamples_of(
+    protected: &[Range<usize>],
+    sample_len: usize,
+    align: bool,
+) -> Result<Vec<Subsample>> {
+    let mut out = Organizer::new(align);
+    let mut cursor = 0;
+    for range in protected {
+        let clear = range
+            .start
+            .checked_sub(cursor)
+            .ok_or_else(|| DrmError::Sample {
+                problem: format!("protected ranges overlap at byte {}", range.start),
+            })?;
+        out.add(clear, range.len());
+        cursor = range.end;
+    }
+    out.add(sample_len.saturating_sub(cursor), 0);
+    out.finish(sample_len)
 }
 
 /// Collects (clear, protected) runs: block-aligns protected runs when asked, merges clear runs,
@@ -125,6 +145,29 @@ impl Organizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protected_ranges_become_subsamples() {
+        let v = subsamples_of(&[3..20, 24..40], 45, false).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                Subsample {
+                    clear: 3,
+                    protected: 17
+                },
+                Subsample {
+                    clear: 4,
+                    protected: 16
+                },
+                Subsample {
+                    clear: 5,
+                    protected: 0
+                },
+            ]
+        );
+        assert!(subsamples_of(&[3..20, 10..40], 45, false).is_err());
+    }
 
     #[test]
     fn organizer_aligns_merges_and_splits() {

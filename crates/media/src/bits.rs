@@ -157,3 +157,65 @@ impl<'a> BitReader<'a> {
         Ok(v + ((1u32 << leading) - 1))
     }
 }
+
+/// Writes syntax elements bit by bit, so that parser tests can spell a header in the order
+/// of the specification's syntax tables.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct BitWriter {
+    bits: Vec<bool>,
+}
+
+#[cfg(test)]
+impl BitWriter {
+    /// `f(n)` / `u(n)`: `value` in `n` bits, most significant first.
+    pub(crate) fn u(&mut self, value: u32, n: u32) -> &mut Self {
+        for i in (0..n).rev() {
+            self.bits.push((value >> i) & 1 == 1);
+        }
+        self
+    }
+
+    pub(crate) fn flag(&mut self, value: bool) -> &mut Self {
+        self.u(u32::from(value), 1)
+    }
+
+    /// H.264 `ue(v)`.
+    pub(crate) fn ue(&mut self, value: u32) -> &mut Self {
+        let v = u64::from(value) + 1;
+        let len = 64 - v.leading_zeros();
+        self.u(0, len - 1);
+        for i in (0..len).rev() {
+            self.bits.push((v >> i) & 1 == 1);
+        }
+        self
+    }
+
+    /// H.264 `se(v)`.
+    pub(crate) fn se(&mut self, value: i32) -> &mut Self {
+        let k = if value > 0 { 2 * value - 1 } else { -2 * value };
+        self.ue(k as u32)
+    }
+
+    /// AV1 `su(n)`.
+    pub(crate) fn su(&mut self, value: i32, n: u32) -> &mut Self {
+        self.u((value as u32) & ((1u32 << n) - 1), n)
+    }
+
+    /// Bits written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.bits.len()
+    }
+
+    /// The bytes, the last one padded with zero bits.
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        self.bits
+            .chunks(8)
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .fold(0u8, |b, (i, &bit)| b | (u8::from(bit) << (7 - i)))
+            })
+            .collect()
+    }
+}

@@ -1,5 +1,14 @@
-//! H.264 helpers: the `avcC` record (ISO/IEC 14496-15) and NAL unit walking over
-//! length-prefixed samples.
+//! H.264: the `avcC` record (ISO/IEC 14496-15), NAL unit walking over length-prefixed
+//! samples, and the parameter sets and slice headers (ITU-T H.264 7.3) down to where slice
+//! data starts.
+
+mod parameter_sets;
+mod rbsp;
+mod slice_header;
+
+pub use parameter_sets::{Pps, Sps};
+pub use rbsp::Rbsp;
+pub use slice_header::{ParameterSets, SliceLocator};
 
 use crate::{MediaError, Result};
 
@@ -109,8 +118,14 @@ pub struct Nal {
     pub end: usize,
 }
 
+/// NAL unit type of a non-IDR slice.
+pub const NAL_SLICE: u8 = 1;
 /// NAL unit type of an IDR slice.
 pub const NAL_IDR: u8 = 5;
+/// NAL unit type of a sequence parameter set.
+pub const NAL_SPS: u8 = 7;
+/// NAL unit type of a picture parameter set.
+pub const NAL_PPS: u8 = 8;
 
 /// Walks the NAL units of a length-prefixed sample. Never trusts a length field.
 pub fn nals(sample: &[u8], nal_length_size: u8) -> Result<Vec<Nal>> {

@@ -1,7 +1,14 @@
-//! AV1 bitstream helpers: OBU walking, the sequence header, and the `av1C` record
-//! of the AV1 Codec ISO Media File Format Binding.
+//! AV1 bitstreams: OBU walking, the `av1C` record of the AV1 Codec ISO Media File Format
+//! Binding, and the headers (AV1 specification section 5) down to where tile data is.
 
-use crate::bits::BitReader;
+mod frame_header;
+mod sequence_header;
+mod tile_group;
+
+pub use frame_header::{FrameHeader, FrameSize, FrameType, ReferenceSlots, Segmentation, TileInfo};
+pub use sequence_header::{DecoderModelInfo, FrameIdLengths, OperatingPoint, SequenceHeader};
+pub use tile_group::{ObuLayout, TileLocator};
+
 use crate::{MediaError, Result};
 
 pub const OBU_SEQUENCE_HEADER: u8 = 1;
@@ -10,12 +17,16 @@ pub const OBU_FRAME_HEADER: u8 = 3;
 pub const OBU_TILE_GROUP: u8 = 4;
 pub const OBU_METADATA: u8 = 5;
 pub const OBU_FRAME: u8 = 6;
+pub const OBU_REDUNDANT_FRAME_HEADER: u8 = 7;
 pub const OBU_PADDING: u8 = 15;
 
 /// One OBU inside a temporal unit, as byte ranges into the buffer it was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Obu {
     pub obu_type: u8,
+    /// `temporal_id` and `spatial_id` of the extension header; 0 without one.
+    pub temporal_id: u8,
+    pub spatial_id: u8,
     /// Offset of the OBU header.
     pub start: usize,
     /// Offset of the payload (after header, extension and size field).
@@ -99,8 +110,11 @@ pub fn obus(data: &[u8]) -> Result<Vec<Obu>> {
                     needed: p.saturating_add(size),
                     had: data.len(),
                 })?;
+        let extension = if has_extension { data[pos + 1] } else { 0 };
         out.push(Obu {
             obu_type,
+            temporal_id: extension >> 5,
+            spatial_id: (extension >> 3) & 3,
             start: pos,
             payload_start: p,
             end,
@@ -120,167 +134,6 @@ pub fn strip_temporal_delimiters(data: &[u8]) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
-}
-
-/// The fields of a sequence header that the `av1C` record and the codec string need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SequenceHeader {
-    pub profile: u8,
-    pub level_idx: u8,
-    pub tier: u8,
-    pub bit_depth: u8,
-    pub monochrome: bool,
-    pub subsampling_x: bool,
-    pub subsampling_y: bool,
-    pub chroma_sample_position: u8,
-    pub max_width: u32,
-    pub max_height: u32,
-    pub color_primaries: u8,
-    pub transfer_characteristics: u8,
-    pub matrix_coefficients: u8,
-    pub full_range: bool,
-}
-
-impl SequenceHeader {
-    /// Parses a sequence header OBU payload (not including the OBU header).
-    pub fn parse(payload: &[u8]) -> Result<Self> {
-        let mut r = BitReader::new(payload, "AV1 sequence header");
-        let profile = r.bits(3)? as u8;
-        let _still_picture = r.bit()?;
-        let reduced = r.bit()?;
-        let (level_idx, tier);
-        if reduced {
-            level_idx = r.bits(5)? as u8;
-            tier = 0;
-        } else {
-            let timing_info_present = r.bit()?;
-            let mut decoder_model_info_present = false;
-            let mut buffer_delay_length = 0;
-            if timing_info_present {
-                r.bits(32)?;
-                r.bits(32)?;
-                if r.bit()? {
-                    r.uvlc()?;
-                }
-                decoder_model_info_present = r.bit()?;
-                if decoder_model_info_present {
-                    buffer_delay_length = r.bits(5)? + 1;
-                    r.bits(32)?;
-                    r.bits(5)?;
-                    r.bits(5)?;
-                }
-            }
-            let initial_display_delay_present = r.bit()?;
-            let op_count = r.bits(5)? + 1;
-            let (mut first_level, mut first_tier) = (0, 0);
-            for i in 0..op_count {
-                r.bits(12)?;
-                let lvl = r.bits(5)? as u8;
-                let t = if lvl > 7 { r.bits(1)? as u8 } else { 0 };
-                if decoder_model_info_present && r.bit()? {
-                    r.bits(buffer_delay_length)?;
-                    r.bits(buffer_delay_length)?;
-                    r.bit()?;
-                }
-                if initial_display_delay_present && r.bit()? {
-                    r.bits(4)?;
-                }
-                if i == 0 {
-                    (first_level, first_tier) = (lvl, t);
-                }
-            }
-            level_idx = first_level;
-            tier = first_tier;
-        }
-        let wbits = r.bits(4)? + 1;
-        let hbits = r.bits(4)? + 1;
-        let max_width = r.bits(wbits)? + 1;
-        let max_height = r.bits(hbits)? + 1;
-        let frame_id_numbers_present = if reduced { false } else { r.bit()? };
-        if frame_id_numbers_present {
-            r.bits(4)?;
-            r.bits(3)?;
-        }
-        r.bits(3)?; // 128x128 superblock, filter intra, intra edge filter
-        if !reduced {
-            r.bits(4)?; // interintra, masked compound, warped motion, dual filter
-            let enable_order_hint = r.bit()?;
-            if enable_order_hint {
-                r.bits(2)?; // jnt_comp, ref_frame_mvs
-            }
-            let choose_sct = r.bit()?;
-            let force_sct = if choose_sct { 2 } else { r.bits(1)? };
-            if force_sct > 0 {
-                let choose_int_mv = r.bit()?;
-                if !choose_int_mv {
-                    r.bit()?;
-                }
-            }
-            if enable_order_hint {
-                r.bits(3)?;
-            }
-        }
-        r.bits(3)?; // superres, cdef, restoration
-                    // color_config()
-        let high_bitdepth = r.bit()?;
-        let bit_depth = if profile == 2 && high_bitdepth {
-            if r.bit()? {
-                12
-            } else {
-                10
-            }
-        } else if high_bitdepth {
-            10
-        } else {
-            8
-        };
-        let monochrome = if profile == 1 { false } else { r.bit()? };
-        let (mut cp, mut tc, mut mc) = (2u8, 2u8, 2u8);
-        if r.bit()? {
-            cp = r.bits(8)? as u8;
-            tc = r.bits(8)? as u8;
-            mc = r.bits(8)? as u8;
-        }
-        let (full_range, ssx, ssy, csp);
-        if monochrome {
-            full_range = r.bit()?;
-            (ssx, ssy, csp) = (true, true, 0);
-        } else if cp == 1 && tc == 13 && mc == 0 {
-            full_range = true;
-            (ssx, ssy, csp) = (false, false, 0);
-        } else {
-            full_range = r.bit()?;
-            let (x, y) = match profile {
-                0 => (true, true),
-                1 => (false, false),
-                _ if bit_depth == 12 => {
-                    let x = r.bit()?;
-                    let y = if x { r.bit()? } else { false };
-                    (x, y)
-                }
-                _ => (true, false),
-            };
-            ssx = x;
-            ssy = y;
-            csp = if x && y { r.bits(2)? as u8 } else { 0 };
-        }
-        Ok(Self {
-            profile,
-            level_idx,
-            tier,
-            bit_depth,
-            monochrome,
-            subsampling_x: ssx,
-            subsampling_y: ssy,
-            chroma_sample_position: csp,
-            max_width,
-            max_height,
-            color_primaries: cp,
-            transfer_characteristics: tc,
-            matrix_coefficients: mc,
-            full_range,
-        })
-    }
 }
 
 /// The `AV1CodecConfigurationRecord` (`av1C`): the sequence header and the fields derived from it.
