@@ -49,8 +49,8 @@ pub struct AnalyzeArgs {
     )]
     pub bpp: Vec<f64>,
     /// Codec of the trials and the ladder: `h264` (x264) or `av1` (rav1e).
-    #[arg(long, default_value = "h264", value_parser = ["h264", "av1"])]
-    pub codec: String,
+    #[arg(long, default_value = "h264", value_parser = video_codec)]
+    pub codec: reel_media::Codec,
     /// Constant-quality settings tried at each height (with `--rate-control crf`),
     /// comma-separated: x264 CRFs (0-50; default 16,22,28,34,40) or rav1e quantizers (0-255;
     /// default 50,80,110,140,170,200,230).
@@ -82,13 +82,16 @@ pub struct AnalyzeArgs {
     pub metric_subsample: u32,
 }
 
+/// `--codec`: a video codec's name.
+fn video_codec(name: &str) -> std::result::Result<reel_media::Codec, String> {
+    reel_media::Codec::from_name(name)
+        .filter(|c| c.kind() == reel_media::TrackKind::Video)
+        .ok_or_else(|| format!("'{name}' is not h264 or av1"))
+}
+
 impl AnalyzeArgs {
     pub fn options(&self) -> Result<AnalyzeOptions> {
-        let codec = if self.codec == "av1" {
-            reel_media::Codec::Av1
-        } else {
-            reel_media::Codec::H264
-        };
+        let codec = self.codec;
         let mut o = AnalyzeOptions::for_codec(codec);
         let crfs = self.crfs.clone().unwrap_or_else(|| o.qualities.clone());
         if self.heights.is_empty() || crfs.is_empty() {

@@ -10,7 +10,7 @@ mod serve;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use reel_encoder::{EncodePlan, Event, Ladder, SampleStream};
+use reel_encoder::{EncodePlan, Event, LadderChoice, SampleStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,7 +67,7 @@ enum Command {
         /// `fixed` (Apple's HLS authoring-spec H.264 ladder, 234p to 1080p), or `per-title`
         /// (runs `reel analyze` with its defaults first).
         #[arg(long, default_value = "h264")]
-        ladder: String,
+        ladder: LadderChoice,
         /// Output folder (created if missing).
         #[arg(long)]
         out: PathBuf,
@@ -230,14 +230,15 @@ fn run(cli: Cli) -> Result<()> {
             dry_run,
             json,
         } => {
-            let ladder = if ladder == "per-title" {
-                let a = analyze::run(&file, &analyze::AnalyzeArgs::defaults(), json)?;
-                if let Some(why) = &a.fallback {
-                    eprintln!("warning: {}: per-title analysis not used: {why}; the fixed ladder, trimmed to the source, stands in", file.display());
+            let ladder = match ladder.load(Path::new(""))? {
+                Some(ladder) => ladder,
+                None => {
+                    let a = analyze::run(&file, &analyze::AnalyzeArgs::defaults(), json)?;
+                    if let Some(why) = &a.fallback {
+                        eprintln!("warning: {}: per-title analysis not used: {why}; the fixed ladder, trimmed to the source, stands in", file.display());
+                    }
+                    a.ladder
                 }
-                a.ladder
-            } else {
-                load_ladder(&ladder)?
             };
             let plan = EncodePlan::new(reel_encoder::probe(&file)?, &ladder)?;
             if dry_run {
@@ -389,19 +390,6 @@ fn publish_folder(
     };
     emit(&text);
     Ok(())
-}
-
-fn load_ladder(spec: &str) -> Result<Ladder> {
-    if let Some(l) = Ladder::builtin(spec) {
-        return Ok(l);
-    }
-    let path = Path::new(spec);
-    if !path.exists() {
-        bail!(
-            "ladder '{spec}' is neither a built-in ladder (h264, av1, fixed) nor an existing file"
-        );
-    }
-    Ok(Ladder::from_file(path)?)
 }
 
 fn report(summary: &[output::TrackSummary], json: bool) -> Result<()> {

@@ -3,7 +3,7 @@
 use crate::EncodeError;
 use reel_media::Codec;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How a rung spends bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,82 +106,9 @@ pub struct Ladder {
 }
 
 impl Ladder {
-    /// A built-in ladder by name: `h264` (the default: 1080p to 240p, AAC 128 kbit/s) or `av1`
-    /// (rav1e speed 10, constant quantizer, Opus 96 kbit/s). Rungs above the source are dropped
-    /// when the plan is made.
+    /// A built-in ladder by name (see [`BuiltinLadder`]).
     pub fn builtin(name: &str) -> Option<Ladder> {
-        let rung = |codec, height, bitrate: Option<u32>, quality: Option<u32>| Rung {
-            name: format!("{height}p"),
-            codec,
-            height,
-            width: None,
-            bitrate,
-            quality,
-            speed: None,
-        };
-        match name {
-            "h264" => Some(Ladder {
-                keyframe_interval: 2.0,
-                rungs: vec![
-                    rung(Codec::H264, 1080, Some(5000), None),
-                    rung(Codec::H264, 720, Some(3000), None),
-                    rung(Codec::H264, 480, Some(1200), None),
-                    rung(Codec::H264, 360, Some(700), None),
-                    rung(Codec::H264, 240, Some(350), None),
-                ],
-                audio: Some(AudioSpec {
-                    codec: Codec::Aac,
-                    bitrate: 128,
-                    max_channels: 2,
-                    surround: true,
-                }),
-            }),
-            "av1" => Some(Ladder {
-                keyframe_interval: 2.0,
-                rungs: vec![
-                    rung(Codec::Av1, 1080, None, Some(110)),
-                    rung(Codec::Av1, 720, None, Some(110)),
-                    rung(Codec::Av1, 480, None, Some(110)),
-                    rung(Codec::Av1, 360, None, Some(110)),
-                    rung(Codec::Av1, 240, None, Some(110)),
-                ],
-                audio: Some(AudioSpec {
-                    codec: Codec::Opus,
-                    bitrate: 96,
-                    max_channels: 2,
-                    surround: true,
-                }),
-            }),
-            // Apple's HLS authoring specification ladder for 16:9 H.264 (published bitrates,
-            // kbit/s): the fixed baseline per-title ladders are compared against.
-            "fixed" => Some(Ladder {
-                keyframe_interval: 2.0,
-                rungs: [
-                    (1080, 7800),
-                    (1080, 6000),
-                    (720, 4500),
-                    (720, 3000),
-                    (540, 2000),
-                    (432, 1100),
-                    (432, 730),
-                    (360, 365),
-                    (234, 145),
-                ]
-                .into_iter()
-                .map(|(height, kbps)| Rung {
-                    name: format!("{height}p-{kbps}k"),
-                    ..rung(Codec::H264, height, Some(kbps), None)
-                })
-                .collect(),
-                audio: Some(AudioSpec {
-                    codec: Codec::Aac,
-                    bitrate: 128,
-                    max_channels: 2,
-                    surround: true,
-                }),
-            }),
-            _ => None,
-        }
+        BuiltinLadder::from_name(name).map(BuiltinLadder::ladder)
     }
 
     /// Reads a ladder from a TOML file, or JSON when the file name ends in `.json`.
@@ -247,9 +174,214 @@ impl Ladder {
     }
 }
 
+/// The ladders built in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinLadder {
+    /// `h264`: 1080p to 240p, AAC 128 kbit/s.
+    H264,
+    /// `av1`: rav1e speed 10, constant quantizer, Opus 96 kbit/s.
+    Av1,
+    /// `fixed`: Apple's HLS authoring-spec H.264 ladder, the baseline per-title is judged by.
+    Fixed,
+}
+
+impl BuiltinLadder {
+    pub const ALL: [BuiltinLadder; 3] = [
+        BuiltinLadder::H264,
+        BuiltinLadder::Av1,
+        BuiltinLadder::Fixed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinLadder::H264 => "h264",
+            BuiltinLadder::Av1 => "av1",
+            BuiltinLadder::Fixed => "fixed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// The ladder. Rungs above the source are dropped when the plan is made.
+    pub fn ladder(self) -> Ladder {
+        let rung = |codec, height, bitrate: Option<u32>, quality: Option<u32>| Rung {
+            name: format!("{height}p"),
+            codec,
+            height,
+            width: None,
+            bitrate,
+            quality,
+            speed: None,
+        };
+        match self {
+            BuiltinLadder::H264 => Ladder {
+                keyframe_interval: 2.0,
+                rungs: vec![
+                    rung(Codec::H264, 1080, Some(5000), None),
+                    rung(Codec::H264, 720, Some(3000), None),
+                    rung(Codec::H264, 480, Some(1200), None),
+                    rung(Codec::H264, 360, Some(700), None),
+                    rung(Codec::H264, 240, Some(350), None),
+                ],
+                audio: Some(AudioSpec {
+                    codec: Codec::Aac,
+                    bitrate: 128,
+                    max_channels: 2,
+                    surround: true,
+                }),
+            },
+            BuiltinLadder::Av1 => Ladder {
+                keyframe_interval: 2.0,
+                rungs: vec![
+                    rung(Codec::Av1, 1080, None, Some(110)),
+                    rung(Codec::Av1, 720, None, Some(110)),
+                    rung(Codec::Av1, 480, None, Some(110)),
+                    rung(Codec::Av1, 360, None, Some(110)),
+                    rung(Codec::Av1, 240, None, Some(110)),
+                ],
+                audio: Some(AudioSpec {
+                    codec: Codec::Opus,
+                    bitrate: 96,
+                    max_channels: 2,
+                    surround: true,
+                }),
+            },
+            // Apple's HLS authoring specification ladder for 16:9 H.264 (published bitrates,
+            // kbit/s): the fixed baseline per-title ladders are compared against.
+            BuiltinLadder::Fixed => Ladder {
+                keyframe_interval: 2.0,
+                rungs: [
+                    (1080, 7800),
+                    (1080, 6000),
+                    (720, 4500),
+                    (720, 3000),
+                    (540, 2000),
+                    (432, 1100),
+                    (432, 730),
+                    (360, 365),
+                    (234, 145),
+                ]
+                .into_iter()
+                .map(|(height, kbps)| Rung {
+                    name: format!("{height}p-{kbps}k"),
+                    ..rung(Codec::H264, height, Some(kbps), None)
+                })
+                .collect(),
+                audio: Some(AudioSpec {
+                    codec: Codec::Aac,
+                    bitrate: 128,
+                    max_channels: 2,
+                    surround: true,
+                }),
+            },
+        }
+    }
+}
+
+/// The ladder a job or a command asks for, parsed once from its name: `per-title`, a
+/// built-in ladder's name, or else a ladder file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LadderChoice {
+    /// Analysed for the title (`reel-ladder`).
+    PerTitle,
+    Builtin(BuiltinLadder),
+    /// A ladder file (TOML, or JSON when it ends in `.json`).
+    File(PathBuf),
+}
+
+const PER_TITLE: &str = "per-title";
+
+impl LadderChoice {
+    pub fn parse(text: &str) -> Self {
+        if text == PER_TITLE {
+            LadderChoice::PerTitle
+        } else if let Some(b) = BuiltinLadder::from_name(text) {
+            LadderChoice::Builtin(b)
+        } else {
+            LadderChoice::File(PathBuf::from(text))
+        }
+    }
+
+    /// The ladder, a file read relative to `base`; `None` for a per-title ladder.
+    pub fn load(&self, base: &Path) -> Result<Option<Ladder>, EncodeError> {
+        match self {
+            LadderChoice::PerTitle => Ok(None),
+            LadderChoice::Builtin(b) => Ok(Some(b.ladder())),
+            LadderChoice::File(path) => {
+                let path = base.join(path);
+                if !path.is_file() {
+                    return Err(EncodeError::InvalidLadder(format!(
+                        "ladder '{}' is neither per-title, a built-in ladder (h264, av1, fixed) nor a file",
+                        path.display()
+                    )));
+                }
+                Ladder::from_file(&path).map(Some)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for LadderChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LadderChoice::PerTitle => f.write_str(PER_TITLE),
+            LadderChoice::Builtin(b) => f.write_str(b.name()),
+            LadderChoice::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for LadderChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(LadderChoice::parse(s))
+    }
+}
+
+impl Serialize for LadderChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for LadderChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(LadderChoice::parse(&String::deserialize(d)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ladder_choices_parse_once() {
+        assert_eq!(LadderChoice::parse("per-title"), LadderChoice::PerTitle);
+        assert_eq!(
+            LadderChoice::parse("av1"),
+            LadderChoice::Builtin(BuiltinLadder::Av1)
+        );
+        let file = LadderChoice::parse("ladders/mine.toml");
+        assert_eq!(file, LadderChoice::File("ladders/mine.toml".into()));
+        for choice in [
+            LadderChoice::PerTitle,
+            LadderChoice::Builtin(BuiltinLadder::Fixed),
+            file,
+        ] {
+            assert_eq!(LadderChoice::parse(&choice.to_string()), choice);
+        }
+        assert!(LadderChoice::PerTitle
+            .load(Path::new("."))
+            .unwrap()
+            .is_none());
+        let err = LadderChoice::parse("nope.toml")
+            .load(Path::new("/nonexistent"))
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/nope.toml"), "{err}");
+    }
 
     #[test]
     fn fixed_ladder_is_apples() {

@@ -20,6 +20,12 @@ impl Codec {
         }
     }
 
+    pub fn from_name(name: &str) -> Option<Codec> {
+        [Codec::Av1, Codec::H264, Codec::Aac, Codec::Opus]
+            .into_iter()
+            .find(|c| c.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Codec::Av1 => "av1",

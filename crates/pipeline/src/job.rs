@@ -2,6 +2,8 @@
 
 use crate::PipelineError;
 use reel_drm::{DrmSystem, Scheme};
+use reel_encoder::LadderChoice;
+use reel_media::Codec;
 use reel_packager::{KeySource, ProtectionSettings, Signalling};
 use reel_publish::{Destination, S3Options};
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,7 @@ pub struct Job {
     /// H.264 ladder trimmed to the source), a built-in ladder (`h264`, `av1`), or a ladder
     /// file (TOML/JSON, as `reel encode --ladder` takes).
     #[serde(default = "default_ladder")]
-    pub ladder: String,
+    pub ladder: LadderChoice,
     /// The work folder (state, renditions, package); default `.reel-work/<id>` beside the job.
     #[serde(default)]
     pub work_dir: Option<PathBuf>,
@@ -43,8 +45,8 @@ pub struct Job {
     pub destination: DestinationSpec,
 }
 
-fn default_ladder() -> String {
-    "per-title".into()
+fn default_ladder() -> LadderChoice {
+    LadderChoice::PerTitle
 }
 
 /// The title and its catalog metadata.
@@ -68,7 +70,8 @@ pub struct TitleSpec {
 pub struct AnalysisSpec {
     /// Codec of the per-title ladder: `h264` (the default) or `av1` (rav1e trials and
     /// constant-quantizer rungs).
-    pub codec: Option<String>,
+    #[serde(default, with = "video_codec")]
+    pub codec: Option<Codec>,
     pub max_rungs: Option<usize>,
     pub ceiling: Option<f64>,
     pub floor: Option<f64>,
@@ -80,13 +83,28 @@ pub struct AnalysisSpec {
 }
 
 impl AnalysisSpec {
-    /// The ladder's codec: AV1 when `codec` says `av1`, else H.264 (`validate` refuses
-    /// anything but `h264` and `av1`).
-    pub fn codec(&self) -> reel_media::Codec {
-        if self.codec.as_deref() == Some("av1") {
-            reel_media::Codec::Av1
-        } else {
-            reel_media::Codec::H264
+    /// The ladder's codec: H.264 unless the job says otherwise.
+    pub fn codec(&self) -> Codec {
+        self.codec.unwrap_or(Codec::H264)
+    }
+}
+
+/// `analysis.codec` as its name in the job file: a video codec, parsed when the job is read.
+mod video_codec {
+    use reel_media::{Codec, TrackKind};
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(codec: &Option<Codec>, s: S) -> Result<S::Ok, S::Error> {
+        codec.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Codec>, D::Error> {
+        let name = String::deserialize(d)?;
+        match Codec::from_name(&name) {
+            Some(c) if c.kind() == TrackKind::Video => Ok(Some(c)),
+            _ => Err(D::Error::custom(format!(
+                "analysis.codec '{name}' must be h264 or av1"
+            ))),
         }
     }
 }
@@ -307,11 +325,6 @@ impl Job {
         }
         reel_packager::check_segment_duration(self.packaging.segment_duration)
             .map_err(|e| format!("packaging.segment_duration: {e}"))?;
-        if let Some(c) = &self.analysis.codec {
-            if c != "h264" && c != "av1" {
-                return Err(format!("analysis.codec '{c}' must be h264 or av1"));
-            }
-        }
         if let Some(l) = &self.analysis.level {
             reel_ladder::device::Level::parse(self.analysis.codec(), l)
                 .map_err(|e| format!("analysis.level: {e}"))?;
@@ -388,7 +401,7 @@ mod tests {
             endpoint = "http://127.0.0.1:9000"
         "#;
         let job = Job::from_toml(base).unwrap();
-        assert_eq!(job.ladder, "per-title");
+        assert_eq!(job.ladder, LadderChoice::PerTitle);
         assert!(job.destination.s3_options().path_style);
         for (edit, needle) in [
             (base.replace("\"t1\"", "\"../x\""), "title id"),

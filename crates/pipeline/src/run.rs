@@ -583,7 +583,7 @@ fn complete_package(
             .as_ref()
             .map(|e| e.drm.iter().map(|d| d.name().to_string()).collect())
             .unwrap_or_default(),
-        ladder: job.ladder.clone(),
+        ladder: job.ladder.to_string(),
         analysis,
         packaged_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -624,27 +624,14 @@ fn choose_ladder(
     work: &Path,
     on_event: &mut dyn FnMut(PipelineEvent),
 ) -> Result<Ladder, PipelineError> {
-    if job.ladder == "per-title" {
+    let Some(ladder) = job.ladder.load(base)? else {
         return per_title(job, source, work, on_event);
-    }
+    };
     on_event(PipelineEvent::PhaseSkipped {
         phase: Phase::Analyze,
         why: format!("the job names a ladder: {}", job.ladder),
     });
-    if let Some(l) = Ladder::builtin(&job.ladder) {
-        return Ok(l);
-    }
-    let path = base.join(&job.ladder);
-    if !path.is_file() {
-        return Err(PipelineError::Job {
-            path,
-            detail: format!(
-                "ladder '{}' is neither per-title, a built-in ladder (fixed, h264, av1) nor a file",
-                job.ladder
-            ),
-        });
-    }
-    Ok(Ladder::from_file(&path)?)
+    Ok(ladder)
 }
 
 #[cfg(feature = "vmaf")]
@@ -833,14 +820,8 @@ pub fn dry_run(job: &Job, base: &Path) -> Result<DryRun, PipelineError> {
     let fresh = job
         .encode_fingerprint(&source)
         .is_ok_and(|f| f == state.encode_fingerprint);
-    let ladder = if fresh { state.ladder.clone() } else { None }.or_else(|| {
-        (job.ladder != "per-title")
-            .then(|| {
-                Ladder::builtin(&job.ladder)
-                    .or_else(|| Ladder::from_file(&base.join(&job.ladder)).ok())
-            })
-            .flatten()
-    });
+    let ladder = if fresh { state.ladder.clone() } else { None }
+        .or_else(|| job.ladder.load(base).ok().flatten());
     let plan = match ladder {
         Some(l) => Some(EncodePlan::new(probe, &l)?),
         None => None,
@@ -849,7 +830,7 @@ pub fn dry_run(job: &Job, base: &Path) -> Result<DryRun, PipelineError> {
         title: job.title.id.clone(),
         source,
         work_dir: work,
-        ladder: job.ladder.clone(),
+        ladder: job.ladder.to_string(),
         plan,
         finished: if fresh {
             state.finished.keys().cloned().collect()
