@@ -112,7 +112,8 @@ fn cancelled(opts: &RunOptions) -> Result<(), PipelineError> {
     }
 }
 
-/// Runs `job` (relative paths against `base`, the job file's folder).
+/// Runs `job` (relative paths against `base`, the job file's folder): the ladder, the
+/// renditions not yet finished, the package, and the publish, each resumable.
 pub fn run(
     job: &Job,
     base: &Path,
@@ -120,122 +121,199 @@ pub fn run(
     on_event: &mut dyn FnMut(PipelineEvent),
 ) -> Result<RunSummary, PipelineError> {
     let started = Instant::now();
-    job.validate().map_err(|detail| PipelineError::Job {
-        path: base.to_path_buf(),
-        detail,
-    })?;
-    let source = base.join(&job.title.source);
-    if !source.is_file() {
-        return Err(PipelineError::Io {
-            path: source.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "source not found"),
-        });
-    }
-    let work = job.work_dir(base);
-    std::fs::create_dir_all(&work).map_err(io_error(&work))?;
-    let mut state = State::load(&work)?;
-    state.runs += 1;
-    let run_id = state.runs;
-    let fingerprint = job.encode_fingerprint(&source)?;
-    let renditions_dir = work.join("renditions");
-    if state.encode_fingerprint != fingerprint {
-        if !state.encode_fingerprint.is_empty() {
-            on_event(PipelineEvent::Notice(
-                "the source, ladder or analysis options changed: starting the title over".into(),
-            ));
-        }
-        let runs = state.runs;
-        state = State {
-            runs,
-            encode_fingerprint: fingerprint,
-            ..State::default()
-        };
-        let _ = std::fs::remove_dir_all(&renditions_dir);
-    }
-    state.save(&work)?;
-    let mut phase_seconds = BTreeMap::new();
+    let mut run = TitleRun::open(job, base, opts, on_event)?;
+    let ladder = run.ladder(on_event)?;
+    cancelled(opts)?;
+    let mut encode = run.encode(&ladder, on_event)?;
+    cancelled(opts)?;
+    let package = run.package(&mut encode, on_event)?;
+    cancelled(opts)?;
+    let published = run.publish(package, on_event)?;
+    Ok(run.summary(encode, published, started))
+}
 
-    // The ladder: analysed once, then kept in the state.
-    let ladder = match state.ladder.clone() {
-        Some(l) => {
+/// One run of a job: where its files are, and the state kept between runs.
+struct TitleRun<'a> {
+    job: &'a Job,
+    base: &'a Path,
+    opts: &'a RunOptions,
+    source: PathBuf,
+    work: PathBuf,
+    renditions_dir: PathBuf,
+    package_dir: PathBuf,
+    package_tmp: PathBuf,
+    journal_path: PathBuf,
+    /// The CPIX file with the keys, when encrypted.
+    keys_file: Option<PathBuf>,
+    state: State,
+    run_id: u32,
+    store: Arc<dyn ObjectStore>,
+    phase_seconds: BTreeMap<String, f64>,
+}
+
+/// What the encode step leaves for the package step.
+struct EncodeOutcome {
+    /// Every rendition of the title, in package order.
+    wanted: Vec<String>,
+    encoded: Vec<String>,
+    reused: Vec<String>,
+    /// The package made from the encoders' samples, when this run encoded every rendition.
+    live: Option<crate::package::LivePackage>,
+}
+
+/// What the package step leaves for the publish step.
+struct PackageOutcome {
+    packaged: bool,
+    /// The journal, when segments were published during the encode.
+    journal: Option<Journal>,
+    early: reel_publish::EarlyReport,
+}
+
+/// What the publish step did.
+struct Published {
+    record: TitleRecord,
+    report: reel_publish::PublishReport,
+    packaged: bool,
+    early: reel_publish::EarlyReport,
+}
+
+impl<'a> TitleRun<'a> {
+    /// Checks the job, finds the source, and loads the work folder's state; a changed
+    /// source, ladder or analysis starts the title over.
+    fn open(
+        job: &'a Job,
+        base: &'a Path,
+        opts: &'a RunOptions,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Result<Self, PipelineError> {
+        job.validate().map_err(|detail| PipelineError::Job {
+            path: base.to_path_buf(),
+            detail,
+        })?;
+        let source = base.join(&job.title.source);
+        if !source.is_file() {
+            return Err(PipelineError::Io {
+                path: source.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "source not found"),
+            });
+        }
+        let work = job.work_dir(base);
+        std::fs::create_dir_all(&work).map_err(io_error(&work))?;
+        let renditions_dir = work.join("renditions");
+        let mut state = State::load(&work)?;
+        state.runs += 1;
+        let fingerprint = job.encode_fingerprint(&source)?;
+        if state.encode_fingerprint != fingerprint {
+            if !state.encode_fingerprint.is_empty() {
+                on_event(PipelineEvent::Notice(
+                    "the source, ladder or analysis options changed: starting the title over"
+                        .into(),
+                ));
+            }
+            state = State {
+                runs: state.runs,
+                encode_fingerprint: fingerprint,
+                ..State::default()
+            };
+            let _ = std::fs::remove_dir_all(&renditions_dir);
+        }
+        state.save(&work)?;
+        Ok(TitleRun {
+            job,
+            base,
+            opts,
+            keys_file: job.encryption.as_ref().map(|e| e.key_file(base, &work)),
+            store: open_store(job, base, &work)?.into(),
+            run_id: state.runs,
+            state,
+            source,
+            renditions_dir,
+            package_dir: work.join(PACKAGE_DIR),
+            package_tmp: work.join(PACKAGE_TMP),
+            journal_path: work.join("published.jsonl"),
+            work,
+            phase_seconds: BTreeMap::new(),
+        })
+    }
+
+    /// The ladder: analysed (or read) once, then kept in the state.
+    fn ladder(&mut self, on_event: &mut dyn FnMut(PipelineEvent)) -> Result<Ladder, PipelineError> {
+        if let Some(l) = self.state.ladder.clone() {
             on_event(PipelineEvent::PhaseSkipped {
                 phase: Phase::Analyze,
                 why: "the ladder was chosen by an earlier run".into(),
             });
-            l
+            return Ok(l);
         }
-        None => {
-            let t = Instant::now();
-            let l = choose_ladder(job, base, &source, &work, on_event)?;
-            phase_seconds.insert("analyze".into(), t.elapsed().as_secs_f64());
-            state.ladder = Some(l.clone());
-            state.save(&work)?;
-            l
-        }
-    };
-    cancelled(opts)?;
-
-    // Encode what is not finished.
-    let t = Instant::now();
-    let probe = reel_encoder::probe(&source)?;
-    let mut plan = EncodePlan::new(probe, &ladder)?;
-    // The poster comes from this encode's decode, not from a second one.
-    plan.still_at = Some(crate::poster_frame(plan.frames_total));
-    for n in &plan.notices {
-        on_event(PipelineEvent::Notice(n.clone()));
+        let t = Instant::now();
+        let l = choose_ladder(self.job, self.base, &self.source, &self.work, on_event)?;
+        self.phase_seconds
+            .insert("analyze".into(), t.elapsed().as_secs_f64());
+        self.state.ladder = Some(l.clone());
+        self.state.save(&self.work)?;
+        Ok(l)
     }
-    let mut wanted: Vec<String> = plan.rungs.iter().map(|r| r.name.clone()).collect();
-    wanted.extend(plan.audio.iter().map(|a| a.name.clone()));
-    let done = |name: &str, state: &State| {
-        state.finished.get(name).is_some_and(|f| {
-            std::fs::metadata(renditions_dir.join(&f.file)).is_ok_and(|m| m.len() == f.bytes)
+
+    /// Whether rendition `name` is finished: recorded, and its file whole.
+    fn is_finished(&self, name: &str) -> bool {
+        self.state.finished.get(name).is_some_and(|f| {
+            std::fs::metadata(self.renditions_dir.join(&f.file)).is_ok_and(|m| m.len() == f.bytes)
         })
-    };
-    let keys_file = job.encryption.as_ref().map(|e| e.key_file(base, &work));
-    let package_dir = work.join(PACKAGE_DIR);
-    let package_tmp = work.join(PACKAGE_TMP);
-    // The title's encryption (keys generated into the key file on first use).
-    let title_protection = || -> Result<Option<Protection>, PipelineError> {
-        job.encryption
-            .as_ref()
-            .map(|e| {
-                e.settings(&job.title.id, keys_file.as_ref().expect("set"))
-                    .build()
-                    .map_err(PipelineError::from)
-            })
-            .transpose()
-    };
-    let store: Arc<dyn ObjectStore> = open_store(job, base, &work)?.into();
-    let journal_path = work.join("published.jsonl");
-    // The journal, once segments published during the encode have been recorded in it.
-    let mut journal: Option<Journal> = None;
-    let mut early_report = reel_publish::EarlyReport::default();
-    let reused: Vec<String> = wanted.iter().filter(|n| done(n, &state)).cloned().collect();
-    let missing: Vec<String> = wanted
-        .iter()
-        .filter(|n| !done(n, &state))
-        .cloned()
-        .collect();
-    let mut encoded = Vec::new();
-    let package_fingerprint = |state: &State| {
+    }
+
+    /// The title's encryption (keys generated into the key file on first use).
+    fn protection(&self) -> Result<Option<Protection>, PipelineError> {
+        let (Some(e), Some(keys_file)) = (&self.job.encryption, &self.keys_file) else {
+            return Ok(None);
+        };
+        Ok(Some(e.settings(&self.job.title.id, keys_file).build()?))
+    }
+
+    /// What decides the package beyond the job: the renditions' contents and the key IDs.
+    fn package_fingerprint(&self, wanted: &[String]) -> String {
         crate::job::fingerprint(&serde_json::json!({
-            "job": job.package_fingerprint(),
-            "title": [&job.title.id, &job.title.name, &job.title.metadata],
-            "renditions": wanted.iter().map(|n| &state.finished[n].sha256).collect::<Vec<_>>(),
-            "keys": keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
+            "job": self.job.package_fingerprint(),
+            "title": [&self.job.title.id, &self.job.title.name, &self.job.title.metadata],
+            "renditions": wanted.iter().map(|n| &self.state.finished[n].sha256).collect::<Vec<_>>(),
+            "keys": self.keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
         }))
-    };
-    // The package being made during the encode, when this run encodes every rendition.
-    let mut live = None;
-    if missing.is_empty() {
-        on_event(PipelineEvent::PhaseSkipped {
-            phase: Phase::Encode,
-            why: format!(
-                "all {} renditions were finished by earlier runs",
-                wanted.len()
-            ),
-        });
-    } else {
+    }
+
+    /// Encodes the renditions not finished by earlier runs. When it encodes all of them, the
+    /// package is made from the encoders' samples as they arrive, and its segments published
+    /// as they are written.
+    fn encode(
+        &mut self,
+        ladder: &Ladder,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Result<EncodeOutcome, PipelineError> {
+        let t = Instant::now();
+        let mut plan = EncodePlan::new(reel_encoder::probe(&self.source)?, ladder)?;
+        // The poster comes from this encode's decode, not from a second one.
+        plan.still_at = Some(crate::poster_frame(plan.frames_total));
+        for n in &plan.notices {
+            on_event(PipelineEvent::Notice(n.clone()));
+        }
+        let mut wanted: Vec<String> = plan.rungs.iter().map(|r| r.name.clone()).collect();
+        wanted.extend(plan.audio.iter().map(|a| a.name.clone()));
+        let (reused, missing): (Vec<String>, Vec<String>) =
+            wanted.iter().cloned().partition(|n| self.is_finished(n));
+        let mut outcome = EncodeOutcome {
+            wanted,
+            encoded: Vec::new(),
+            reused,
+            live: None,
+        };
+        if missing.is_empty() {
+            on_event(PipelineEvent::PhaseSkipped {
+                phase: Phase::Encode,
+                why: format!(
+                    "all {} renditions were finished by earlier runs",
+                    outcome.wanted.len()
+                ),
+            });
+            return Ok(outcome);
+        }
         on_event(PipelineEvent::PhaseStarted(Phase::Encode));
         plan.rungs.retain(|r| missing.contains(&r.name));
         plan.audio.retain(|a| missing.contains(&a.name));
@@ -247,69 +325,170 @@ pub fn run(
                 .collect(),
             frames_total: plan.frames_total,
         });
-        std::fs::create_dir_all(&renditions_dir).map_err(io_error(&renditions_dir))?;
-        // When every rendition is encoded now, the package is built from the encoders' samples
-        // as they arrive (the renditions are still kept, to package again without encoding).
-        // A run that reuses renditions packages them all from their files below.
-        if reused.is_empty() {
-            let protection = title_protection()?;
-            let _ = std::fs::remove_dir_all(&package_tmp);
-            let mut order: Vec<u32> = plan.rungs.iter().map(|r| r.track_id).collect();
-            order.extend(plan.audio.iter().map(|a| a.track_id));
-            let expected = Some(plan.source.duration).filter(|d| *d > 0.0);
-            // Segments are published as they are written; the publish step below finds them
-            // in the journal. Manifests still go up last, after everything they name.
-            let early = EarlyUploads::start(
-                store.clone(),
-                Journal::open(&journal_path)?,
-                job.destination.parallel_uploads,
-            );
-            live = Some(crate::package::LivePackage::new(
-                &package_tmp,
-                package_options(job, protection, expected),
-                order,
-                Some(early),
-            )?);
+        std::fs::create_dir_all(&self.renditions_dir).map_err(io_error(&self.renditions_dir))?;
+        // A run that reuses renditions packages them all from their files instead.
+        if outcome.reused.is_empty() {
+            outcome.live = Some(self.live_package(&plan)?);
         }
-        encode_missing(
-            plan,
-            &renditions_dir,
-            &work,
-            &mut state,
-            run_id,
-            opts,
-            live.as_mut(),
-            &mut encoded,
-            on_event,
-        )?;
-        let secs = t.elapsed().as_secs_f64();
-        phase_seconds.insert("encode".into(), secs);
-        on_event(PipelineEvent::PhaseDone {
-            phase: Phase::Encode,
-            seconds: secs,
-        });
+        self.encode_missing(plan, outcome.live.as_mut(), &mut outcome.encoded, on_event)?;
+        self.phase_done(Phase::Encode, t, on_event);
+        Ok(outcome)
     }
-    cancelled(opts)?;
 
-    // Package (and encrypt): finish the package made during the encode, or package the
-    // renditions when they or the packaging changed.
-    let t = Instant::now();
-    let mut packaged = false;
-    if live.is_none()
-        && state.package.as_deref() == Some(package_fingerprint(&state).as_str())
-        && package_dir.join(TITLE_RECORD).is_file()
-    {
-        on_event(PipelineEvent::PhaseSkipped {
-            phase: Phase::Package,
-            why: "the package from an earlier run is up to date".into(),
-        });
-    } else {
+    /// Encodes the plan's renditions; each file is finished (renamed into place) and recorded in
+    /// the state the moment its track ends, so a later crash keeps it. With `live`, the samples
+    /// are packaged (and encrypted) too, as they arrive.
+    fn encode_missing(
+        &mut self,
+        plan: EncodePlan,
+        mut live: Option<&mut crate::package::LivePackage>,
+        encoded: &mut Vec<String>,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Result<(), PipelineError> {
+        let dir = self.renditions_dir.clone();
+        let (work, run_id, opts) = (self.work.clone(), self.run_id, self.opts);
+        let state = &mut self.state;
+        let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
+        let source = plan.source.clone();
+        let stream = plan.start()?;
+        for event in stream {
+            cancelled(opts)?;
+            let event = event?;
+            if let Some(live) = live.as_deref_mut() {
+                live.on_event(&event)?;
+                for e in live.publish_events() {
+                    on_event(PipelineEvent::Publish(e));
+                }
+            }
+            match event {
+                Event::Track(info) => {
+                    let name = info.name.clone();
+                    let file = dir.join(format!("{}.mp4", reel_packager::safe_file_name(&name)));
+                    let id = info.id;
+                    writers.push((
+                        id,
+                        name,
+                        FragmentedMp4File::create(&file, info, FragmentPolicy::default())?,
+                    ));
+                }
+                Event::Sample { track, sample } => {
+                    let w = writers.iter_mut().find(|w| w.0 == track).ok_or_else(|| {
+                        PipelineError::State {
+                            path: dir.to_path_buf(),
+                            detail: format!("sample for unannounced track {track}"),
+                        }
+                    })?;
+                    w.2.push(sample)?;
+                }
+                Event::TrackEnd { track } => {
+                    let Some(i) = writers.iter().position(|w| w.0 == track) else {
+                        continue;
+                    };
+                    let (_, name, writer) = writers.swap_remove(i);
+                    let file = format!("{}.mp4", reel_packager::safe_file_name(&name));
+                    writer.finish()?;
+                    let path = dir.join(&file);
+                    let (sha256, bytes) = reel_publish::file_sha256(&path)?;
+                    state.finished.insert(
+                        name.clone(),
+                        Finished {
+                            file,
+                            sha256,
+                            bytes,
+                        },
+                    );
+                    state.encodes.push(EncodeRecord {
+                        rendition: name.clone(),
+                        run: run_id,
+                    });
+                    state.save(&work)?;
+                    on_event(PipelineEvent::RenditionDone {
+                        name: name.clone(),
+                        bytes,
+                    });
+                    encoded.push(name);
+                }
+                Event::Progress(p) => on_event(PipelineEvent::EncodeProgress(p)),
+                Event::Notice(n) => on_event(PipelineEvent::Notice(n)),
+                Event::Still { picture, .. } => {
+                    let Some(video) = source.video() else {
+                        continue;
+                    };
+                    match crate::poster_from_picture(&picture, video) {
+                        Ok(jpeg) => {
+                            let path = dir.join(crate::POSTER_FILE);
+                            let tmp = dir.join(format!(".{}.tmp", crate::POSTER_FILE));
+                            std::fs::write(&tmp, jpeg).map_err(io_error(&tmp))?;
+                            std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
+                        }
+                        Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
+                    }
+                }
+            }
+        }
+        if let Some((_, name, _)) = writers.first() {
+            return Err(PipelineError::State {
+                path: dir.to_path_buf(),
+                detail: format!("the encoder stopped before rendition {name} ended"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The package made while encoding `plan`, publishing its segments as they are written
+    /// (the publish step finds them in the journal; manifests still go up last).
+    fn live_package(
+        &self,
+        plan: &EncodePlan,
+    ) -> Result<crate::package::LivePackage, PipelineError> {
+        let protection = self.protection()?;
+        let _ = std::fs::remove_dir_all(&self.package_tmp);
+        let mut order: Vec<u32> = plan.rungs.iter().map(|r| r.track_id).collect();
+        order.extend(plan.audio.iter().map(|a| a.track_id));
+        let expected = Some(plan.source.duration).filter(|d| *d > 0.0);
+        let early = EarlyUploads::start(
+            self.store.clone(),
+            Journal::open(&self.journal_path)?,
+            self.job.destination.parallel_uploads,
+        );
+        crate::package::LivePackage::new(
+            &self.package_tmp,
+            package_options(self.job, protection, expected),
+            order,
+            Some(early),
+        )
+    }
+
+    /// Finishes the package made during the encode, or packages (and encrypts) the rendition
+    /// files when they or the packaging changed since the last package.
+    fn package(
+        &mut self,
+        encode: &mut EncodeOutcome,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Result<PackageOutcome, PipelineError> {
+        let t = Instant::now();
+        let mut outcome = PackageOutcome {
+            packaged: false,
+            journal: None,
+            early: reel_publish::EarlyReport::default(),
+        };
+        let up_to_date = encode.live.is_none()
+            && self.state.package.as_deref()
+                == Some(self.package_fingerprint(&encode.wanted).as_str())
+            && self.package_dir.join(TITLE_RECORD).is_file();
+        if up_to_date {
+            on_event(PipelineEvent::PhaseSkipped {
+                phase: Phase::Package,
+                why: "the package from an earlier run is up to date".into(),
+            });
+            return Ok(outcome);
+        }
         on_event(PipelineEvent::PhaseStarted(Phase::Package));
-        let tracks = match live.take() {
+        let tracks = match encode.live.take() {
             Some(live) => {
                 let crate::package::LiveOutcome { tracks, early } = live.finish()?;
-                if let Some((j, mut report)) = early {
-                    journal = Some(j);
+                if let Some((journal, mut report)) = early {
+                    outcome.journal = Some(journal);
                     for e in std::mem::take(&mut report.events) {
                         on_event(PipelineEvent::Publish(e));
                     }
@@ -319,93 +498,120 @@ pub fn run(
                              step sends the rest"
                         )));
                     }
-                    early_report = report;
+                    outcome.early = report;
                 }
                 tracks
             }
             None => {
-                let protection = title_protection()?;
-                let inputs: Vec<PathBuf> = wanted
+                let inputs: Vec<PathBuf> = encode
+                    .wanted
                     .iter()
-                    .map(|n| renditions_dir.join(&state.finished[n].file))
+                    .map(|n| self.renditions_dir.join(&self.state.finished[n].file))
                     .collect();
-                let _ = std::fs::remove_dir_all(&package_tmp);
+                let _ = std::fs::remove_dir_all(&self.package_tmp);
                 crate::package_files(
                     &inputs,
-                    &package_tmp,
-                    package_options(job, protection, None),
+                    &self.package_tmp,
+                    package_options(self.job, self.protection()?, None),
                     &mut |n| on_event(PipelineEvent::Notice(n)),
                 )?
             }
         };
-        complete_package(job, &source, &work, &renditions_dir, &tracks, on_event)?;
+        complete_package(
+            self.job,
+            &self.source,
+            &self.work,
+            &self.renditions_dir,
+            &tracks,
+            on_event,
+        )?;
         // Now that the keys exist (a fresh key file changes the fingerprint).
-        state.package = Some(package_fingerprint(&state));
-        state.save(&work)?;
-        packaged = true;
-        let secs = t.elapsed().as_secs_f64();
-        phase_seconds.insert("package".into(), secs);
-        on_event(PipelineEvent::PhaseDone {
-            phase: Phase::Package,
-            seconds: secs,
-        });
+        self.state.package = Some(self.package_fingerprint(&encode.wanted));
+        self.state.save(&self.work)?;
+        outcome.packaged = true;
+        self.phase_done(Phase::Package, t, on_event);
+        Ok(outcome)
     }
-    cancelled(opts)?;
 
-    // Publish: media, playlists, manifests, then the title record.
-    let t = Instant::now();
-    let record: TitleRecord = {
-        let p = package_dir.join(TITLE_RECORD);
-        let bytes = std::fs::read(&p).map_err(io_error(&p))?;
-        serde_json::from_slice(&bytes).map_err(|e| PipelineError::State {
-            path: p,
-            detail: e.to_string(),
-        })?
-    };
-    let uploads = uploads(&package_dir, &record)?;
-    let mut journal = match journal {
-        Some(j) => j,
-        None => Journal::open(&journal_path)?,
-    };
-    on_event(PipelineEvent::PhaseStarted(Phase::Publish));
-    let popts = PublishOptions {
-        parallel: job.destination.parallel_uploads,
-        cancel: Some(opts.cancel.clone()),
-    };
-    let report = publish(store.as_ref(), &uploads, &mut journal, &popts, &mut |e| {
-        on_event(PipelineEvent::Publish(e))
-    })
-    .map_err(|e| match e {
-        reel_publish::PublishError::Cancelled => PipelineError::Cancelled,
-        other => other.into(),
-    })?;
-    let secs = t.elapsed().as_secs_f64();
-    phase_seconds.insert("publish".into(), secs);
-    on_event(PipelineEvent::PhaseDone {
-        phase: Phase::Publish,
-        seconds: secs,
-    });
+    /// Publishes media, playlists, manifests, then the title record.
+    fn publish(
+        &mut self,
+        package: PackageOutcome,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Result<Published, PipelineError> {
+        let t = Instant::now();
+        let record: TitleRecord = {
+            let p = self.package_dir.join(TITLE_RECORD);
+            let bytes = std::fs::read(&p).map_err(io_error(&p))?;
+            serde_json::from_slice(&bytes).map_err(|e| PipelineError::State {
+                path: p,
+                detail: e.to_string(),
+            })?
+        };
+        let uploads = uploads(&self.package_dir, &record)?;
+        let mut journal = match package.journal {
+            Some(j) => j,
+            None => Journal::open(&self.journal_path)?,
+        };
+        on_event(PipelineEvent::PhaseStarted(Phase::Publish));
+        let popts = PublishOptions {
+            parallel: self.job.destination.parallel_uploads,
+            cancel: Some(self.opts.cancel.clone()),
+        };
+        let report = publish(
+            self.store.as_ref(),
+            &uploads,
+            &mut journal,
+            &popts,
+            &mut |e| on_event(PipelineEvent::Publish(e)),
+        )
+        .map_err(|e| match e {
+            reel_publish::PublishError::Cancelled => PipelineError::Cancelled,
+            other => other.into(),
+        })?;
+        self.phase_done(Phase::Publish, t, on_event);
+        Ok(Published {
+            record,
+            report,
+            packaged: package.packaged,
+            early: package.early,
+        })
+    }
 
-    let (dash_url, hls_url) = urls(job, base, store.as_ref(), &record);
-    Ok(RunSummary {
-        title: job.title.id.clone(),
-        location: store.location(),
-        dash_url,
-        hls_url,
-        renditions: record.renditions,
-        nothing_to_do: encoded.is_empty() && !packaged && report.uploaded == 0,
-        encoded,
-        reused,
-        packaged,
-        // Segments published during the encode are counted there, not as already published.
-        uploaded: report.uploaded + early_report.uploaded,
-        already_published: report.skipped.saturating_sub(early_report.uploaded),
-        bytes_uploaded: report.bytes_uploaded + early_report.bytes_uploaded,
-        keys_file,
-        work_dir: work,
-        phase_seconds,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    fn phase_done(
+        &mut self,
+        phase: Phase,
+        started: Instant,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) {
+        let seconds = started.elapsed().as_secs_f64();
+        self.phase_seconds.insert(phase.name().into(), seconds);
+        on_event(PipelineEvent::PhaseDone { phase, seconds });
+    }
+
+    fn summary(self, encode: EncodeOutcome, published: Published, started: Instant) -> RunSummary {
+        let (dash_url, hls_url) = urls(self.job, self.base, self.store.as_ref(), &published.record);
+        let (report, early) = (&published.report, &published.early);
+        RunSummary {
+            title: self.job.title.id.clone(),
+            location: self.store.location(),
+            dash_url,
+            hls_url,
+            renditions: published.record.renditions,
+            nothing_to_do: encode.encoded.is_empty() && !published.packaged && report.uploaded == 0,
+            encoded: encode.encoded,
+            reused: encode.reused,
+            packaged: published.packaged,
+            // Segments published during the encode are counted there, not as already published.
+            uploaded: report.uploaded + early.uploaded,
+            already_published: report.skipped.saturating_sub(early.uploaded),
+            bytes_uploaded: report.bytes_uploaded + early.bytes_uploaded,
+            keys_file: self.keys_file,
+            work_dir: self.work,
+            phase_seconds: self.phase_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
 }
 
 const TITLE_RECORD: &str = "title.json";
@@ -413,108 +619,6 @@ const TITLE_RECORD: &str = "title.json";
 const PACKAGE_DIR: &str = "package";
 const PACKAGE_TMP: &str = "package.tmp";
 const ANALYSIS_REPORT: &str = "analysis.json";
-
-/// Encodes the plan's renditions; each file is finished (renamed into place) and recorded in
-/// the state the moment its track ends, so a later crash keeps it. With `live`, the samples
-/// are packaged (and encrypted) too, as they arrive.
-#[allow(clippy::too_many_arguments)]
-fn encode_missing(
-    plan: EncodePlan,
-    dir: &Path,
-    work: &Path,
-    state: &mut State,
-    run_id: u32,
-    opts: &RunOptions,
-    mut live: Option<&mut crate::package::LivePackage>,
-    encoded: &mut Vec<String>,
-    on_event: &mut dyn FnMut(PipelineEvent),
-) -> Result<(), PipelineError> {
-    let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
-    let source = plan.source.clone();
-    let stream = plan.start()?;
-    for event in stream {
-        cancelled(opts)?;
-        let event = event?;
-        if let Some(live) = live.as_deref_mut() {
-            live.on_event(&event)?;
-            for e in live.publish_events() {
-                on_event(PipelineEvent::Publish(e));
-            }
-        }
-        match event {
-            Event::Track(info) => {
-                let name = info.name.clone();
-                let file = dir.join(format!("{}.mp4", reel_packager::safe_file_name(&name)));
-                let id = info.id;
-                writers.push((
-                    id,
-                    name,
-                    FragmentedMp4File::create(&file, info, FragmentPolicy::default())?,
-                ));
-            }
-            Event::Sample { track, sample } => {
-                let w = writers.iter_mut().find(|w| w.0 == track).ok_or_else(|| {
-                    PipelineError::State {
-                        path: dir.to_path_buf(),
-                        detail: format!("sample for unannounced track {track}"),
-                    }
-                })?;
-                w.2.push(sample)?;
-            }
-            Event::TrackEnd { track } => {
-                let Some(i) = writers.iter().position(|w| w.0 == track) else {
-                    continue;
-                };
-                let (_, name, writer) = writers.swap_remove(i);
-                let file = format!("{}.mp4", reel_packager::safe_file_name(&name));
-                writer.finish()?;
-                let path = dir.join(&file);
-                let (sha256, bytes) = reel_publish::file_sha256(&path)?;
-                state.finished.insert(
-                    name.clone(),
-                    Finished {
-                        file,
-                        sha256,
-                        bytes,
-                    },
-                );
-                state.encodes.push(EncodeRecord {
-                    rendition: name.clone(),
-                    run: run_id,
-                });
-                state.save(work)?;
-                on_event(PipelineEvent::RenditionDone {
-                    name: name.clone(),
-                    bytes,
-                });
-                encoded.push(name);
-            }
-            Event::Progress(p) => on_event(PipelineEvent::EncodeProgress(p)),
-            Event::Notice(n) => on_event(PipelineEvent::Notice(n)),
-            Event::Still { picture, .. } => {
-                let Some(video) = source.video() else {
-                    continue;
-                };
-                match crate::poster_from_picture(&picture, video) {
-                    Ok(jpeg) => {
-                        let path = dir.join(crate::POSTER_FILE);
-                        let tmp = dir.join(format!(".{}.tmp", crate::POSTER_FILE));
-                        std::fs::write(&tmp, jpeg).map_err(io_error(&tmp))?;
-                        std::fs::rename(&tmp, &path).map_err(io_error(&path))?;
-                    }
-                    Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
-                }
-            }
-        }
-    }
-    if let Some((_, name, _)) = writers.first() {
-        return Err(PipelineError::State {
-            path: dir.to_path_buf(),
-            detail: format!("the encoder stopped before rendition {name} ended"),
-        });
-    }
-    Ok(())
-}
 
 /// The package's options for `job`.
 fn package_options(
