@@ -290,6 +290,97 @@ fn trimmed(mut ladder: Ladder, source_height: u32) -> Ladder {
     ladder
 }
 
+/// What one analysis step decides when the per-title ladder cannot be made: the fixed
+/// ladder stands in (with the reason), or the analysis fails.
+enum Stop {
+    Fallback(String),
+    Error(LadderError),
+}
+
+impl From<LadderError> for Stop {
+    fn from(e: LadderError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+impl From<reel_encoder::EncodeError> for Stop {
+    fn from(e: reel_encoder::EncodeError) -> Self {
+        Stop::Error(e.into())
+    }
+}
+
+/// A failed quality metric makes the analysis fall back; other errors fail it.
+fn metric_fallback(e: LadderError) -> Stop {
+    match e {
+        LadderError::Metric(m) => Stop::Fallback(format!("quality metric failed: {m}")),
+        other => Stop::Error(other),
+    }
+}
+
+/// The source's picture as the analysis compares it: upright, square pixels.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    /// Display aspect ratio.
+    dar: f64,
+    display_width: u32,
+    display_height: u32,
+    frame_rate: Rational,
+    /// Seconds per frame.
+    frame_seconds: f64,
+}
+
+impl Geometry {
+    fn fps(&self) -> f64 {
+        self.frame_rate.as_f64()
+    }
+
+    /// The width of a picture `height` lines high at the source's aspect ratio.
+    fn width_at(&self, height: u32) -> u32 {
+        even(height as f64 * self.dar)
+    }
+}
+
+/// One entry of the trial grid: a size and a setting (x264 CRF or rav1e quantizer, or a
+/// target bitrate in kbit/s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GridPoint {
+    width: u32,
+    height: u32,
+    setting: u32,
+}
+
+/// The trials the analysis may run, and how each height's are ordered for the search.
+struct TrialGrid {
+    points: Vec<GridPoint>,
+    /// Each height's grid indices, cheapest first: the highest CRF, or the lowest bitrate.
+    chains: Vec<Vec<usize>>,
+    heights: Vec<u32>,
+    by_bitrate: bool,
+    /// kbit/s the rungs may spend (the constraints' and the device level's).
+    max_bitrate: f64,
+}
+
+/// One trial on one window: its coded bytes (the key frame's counted at the rungs' key-frame
+/// share, see [`trial_window`]) and the scores of its scored frames.
+struct TrialScore {
+    bytes: f64,
+    frames: Vec<FrameScore>,
+}
+
+struct FrameScore {
+    vmaf: f64,
+    psnr_y: f64,
+    ssim_y: f64,
+}
+
+impl TrialScore {
+    fn mean_vmaf(&self) -> f64 {
+        self.frames.iter().map(|f| f.vmaf).sum::<f64>() / self.frames.len().max(1) as f64
+    }
+}
+
+/// One grid point's windows so far, weighted by each window's share of the title.
+#[derive(Default)]
 struct Accumulator {
     /// Sum of weight x bits/s.
     rate: f64,
@@ -297,6 +388,27 @@ struct Accumulator {
     vmaf: Vec<(f64, f64)>,
     psnr: Vec<(f64, f64)>,
     ssim: Vec<(f64, f64)>,
+}
+
+impl Accumulator {
+    fn add(&mut self, window: &Window, seconds: f64, score: TrialScore) {
+        self.rate += window.weight * score.bytes * 8.0 / seconds;
+        self.weight += window.weight;
+        let per = window.weight / score.frames.len().max(1) as f64;
+        for f in score.frames {
+            self.vmaf.push((f.vmaf, per));
+            self.psnr.push((f.psnr_y, per));
+            self.ssim.push((f.ssim_y, per));
+        }
+    }
+}
+
+/// What the settings search on the probe window decided.
+struct Searched {
+    /// Grid indices run (on the probe window, so on every window).
+    active: Vec<bool>,
+    /// Per chain and position, why the search skipped a setting.
+    skipped: Vec<Vec<Option<SkipReason>>>,
 }
 
 /// Analyses `source` and returns the per-title ladder with everything measured on the way.
@@ -310,6 +422,50 @@ pub fn analyze(
     on_event: &mut dyn FnMut(AnalyzeEvent),
 ) -> Result<Analysis, LadderError> {
     let started = Instant::now();
+    let (mut analysis, geometry) = start(source, opts)?;
+    let outcome = (|| {
+        let level = device_level(opts)?;
+        let heights = candidate_heights(&geometry, opts, level.as_ref())?;
+        scan_title(&mut analysis, source, &geometry, opts, started, on_event)?;
+        let grid = TrialGrid::new(heights, &geometry, opts, level.as_ref());
+        let mut acc: Vec<Accumulator> =
+            grid.points.iter().map(|_| Accumulator::default()).collect();
+        let searched = probe_window(
+            &mut analysis,
+            source,
+            &geometry,
+            opts,
+            &grid,
+            &mut acc,
+            on_event,
+        )?;
+        other_windows(
+            &mut analysis,
+            source,
+            &geometry,
+            opts,
+            &grid,
+            &searched,
+            &mut acc,
+            on_event,
+        )?;
+        pool_trials(&mut analysis, &grid, &searched, &acc)?;
+        choose_rungs(&mut analysis, opts, grid.max_bitrate)
+    })();
+    analysis.seconds = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(()) => Ok(analysis),
+        Err(Stop::Fallback(why)) => {
+            analysis.fallback = Some(why);
+            Ok(analysis)
+        }
+        Err(Stop::Error(e)) => Err(e),
+    }
+}
+
+/// Probes the source and checks the options: the analysis so far (the fallback ladder in
+/// place) and the geometry trials are compared at.
+fn start(source: &Path, opts: &AnalyzeOptions) -> Result<(Analysis, Geometry), LadderError> {
     let info = probe(source)?;
     let video = info
         .video()
@@ -325,19 +481,27 @@ pub fn analyze(
     }
     let dar = video.display_aspect();
     let display_height = even(video.upright_height() as f64);
-    let display_width = even(display_height as f64 * dar);
     let frame_rate = if video.frame_rate.num > 0 {
         video.frame_rate
     } else {
         Rational::new(25, 1)
     };
-    let frame_seconds = frame_rate.den as f64 / frame_rate.num as f64;
-    let mut analysis = Analysis {
+    let geometry = Geometry {
+        dar,
+        display_width: even(display_height as f64 * dar),
+        display_height,
+        frame_rate,
+        frame_seconds: frame_rate.den as f64 / frame_rate.num as f64,
+    };
+    let mut ladder = fallback_ladder(opts.codec, display_height);
+    ladder.keyframe_interval = opts.keyframe_interval;
+    ladder.audio = opts.audio.clone();
+    let analysis = Analysis {
         source: SourceSummary {
             path: source.to_path_buf(),
             width: video.width,
             height: video.height,
-            display_width,
+            display_width: geometry.display_width,
             display_height,
             frame_rate,
             duration: info.duration,
@@ -352,17 +516,10 @@ pub fn analyze(
         skipped_trials: Vec::new(),
         hull: Vec::new(),
         rungs: Vec::new(),
-        ladder: fallback_ladder(opts.codec, display_height),
+        ladder,
         fallback: None,
         seconds: 0.0,
         phases: Phases::default(),
-    };
-    analysis.ladder.keyframe_interval = opts.keyframe_interval;
-    analysis.ladder.audio = opts.audio.clone();
-    let finish = |mut a: Analysis, reason: Option<String>| {
-        a.fallback = reason;
-        a.seconds = started.elapsed().as_secs_f64();
-        Ok(a)
     };
     if opts.codec == Codec::Av1 && opts.rate_control == RungRateControl::Bitrate {
         return Err(LadderError::Unsupported(
@@ -377,67 +534,77 @@ pub fn analyze(
             opts.codec.name()
         )));
     }
+    Ok((analysis, geometry))
+}
 
-    let level = match &opts.constraints.level {
-        Some(name) => Some(
-            crate::device::Level::parse(opts.codec, name)
-                .map_err(|e| LadderError::Unsupported(format!("constraints.level: {e}")))?,
-        ),
-        None => None,
+fn device_level(opts: &AnalyzeOptions) -> Result<Option<crate::device::Level>, Stop> {
+    let Some(name) = &opts.constraints.level else {
+        return Ok(None);
     };
-    let fps = frame_rate.as_f64();
-    let heights: Vec<u32> = {
-        let mut h: Vec<u32> = opts
-            .heights
-            .iter()
-            .copied()
-            .filter(|&h| h <= display_height && h <= opts.constraints.max_height)
-            .map(|h| even(h as f64))
-            .collect();
-        // A source between two candidates is also tried at its own height, as ladders get
-        // a rung of it (one below every candidate falls back to the fixed ladder, below).
-        if !h.is_empty()
-            && display_height <= opts.constraints.max_height
-            && reel_encoder::needs_own_height(opts.heights.iter().copied(), display_height)
-        {
-            h.push(even(display_height as f64));
-        }
-        h.sort_unstable_by(|a, b| b.cmp(a));
-        h.dedup();
-        h
-    };
-    // Heights the devices' level does not admit (picture size, sample rate) are not tried.
-    let (heights, beyond_level): (Vec<u32>, Vec<u32>) = heights.into_iter().partition(|&h| {
-        level
-            .as_ref()
-            .is_none_or(|l| l.admits(even(h as f64 * dar), h, fps))
-    });
-    if heights.is_empty() && !beyond_level.is_empty() {
-        let l = level.as_ref().expect("heights were dropped by a level");
-        return finish(
-            analysis,
-            Some(format!(
-                "no candidate height fits {} level {} at {fps:.3} frames/s (the smallest tried: {} lines)",
-                opts.codec.name(),
-                l.name,
-                beyond_level.iter().min().copied().unwrap_or(0)
-            )),
-        );
+    crate::device::Level::parse(opts.codec, name)
+        .map(Some)
+        .map_err(|e| Stop::Error(LadderError::Unsupported(format!("constraints.level: {e}"))))
+}
+
+/// The heights to try, tallest first: the candidates up to the source and the constraints,
+/// the source's own height between two candidates, none the devices' level refuses.
+fn candidate_heights(
+    g: &Geometry,
+    opts: &AnalyzeOptions,
+    level: Option<&crate::device::Level>,
+) -> Result<Vec<u32>, Stop> {
+    let max_height = opts.constraints.max_height;
+    let mut heights: Vec<u32> = opts
+        .heights
+        .iter()
+        .copied()
+        .filter(|&h| h <= g.display_height && h <= max_height)
+        .map(|h| even(h as f64))
+        .collect();
+    // A source between two candidates is also tried at its own height, as ladders get a rung
+    // of it (one below every candidate falls back to the fixed ladder, below).
+    if !heights.is_empty()
+        && g.display_height <= max_height
+        && reel_encoder::needs_own_height(opts.heights.iter().copied(), g.display_height)
+    {
+        heights.push(even(g.display_height as f64));
+    }
+    heights.sort_unstable_by(|a, b| b.cmp(a));
+    heights.dedup();
+    let fps = g.fps();
+    let (heights, beyond_level): (Vec<u32>, Vec<u32>) = heights
+        .into_iter()
+        .partition(|&h| level.is_none_or(|l| l.admits(g.width_at(h), h, fps)));
+    if let (true, Some(l)) = (heights.is_empty() && !beyond_level.is_empty(), level) {
+        return Err(Stop::Fallback(format!(
+            "no candidate height fits {} level {} at {fps:.3} frames/s (the smallest tried: {} lines)",
+            opts.codec.name(),
+            l.name,
+            beyond_level.iter().min().copied().unwrap_or(0)
+        )));
     }
     if heights.is_empty() {
         let smallest = opts.heights.iter().min().copied().unwrap_or(0);
-        return finish(
-            analysis,
-            Some(format!(
-                "the source is {display_height} lines high, below the smallest candidate ({smallest})"
-            )),
-        );
+        return Err(Stop::Fallback(format!(
+            "the source is {} lines high, below the smallest candidate ({smallest})",
+            g.display_height
+        )));
     }
+    Ok(heights)
+}
 
-    // Pass 1: small pictures of the whole title for shots and activity.
-    let small_w = even(256.0f64.min(display_width as f64));
-    let small_h = even(small_w as f64 / dar);
-    let mut cuts = SceneCuts::new(small_w, small_h, (frame_rate.num, frame_rate.den), 12);
+/// Pass 1: small pictures of the whole title for shots and activity, then the sample windows.
+fn scan_title(
+    analysis: &mut Analysis,
+    source: &Path,
+    g: &Geometry,
+    opts: &AnalyzeOptions,
+    started: Instant,
+    on_event: &mut dyn FnMut(AnalyzeEvent),
+) -> Result<(), Stop> {
+    let small_w = even(256.0f64.min(g.display_width as f64));
+    let small_h = even(small_w as f64 / g.dar);
+    let mut cuts = SceneCuts::new(small_w, small_h, (g.frame_rate.num, g.frame_rate.den), 12);
     let mut times = Vec::new();
     let mut act: Vec<Activity> = Vec::new();
     let mut previous: Option<Picture> = None;
@@ -460,26 +627,20 @@ pub fn analyze(
     analysis.source.frames = frames;
     let cuts = cuts.finish();
     analysis.phases.scan = started.elapsed().as_secs_f64();
-    let duration = frames as f64 * frame_seconds;
+    let duration = frames as f64 * g.frame_seconds;
     if frames < 2 || act.iter().skip(1).all(|a| a.temporal == 0.0) {
-        return finish(
-            analysis,
-            Some(format!(
-                "a still picture ({frames} frame{}, no change between frames): nothing to analyse",
-                if frames == 1 { "" } else { "s" }
-            )),
-        );
+        return Err(Stop::Fallback(format!(
+            "a still picture ({frames} frame{}, no change between frames): nothing to analyse",
+            if frames == 1 { "" } else { "s" }
+        )));
     }
     if duration + 1e-9 < opts.sample.window_seconds {
-        return finish(
-            analysis,
-            Some(format!(
-                "{duration:.2} s long, shorter than one {} s sample window",
-                opts.sample.window_seconds
-            )),
-        );
+        return Err(Stop::Fallback(format!(
+            "{duration:.2} s long, shorter than one {} s sample window",
+            opts.sample.window_seconds
+        )));
     }
-    analysis.shots = shots(&times, &act, &cuts, frame_seconds);
+    analysis.shots = shots(&times, &act, &cuts, g.frame_seconds);
     let scan = FrameScan {
         times,
         activity: act,
@@ -491,165 +652,198 @@ pub fn analyze(
         .iter()
         .map(|w| w.end_seconds - w.start_seconds)
         .sum();
-    drop(scan);
-
-    // Pass 2: the windows at display size, one window at a time, every trial on each.
-    // (width, height, setting): CRFs, or target kbit/s from the bits-per-pixel grid.
-    let by_bitrate = opts.rate_control == RungRateControl::Bitrate;
-    let max_bitrate = level.as_ref().map_or(opts.constraints.max_bitrate, |l| {
-        opts.constraints.max_bitrate.min(l.max_kbps())
-    });
-    let grid: Vec<(u32, u32, u32)> = heights
-        .iter()
-        .flat_map(|&h| {
-            let w = even(h as f64 * dar);
-            let settings: Vec<u32> = if by_bitrate {
-                let mut k: Vec<u32> = opts
-                    .bits_per_pixel
-                    .iter()
-                    .map(|bpp| (bpp * w as f64 * h as f64 * fps / 1000.0).round().max(1.0) as u32)
-                    .filter(|&kbps| kbps as f64 <= max_bitrate * 1.5)
-                    .collect();
-                k.dedup();
-                k
-            } else {
-                opts.qualities.clone()
-            };
-            settings.into_iter().map(move |q| (w, h, q))
-        })
-        .collect();
-    let rate = |q: u32| {
-        if by_bitrate {
-            reel_encoder::RateControl::Bitrate(q)
-        } else {
-            reel_encoder::RateControl::Quality(q)
-        }
-    };
     if analysis.windows.is_empty() {
-        return finish(analysis, Some("no sample window could be planned".into()));
+        return Err(Stop::Fallback("no sample window could be planned".into()));
     }
-    let mut acc: Vec<Accumulator> = grid
-        .iter()
-        .map(|_| Accumulator {
-            rate: 0.0,
-            weight: 0.0,
-            vmaf: Vec::new(),
-            psnr: Vec::new(),
-            ssim: Vec::new(),
+    Ok(())
+}
+
+impl TrialGrid {
+    /// Every height with every setting: CRFs, or target kbit/s from the bits-per-pixel grid.
+    fn new(
+        heights: Vec<u32>,
+        g: &Geometry,
+        opts: &AnalyzeOptions,
+        level: Option<&crate::device::Level>,
+    ) -> Self {
+        let by_bitrate = opts.rate_control == RungRateControl::Bitrate;
+        let max_bitrate = level.map_or(opts.constraints.max_bitrate, |l| {
+            opts.constraints.max_bitrate.min(l.max_kbps())
+        });
+        let fps = g.fps();
+        let points: Vec<GridPoint> = heights
+            .iter()
+            .flat_map(|&height| {
+                let width = g.width_at(height);
+                let settings: Vec<u32> = if by_bitrate {
+                    let mut k: Vec<u32> = opts
+                        .bits_per_pixel
+                        .iter()
+                        .map(|bpp| {
+                            (bpp * width as f64 * height as f64 * fps / 1000.0)
+                                .round()
+                                .max(1.0) as u32
+                        })
+                        .filter(|&kbps| kbps as f64 <= max_bitrate * 1.5)
+                        .collect();
+                    k.dedup();
+                    k
+                } else {
+                    opts.qualities.clone()
+                };
+                settings.into_iter().map(move |setting| GridPoint {
+                    width,
+                    height,
+                    setting,
+                })
+            })
+            .collect();
+        let chains = heights
+            .iter()
+            .map(|&h| {
+                let mut c: Vec<usize> = (0..points.len())
+                    .filter(|&i| points[i].height == h)
+                    .collect();
+                if by_bitrate {
+                    c.sort_by_key(|&a| points[a].setting);
+                } else {
+                    c.sort_by(|&a, &b| points[b].setting.cmp(&points[a].setting));
+                }
+                c
+            })
+            .collect();
+        TrialGrid {
+            points,
+            chains,
+            heights,
+            by_bitrate,
+            max_bitrate,
+        }
+    }
+
+    fn rate(&self, setting: u32) -> reel_encoder::RateControl {
+        if self.by_bitrate {
+            reel_encoder::RateControl::Bitrate(setting)
+        } else {
+            reel_encoder::RateControl::Quality(setting)
+        }
+    }
+
+    /// Runs grid point `i` on a window: `refs` at display size, `input` at the point's size.
+    fn run(
+        &self,
+        i: usize,
+        g: &Geometry,
+        opts: &AnalyzeOptions,
+        refs: &[Picture],
+        motion: &ReferenceMotion,
+        input: &[Picture],
+    ) -> Result<TrialScore, LadderError> {
+        let p = self.points[i];
+        let spec = TrialSpec {
+            codec: opts.codec,
+            width: p.width,
+            height: p.height,
+            rate: self.rate(p.setting),
+            speed: opts.trial_speed,
+            frame_rate: g.frame_rate,
+            display: (g.display_width, g.display_height),
+            score_every: opts.metric_subsample.max(1),
+        };
+        let key_frames = if self.by_bitrate {
+            1.0
+        } else {
+            input.len() as f64 / (opts.keyframe_interval * g.fps()).max(1.0)
+        };
+        trial_window(refs, motion, input, &spec, key_frames)
+    }
+}
+
+/// A window's frames at every height in `heights`.
+fn scale_to(
+    refs: &[Picture],
+    heights: &[u32],
+    g: &Geometry,
+) -> Result<Vec<(u32, Vec<Picture>)>, LadderError> {
+    heights
+        .par_iter()
+        .map(|&h| {
+            let size = (g.width_at(h), h);
+            let s = if size == (g.display_width, g.display_height) {
+                refs.to_vec()
+            } else {
+                scale_pictures(refs, size, g.frame_rate)?
+            };
+            Ok((h, s))
         })
-        .collect();
-    let ranges: Vec<(f64, f64)> = analysis
+        .collect()
+}
+
+/// The windows' decode ranges, half a frame early so that each starts on its first frame.
+fn decode_ranges(analysis: &Analysis, g: &Geometry) -> Vec<(f64, f64)> {
+    analysis
         .windows
         .iter()
         .map(|w| {
             (
-                w.start_seconds - frame_seconds / 2.0,
-                w.end_seconds - frame_seconds / 2.0,
+                w.start_seconds - g.frame_seconds / 2.0,
+                w.end_seconds - g.frame_seconds / 2.0,
             )
         })
-        .collect();
-    // Each height's settings, cheapest first: the highest CRF, or the lowest bitrate.
-    let chains: Vec<Vec<usize>> = heights
-        .iter()
-        .map(|&h| {
-            let mut c: Vec<usize> = (0..grid.len()).filter(|&i| grid[i].1 == h).collect();
-            if by_bitrate {
-                c.sort_by_key(|&a| grid[a].2);
-            } else {
-                c.sort_by(|&a, &b| grid[b].2.cmp(&grid[a].2));
-            }
-            c
-        })
-        .collect();
-    let run_trial = |i: usize, refs: &[Picture], motion: &ReferenceMotion, input: &[Picture]| {
-        let (w, h, q) = grid[i];
-        let spec = TrialSpec {
-            codec: opts.codec,
-            width: w,
-            height: h,
-            rate: rate(q),
-            speed: opts.trial_speed,
-            frame_rate,
-            display: (display_width, display_height),
-            score_every: opts.metric_subsample.max(1),
-        };
-        let key_frames = if by_bitrate {
-            1.0
-        } else {
-            input.len() as f64 / (opts.keyframe_interval * fps).max(1.0)
-        };
-        trial_window(refs, motion, input, &spec, key_frames)
-    };
-    // The window's frames at every height in `wanted`.
-    let scale_to = |refs: &[Picture], wanted: &[u32]| {
-        wanted
-            .par_iter()
-            .map(|&h| {
-                let size = (even(h as f64 * dar), h);
-                let s = if size == (display_width, display_height) {
-                    refs.to_vec()
-                } else {
-                    scale_pictures(refs, size, frame_rate)?
-                };
-                Ok((h, s))
-            })
-            .collect::<Result<Vec<(u32, Vec<Picture>)>, LadderError>>()
-    };
-    let add = |acc: &mut Vec<Accumulator>, w: usize, frames: usize, i: usize, r: WindowResult| {
-        let window = &analysis.windows[w];
-        let seconds = frames as f64 * frame_seconds;
-        let (bytes, scores) = r;
-        let a = &mut acc[i];
-        a.rate += window.weight * bytes * 8.0 / seconds;
-        a.weight += window.weight;
-        let per = window.weight / scores.len().max(1) as f64;
-        for (v, p, s) in scores {
-            a.vmaf.push((v, per));
-            a.psnr.push((p, per));
-            a.ssim.push((s, per));
-        }
-    };
+        .collect()
+}
 
-    // Pass 2: the probe, the window of the most complex shot, at display size; the search
-    // decides on it which settings are worth running at each height.
-    let complexity = |w: &Window| analysis.shots[w.shot].complexity;
-    let probe = (0..analysis.windows.len())
-        .max_by(|&a, &b| {
-            complexity(&analysis.windows[a]).total_cmp(&complexity(&analysis.windows[b]))
-        })
-        .expect("windows");
-    on_event(AnalyzeEvent::Planned { trials: grid.len() });
-    let mut phase = Instant::now();
-    let mut probe_refs: Vec<Picture> = Vec::new();
+/// Pass 2: the probe, the window of the most complex shot, at display size; the search
+/// decides on it which settings are worth running at each height.
+fn probe_window(
+    analysis: &mut Analysis,
+    source: &Path,
+    g: &Geometry,
+    opts: &AnalyzeOptions,
+    grid: &TrialGrid,
+    acc: &mut [Accumulator],
+    on_event: &mut dyn FnMut(AnalyzeEvent),
+) -> Result<Searched, Stop> {
+    let probe = most_complex_window(analysis);
+    on_event(AnalyzeEvent::Planned {
+        trials: grid.points.len(),
+    });
+    let phase = Instant::now();
+    let mut refs: Vec<Picture> = Vec::new();
     decode_pictures(
         source,
-        (display_width, display_height),
-        &ranges[probe..=probe],
+        (g.display_width, g.display_height),
+        &decode_ranges(analysis, g)[probe..=probe],
         &mut |_, _, p| {
-            probe_refs.push(p);
+            refs.push(p);
             true
         },
     )?;
-    if probe_refs.is_empty() {
-        let at = analysis.windows[probe].start_seconds;
-        return finish(
-            analysis,
-            Some(format!(
-                "no frame decoded in the sample window at {at:.2} s"
-            )),
-        );
+    if refs.is_empty() {
+        return Err(Stop::Fallback(format!(
+            "no frame decoded in the sample window at {:.2} s",
+            analysis.windows[probe].start_seconds
+        )));
     }
-    let probe_frames = probe_refs.len();
-    let probe_scaled = scale_to(&probe_refs, &heights)?;
-    let probe_motion = ReferenceMotion::compute(&probe_refs)?;
+    let frames = refs.len();
+    let seconds = frames as f64 * g.frame_seconds;
+    let scaled = scale_to(&refs, &grid.heights, g)?;
+    let motion = ReferenceMotion::compute(&refs)?;
     analysis.phases.probe_decode = phase.elapsed().as_secs_f64();
-    phase = Instant::now();
-    let ladderettes: Vec<Ladderette> = chains
+    let phase = Instant::now();
+    let ladderettes: Vec<Ladderette> = grid
+        .chains
         .iter()
         .map(|c| Ladderette {
             settings: c
                 .iter()
-                .map(|&i| (i, by_bitrate.then(|| grid[i].2 as f64 * 1000.0)))
+                .map(|&i| {
+                    (
+                        i,
+                        grid.by_bitrate
+                            .then(|| grid.points[i].setting as f64 * 1000.0),
+                    )
+                })
                 .collect(),
         })
         .collect();
@@ -660,7 +854,7 @@ pub fn analyze(
         rate_slack: CEILING_RATE_SLACK,
         min_rate: opts.constraints.min_bitrate * 1000.0 / opts.constraints.step_ratio.max(1.0),
     };
-    let probe_results = std::sync::Mutex::new(Vec::new());
+    let results = std::sync::Mutex::new(Vec::new());
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let searched = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
@@ -670,15 +864,14 @@ pub fn analyze(
                 limits,
                 rayon::current_num_threads(),
                 &|h, pos| {
-                    let i = chains[h][pos];
-                    let input = &probe_scaled[h].1;
-                    let r = run_trial(i, &probe_refs, &probe_motion, input)?;
+                    let i = grid.chains[h][pos];
+                    let score = grid.run(i, g, opts, &refs, &motion, &scaled[h].1)?;
                     let _ = tx.send(());
                     let measured = Measured {
-                        rate: r.0 * 8.0 / (probe_frames as f64 * frame_seconds),
-                        vmaf: r.1.iter().map(|s| s.0).sum::<f64>() / r.1.len().max(1) as f64,
+                        rate: score.bytes * 8.0 / seconds,
+                        vmaf: score.mean_vmaf(),
                     };
-                    probe_results.lock().expect("probe results").push((i, r));
+                    results.lock().expect("probe results").push((i, score));
                     Ok::<_, LadderError>(measured)
                 },
             )
@@ -688,117 +881,155 @@ pub fn analyze(
         }
         worker.join().expect("search thread")
     });
-    let outcome = match searched {
-        Ok(o) => o,
-        Err(LadderError::Metric(m)) => {
-            return finish(analysis, Some(format!("quality metric failed: {m}")))
-        }
-        Err(e) => return Err(e),
-    };
-    drop((probe_scaled, probe_refs));
+    let outcome = searched.map_err(metric_fallback)?;
     analysis.phases.search = phase.elapsed().as_secs_f64();
-    phase = Instant::now();
-    let mut active = vec![false; grid.len()];
-    for (i, r) in probe_results.into_inner().expect("probe results") {
+    let mut active = vec![false; grid.points.len()];
+    for (i, score) in results.into_inner().expect("probe results") {
         active[i] = true;
-        add(&mut acc, probe, probe_frames, i, r);
+        acc[i].add(&analysis.windows[probe], seconds, score);
     }
-    let active_list: Vec<usize> = (0..grid.len()).filter(|&i| active[i]).collect();
-    let active_heights: Vec<u32> = heights
+    Ok(Searched {
+        active,
+        skipped: outcome.skipped,
+    })
+}
+
+/// Pass 3: the other windows, decoded in one pass and run one at a time, each with the
+/// settings the search kept.
+#[allow(clippy::too_many_arguments)]
+fn other_windows(
+    analysis: &mut Analysis,
+    source: &Path,
+    g: &Geometry,
+    opts: &AnalyzeOptions,
+    grid: &TrialGrid,
+    searched: &Searched,
+    acc: &mut [Accumulator],
+    on_event: &mut dyn FnMut(AnalyzeEvent),
+) -> Result<(), Stop> {
+    let phase = Instant::now();
+    let active: Vec<usize> = (0..grid.points.len())
+        .filter(|&i| searched.active[i])
+        .collect();
+    let active_heights: Vec<u32> = grid
+        .heights
         .iter()
         .copied()
-        .filter(|&h| active_list.iter().any(|&i| grid[i].1 == h))
+        .filter(|&h| active.iter().any(|&i| grid.points[i].height == h))
         .collect();
-
-    // Pass 3: the other windows, one at a time, each with the settings the search kept.
+    let probe = most_complex_window(analysis);
     let others: Vec<usize> = (0..analysis.windows.len())
         .filter(|&w| w != probe)
         .collect();
-    let mut failure: Option<LadderError> = None;
-    if !others.is_empty() {
-        on_event(AnalyzeEvent::Planned {
-            trials: active_list.len() * others.len(),
-        });
-        let other_ranges: Vec<(f64, f64)> = others.iter().map(|&w| ranges[w]).collect();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let run_window = |refs: Vec<Picture>| {
-            let scaled = scale_to(&refs, &active_heights)?;
-            let motion = ReferenceMotion::compute(&refs)?;
-            active_list
-                .par_iter()
-                .map_with(tx.clone(), |tx, &i| {
-                    let input = &scaled.iter().find(|s| s.0 == grid[i].1).expect("scaled").1;
-                    let r = run_trial(i, &refs, &motion, input)?;
-                    let _ = tx.send(());
-                    Ok((i, r))
-                })
-                .collect::<Result<Vec<_>, LadderError>>()
-                .map(|r| (refs.len(), r))
-        };
-        let mut current: Option<usize> = None;
-        let mut frames_in: Vec<Picture> = Vec::new();
-        let mut finish_window = |w: usize, refs: Vec<Picture>, acc: &mut Vec<Accumulator>| {
-            let r = run_window(refs);
-            while rx.try_recv().is_ok() {
-                on_event(AnalyzeEvent::TrialDone);
-            }
-            let (frames, results) = r?;
-            for (i, r) in results {
-                add(acc, w, frames, i, r);
-            }
-            Ok::<(), LadderError>(())
-        };
-        let decoded = decode_pictures(
-            source,
-            (display_width, display_height),
-            &other_ranges,
-            &mut |_, t, p| {
-                let w = other_ranges
+    if others.is_empty() {
+        analysis.phases.other_windows = phase.elapsed().as_secs_f64();
+        return Ok(());
+    }
+    on_event(AnalyzeEvent::Planned {
+        trials: active.len() * others.len(),
+    });
+    let ranges = decode_ranges(analysis, g);
+    let other_ranges: Vec<(f64, f64)> = others.iter().map(|&w| ranges[w]).collect();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let run_window = |refs: &[Picture]| {
+        let scaled = scale_to(refs, &active_heights, g)?;
+        let motion = ReferenceMotion::compute(refs)?;
+        active
+            .par_iter()
+            .map_with(tx.clone(), |tx, &i| {
+                let input = &scaled
                     .iter()
-                    .position(|&(a, b)| t >= a && t < b)
-                    .map(|k| others[k]);
-                if w != current {
-                    if let Some(done) = current {
-                        let refs = std::mem::take(&mut frames_in);
-                        if let Err(e) = finish_window(done, refs, &mut acc) {
-                            failure = Some(e);
-                            return false;
-                        }
+                    .find(|s| s.0 == grid.points[i].height)
+                    .expect("scaled")
+                    .1;
+                let score = grid.run(i, g, opts, refs, &motion, input)?;
+                let _ = tx.send(());
+                Ok((i, score))
+            })
+            .collect::<Result<Vec<_>, LadderError>>()
+    };
+    let windows = &analysis.windows;
+    let mut finish_window = |w: usize, refs: Vec<Picture>, acc: &mut [Accumulator]| {
+        let results = run_window(&refs);
+        while rx.try_recv().is_ok() {
+            on_event(AnalyzeEvent::TrialDone);
+        }
+        let seconds = refs.len() as f64 * g.frame_seconds;
+        for (i, score) in results? {
+            acc[i].add(&windows[w], seconds, score);
+        }
+        Ok::<(), LadderError>(())
+    };
+    let mut current: Option<usize> = None;
+    let mut frames_in: Vec<Picture> = Vec::new();
+    let mut failure: Option<LadderError> = None;
+    decode_pictures(
+        source,
+        (g.display_width, g.display_height),
+        &other_ranges,
+        &mut |_, t, p| {
+            let w = other_ranges
+                .iter()
+                .position(|&(a, b)| t >= a && t < b)
+                .map(|k| others[k]);
+            if w != current {
+                if let Some(done) = current {
+                    if let Err(e) = finish_window(done, std::mem::take(&mut frames_in), acc) {
+                        failure = Some(e);
+                        return false;
                     }
-                    current = w;
                 }
-                frames_in.push(p);
-                true
-            },
-        );
-        decoded?;
-        if failure.is_none() {
-            if let Some(done) = current {
-                let refs = std::mem::take(&mut frames_in);
-                if let Err(e) = finish_window(done, refs, &mut acc) {
-                    failure = Some(e);
-                }
+                current = w;
             }
+            frames_in.push(p);
+            true
+        },
+    )?;
+    if let (None, Some(done)) = (&failure, current) {
+        if let Err(e) = finish_window(done, std::mem::take(&mut frames_in), acc) {
+            failure = Some(e);
         }
     }
     analysis.phases.other_windows = phase.elapsed().as_secs_f64();
-    if let Some(e) = failure {
-        return match e {
-            LadderError::Metric(m) => finish(analysis, Some(format!("quality metric failed: {m}"))),
-            other => Err(other),
-        };
+    match failure {
+        Some(e) => Err(metric_fallback(e)),
+        None => Ok(()),
     }
+}
 
-    for (i, (&(w, h, q), a)) in grid.iter().zip(&acc).enumerate() {
-        if !active[i] {
-            let reason = chains
+/// The probe window: the window of the most complex shot.
+fn most_complex_window(analysis: &Analysis) -> usize {
+    let complexity = |w: &Window| analysis.shots[w.shot].complexity;
+    (0..analysis.windows.len())
+        .max_by(|&a, &b| {
+            complexity(&analysis.windows[a]).total_cmp(&complexity(&analysis.windows[b]))
+        })
+        .expect("windows")
+}
+
+/// Each grid point's windows pooled into a trial, or the search's reason for skipping it.
+fn pool_trials(
+    analysis: &mut Analysis,
+    grid: &TrialGrid,
+    searched: &Searched,
+    acc: &[Accumulator],
+) -> Result<(), Stop> {
+    for (i, (p, a)) in grid.points.iter().zip(acc).enumerate() {
+        let GridPoint {
+            width,
+            height,
+            setting,
+        } = *p;
+        if !searched.active[i] {
+            let reason = grid
+                .chains
                 .iter()
-                .zip(&outcome.skipped)
+                .zip(&searched.skipped)
                 .find_map(|(c, why)| c.iter().position(|&j| j == i).and_then(|p| why[p]))
                 .map_or("not reached by the search", SkipReason::describe);
             analysis.skipped_trials.push(SkippedTrial {
-                height: h,
-                setting: q,
+                height,
+                setting,
                 reason: reason.to_string(),
             });
             continue;
@@ -808,17 +1039,14 @@ pub fn analyze(
             Pooled::weighted(&a.psnr),
             Pooled::weighted(&a.ssim),
         ) else {
-            return finish(
-                analysis,
-                Some(format!(
-                    "no frame of the {h}p trial at setting {q} could be scored"
-                )),
-            );
+            return Err(Stop::Fallback(format!(
+                "no frame of the {height}p trial at setting {setting} could be scored"
+            )));
         };
         analysis.trials.push(Trial {
-            width: w,
-            height: h,
-            setting: q,
+            width,
+            height,
+            setting,
             bitrate: a.rate / a.weight / 1000.0,
             vmaf,
             psnr_y,
@@ -826,6 +1054,15 @@ pub fn analyze(
             frames_scored: a.vmaf.len(),
         });
     }
+    Ok(())
+}
+
+/// The convex hull of the trials (interpolated between settings) and the rungs on it.
+fn choose_rungs(
+    analysis: &mut Analysis,
+    opts: &AnalyzeOptions,
+    max_bitrate: f64,
+) -> Result<(), Stop> {
     let points: Vec<TrialPoint> = analysis.trials.iter().map(Trial::point).collect();
     // The hull is taken over the useful range only: a point far below the quality floor (a
     // tiny picture at a high CRF scores near 0) would otherwise anchor a chord that hides every
@@ -836,20 +1073,17 @@ pub fn analyze(
         .filter(|p| p.score >= floor)
         .collect();
     if useful.is_empty() {
-        return finish(
-            analysis,
-            Some(format!("no trial reaches the quality floor (VMAF {floor})")),
-        );
+        return Err(Stop::Fallback(format!(
+            "no trial reaches the quality floor (VMAF {floor})"
+        )));
     }
     analysis.hull = convex_hull(&useful);
     // Rungs keep a margin above the floor: a prediction from samples is a few points off.
     let mut selection = opts.constraints.clone();
     selection.quality_floor += FLOOR_MARGIN;
     selection.max_bitrate = max_bitrate;
-    let chosen = match select_rungs(&analysis.hull, &selection) {
-        Ok(c) => c,
-        Err(e) => return finish(analysis, Some(e.to_string())),
-    };
+    let chosen =
+        select_rungs(&analysis.hull, &selection).map_err(|e| Stop::Fallback(e.to_string()))?;
     let mut rungs: Vec<ChosenRung> = chosen
         .iter()
         .map(|p| ChosenRung {
@@ -881,16 +1115,12 @@ pub fn analyze(
         })
         .collect();
     analysis.rungs = rungs;
-    finish(analysis, None)
+    Ok(())
 }
 
-/// Coded bytes of one trial on one window (the key frame's counted at the rungs' key-frame
-/// share, see [`trial_window`]), and `(VMAF, PSNR-Y, SSIM-Y)` of its scored frames.
-type WindowResult = (f64, Vec<(f64, f64, f64)>);
-
-/// Runs one trial on one window: returns the coded bytes and `(VMAF, PSNR-Y, SSIM-Y)` of the
-/// scored frames (every `spec.score_every`-th), VMAF's motion taken from `motion` (the window's,
-/// computed once for all its trials).
+/// Runs one trial on one window: the coded bytes and the VMAF, PSNR-Y and SSIM-Y of the
+/// scored frames (every `spec.score_every`-th), VMAF's motion taken from `motion` (the
+/// window's, computed once for all its trials).
 ///
 /// The window starts with a key frame; a rung of the same length has `key_frames` of them
 /// (window frames / key-frame interval frames). At a constant quality the key frame's size is
@@ -904,7 +1134,7 @@ fn trial_window(
     input: &[Picture],
     spec: &TrialSpec,
     key_frames: f64,
-) -> Result<WindowResult, LadderError> {
+) -> Result<TrialScore, LadderError> {
     let mut vmaf = crate::Vmaf::with_motion(spec.display.0, spec.display.1, motion.clone())?;
     let mut fidelity = Vec::new();
     let mut err: Option<LadderError> = None;
@@ -931,12 +1161,16 @@ fn trial_window(
     }
     let rest: u64 = bytes.iter().skip(1).sum();
     let key = bytes.first().copied().unwrap_or(0) as f64;
-    Ok((
-        key * key_frames + rest as f64,
-        scores
+    Ok(TrialScore {
+        bytes: key * key_frames + rest as f64,
+        frames: scores
             .iter()
             .zip(fidelity)
-            .map(|(v, (p, s))| (v.1, p, s))
+            .map(|(v, (psnr_y, ssim_y))| FrameScore {
+                vmaf: v.1,
+                psnr_y,
+                ssim_y,
+            })
             .collect(),
-    ))
+    })
 }
