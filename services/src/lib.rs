@@ -25,6 +25,7 @@ pub mod limit;
 pub mod ops;
 pub mod origin;
 pub mod playback;
+pub mod session;
 pub mod tokens;
 pub mod util;
 pub mod web;
@@ -173,6 +174,9 @@ pub struct Inner {
     pub stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
     /// Titles for the hot paths (see [`catalog::cached_title`]).
     pub titles: Mutex<HashMap<String, (std::time::Instant, Arc<catalog::CachedTitle>)>>,
+    /// Playback sessions for the origin's and the licence server's checks (see
+    /// [`session::cached_session`]).
+    pub sessions: Mutex<session::SessionCache>,
     /// On SQLite, one writer at a time, queued here in order instead of in SQLite's busy
     /// handler (which sleeps 1-100 ms between retries and made the latency tail).
     pub write_gate: tokio::sync::Mutex<()>,
@@ -312,6 +316,7 @@ impl AppState {
             metrics: ops::Metrics::new(),
             stores: Mutex::new(HashMap::new()),
             titles: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(session::SessionCache::default()),
             write_gate: tokio::sync::Mutex::new(()),
             account_locks: Mutex::new(HashMap::new()),
         })))

@@ -51,23 +51,22 @@ async fn licence(
         })?;
         requested.push(hex::encode(bytes));
     }
-    let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT account_id, title_id, kids, stopped, expires_at FROM playback_sessions WHERE id = $1",
-    )
-    .bind(&claims.sid)
-    .fetch_optional(&state.db)
-    .await?;
-    let Some((account, title, entitled, stopped, expires_at)) = row else {
-        return Err(ServiceError::Unauthorized);
-    };
-    if account != claims.sub || title != claims.title {
-        return Err(ServiceError::Unauthorized);
-    }
-    let ended = stopped != 0 || expires_at <= now;
-    let entitled: Vec<&str> = entitled.split(',').filter(|k| !k.is_empty()).collect();
+    let session = crate::session::cached_session(&state, &claims.sid)
+        .await?
+        .filter(|s| s.account == claims.sub && s.title == claims.title)
+        .ok_or(ServiceError::Unauthorized)?;
+    let (account, title) = (session.account.clone(), session.title.clone());
+    let cached = crate::catalog::cached_title(&state, &title).await?;
+    // A title hidden or out of its availability window since the session started gets no
+    // more keys.
+    let unavailable = !cached
+        .as_ref()
+        .is_some_and(|t| t.row.hidden == 0 && t.row.available_at(now));
+    let ended = session.ended(now, state.config.heartbeat_timeout as i64 * 1000);
+    let entitled: Vec<&str> = session.kids.iter().map(String::as_str).collect();
     let (wanted, refused): (Vec<String>, Vec<String>) = requested
         .into_iter()
-        .partition(|kid| !ended && entitled.contains(&kid.as_str()));
+        .partition(|kid| ended.is_none() && !unavailable && entitled.contains(&kid.as_str()));
     // One licence carries every key the session is entitled to, the requested ones first:
     // players ask with the key ID of the rendition they start on, and must not stall when
     // they switch to another rendition of the plan (its key is already in the CDM).
@@ -81,11 +80,9 @@ async fn licence(
     }
     let mut keys = Vec::new();
     if !issued.is_empty() {
-        let cached = crate::catalog::cached_title(&state, &title)
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Internal(format!("title {title} of a live session is gone"))
-            })?;
+        let cached = cached.as_ref().ok_or_else(|| {
+            ServiceError::Internal(format!("title {title} of a live session is gone"))
+        })?;
         let wrapped = &cached.keys;
         for kid in &issued {
             let w = wrapped.iter().find(|(k, _)| k == kid).ok_or_else(|| {
@@ -119,10 +116,13 @@ async fn licence(
     .await?;
     drop(gate);
     tracing::info!(session = %claims.sid, title = %title, issued = ?issued, refused = ?refused, "licence");
-    if ended {
+    if let Some(why) = ended {
+        return Err(why.error());
+    }
+    if unavailable {
         return Err(ServiceError::forbidden(
-            "session_ended",
-            "this playback session has ended; start playback again",
+            "title_unavailable",
+            "this title is no longer available",
         ));
     }
     if keys.is_empty() {

@@ -261,17 +261,22 @@ async fn serve_object(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
+    let now = now_ms();
     let claims = state
         .signer
-        .verify_playback(&token, now_ms())
+        .verify_playback(&token, now)
         .ok_or(ServiceError::Unauthorized)?;
+    // Every request, not only the first: a stopped, replaced, expired or idle session
+    // fetches nothing more.
+    let session = crate::session::live_session(&state, &claims, now).await?;
     // `key` is already percent-decoded: `%2e%2e` arrives as `..` and is refused here.
     if reel_publish::check_key(&key).is_err() || key.split('/').any(|c| c.starts_with('.')) {
         return Err(ServiceError::NotFound);
     }
+    // A title hidden or out of its availability window is gone for sessions already playing.
     let title = crate::catalog::cached_title(&state, &claims.title)
         .await?
-        .filter(|t| t.row.hidden == 0)
+        .filter(|t| t.row.hidden == 0 && t.row.available_at(now))
         .ok_or(ServiceError::NotFound)?;
     let source = title.row.source.clone();
     let range_header = headers
@@ -298,14 +303,27 @@ async fn serve_object(
             .map_err(|e| ServiceError::Internal(e.to_string()))??
         }
     };
-    // Audio or video by the title record's own rendition kinds: a rendition's folder, or a
-    // single file's stem.
+    // The rendition by the title record's own names: a rendition's folder, or a single
+    // file's stem. Video above the session's plan is refused, as its key is.
     let first = key.split('/').next().unwrap_or_default();
     let stem = first.split('.').next().unwrap_or_default();
-    let audio = title
+    let rendition = title
         .record
-        .audio_renditions()
-        .any(|name| name == first || name == stem);
+        .renditions
+        .iter()
+        .find(|r| r.name == first || r.name == stem);
+    if let Some(height) = rendition.and_then(|r| r.height) {
+        if i64::from(height) > session.max_height {
+            return Err(ServiceError::forbidden(
+                "plan",
+                format!(
+                    "this playback session plays up to {}p; {} is {height}p",
+                    session.max_height, first
+                ),
+            ));
+        }
+    }
+    let audio = rendition.is_some_and(|r| r.kind == reel_media::TrackKind::Audio);
     let mut response = Response::builder()
         .status(if found.range.is_some() {
             StatusCode::PARTIAL_CONTENT

@@ -185,6 +185,9 @@ async fn authorise(
         tx.commit().await?;
     }
     drop(_guard);
+    // This device's earlier session, if any, was stopped: the origin and licence server
+    // must not serve it from the cache.
+    crate::session::forget_account_sessions(&state, &viewer.sub);
     state.metrics.playback_starts.inc();
 
     let token = state.signer.playback(&PlaybackClaims {
@@ -361,17 +364,29 @@ async fn heartbeat(
     Json(p): Json<Position>,
 ) -> Result<StatusCode> {
     let position = position_ms(p.position)?;
-    let (title, stopped) = own_session(&state, &viewer.sub, &id).await?;
-    if stopped != 0 {
+    let (title, _) = own_session(&state, &viewer.sub, &id).await?;
+    // A session that was stopped, replaced, has expired or went without a heartbeat for the
+    // timeout has ended: a late heartbeat does not bring it back (another stream may have
+    // taken its place).
+    let now = now_ms();
+    let live_since = now - state.config.heartbeat_timeout as i64 * 1000;
+    let beat = sqlx::query(
+        "UPDATE playback_sessions SET last_seen = $2
+         WHERE id = $1 AND stopped = 0 AND expires_at > $2 AND last_seen > $3",
+    )
+    .bind(&id)
+    .bind(now)
+    .bind(live_since)
+    .execute(&state.db)
+    .await?;
+    crate::session::forget_session(&state, &id);
+    if beat.rows_affected() == 0 {
         return Err(ServiceError::Conflict(
-            "this playback session has ended (stopped, or replaced on this device)".into(),
+            "this playback session has ended (stopped, replaced on this device, expired, or \
+             without a heartbeat for too long)"
+                .into(),
         ));
     }
-    sqlx::query("UPDATE playback_sessions SET last_seen = $2 WHERE id = $1")
-        .bind(&id)
-        .bind(now_ms())
-        .execute(&state.db)
-        .await?;
     record_progress(&state, &viewer.sub, &title, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -389,6 +404,7 @@ async fn stop(
         .bind(now_ms())
         .execute(&state.db)
         .await?;
+    crate::session::forget_session(&state, &id);
     record_progress(&state, &viewer.sub, &title, position).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -345,5 +345,21 @@ macro_rules! both {
             }
         }
     };
+    // With extra `reel serve` arguments.
+    ($case:ident, $($arg:expr),+) => {
+        mod $case {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let args = [$($arg.to_string()),+];
+                super::$case(harness_with(Backend::Sqlite, stringify!($case), &args).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let args = [$($arg.to_string()),+];
+                super::$case(harness_with(Backend::Postgres, stringify!($case), &args).await).await;
+            }
+        }
+    };
 }
 pub(crate) use both;

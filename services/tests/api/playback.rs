@@ -337,3 +337,114 @@ fn keys_are_granted_only_when_every_rendition_they_protect_is_within_the_plan() 
     let e = Entitlement::of(&record, 360);
     assert_eq!(e.max_height, 0);
 }
+
+/// The origin and the licence server check the session on every request: a session replaced
+/// on its device, stopped, idle past the heartbeat timeout (3 s here), or of a title hidden
+/// since it started gets no more segments and no more keys; video above the session's plan is
+/// refused at the origin as its key is at the licence server.
+async fn ended_sessions_fetch_nothing_more(h: H) {
+    let h = &h;
+    let v = &viewer(h, "one@example.com", "basic").await;
+    let start = move |device: &'static str| async move {
+        let (s, grant, _) = h
+            .post("/v1/playback/lighthouse")
+            .auth(v)
+            .json(json!({ "device": device }))
+            .send()
+            .await
+            .parts();
+        assert_eq!(s, StatusCode::OK, "{grant}");
+        grant
+    };
+    let segment = |grant: &Value, rendition: &str| {
+        let token = token_of(grant["dash"].as_str().unwrap());
+        format!("/origin/{token}/{rendition}/seg-1.m4s")
+    };
+    let sd_key = &json!({ "kids": [kid_of(&h.t1, TrackClass::Sd)] });
+    let fetch = move |grant: &Value| {
+        let url = segment(grant, "432p");
+        async move { h.get(&url).send().await.parts() }
+    };
+    let licence = move |grant: &Value| {
+        let url = grant["licence"].as_str().unwrap().to_string();
+        let body = sd_key.clone();
+        async move { h.post(&url).json(body).send().await.parts() }
+    };
+    let ended = |(s, v, _): (StatusCode, Value, HeaderMap), code: &str| {
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some(code)),
+            "{v}"
+        );
+    };
+
+    let a = start("tv").await;
+    assert_eq!(fetch(&a).await.0, StatusCode::OK);
+    assert_eq!(licence(&a).await.0, StatusCode::OK);
+    let (s, e, _) = h.get(&segment(&a, "720p")).send().await.parts();
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("plan")),
+        "{e}"
+    );
+
+    // Replaced on its device.
+    let b = start("tv").await;
+    ended(fetch(&a).await, "session_ended");
+    ended(licence(&a).await, "session_ended");
+    assert_eq!(fetch(&b).await.0, StatusCode::OK);
+
+    // Stopped.
+    let stop = format!(
+        "/v1/playback/sessions/{}/stop",
+        b["session"].as_str().unwrap()
+    );
+    let s = h
+        .post(&stop)
+        .auth(v)
+        .json(json!({ "position": 1.0 }))
+        .send()
+        .await
+        .status;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    ended(fetch(&b).await, "session_ended");
+    ended(licence(&b).await, "session_ended");
+
+    // Idle: no heartbeat for longer than the timeout. A late heartbeat does not revive it.
+    let c = start("tv").await;
+    assert_eq!(fetch(&c).await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    ended(fetch(&c).await, "session_ended");
+    ended(licence(&c).await, "session_ended");
+    let beat = format!(
+        "/v1/playback/sessions/{}/heartbeat",
+        c["session"].as_str().unwrap()
+    );
+    let s = h
+        .post(&beat)
+        .auth(v)
+        .json(json!({ "position": 2.0 }))
+        .send()
+        .await
+        .status;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // A title hidden after the session started.
+    let d = start("tv").await;
+    assert_eq!(fetch(&d).await.0, StatusCode::OK);
+    let s = h
+        .patch("/v1/admin/titles/lighthouse")
+        .auth(&h.admin)
+        .json(json!({ "hidden": true }))
+        .send()
+        .await
+        .status;
+    assert!(s.is_success(), "{s}");
+    assert_eq!(fetch(&d).await.0, StatusCode::NOT_FOUND);
+    ended(licence(&d).await, "title_unavailable");
+}
+both!(
+    ended_sessions_fetch_nothing_more,
+    "--heartbeat-timeout",
+    "3"
+);
