@@ -253,6 +253,7 @@ fn main() {
         .arg(&conf)
         .arg("-p")
         .arg(dir.path())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx starts");
@@ -298,7 +299,15 @@ fn main() {
         println!("{case:<28} {rps:>10.0} {p50:>9.2} {p99:>9.2} {errors:>8}");
         results.push(json!({ "case": case, "requests_per_second": rps, "p50_ms": p50, "p99_ms": p99, "non_2xx": errors }));
     }
-    let _ = nginx.kill();
+    // `nginx -s stop` makes the master stop its workers too (a SIGKILL to the master left
+    // them running, holding the port and this process's output open).
+    let _ = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.path())
+        .args(["-s", "stop"])
+        .status();
     let _ = nginx.wait();
     let ratio = results[2]["requests_per_second"].as_f64().unwrap()
         / results[3]["requests_per_second"].as_f64().unwrap();
