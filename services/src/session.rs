@@ -228,21 +228,13 @@ mod tests {
 
     #[test]
     fn a_session_ends_when_stopped_expired_or_idle() {
-        let s = Session {
-            account: "a".into(),
-            title: "t".into(),
-            max_height: 720,
-            kids: vec![],
-            stopped: false,
-            expires_at: 10_000,
-            last_seen: 5_000,
-        };
+        let s = session("a");
         assert_eq!(s.ended(6_000, 2_000), None);
         assert_eq!(s.ended(7_000, 2_000), Some(Ended::Idle));
         assert_eq!(s.ended(10_000, 60_000), Some(Ended::Expired));
         let stopped = Session {
             stopped: true,
-            ..s.clone()
+            ..(*s).clone()
         };
         assert_eq!(stopped.ended(6_000, 2_000), Some(Ended::Stopped));
     }
