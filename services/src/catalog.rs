@@ -530,13 +530,14 @@ async fn similar(
     })))
 }
 
-/// The poster frame: public (an `<img>` cannot send a token), only for visible titles.
+/// The poster frame: public (an `<img>` cannot send a token), only for titles that are
+/// visible and within their availability window.
 async fn poster(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
     let t = load_title(&state, &id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    let key = match (&t.poster, t.hidden) {
-        (Some(k), 0) => k.clone(),
+    let key = match (&t.poster, t.hidden == 0 && t.available_at(now_ms())) {
+        (Some(k), true) => k.clone(),
         _ => return Err(ServiceError::NotFound),
     };
     let store = state.store(&t.source)?;

@@ -291,5 +291,15 @@ async fn poster_stays_inside_the_title(h: H) {
         (s, headers["content-type"].to_str().unwrap()),
         (StatusCode::OK, "image/png")
     );
+    // Out of its availability window, a title's poster is gone as the title is.
+    let s = h
+        .patch("/v1/admin/titles/lighthouse")
+        .auth(&h.admin)
+        .json(json!({ "available_until": 1_000 }))
+        .send()
+        .await
+        .status;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(get().await.raw_parts().0, StatusCode::NOT_FOUND);
 }
 both!(poster_stays_inside_the_title);
