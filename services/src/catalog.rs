@@ -255,6 +255,12 @@ impl TitleRow {
         self.available_from.is_none_or(|f| f <= now) && self.available_until.is_none_or(|u| now < u)
     }
 
+    /// Not hidden, and within the availability window at `now`: what viewers may see and
+    /// play, and what the origin, the licence server and the poster route serve.
+    pub fn playable_at(&self, now: i64) -> bool {
+        self.hidden == 0 && self.available_at(now)
+    }
+
     pub fn json(&self) -> Value {
         json!({
             "id": self.id, "name": self.name, "description": self.description,
@@ -341,7 +347,7 @@ pub fn forget_title(state: &AppState, id: &str) {
 
 /// What a viewer may see of the catalog: visible, available now, within their maturity.
 fn visible_to(t: &TitleRow, viewer: &crate::tokens::AccessClaims, now: i64) -> bool {
-    viewer.role == "admin" || (t.hidden == 0 && t.available_at(now) && t.min_age <= viewer.max_age)
+    viewer.role == "admin" || (t.playable_at(now) && t.min_age <= viewer.max_age)
 }
 
 #[derive(Debug, Deserialize)]
@@ -536,7 +542,7 @@ async fn poster(State(state): State<AppState>, Path(id): Path<String>) -> Result
     let t = load_title(&state, &id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    let key = match (&t.poster, t.hidden == 0 && t.available_at(now_ms())) {
+    let key = match (&t.poster, t.playable_at(now_ms())) {
         (Some(k), true) => k.clone(),
         _ => return Err(ServiceError::NotFound),
     };

@@ -107,6 +107,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The time (ms) a session's last heartbeat must be after for the session to still count
+    /// as a stream at `now` (ms).
+    pub fn live_since(&self, now: i64) -> i64 {
+        now - self.heartbeat_timeout as i64 * 1000
+    }
+
     /// Parses flags as `reel serve` does (the first item is the program's name; the
     /// environment fills what flags leave out). Exits with a usage message on bad flags.
     pub fn parse_from<I, T>(args: I) -> Config

@@ -51,18 +51,14 @@ async fn licence(
         })?;
         requested.push(hex::encode(bytes));
     }
-    let session = crate::session::cached_session(&state, &claims.sid)
-        .await?
-        .filter(|s| s.account == claims.sub && s.title == claims.title)
-        .ok_or(ServiceError::Unauthorized)?;
+    // The session even when it has ended: the refusal is audited like an issue.
+    let session = crate::session::session_of(&state, &claims).await?;
     let (account, title) = (session.account.clone(), session.title.clone());
     let cached = crate::catalog::cached_title(&state, &title).await?;
     // A title hidden or out of its availability window since the session started gets no
     // more keys.
-    let unavailable = !cached
-        .as_ref()
-        .is_some_and(|t| t.row.hidden == 0 && t.row.available_at(now));
-    let ended = session.ended(now, state.config.heartbeat_timeout as i64 * 1000);
+    let unavailable = !cached.as_ref().is_some_and(|t| t.row.playable_at(now));
+    let ended = session.ended(now, state.config.live_since(now));
     let entitled: Vec<&str> = session.kids.iter().map(String::as_str).collect();
     let (wanted, refused): (Vec<String>, Vec<String>) = requested
         .into_iter()

@@ -276,7 +276,7 @@ async fn serve_object(
     // A title hidden or out of its availability window is gone for sessions already playing.
     let title = crate::catalog::cached_title(&state, &claims.title)
         .await?
-        .filter(|t| t.row.hidden == 0 && t.row.available_at(now))
+        .filter(|t| t.row.playable_at(now))
         .ok_or(ServiceError::NotFound)?;
     let source = title.row.source.clone();
     let range_header = headers

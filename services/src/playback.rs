@@ -101,7 +101,7 @@ async fn authorise(
     // Stream limit: the check and the insert are one step per account.
     let lock = account_lock(&state, &viewer.sub);
     let _guard = lock.lock().await;
-    let live_since = now - (state.config.heartbeat_timeout as i64) * 1000;
+    let live_since = state.config.live_since(now);
     let session = random_id();
     let expires_at = now + (state.config.playback_ttl as i64) * 1000;
     let kids = kids.join(",");
@@ -369,7 +369,7 @@ async fn heartbeat(
     // timeout has ended: a late heartbeat does not bring it back (another stream may have
     // taken its place).
     let now = now_ms();
-    let live_since = now - state.config.heartbeat_timeout as i64 * 1000;
+    let live_since = state.config.live_since(now);
     let beat = sqlx::query(
         "UPDATE playback_sessions SET last_seen = $2
          WHERE id = $1 AND stopped = 0 AND expires_at > $2 AND last_seen > $3",

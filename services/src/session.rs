@@ -107,13 +107,14 @@ impl Ended {
 }
 
 impl Session {
-    /// Why the session has ended at `now` (ms), if it has.
-    pub fn ended(&self, now: i64, heartbeat_timeout_ms: i64) -> Option<Ended> {
+    /// Why the session has ended at `now` (ms), if it has; `live_since` is
+    /// [`crate::Config::live_since`] at `now`.
+    pub fn ended(&self, now: i64, live_since: i64) -> Option<Ended> {
         if self.stopped {
             Some(Ended::Stopped)
         } else if self.expires_at <= now {
             Some(Ended::Expired)
-        } else if self.last_seen <= now - heartbeat_timeout_ms {
+        } else if self.last_seen <= live_since {
             Some(Ended::Idle)
         } else {
             None
@@ -129,15 +130,20 @@ pub async fn live_session(
     claims: &PlaybackClaims,
     now: i64,
 ) -> Result<Arc<Session>> {
-    let session = cached_session(state, &claims.sid)
-        .await?
-        .filter(|s| s.account == claims.sub && s.title == claims.title)
-        .ok_or(ServiceError::Unauthorized)?;
-    let timeout_ms = state.config.heartbeat_timeout as i64 * 1000;
-    match session.ended(now, timeout_ms) {
+    let session = session_of(state, claims).await?;
+    match session.ended(now, state.config.live_since(now)) {
         Some(why) => Err(why.error()),
         None => Ok(session),
     }
+}
+
+/// The session of a playback token, ended or not: unauthorised when there is none, or when
+/// the token's account or title is not the session's.
+pub async fn session_of(state: &AppState, claims: &PlaybackClaims) -> Result<Arc<Session>> {
+    cached_session(state, &claims.sid)
+        .await?
+        .filter(|s| s.account == claims.sub && s.title == claims.title)
+        .ok_or(ServiceError::Unauthorized)
 }
 
 /// The session from the cache, or from the database (then cached).
@@ -229,13 +235,14 @@ mod tests {
     #[test]
     fn a_session_ends_when_stopped_expired_or_idle() {
         let s = session("a");
-        assert_eq!(s.ended(6_000, 2_000), None);
-        assert_eq!(s.ended(7_000, 2_000), Some(Ended::Idle));
-        assert_eq!(s.ended(10_000, 60_000), Some(Ended::Expired));
+        // A 2-second heartbeat timeout: live since now - 2,000.
+        assert_eq!(s.ended(6_000, 4_000), None);
+        assert_eq!(s.ended(7_000, 5_000), Some(Ended::Idle));
+        assert_eq!(s.ended(10_000, 10_000 - 60_000), Some(Ended::Expired));
         let stopped = Session {
             stopped: true,
             ..(*s).clone()
         };
-        assert_eq!(stopped.ended(6_000, 2_000), Some(Ended::Stopped));
+        assert_eq!(stopped.ended(6_000, 4_000), Some(Ended::Stopped));
     }
 }
