@@ -405,6 +405,8 @@ impl Accumulator {
 
 /// What the settings search on the probe window decided.
 struct Searched {
+    /// The probe window: the window of the most complex shot, which the search ran on.
+    probe: usize,
     /// Grid indices run (on the probe window, so on every window).
     active: Vec<bool>,
     /// Per chain and position, why the search skipped a setting.
@@ -889,6 +891,7 @@ fn probe_window(
         acc[i].add(&analysis.windows[probe], seconds, score);
     }
     Ok(Searched {
+        probe,
         active,
         skipped: outcome.skipped,
     })
@@ -917,9 +920,8 @@ fn other_windows(
         .copied()
         .filter(|&h| active.iter().any(|&i| grid.points[i].height == h))
         .collect();
-    let probe = most_complex_window(analysis);
     let others: Vec<usize> = (0..analysis.windows.len())
-        .filter(|&w| w != probe)
+        .filter(|&w| w != searched.probe)
         .collect();
     if others.is_empty() {
         analysis.phases.other_windows = phase.elapsed().as_secs_f64();
