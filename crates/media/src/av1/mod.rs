@@ -267,11 +267,9 @@ mod tests {
     // written by hand from the AV1 spec's syntax (reduced_still_picture_header = 0, one
     // operating point, no timing info).
     fn seq_header_obu() -> Vec<u8> {
-        let mut bits = String::new();
+        let mut w = crate::bits::BitWriter::default();
         let mut push = |v: u32, n: u32| {
-            for i in (0..n).rev() {
-                bits.push(if (v >> i) & 1 == 1 { '1' } else { '0' });
-            }
+            w.u(v, n);
         };
         push(0, 3); // profile
         push(0, 1); // still
@@ -306,14 +304,7 @@ mod tests {
         push(0, 1); // separate uv
         push(0, 1); // film grain
         push(1, 1); // trailing one bit
-        while !bits.len().is_multiple_of(8) {
-            bits.push('0');
-        }
-        let payload: Vec<u8> = bits
-            .as_bytes()
-            .chunks(8)
-            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
-            .collect();
+        let payload = w.bytes(); // zero bits to the byte boundary
         let mut obu = vec![(OBU_SEQUENCE_HEADER << 3) | 0x02];
         write_leb128(payload.len() as u64, &mut obu);
         obu.extend(payload);
