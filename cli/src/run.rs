@@ -196,6 +196,14 @@ fn event_json(title: &str, e: &PipelineEvent) -> serde_json::Value {
             }
         },
         PipelineEvent::Notice(n) => json!({"event": "notice", "title": title, "message": n}),
+        // `unit_planned`, `unit_started`, `unit_done`, `unit_retrying`, with the counts.
+        PipelineEvent::Unit(u) => {
+            let mut v = serde_json::to_value(u).expect("unit events serialize");
+            let kind = v["event"].as_str().unwrap_or("").to_string();
+            v["event"] = json!(format!("unit_{kind}"));
+            v["title"] = json!(title);
+            v
+        }
     }
 }
 
@@ -206,6 +214,9 @@ struct Display {
     title: ProgressBar,
     bars: HashMap<u32, ProgressBar>,
     analysis: Option<ProgressBar>,
+    units: Option<ProgressBar>,
+    /// Frames per second per rung of each worker's last unit.
+    worker_fps: std::collections::BTreeMap<usize, f64>,
     publish: Option<ProgressBar>,
 }
 
@@ -223,6 +234,8 @@ impl Display {
             title,
             bars: HashMap::new(),
             analysis: None,
+            units: None,
+            worker_fps: Default::default(),
             publish: None,
         }
     }
@@ -329,11 +342,67 @@ impl Display {
             PipelineEvent::Notice(n) => {
                 let _ = self.multi.println(format!("note: {n}"));
             }
+            PipelineEvent::Unit(u) => self.show_unit(u),
+        }
+    }
+
+    /// The units bar: done of total, running, failed attempts, each worker's rate.
+    fn show_unit(&mut self, u: &reel_units::UnitEvent) {
+        use reel_units::UnitEvent;
+        let counts = match u {
+            UnitEvent::Planned { counts } => {
+                let b = self.bar(
+                    counts.total as u64,
+                    "units",
+                    "{prefix:>14} [{bar:30}] {pos}/{len} {msg}",
+                );
+                self.units = Some(b);
+                counts
+            }
+            UnitEvent::Started { counts, .. } => counts,
+            UnitEvent::Done {
+                counts,
+                worker,
+                fps,
+                ..
+            } => {
+                if *fps > 0.0 {
+                    self.worker_fps.insert(*worker, *fps);
+                }
+                counts
+            }
+            UnitEvent::Retrying {
+                unit,
+                attempt,
+                error,
+                counts,
+            } => {
+                let _ = self.multi.println(format!(
+                    "{unit}: attempt {attempt} failed ({error}); trying again"
+                ));
+                counts
+            }
+        };
+        if let Some(b) = &self.units {
+            b.set_position(counts.done as u64);
+            let rates: Vec<String> = self
+                .worker_fps
+                .iter()
+                .map(|(w, f)| format!("w{w} {f:.0} fps"))
+                .collect();
+            b.set_message(format!(
+                "done ({} reused), {} running, {} failed attempts{}{}",
+                counts.reused,
+                counts.running,
+                counts.failed_attempts,
+                if rates.is_empty() { "" } else { "; " },
+                rates.join(", ")
+            ));
         }
     }
 
     fn clear(self) {
-        for b in self.bars.values() {
+        for b in self.bars.values().chain(&self.units) {
             b.finish_and_clear();
         }
         if let Some(b) = self.publish {

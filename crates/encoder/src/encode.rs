@@ -67,8 +67,28 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     decode.set_property("uri", &uri);
     pipeline.add(&decode)?;
 
-    // Without a video rung (an audio rendition encoded again alone), the video is not decoded.
+    // Without a video rung (an audio rendition encoded again alone), the video is not decoded;
+    // a chunk decodes its video alone (the audio is encoded once for the whole title).
     let mut after_eos = Vec::new();
+    if plan.range.is_some() {
+        if !plan.audio.is_empty() {
+            return Err(EncodeError::Gst(
+                "a chunk of a title encodes video only: its audio is encoded whole".into(),
+            ));
+        }
+        decode.connect("select-stream", false, |args| {
+            let stream = args[2].get::<gst::Stream>().ok()?;
+            let t = stream.stream_type();
+            let choice = if t.contains(gst::StreamType::VIDEO) {
+                1i32
+            } else if t.intersects(gst::StreamType::AUDIO | gst::StreamType::TEXT) {
+                0
+            } else {
+                -1
+            };
+            Some(choice.to_value())
+        });
+    }
     let video_in = if plan.rungs.is_empty() {
         decode.connect("select-stream", false, |args| {
             let stream = args[2].get::<gst::Stream>().ok()?;
@@ -101,11 +121,17 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
         // stream that uridecodebin3 exposes again (after a stream-collection update removed
         // its first pad) still reaches the encoders instead of a fake sink.
         let _guard = linked.lock().unwrap();
-        let target = if name.starts_with("video")
-            && video_in.as_ref().is_some_and(|v| !v.is_linked())
-        {
+        // By the caps as well as the name: a pad made before its stream's type was known is
+        // named `src_N`.
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let media = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let is = |kind: &str| name.starts_with(kind) || media.starts_with(&format!("{kind}/"));
+        let target = if is("video") && video_in.as_ref().is_some_and(|v| !v.is_linked()) {
             video_in.clone()
-        } else if name.starts_with("audio") && audio_in.as_ref().is_some_and(|a| !a.is_linked()) {
+        } else if is("audio") && audio_in.as_ref().is_some_and(|a| !a.is_linked()) {
             audio_in.clone()
         } else {
             None
@@ -128,10 +154,80 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
         let _ = pad.link(&target);
     });
 
+    if let Some(range) = plan.range {
+        seek_to_range(&pipeline, range, plan.frame_rate, &path)?;
+    }
     let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), after_eos)];
     let watch = Watch::new(&path, "encoding", &feed);
     drop(feed);
     SampleStream::start(rx, stop, pipeline, workers, watch)
+}
+
+/// The appsink the decoded, upright, constant-rate video leaves GStreamer through.
+const DECODED_SINK: &str = "decoded";
+
+/// How long a chunk's pipeline may take to decode its first frame (preroll) before a seek.
+const PREROLL_SECONDS: u64 = 60;
+
+/// Decoding past a chunk's end by this much lets the last frames out of a decoder that
+/// reorders (B-frames) and of `videorate`; the frames past the end are dropped.
+const RANGE_TAIL_NS: u64 = 1_000_000_000;
+
+/// Prerolls `pipeline` and seeks it to the key frame at or before the range's first frame,
+/// stopping a little after its last; the scale stage keeps exactly the range's frames.
+fn seek_to_range(
+    pipeline: &gst::Pipeline,
+    range: crate::FrameRange,
+    frame_rate: reel_media::Rational,
+    path: &Path,
+) -> Result<(), EncodeError> {
+    let failed = |detail: String| EncodeError::Decode {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let ns = |frame: u64| {
+        let (num, den) = (
+            u128::from(frame_rate.num.max(1)),
+            u128::from(frame_rate.den.max(1)),
+        );
+        (u128::from(frame) * den * 1_000_000_000 / num) as u64
+    };
+    pipeline.set_state(gst::State::Paused)?;
+    let (result, current, _) = pipeline.state(gst::ClockTime::from_seconds(PREROLL_SECONDS));
+    if result.is_err() || current != gst::State::Paused {
+        return Err(failed(format!(
+            "the chunk at frames {}..{} did not start decoding within {PREROLL_SECONDS} s",
+            range.start, range.end
+        )));
+    }
+    // The title's last chunk runs on to the source's end.
+    let (stop_type, stop) = match range.exact {
+        true => (
+            gst::SeekType::Set,
+            gst::ClockTime::from_nseconds(ns(range.end).saturating_add(RANGE_TAIL_NS)),
+        ),
+        false => (gst::SeekType::None, gst::ClockTime::ZERO),
+    };
+    // Sent up the decoded branch alone: the rungs' branches start at appsrcs, which cannot
+    // seek, and have seen no frame yet.
+    let decoded = pipeline
+        .by_name(DECODED_SINK)
+        .ok_or_else(|| EncodeError::Gst("the decoded video sink is missing".into()))?;
+    let seek = gst::event::Seek::new(
+        1.0,
+        gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE,
+        gst::SeekType::Set,
+        gst::ClockTime::from_nseconds(ns(range.start)),
+        stop_type,
+        stop,
+    );
+    if !decoded.send_event(seek) {
+        return Err(failed(format!(
+            "the source cannot seek to the chunk at frames {}..{}",
+            range.start, range.end
+        )));
+    }
+    Ok(())
 }
 
 /// The audio renditions: one decoded audio stream, restamped and given channel positions
@@ -299,6 +395,11 @@ fn decoded_video(
             .build(),
     )?;
     let raw_sink = crate::gst_util::free_running_appsink(2);
+    raw_sink.set_property("name", DECODED_SINK);
+    if plan.range.is_some() {
+        // A chunk prerolls before its seek: the pipeline reaches PAUSED on a decoded frame.
+        raw_sink.set_property("async", true);
+    }
     let raw_el: gst::Element = raw_sink.clone().upcast();
     let upright = crate::gst_util::upright_progressive()?;
     let mut chain: Vec<&gst::Element> = vec![&vqueue];
@@ -457,18 +558,21 @@ fn scale_into_sizes(
 ) {
     let outputs: Vec<((u32, u32), gst_app::AppSrc)> =
         sizes.into_iter().map(|s| (s.size, s.src)).collect();
-    let mut state = ScaleState::new(
-        outputs.clone(),
+    let state = Arc::new(Mutex::new(ScaleState::new(
+        outputs,
         plan.still_at,
         plan.frame_rate,
+        plan.range,
         feed.clone(),
-    );
+    )));
+    let state_eos = state.clone();
     let feed = feed.clone();
     let path = path.to_path_buf();
     decoded.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                 match state.push(&sample) {
                     Ok(true) => Ok(gst::FlowSuccess::Ok),
                     Ok(false) => Err(gst::FlowError::Flushing),
@@ -481,11 +585,7 @@ fn scale_into_sizes(
                     }
                 }
             })
-            .eos(move |_| {
-                for (_, src) in &outputs {
-                    let _ = src.end_of_stream();
-                }
-            })
+            .eos(move |_| state_eos.lock().unwrap_or_else(|e| e.into_inner()).finish())
             .build(),
     );
 }

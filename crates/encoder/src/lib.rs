@@ -42,10 +42,10 @@ pub use demux::{demux, summary};
 pub use encode::encode;
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, BuiltinLadder, Ladder, LadderChoice, RateControl, Rung};
-pub use plan::{even, needs_own_height, AudioPlan, EncodePlan, RungPlan};
+pub use plan::{even, needs_own_height, AudioPlan, EncodePlan, FrameRange, RungPlan};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
 pub use raw::{
     decode_frames, decode_pictures, scale_pictures, trial_encode, DecodedFrame, TrialSpec,
 };
-pub use stream::{Event, Progress, SampleStream};
+pub use stream::{stall_limit, Event, Progress, SampleStream};
 pub use timing::video_timescale;

@@ -52,6 +52,32 @@ pub struct EncodePlan {
     /// Hand this decoded frame (counted from 0 at the output frame rate) to the caller as an
     /// [`Event::Still`], e.g. for a poster, without a second decode. `None` by default.
     pub still_at: Option<u64>,
+    /// Encode only these frames of the title (one chunk); `None` for the whole title.
+    pub range: Option<FrameRange>,
+}
+
+/// Frames `start..end` of a title, counted from 0 at the plan's output frame rate: one chunk.
+/// Its samples are stamped from 0 (the caller adds the chunk's start), and every rung starts
+/// it with a key frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FrameRange {
+    pub start: u64,
+    pub end: u64,
+    /// Every chunk but the title's last delivers exactly `end - start` frames (the last one
+    /// held when the source runs out early), so that the next chunk's first frame lands where
+    /// it belongs. The last chunk (`false`) runs on to the source's end, as a whole-title
+    /// encode does; its `end` is the frame count expected from the probed duration.
+    pub exact: bool,
+}
+
+impl FrameRange {
+    pub fn len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// `x` rounded to the nearest even number of pixels, at least 2 (4:2:0 needs even sizes). The
@@ -128,7 +154,35 @@ impl EncodePlan {
             audio,
             notices,
             still_at: None,
+            range: None,
         })
+    }
+
+    /// The plan for frames `range` of the title, video only: the same rungs, sizes and key
+    /// frame cadence, with progress counted over the range. The still is kept when it lies in
+    /// the range.
+    pub fn for_range(&self, range: FrameRange) -> EncodePlan {
+        EncodePlan {
+            frames_total: range.len(),
+            audio: Vec::new(),
+            notices: Vec::new(),
+            still_at: self
+                .still_at
+                .filter(|s| (range.start..range.end).contains(s)),
+            range: Some(range),
+            ..self.clone()
+        }
+    }
+
+    /// The plan for the audio renditions alone (no video is decoded).
+    pub fn audio_only(&self) -> EncodePlan {
+        EncodePlan {
+            rungs: Vec::new(),
+            notices: Vec::new(),
+            still_at: None,
+            range: None,
+            ..self.clone()
+        }
     }
 
     fn rung_plan(r: &crate::Rung, src_height: u32, dar: f64) -> Result<RungPlan, EncodeError> {
@@ -153,6 +207,44 @@ impl EncodePlan {
                 .speed
                 .unwrap_or(if r.codec == Codec::Av1 { 10 } else { 8 }),
         })
+    }
+
+    /// What besides the plan decides the bytes it encodes to: this crate's version (its
+    /// scaler and settings) and the version of every encoder and decoder the plan uses.
+    /// Outputs named by a hash of the plan and these stay valid exactly as long as they do.
+    pub fn encoders(&self) -> Result<Vec<(String, String)>, EncodeError> {
+        crate::gst_util::init()?;
+        let mut out = vec![
+            (
+                "reel-encoder".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            (
+                "gstreamer".to_string(),
+                gstreamer::version_string().to_string(),
+            ),
+        ];
+        let plugin = |element: &str| {
+            gstreamer::ElementFactory::find(element)
+                .and_then(|f| gstreamer::prelude::PluginFeatureExt::plugin(&f))
+                .map(|p| format!("{} {}", p.plugin_name(), p.version()))
+                .unwrap_or_else(|| "missing".into())
+        };
+        if self.rungs.iter().any(|r| r.codec == Codec::H264) {
+            out.push(("x264enc".into(), plugin("x264enc")));
+        }
+        if self.rungs.iter().any(|r| r.codec == Codec::Av1) {
+            out.push(("rav1e".into(), rav1e::version::full()));
+        }
+        for a in &self.audio {
+            let element = if a.codec == Codec::Opus {
+                "opusenc"
+            } else {
+                "avenc_aac"
+            };
+            out.push((element.into(), plugin(element)));
+        }
+        Ok(out)
     }
 
     /// Starts encoding. The returned stream yields the tracks and their samples.

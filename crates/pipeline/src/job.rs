@@ -39,6 +39,8 @@ pub struct Job {
     #[serde(default)]
     pub analysis: AnalysisSpec,
     #[serde(default)]
+    pub encode: EncodeSpec,
+    #[serde(default)]
     pub packaging: PackagingSpec,
     #[serde(default)]
     pub encryption: Option<EncryptionSpec>,
@@ -108,6 +110,33 @@ mod video_codec {
         }
     }
 }
+
+/// How the title is encoded: in chunks (work units) on a pool of local workers.
+///
+/// Neither setting changes what the renditions are (their rungs, key frames and segments),
+/// so neither starts a title over; finished units are reused while their chunks stay the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncodeSpec {
+    /// Seconds of video per unit, rounded to a whole number of segments: what a crash costs
+    /// at most per worker.
+    pub chunk_duration: f64,
+    /// Units encoded at a time (each uses every core; two overlap one unit's start and end
+    /// with another's middle).
+    pub workers: usize,
+}
+
+impl Default for EncodeSpec {
+    fn default() -> Self {
+        EncodeSpec {
+            chunk_duration: reel_units::DEFAULT_CHUNK_SECONDS,
+            workers: DEFAULT_WORKERS,
+        }
+    }
+}
+
+/// Units encoded at a time unless the job says otherwise.
+pub const DEFAULT_WORKERS: usize = 2;
 
 /// CMAF packaging and manifests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -328,6 +357,15 @@ impl Job {
         if let Some(l) = &self.analysis.level {
             reel_ladder::device::Level::parse(self.analysis.codec(), l)
                 .map_err(|e| format!("analysis.level: {e}"))?;
+        }
+        if !(self.encode.chunk_duration >= 1.0 && self.encode.chunk_duration <= 3600.0) {
+            return Err(format!(
+                "encode.chunk_duration {} s is outside 1-3600",
+                self.encode.chunk_duration
+            ));
+        }
+        if self.encode.workers == 0 || self.encode.workers > 64 {
+            return Err("encode.workers must be 1-64".into());
         }
         Destination::parse(&self.destination.url).map_err(|e| e.to_string())?;
         if self.destination.parallel_uploads == 0 || self.destination.parallel_uploads > 64 {

@@ -53,12 +53,23 @@ pub enum PipelineError {
     Ladder(#[from] reel_ladder::LadderError),
     #[error(transparent)]
     Publish(#[from] reel_publish::PublishError),
+    #[error(transparent)]
+    Units(reel_units::UnitError),
     #[error("{path}: {detail}")]
     State { path: PathBuf, detail: String },
     #[error("{0}")]
     Unsupported(String),
     #[error("stopped on request; the next run resumes where this one stopped")]
     Cancelled,
+}
+
+impl From<reel_units::UnitError> for PipelineError {
+    fn from(e: reel_units::UnitError) -> Self {
+        match e {
+            reel_units::UnitError::Cancelled => PipelineError::Cancelled,
+            e => PipelineError::Units(e),
+        }
+    }
 }
 
 pub(crate) fn io_error(

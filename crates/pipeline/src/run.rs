@@ -67,6 +67,8 @@ pub enum PipelineEvent {
         name: String,
         bytes: u64,
     },
+    /// A work unit was planned, started, finished or tried again.
+    Unit(reel_units::UnitEvent),
     Publish(PublishEvent),
     Notice(String),
 }
@@ -330,9 +332,41 @@ impl<'a> TitleRun<'a> {
         if outcome.reused.is_empty() {
             outcome.live = Some(self.live_package(&plan)?);
         }
-        self.encode_missing(plan, outcome.live.as_mut(), &mut outcome.encoded, on_event)?;
+        let units = self.units(plan)?;
+        self.encode_missing(units, outcome.live.as_mut(), &mut outcome.encoded, on_event)?;
         self.phase_done(Phase::Encode, t, on_event);
         Ok(outcome)
+    }
+
+    /// The plan as work units (the audio, and the video in chunks on segment boundaries),
+    /// running on the local pool: the units earlier runs finished are reused.
+    fn units(&mut self, plan: EncodePlan) -> Result<reel_units::ChunkedEncode, PipelineError> {
+        let source_id = self.source_sha256()?;
+        let spec = &self.job.encode;
+        let chunk = reel_units::chunk_frames(
+            &plan,
+            self.job.packaging.segment_duration,
+            spec.chunk_duration,
+        );
+        let chunks = reel_units::chunks(plan.frames_total, chunk);
+        let units = reel_units::title_units(&plan, &chunks, &source_id)?;
+        let store = reel_units::UnitStore::open(&self.work.join(UNITS_DIR))?;
+        let opts = reel_units::ChunkedOptions {
+            workers: spec.workers,
+            cancel: self.opts.cancel.clone(),
+        };
+        Ok(reel_units::ChunkedEncode::start(plan, units, store, &opts)?)
+    }
+
+    /// The source's SHA-256, hashed once for its identity (path, size, time) and kept.
+    fn source_sha256(&mut self) -> Result<String, PipelineError> {
+        if let Some(h) = &self.state.source_sha256 {
+            return Ok(h.clone());
+        }
+        let (hash, _) = reel_publish::file_sha256(&self.source)?;
+        self.state.source_sha256 = Some(hash.clone());
+        self.state.save(&self.work)?;
+        Ok(hash)
     }
 
     /// Encodes the plan's renditions; each file is finished (renamed into place) and recorded in
@@ -340,7 +374,7 @@ impl<'a> TitleRun<'a> {
     /// are packaged (and encrypted) too, as they arrive.
     fn encode_missing(
         &mut self,
-        plan: EncodePlan,
+        units: reel_units::ChunkedEncode,
         mut live: Option<&mut crate::package::LivePackage>,
         encoded: &mut Vec<String>,
         on_event: &mut dyn FnMut(PipelineEvent),
@@ -349,11 +383,16 @@ impl<'a> TitleRun<'a> {
         let (work, run_id, opts) = (self.work.clone(), self.run_id, self.opts);
         let state = &mut self.state;
         let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
-        let source = plan.source.clone();
-        let stream = plan.start()?;
-        for event in stream {
+        let source = units.plan().source.clone();
+        for event in units {
             cancelled(opts)?;
-            let event = event?;
+            let event = match event? {
+                reel_units::ChunkEvent::Media(e) => e,
+                reel_units::ChunkEvent::Unit(u) => {
+                    on_event(PipelineEvent::Unit(u));
+                    continue;
+                }
+            };
             if let Some(live) = live.as_deref_mut() {
                 live.on_event(&event)?;
                 for e in live.publish_events() {
@@ -616,6 +655,8 @@ impl<'a> TitleRun<'a> {
 
 const TITLE_RECORD: &str = "title.json";
 /// The finished package in the work folder, and where it is made.
+/// The work folder's finished units, by key.
+const UNITS_DIR: &str = "units";
 const PACKAGE_DIR: &str = "package";
 const PACKAGE_TMP: &str = "package.tmp";
 const ANALYSIS_REPORT: &str = "analysis.json";

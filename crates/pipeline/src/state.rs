@@ -29,6 +29,9 @@ pub struct State {
     pub runs: u32,
     /// Source identity, ladder and analysis options the renditions were made from.
     pub encode_fingerprint: String,
+    /// SHA-256 of the source, which names its units (hashed once per source identity).
+    #[serde(default)]
+    pub source_sha256: Option<String>,
     /// The ladder chosen (per-title analysis runs once).
     pub ladder: Option<reel_encoder::Ladder>,
     /// Finished renditions by name (video rungs and `audio`).

@@ -1,0 +1,166 @@
+//! The embedded worker pool: units run on local threads, each attempted a bounded number of
+//! times, reporting what they do over a channel.
+
+use crate::error::UnitError;
+use crate::store::{UnitRecord, UnitStore};
+use crate::unit::{run_unit, Unit};
+use crossbeam_channel::{Receiver, Sender};
+use reel_encoder::Event;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Attempts per unit before the title fails: a unit that failed for a passing reason (a
+/// decoder stall, a full disk freed meanwhile) gets another chance; one that fails every time
+/// (a corrupt range of the source) fails the title after the last.
+pub const ATTEMPTS: u32 = 3;
+
+/// What the pool reports, by unit index.
+#[derive(Debug)]
+pub enum PoolMsg {
+    Started {
+        unit: usize,
+        worker: usize,
+        attempt: u32,
+    },
+    /// An encoder's progress, notice or still, from inside a unit.
+    Event {
+        unit: usize,
+        event: Event,
+    },
+    Done {
+        unit: usize,
+        worker: usize,
+        record: UnitRecord,
+    },
+    /// An attempt failed and the unit goes back into the queue.
+    Retrying {
+        unit: usize,
+        attempt: u32,
+        error: String,
+    },
+    Failed {
+        unit: usize,
+        error: UnitError,
+    },
+}
+
+/// Threads running units. Dropping it stops them at their next event and waits for them.
+pub struct LocalPool {
+    pub rx: Receiver<PoolMsg>,
+    stop: Arc<AtomicBool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl LocalPool {
+    /// Runs `todo` (indices into `units`, taken in order) on `workers` threads.
+    pub fn start(
+        units: Arc<Vec<Unit>>,
+        todo: Vec<usize>,
+        store: UnitStore,
+        workers: usize,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (queue_tx, queue) = crossbeam_channel::unbounded();
+        for i in &todo {
+            let _ = queue_tx.send(*i);
+        }
+        drop(queue_tx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..workers.clamp(1, todo.len().max(1)))
+            .map(|worker| {
+                let (units, store, tx, queue) =
+                    (units.clone(), store.clone(), tx.clone(), queue.clone());
+                let (stop, cancel) = (stop.clone(), cancel.clone());
+                std::thread::Builder::new()
+                    .name(format!("unit-worker-{worker}"))
+                    .spawn(move || {
+                        let halted =
+                            || stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed);
+                        while let Ok(unit) = queue.recv() {
+                            if halted() {
+                                return;
+                            }
+                            let msg =
+                                attempt_unit(&units[unit], unit, worker, &store, &tx, &halted);
+                            let failed = matches!(msg, PoolMsg::Failed { .. });
+                            if tx.send(msg).is_err() || failed {
+                                return;
+                            }
+                        }
+                    })
+                    .expect("spawning a unit worker")
+            })
+            .collect();
+        LocalPool { rx, stop, handles }
+    }
+}
+
+/// Runs one unit up to [`ATTEMPTS`] times; the message that ends it (`Done` or `Failed`).
+fn attempt_unit(
+    unit: &Unit,
+    index: usize,
+    worker: usize,
+    store: &UnitStore,
+    tx: &Sender<PoolMsg>,
+    halted: &dyn Fn() -> bool,
+) -> PoolMsg {
+    let mut attempt = 1;
+    loop {
+        let _ = tx.send(PoolMsg::Started {
+            unit: index,
+            worker,
+            attempt,
+        });
+        let result = run_unit(unit, store, halted, &mut |event| {
+            let _ = tx.send(PoolMsg::Event { unit: index, event });
+        });
+        match result {
+            Ok(record) => {
+                return PoolMsg::Done {
+                    unit: index,
+                    worker,
+                    record,
+                }
+            }
+            Err(UnitError::Cancelled) => {
+                return PoolMsg::Failed {
+                    unit: index,
+                    error: UnitError::Cancelled,
+                }
+            }
+            Err(e) if attempt < ATTEMPTS && !halted() => {
+                let _ = tx.send(PoolMsg::Retrying {
+                    unit: index,
+                    attempt,
+                    error: e.to_string(),
+                });
+                attempt += 1;
+            }
+            Err(e) => {
+                return PoolMsg::Failed {
+                    unit: index,
+                    error: UnitError::Failed {
+                        source_path: unit.plan.source.path.clone(),
+                        unit: unit.name(),
+                        attempts: attempt,
+                        detail: e.to_string(),
+                    },
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LocalPool {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Receivers gone: a worker blocked on sending wakes up.
+        let (_, empty) = crossbeam_channel::unbounded();
+        self.rx = empty;
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

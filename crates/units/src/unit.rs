@@ -1,0 +1,181 @@
+//! Work units: one chunk of the video for every rung from one decode, or the title's audio;
+//! named by a hash of everything that decides their bytes.
+
+use crate::error::UnitError;
+use crate::store::{UnitOutput, UnitRecord, UnitStore};
+use reel_encoder::{EncodePlan, Event, FrameRange};
+use reel_packager::{FragmentPolicy, FragmentedMp4File};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Bump when what a unit's files hold changes in a way its plan does not show.
+const UNIT_FORMAT: u32 = 1;
+
+/// What one unit encodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum UnitWork {
+    /// The title's audio renditions, whole: encoded once, so audio has no joins.
+    Audio,
+    /// Frames `range` of the video, for every rung, from one decode.
+    Video { chunk: u32, range: FrameRange },
+}
+
+/// A unit of a title: its work, its content address and the plan its encoder runs.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub work: UnitWork,
+    /// Hex SHA-256 (128 bits) of the source's identity, the work, the plan's settings and the
+    /// encoders' versions: the name of its outputs.
+    pub key: String,
+    pub plan: EncodePlan,
+}
+
+impl Unit {
+    /// The unit as people name it: `audio`, or `chunk 3 (frames 2250..3000, 90.0-120.0 s)`.
+    pub fn name(&self) -> String {
+        match self.work {
+            UnitWork::Audio => "audio".into(),
+            UnitWork::Video { chunk, range } => {
+                let fps = self.plan.frame_rate.as_f64().max(1e-9);
+                format!(
+                    "chunk {chunk} (frames {}..{}, {:.1}-{:.1} s)",
+                    range.start,
+                    range.end,
+                    range.start as f64 / fps,
+                    range.end as f64 / fps
+                )
+            }
+        }
+    }
+
+    /// Frames this unit encodes per rung (0 for audio).
+    pub fn frames(&self) -> u64 {
+        match self.work {
+            UnitWork::Audio => 0,
+            UnitWork::Video { range, .. } => range.len(),
+        }
+    }
+}
+
+/// The units of `plan` cut at `chunks`: the audio first (when the plan has audio), then one
+/// unit per chunk (when it has rungs). `source_id` identifies the source's content.
+pub fn title_units(
+    plan: &EncodePlan,
+    chunks: &[FrameRange],
+    source_id: &str,
+) -> Result<Vec<Unit>, UnitError> {
+    let mut units = Vec::new();
+    if !plan.audio.is_empty() {
+        units.push(unit(UnitWork::Audio, plan.audio_only(), source_id)?);
+    }
+    if !plan.rungs.is_empty() {
+        for (i, range) in chunks.iter().enumerate() {
+            let work = UnitWork::Video {
+                chunk: i as u32,
+                range: *range,
+            };
+            units.push(unit(work, plan.for_range(*range), source_id)?);
+        }
+    }
+    Ok(units)
+}
+
+fn unit(work: UnitWork, plan: EncodePlan, source_id: &str) -> Result<Unit, UnitError> {
+    use sha2::Digest;
+    let what = serde_json::json!({
+        "format": UNIT_FORMAT,
+        "source": source_id,
+        "work": work,
+        "frame_rate": [plan.frame_rate.num, plan.frame_rate.den],
+        "timescale": plan.timescale,
+        "frame_duration": plan.frame_duration,
+        "keyframe_frames": plan.keyframe_frames,
+        "rungs": plan.rungs,
+        "audio": plan.audio,
+        "encoders": plan.encoders()?,
+    });
+    let digest = sha2::Sha256::digest(what.to_string().as_bytes());
+    Ok(Unit {
+        work,
+        key: hex::encode(&digest[..16]),
+        plan,
+    })
+}
+
+/// Encodes `unit` into `store`: every track into its own fragmented MP4 in a temporary
+/// folder, which becomes the unit's folder (with its record) only when every track is
+/// complete. Progress, notices and stills go to `on_event`. Stops early once `halted` says so.
+pub fn run_unit(
+    unit: &Unit,
+    store: &UnitStore,
+    halted: &dyn Fn() -> bool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<UnitRecord, UnitError> {
+    let started = Instant::now();
+    let tmp = store.begin(&unit.key)?;
+    let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
+    let mut outputs: Vec<UnitOutput> = Vec::new();
+    for event in unit.plan.clone().start()? {
+        if halted() {
+            return Err(UnitError::Cancelled);
+        }
+        match event? {
+            Event::Track(info) => {
+                let file = format!("{}.mp4", reel_packager::safe_file_name(&info.name));
+                let (id, name) = (info.id, info.name.clone());
+                let writer =
+                    FragmentedMp4File::create(&tmp.join(&file), info, FragmentPolicy::default())?;
+                writers.push((id, name, writer));
+            }
+            Event::Sample { track, sample } => {
+                let Some(w) = writers.iter_mut().find(|w| w.0 == track) else {
+                    return Err(UnitError::Stitch {
+                        path: unit.plan.source.path.clone(),
+                        detail: format!("{}: a sample for unannounced track {track}", unit.name()),
+                    });
+                };
+                w.2.push(sample)?;
+            }
+            Event::TrackEnd { track } => {
+                let Some(i) = writers.iter().position(|w| w.0 == track) else {
+                    continue;
+                };
+                let (track, name, writer) = writers.swap_remove(i);
+                let file = format!("{}.mp4", reel_packager::safe_file_name(&name));
+                let samples = writer.finish()?;
+                let path = tmp.join(&file);
+                let bytes = std::fs::metadata(&path)
+                    .map_err(crate::error::io_error(&path))?
+                    .len();
+                outputs.push(UnitOutput {
+                    track,
+                    name,
+                    file,
+                    bytes,
+                    samples,
+                });
+            }
+            other => on_event(other),
+        }
+    }
+    if let Some((_, name, _)) = writers.first() {
+        return Err(UnitError::Stitch {
+            path: unit.plan.source.path.clone(),
+            detail: format!(
+                "{}: the encoder stopped before track {name} ended",
+                unit.name()
+            ),
+        });
+    }
+    outputs.sort_by_key(|o| o.track);
+    let record = UnitRecord {
+        key: unit.key.clone(),
+        unit: unit.name(),
+        work: unit.work,
+        outputs,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    store.commit(&tmp, &record)?;
+    Ok(record)
+}
