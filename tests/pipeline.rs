@@ -504,8 +504,9 @@ fn an_unfinished_audio_rendition_is_encoded_alone() {
 }
 
 /// Memory does not grow with the title's length: the same job (three H.264 rungs, AAC, cenc,
-/// packaged and published as it encodes) on 10 s and on 120 s of the same kind of 360p source
-/// peaks at the same resident size (GNU time's maximum RSS).
+/// packaged and published as it encodes; 4-s chunks, so that both titles keep both workers
+/// busy) on 10 s and on 120 s of the same kind of 360p source peaks at the same resident size
+/// (GNU time's maximum RSS).
 #[test]
 fn peak_memory_does_not_grow_with_the_title() {
     let dir = tempfile::tempdir().unwrap();
@@ -541,6 +542,9 @@ fn peak_memory_does_not_grow_with_the_title() {
             "ladder.toml",
             "url = \"file://published\"",
         );
+        let mut text = std::fs::read_to_string(&job).unwrap();
+        text.push_str("\n[encode]\nchunk_duration = 4\n");
+        std::fs::write(&job, text).unwrap();
         let stats = dir.path().join(format!("time{seconds}"));
         let out = Command::new("/usr/bin/time")
             .args(["-f", "%M", "-o"])

@@ -17,84 +17,16 @@
 //!
 //! Run: `cargo bench -p reel-cli --bench pipeline`. Outputs in `target/bench-out/pipeline/`.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::{make_long, timed};
 
 const KEY: &str = "00112233445566778899aabbccddeeff";
 const KID: &str = "ffeeddccbbaa99887766554433221100";
-
-/// Runs `cmd` under GNU time; returns (stdout, wall seconds, peak RSS in MB).
-fn timed(label: &str, cmd: &mut Command) -> (String, f64, f64) {
-    let stats = std::env::temp_dir().join(format!("reel-bench-time-{}", std::process::id()));
-    let program = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let mut wrapped = Command::new("/usr/bin/time");
-    wrapped
-        .args(["-f", "%e %M", "-o"])
-        .arg(&stats)
-        .arg(program)
-        .args(args);
-    if let Some(dir) = cmd.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            wrapped.env(k, v);
-        }
-    }
-    let out = wrapped.output().unwrap_or_else(|e| panic!("{label}: {e}"));
-    assert!(
-        out.status.success(),
-        "{label} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&stats).unwrap();
-    let mut it = text.split_whitespace();
-    let secs: f64 = it.next().unwrap().parse().unwrap();
-    let kb: f64 = it.next().unwrap().parse().unwrap();
-    (String::from_utf8(out.stdout).unwrap(), secs, kb / 1024.0)
-}
-
-fn make_long(dir: &Path) -> PathBuf {
-    let path = dir.join("long_720p25_60s.mp4");
-    if path.exists() {
-        return path;
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    let tmp = dir.join(".long.tmp.mp4");
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=1280x720:r=25:d=60,noise=alls=3:allf=t:all_seed=7",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=f=440:r=48000:d=60",
-        ])
-        .args([
-            "-c:v",
-            "libx264",
-            "-crf",
-            "16",
-            "-preset",
-            "faster",
-            "-x264-params",
-            "threads=1",
-        ])
-        .args([
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "192k", "-ac", "2",
-        ])
-        .arg(&tmp)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::rename(&tmp, &path).unwrap();
-    path
-}
 
 fn job(dir: &Path, source: &Path, ladder: &str, out: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();

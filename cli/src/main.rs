@@ -175,11 +175,30 @@ pub(crate) fn emit(text: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run { .. } | Command::Encode { .. }) {
+        limit_malloc_arenas();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Caps glibc's malloc arenas for encoding commands (unless `MALLOC_ARENA_MAX` says
+/// otherwise). A chunked encode starts fresh GStreamer, x264 and rav1e threads for every unit;
+/// with glibc's default of eight arenas per core, each new thread's allocations land in
+/// another arena and freed memory stays spread over them, so a 120-s title peaked at 400 MB
+/// where a 10-s one took 230 MB. With two arenas both took 225 MB, and no encode was slower.
+/// Called before any thread starts.
+fn limit_malloc_arenas() {
+    const ARENAS: i32 = 2;
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc parameter; no thread is running yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, ARENAS);
         }
     }
 }

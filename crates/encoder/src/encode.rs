@@ -166,8 +166,13 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
 /// The appsink the decoded, upright, constant-rate video leaves GStreamer through.
 const DECODED_SINK: &str = "decoded";
 
-/// How long a chunk's pipeline may take to decode its first frame (preroll) before a seek.
-const PREROLL_SECONDS: u64 = 60;
+/// How long a chunk's pipeline may take to decode its first frame (preroll) before its seek.
+/// One frame takes well under a second; but with two chunks starting at once, about one
+/// pipeline in thirty never gets there: `uridecodebin3` (GStreamer 1.22) leaves the parsed
+/// streams in its source's multiqueue and never links its video pad (seen in a dump of the
+/// stalled pipeline; cause not found, none in 90 chunks one at a time). The unit then fails
+/// and the pool runs it again, so the bound is what such a stall costs.
+const PREROLL_SECONDS: u64 = 10;
 
 /// Decoding past a chunk's end by this much lets the last frames out of a decoder that
 /// reorders (B-frames) and of `videorate`; the frames past the end are dropped.
@@ -217,7 +222,7 @@ fn seek_to_range(
         1.0,
         gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE,
         gst::SeekType::Set,
-        gst::ClockTime::from_nseconds(ns(range.start)),
+        gst::ClockTime::from_nseconds(ns(range.first())),
         stop_type,
         stop,
     );
@@ -460,10 +465,22 @@ fn av1_rung(
     link_chain(pipeline, &[&q, &sink_el])?;
     let (ftx, frx) = crossbeam_channel::bounded::<RawFrame>(2);
     let ftx_eos = ftx.clone();
+    // rav1e never sees a chunk's lead-in (see `FrameRange`): its first frame is the chunk's.
+    let lead_in = plan.range.map_or(0, |r| r.lead_in);
+    let lead_in_ns = (u128::from(lead_in) * u128::from(plan.frame_rate.den) * 1_000_000_000
+        / u128::from(plan.frame_rate.num.max(1))) as i128;
+    let half_frame_ns =
+        (500_000_000 * i128::from(plan.frame_rate.den)) / i128::from(plan.frame_rate.num.max(1));
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let pts = sample
+                    .buffer()
+                    .and_then(|b| crate::gst_util::running_ns(&sample, b.pts()));
+                if lead_in > 0 && pts.is_some_and(|t| t < lead_in_ns - half_frame_ns) {
+                    return Ok(gst::FlowSuccess::Ok);
+                }
                 ftx.send(RawFrame::Frame(sample))
                     .map_err(|_| gst::FlowError::Flushing)?;
                 Ok(gst::FlowSuccess::Ok)
@@ -527,6 +544,9 @@ fn h264_rung(
             .build(),
     )?;
     link_chain(pipeline, &[&q, &enc, &profile, &parse, &avc, &sink_el])?;
+    if let Some(range) = plan.range.filter(|r| r.lead_in > 0) {
+        force_key_frame_at(&enc, range.lead_in, plan.frame_rate);
+    }
     coded_sink(
         &sink,
         CodedTrack {
@@ -543,6 +563,33 @@ fn h264_rung(
         started,
     );
     Ok(q.static_pad("sink").expect("queue has a sink pad"))
+}
+
+/// Makes `enc` (x264enc) code frame `frame` of its input (a chunk's start, after its lead-in)
+/// as a key frame: a force-key-unit event goes in just before that frame, in the stream.
+/// (An upstream event with a running time does not do: x264enc moves its input by 1,000
+/// hours to keep decode times positive, so every frame is "after" any time we could name.)
+fn force_key_frame_at(enc: &gst::Element, frame: u64, frame_rate: reel_media::Rational) {
+    let (num, den) = (
+        i128::from(frame_rate.num.max(1)),
+        i128::from(frame_rate.den.max(1)),
+    );
+    let at_ns = i128::from(frame) * den * 1_000_000_000 / num;
+    let half_frame_ns = den * 500_000_000 / num;
+    let pad = enc.static_pad("sink").expect("x264enc has a sink pad");
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if (i128::from(pts.nseconds()) - at_ns).abs() > half_frame_ns {
+            return gst::PadProbeReturn::Ok;
+        }
+        let event = gstreamer_video::DownstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
+        pad.send_event(event);
+        gst::PadProbeReturn::Remove
+    });
 }
 
 /// Scales every decoded frame to each rung size (`resize`, SIMD Lanczos-3) and pushes it into

@@ -21,7 +21,7 @@ pub(crate) struct ScaleState {
     scaler: crate::resize::PlaneScaler,
     caps_set: bool,
     frame_rate: Rational,
-    /// The frames to deliver.
+    /// The frames to deliver (from the lead-in's first).
     range: FrameRange,
     /// The next index to deliver.
     next: u64,
@@ -48,6 +48,7 @@ impl ScaleState {
             start: 0,
             end: u64::MAX,
             exact: false,
+            lead_in: 0,
         });
         if !range.exact {
             // The title's last chunk, or the whole title: on to the source's end.
@@ -60,7 +61,7 @@ impl ScaleState {
             scaler: crate::resize::PlaneScaler::default(),
             caps_set: false,
             frame_rate,
-            next: range.start,
+            next: range.first(),
             range,
             ended: false,
             seeked,
@@ -78,13 +79,13 @@ impl ScaleState {
         ((u128::from(ns) * num * 2 + den * 1_000_000_000) / (den * 2_000_000_000)) as u64
     }
 
-    /// Presentation time of index `i` in the outputs, which start at the range's start.
+    /// Presentation time of index `i` in the outputs, which start at the range's first frame.
     fn time_of(&self, i: u64) -> gst::ClockTime {
         let (num, den) = (
             u128::from(self.frame_rate.num.max(1)),
             u128::from(self.frame_rate.den.max(1)),
         );
-        let k = u128::from(i - self.range.start);
+        let k = u128::from(i - self.range.first());
         gst::ClockTime::from_nseconds(((k * den * 1_000_000_000 + num / 2) / num) as u64)
     }
 
@@ -174,7 +175,7 @@ impl ScaleState {
         if self.ended {
             return;
         }
-        if self.range.exact && self.next > self.range.start && self.next < self.range.end {
+        if self.range.exact && self.next > self.range.first() && self.next < self.range.end {
             self.feed.event(Event::Notice(format!(
                 "the source ended {} frames before frame {}: the last frame is held",
                 self.range.end - self.next,
@@ -299,6 +300,7 @@ mod tests {
                 start,
                 end: start + 100,
                 exact: true,
+                lead_in: 0,
             }),
             Feed::new(tx),
         )

@@ -348,7 +348,8 @@ impl<'a> TitleRun<'a> {
             self.job.packaging.segment_duration,
             spec.chunk_duration,
         );
-        let chunks = reel_units::chunks(plan.frames_total, chunk);
+        let chunks =
+            reel_units::chunks(plan.frames_total, chunk, reel_units::lead_in_frames(&plan));
         let units = reel_units::title_units(&plan, &chunks, &source_id)?;
         let store = reel_units::UnitStore::open(&self.work.join(UNITS_DIR))?;
         let opts = reel_units::ChunkedOptions {

@@ -11,6 +11,12 @@ use reel_encoder::{EncodePlan, FrameRange};
 /// The chunk length a title is cut into unless the job says otherwise, in seconds.
 pub const DEFAULT_CHUNK_SECONDS: f64 = 30.0;
 
+/// Seconds of video before a chunk that its H.264 encoders see first (and whose output is
+/// dropped), so that their rate control enters the chunk warm: without it each join showed
+/// a dip of about 2 dB PSNR half a second in (x264 CBR, 1-pass). About 1.7% more frames
+/// encoded at 30-s chunks. See [`FrameRange`].
+pub const LEAD_IN_SECONDS: f64 = 0.5;
+
 /// Frames per package segment for `plan`: the packager cuts at the first key frame at or
 /// after `segment_seconds` past a segment's start (in the video's ticks, rounded as it
 /// rounds), and key frames come every `keyframe_frames`.
@@ -29,11 +35,16 @@ pub fn chunk_frames(plan: &EncodePlan, segment_seconds: f64, chunk_seconds: f64)
     segment * ((chunk_seconds / segment_secs).round() as u64).max(1)
 }
 
-/// The title's `frames_total` frames cut every `chunk` frames. The last chunk runs on to the
-/// source's end (it absorbs a remainder shorter than half a chunk, so that a source a few
-/// frames shorter than its probed duration never leaves an empty last chunk); every other
-/// chunk is exact.
-pub fn chunks(frames_total: u64, chunk: u64) -> Vec<FrameRange> {
+/// Lead-in frames for `plan`: [`LEAD_IN_SECONDS`] at its frame rate.
+pub fn lead_in_frames(plan: &EncodePlan) -> u64 {
+    (LEAD_IN_SECONDS * plan.frame_rate.as_f64()).round() as u64
+}
+
+/// The title's `frames_total` frames cut every `chunk` frames, each chunk after the first led
+/// in by `lead_in` frames. The last chunk runs on to the source's end (it absorbs a remainder
+/// shorter than half a chunk, so that a source a few frames shorter than its probed duration
+/// never leaves an empty last chunk); every other chunk is exact.
+pub fn chunks(frames_total: u64, chunk: u64, lead_in: u64) -> Vec<FrameRange> {
     let chunk = chunk.max(1);
     let mut count = (frames_total / chunk).max(1);
     if frames_total % chunk >= chunk.div_ceil(2) && frames_total > chunk {
@@ -50,6 +61,7 @@ pub fn chunks(frames_total: u64, chunk: u64) -> Vec<FrameRange> {
                     (i + 1) * chunk
                 },
                 exact: !last,
+                lead_in: lead_in.min(i * chunk),
             }
         })
         .collect()
@@ -105,22 +117,22 @@ mod tests {
 
     #[test]
     fn chunks_cover_the_title_once_and_only_the_last_is_open() {
-        let c = chunks(1500, 750);
+        let c = chunks(1500, 750, 12);
         assert_eq!(
             c.iter()
-                .map(|r| (r.start, r.end, r.exact))
+                .map(|r| (r.start, r.end, r.exact, r.lead_in))
                 .collect::<Vec<_>>(),
-            [(0, 750, true), (750, 1500, false)]
+            [(0, 750, true, 0), (750, 1500, false, 12)]
         );
         // A remainder of half a chunk or more is a chunk of its own; a shorter one joins the
         // last chunk.
-        let c = chunks(1900, 750);
+        let c = chunks(1900, 750, 12);
         assert_eq!(c.last().map(|r| (r.start, r.end)), Some((1500, 1900)));
-        let c = chunks(1800, 750);
+        let c = chunks(1800, 750, 12);
         assert_eq!(c.len(), 2);
         assert_eq!(c.last().map(|r| (r.start, r.end)), Some((750, 1800)));
         // A title shorter than a chunk is one open chunk.
-        let c = chunks(125, 750);
+        let c = chunks(125, 750, 12);
         assert_eq!(
             c.iter()
                 .map(|r| (r.start, r.end, r.exact))
@@ -128,7 +140,7 @@ mod tests {
             [(0, 125, false)]
         );
         for total in [1u64, 749, 750, 751, 1124, 1125, 10_000] {
-            let c = chunks(total, 750);
+            let c = chunks(total, 750, 12);
             assert_eq!(c[0].start, 0);
             assert_eq!(c.last().unwrap().end, total);
             assert!(c.windows(2).all(|w| w[0].end == w[1].start && w[0].exact));

@@ -13,7 +13,9 @@ mod stitch;
 mod store;
 pub mod unit;
 
-pub use chunk::{chunk_frames, chunks, segment_frames, DEFAULT_CHUNK_SECONDS};
+pub use chunk::{
+    chunk_frames, chunks, lead_in_frames, segment_frames, DEFAULT_CHUNK_SECONDS, LEAD_IN_SECONDS,
+};
 pub use error::UnitError;
 pub use stitch::{ChunkEvent, ChunkedEncode, ChunkedOptions, UnitCounts, UnitEvent};
 pub use store::{UnitOutput, UnitRecord, UnitStore};

@@ -103,6 +103,52 @@ fn unit(work: UnitWork, plan: EncodePlan, source_id: &str) -> Result<Unit, UnitE
     })
 }
 
+/// A chunk's lead-in in its encoders' output: samples before the chunk's start are dropped,
+/// the rest moved back by the lead-in, and each track must then start with a sync sample.
+struct LeadIn {
+    ticks: i64,
+    started: Vec<u32>,
+}
+
+impl LeadIn {
+    fn of(unit: &Unit) -> Self {
+        let frames = match unit.work {
+            UnitWork::Video { range, .. } => range.lead_in,
+            UnitWork::Audio => 0,
+        };
+        LeadIn {
+            ticks: frames as i64 * i64::from(unit.plan.frame_duration),
+            started: Vec::new(),
+        }
+    }
+
+    fn keep(
+        &mut self,
+        track: u32,
+        mut sample: reel_media::EncodedSample,
+    ) -> Result<Option<reel_media::EncodedSample>, String> {
+        if self.ticks == 0 {
+            return Ok(Some(sample));
+        }
+        // AV1 rungs never see the lead-in: their samples start at the chunk's start.
+        if sample.pts < self.ticks - i64::from(sample.duration / 2) {
+            return Ok(None);
+        }
+        if !self.started.contains(&track) {
+            if !sample.sync {
+                return Err(format!(
+                    "track {track} has no key frame at the chunk's start (pts {})",
+                    sample.pts
+                ));
+            }
+            self.started.push(track);
+        }
+        sample.pts -= self.ticks;
+        sample.dts -= self.ticks;
+        Ok(Some(sample))
+    }
+}
+
 /// Encodes `unit` into `store`: every track into its own fragmented MP4 in a temporary
 /// folder, which becomes the unit's folder (with its record) only when every track is
 /// complete. Progress, notices and stills go to `on_event`. Stops early once `halted` says so.
@@ -116,11 +162,25 @@ pub fn run_unit(
     let tmp = store.begin(&unit.key)?;
     let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
     let mut outputs: Vec<UnitOutput> = Vec::new();
+    let mut lead_in = LeadIn::of(unit);
     for event in unit.plan.clone().start()? {
         if halted() {
             return Err(UnitError::Cancelled);
         }
-        match event? {
+        let event = match event? {
+            Event::Sample { track, sample } => match lead_in.keep(track, sample) {
+                Ok(Some(sample)) => Event::Sample { track, sample },
+                Ok(None) => continue,
+                Err(detail) => {
+                    return Err(UnitError::Stitch {
+                        path: unit.plan.source.path.clone(),
+                        detail: format!("{}: {detail}", unit.name()),
+                    })
+                }
+            },
+            other => other,
+        };
+        match event {
             Event::Track(info) => {
                 let file = format!("{}.mp4", reel_packager::safe_file_name(&info.name));
                 let (id, name) = (info.id, info.name.clone());

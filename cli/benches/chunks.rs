@@ -1,0 +1,159 @@
+//! Benchmark: chunked `reel run` (the video in 30-s work units on the local pool) against the
+//! same job as one unit for the whole title, same machine, same run; and the cost of a crash:
+//! a run SIGKILLed about half way, then resumed, against an uninterrupted run.
+//!
+//! Fixture: the pipeline benchmark's 60-second 720p title with audio (fixed ladder, cenc,
+//! published to a local folder). Modes alternate `REEL_BENCH_REPEAT` times (default 3);
+//! ratios are of medians. `REEL_BENCH_BASELINE=/path/to/reel` adds an older build's `reel run`
+//! (e.g. the last one before chunking) as a third mode.
+//!
+//! Run: `cargo bench -p reel-cli --bench chunks`. Outputs in `target/bench-out/chunks/`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::{make_long, timed};
+
+/// The job: fixed ladder, cenc, 2-s segments; `encode` is the `[encode]` table's body.
+fn job(dir: &Path, source: &Path, encode: &str) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        r#"ladder = "fixed"
+work_dir = "work"
+[title]
+id = "bench"
+source = "{}"
+{encode}
+[packaging]
+segment_duration = 2
+[encryption]
+scheme = "cenc"
+keys_out = "keys.cpix"
+[destination]
+url = "file://{}"
+"#,
+        source.display(),
+        dir.join("out").display()
+    );
+    let p = dir.join("job.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs `reel run job` and SIGKILLs it after `after`; then runs it to the end. Returns the
+/// killed run's time and the resumed run's.
+fn killed_then_resumed(reel: &Path, job: &Path, after: Duration) -> (f64, f64) {
+    let started = Instant::now();
+    let mut child = Command::new(reel)
+        .args(["run", job.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while started.elapsed() < after && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let killed = started.elapsed().as_secs_f64();
+    let (_, resumed, _) = timed(
+        "resumed run",
+        Command::new(reel).args(["run", job.to_str().unwrap(), "--json"]),
+    );
+    (killed, resumed)
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let st = Command::new("cargo")
+        .args(["build", "--release", "-p", "reel-cli"])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let reel = root.join("target/release/reel");
+    let source = make_long(&root.join("target/bench-fixtures"));
+    let base = root.join("target/bench-out/chunks");
+    let repeat: usize = std::env::var("REEL_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let baseline = std::env::var("REEL_BENCH_BASELINE").ok().map(PathBuf::from);
+
+    let mut modes: Vec<(&str, PathBuf, String)> = vec![
+        ("chunked (30 s, 2 workers)", reel.clone(), String::new()),
+        (
+            "chunked (30 s, 1 worker)",
+            reel.clone(),
+            "[encode]\nworkers = 1".into(),
+        ),
+        (
+            "one unit (whole title)",
+            reel.clone(),
+            "[encode]\nchunk_duration = 3600".into(),
+        ),
+    ];
+    if let Some(b) = &baseline {
+        modes.push(("baseline build", b.clone(), String::new()));
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    for _ in 0..repeat {
+        for (i, (label, binary, encode)) in modes.iter().enumerate() {
+            let j = job(&base.join(format!("mode{i}")), &source, encode);
+            let (_, t, _) = timed(
+                label,
+                Command::new(binary).args(["run", j.to_str().unwrap(), "--json"]),
+            );
+            times[i].push(t);
+        }
+    }
+    let medians: Vec<f64> = times.iter().map(|t| median(t)).collect();
+    println!("reel run, 60-s 720p title, fixed ladder, cenc ({repeat} runs each, medians):");
+    for (i, (label, _, _)) in modes.iter().enumerate() {
+        println!(
+            "  {label:<28} {:>6.2} s  ({:.3}x one unit)  runs {:?}",
+            medians[i],
+            medians[i] / medians[2],
+            times[i]
+        );
+    }
+    if baseline.is_some() {
+        println!(
+            "  chunked / baseline build: {:.3}x",
+            medians[0] / medians[3]
+        );
+    }
+
+    // A crash half way: killed at half the chunked run's median, then resumed.
+    let mut totals = Vec::new();
+    for _ in 0..repeat {
+        let j = job(&base.join("killed"), &source, "");
+        let (killed, resumed) =
+            killed_then_resumed(&reel, &j, Duration::from_secs_f64(medians[0] / 2.0));
+        println!("  killed after {killed:.2} s, resumed in {resumed:.2} s");
+        totals.push(killed + resumed);
+    }
+    println!(
+        "killed half way and resumed: {:.2} s in all, {:.3}x an uninterrupted chunked run",
+        median(&totals),
+        median(&totals) / medians[0]
+    );
+}
