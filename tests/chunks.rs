@@ -356,3 +356,84 @@ fn a_unit_that_fails_every_time_fails_the_title_naming_the_chunk() {
     assert!(!of_kind(&events, "unit_retrying").is_empty(), "{events:?}");
     assert!(!dir.path().join("out/manifest.mpd").exists());
 }
+
+/// A transport stream's timestamps start at 1.4 s, not 0: chunks decoded after a seek must
+/// land on the same frames as the title encoded as one unit (whose decode never seeks). Every
+/// frame of the chunked rendition is compared with the same frame of the one-unit rendition
+/// (PSNR, ffmpeg): the scrolling card moves every frame, so a chunk off by even one frame
+/// scores far below the rest.
+#[test]
+fn chunks_of_a_transport_stream_land_on_the_whole_titles_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = source(dir.path());
+    let ts = dir.path().join("zoom.ts");
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            mp4.to_str().unwrap(),
+            "-t",
+            "8",
+            "-c",
+            "copy",
+            ts.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendition = |name: &str, chunk: f64| -> PathBuf {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let (out, _) = run(&job(&d, &ts, chunk), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        d.join("work/renditions/360p.mp4")
+    };
+    let (chunked, whole) = (rendition("chunked", 2.0), rendition("whole", 3600.0));
+    let frames = |f: &Path| ffprobe_stream(f)["nb_read_frames"].as_str().unwrap().to_string();
+    assert_eq!(frames(&chunked), frames(&whole), "frames, chunked and whole");
+    let stats = dir.path().join("psnr.txt");
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            chunked.to_str().unwrap(),
+            "-i",
+            whole.to_str().unwrap(),
+            "-lavfi",
+            &format!("[0:v][1:v]psnr=stats_file={}", stats.display()),
+            "-f",
+            "null",
+            "-",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let psnr: Vec<f64> = std::fs::read_to_string(&stats)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|f| f.strip_prefix("psnr_avg:"))
+        })
+        .map(|v| v.parse().unwrap_or(100.0))
+        .collect();
+    assert!(psnr.len() >= 200, "frames compared: {}", psnr.len());
+    let worst = psnr.iter().copied().fold(f64::INFINITY, f64::min);
+    eprintln!("chunked against one unit, per frame: worst {worst:.1} dB");
+    assert!(worst > 28.0, "a frame out of place: {psnr:.1?}");
+}

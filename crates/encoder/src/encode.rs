@@ -26,6 +26,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use reel_media::Codec;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -67,6 +68,8 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     decode.set_property("uri", &uri);
     pipeline.add(&decode)?;
 
+    // A chunk's frames are placed on the title's timeline by this origin (see `seek_to_range`).
+    let origin = Arc::new(AtomicI64::new(NO_ORIGIN));
     // Without a video rung (an audio rendition encoded again alone), the video is not decoded;
     // a chunk decodes its video alone (the audio is encoded once for the whole title).
     let mut after_eos = Vec::new();
@@ -103,6 +106,7 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
             &feed,
             started,
             &path,
+            &origin,
             &mut after_eos,
         )?)
     };
@@ -155,7 +159,7 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     });
 
     if let Some(range) = plan.range {
-        seek_to_range(&pipeline, range, plan.frame_rate, &path)?;
+        seek_to_range(&pipeline, range, plan.frame_rate, &path, &origin)?;
     }
     let workers = vec![watch_bus(&pipeline, feed.clone(), path.clone(), after_eos)];
     let watch = Watch::new(&path, "encoding", &feed);
@@ -165,6 +169,9 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
 
 /// The appsink the decoded, upright, constant-rate video leaves GStreamer through.
 const DECODED_SINK: &str = "decoded";
+
+/// `origin` before a chunk's preroll has set it.
+pub(crate) const NO_ORIGIN: i64 = i64::MIN;
 
 /// How long a chunk's pipeline may take to decode its first frame (preroll) before its seek.
 /// One frame takes well under a second; but with two chunks starting at once, about one
@@ -180,11 +187,18 @@ const RANGE_TAIL_NS: u64 = 1_000_000_000;
 
 /// Prerolls `pipeline` and seeks it to the key frame at or before the range's first frame,
 /// stopping a little after its last; the scale stage keeps exactly the range's frames.
+///
+/// The title's timeline is the one a whole-title decode sees: running time in the segment the
+/// demuxer starts with, so 0 is that segment's start. The preroll frame still carries that
+/// segment, and its start (a buffer timestamp) becomes `origin`; after the seek, a frame's
+/// place in the title is its timestamp minus `origin`, whatever segment the seek made (a
+/// transport stream whose timestamps start at 1.48 s maps to the same frames either way).
 fn seek_to_range(
     pipeline: &gst::Pipeline,
     range: crate::FrameRange,
     frame_rate: reel_media::Rational,
     path: &Path,
+    origin: &AtomicI64,
 ) -> Result<(), EncodeError> {
     let failed = |detail: String| EncodeError::Decode {
         path: path.to_path_buf(),
@@ -205,6 +219,23 @@ fn seek_to_range(
             range.start, range.end
         )));
     }
+    let decoded = pipeline
+        .by_name(DECODED_SINK)
+        .ok_or_else(|| EncodeError::Gst("the decoded video sink is missing".into()))?;
+    let preroll = decoded
+        .downcast_ref::<gst_app::AppSink>()
+        .and_then(|sink| sink.try_pull_preroll(gst::ClockTime::ZERO));
+    let segment = preroll
+        .as_ref()
+        .and_then(|s| {
+            s.segment()
+                .and_then(|seg| seg.downcast_ref::<gst::ClockTime>())
+        })
+        .ok_or_else(|| failed("the first decoded frame has no time segment".into()))?;
+    // Running time 0 is at start - base (an edit list's empty edit makes base positive, so
+    // this can be before 0).
+    let at = |t: Option<gst::ClockTime>| t.map_or(0, |t| t.nseconds() as i64);
+    origin.store(at(segment.start()) - at(segment.base()), Ordering::Relaxed);
     // The title's last chunk runs on to the source's end.
     let (stop_type, stop) = match range.exact {
         true => (
@@ -215,9 +246,6 @@ fn seek_to_range(
     };
     // Sent up the decoded branch alone: the rungs' branches start at appsrcs, which cannot
     // seek, and have seen no frame yet.
-    let decoded = pipeline
-        .by_name(DECODED_SINK)
-        .ok_or_else(|| EncodeError::Gst("the decoded video sink is missing".into()))?;
     let seek = gst::event::Seek::new(
         1.0,
         gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE,
@@ -347,6 +375,7 @@ fn video_branch(
     feed: &Feed,
     started: Instant,
     path: &Path,
+    origin: &Arc<AtomicI64>,
     after_eos: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> Result<gst::Pad, EncodeError> {
     let (input, decoded) = decoded_video(pipeline, plan)?;
@@ -378,7 +407,7 @@ fn video_branch(
             .link(&rung_in)
             .map_err(|e| EncodeError::Gst(format!("linking rung {}: {e:?}", rung.name)))?;
     }
-    scale_into_sizes(&decoded, sizes, plan, feed, path);
+    scale_into_sizes(&decoded, sizes, plan, feed, path, origin.clone());
     Ok(input)
 }
 
@@ -602,6 +631,7 @@ fn scale_into_sizes(
     plan: &EncodePlan,
     feed: &Feed,
     path: &Path,
+    origin: Arc<AtomicI64>,
 ) {
     let outputs: Vec<((u32, u32), gst_app::AppSrc)> =
         sizes.into_iter().map(|s| (s.size, s.src)).collect();
@@ -610,6 +640,7 @@ fn scale_into_sizes(
         plan.still_at,
         plan.frame_rate,
         plan.range,
+        origin,
         feed.clone(),
     )));
     let state_eos = state.clone();

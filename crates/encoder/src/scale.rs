@@ -5,6 +5,8 @@ use crate::stream::{Event, Feed};
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use reel_media::Rational;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 /// Decoded I420 frames scaled to every rung size (`resize`, SIMD Lanczos-3) and pushed into
 /// that size's appsrc; the source's own size gets the same buffer. Caps follow the source's,
@@ -29,8 +31,10 @@ pub(crate) struct ScaleState {
     last: Vec<Option<gst::Buffer>>,
     /// Every output has had its end of stream.
     ended: bool,
-    /// A chunk: the decode started with a seek, so frames are placed by stream time.
+    /// A chunk: the decode started with a seek, so frames are placed by their timestamp less
+    /// `origin` (set by the seek; see `encode::seek_to_range`).
     seeked: bool,
+    origin: Arc<AtomicI64>,
     still_at: Option<u64>,
     feed: Feed,
 }
@@ -41,6 +45,7 @@ impl ScaleState {
         still_at: Option<u64>,
         frame_rate: Rational,
         range: Option<FrameRange>,
+        origin: Arc<AtomicI64>,
         feed: Feed,
     ) -> ScaleState {
         let seeked = range.is_some();
@@ -65,6 +70,7 @@ impl ScaleState {
             range,
             ended: false,
             seeked,
+            origin,
             still_at,
             feed,
         }
@@ -110,16 +116,17 @@ impl ScaleState {
         }
         // The frame's time in the title. A whole-title decode (never seeked) counts running
         // time, which starts at 0 whatever timestamps the container starts from; a chunk,
-        // decoded after a seek whose segment restarts running time, counts stream time.
+        // decoded after a seek whose segment restarts running time, counts from the origin
+        // the whole-title decode would have had.
+        let origin = self.origin.load(Ordering::Relaxed);
         let Some(ns) = buffer.pts().map(|t| {
-            let seg = sample
+            if self.seeked && origin != crate::encode::NO_ORIGIN {
+                return (t.nseconds() as i64).saturating_sub(origin).max(0) as u64;
+            }
+            sample
                 .segment()
-                .and_then(|seg| seg.downcast_ref::<gst::ClockTime>());
-            let stream = seg
-                .and_then(|seg| seg.to_stream_time(t))
-                .filter(|_| self.seeked);
-            stream
-                .or_else(|| seg.and_then(|seg| seg.to_running_time(t)))
+                .and_then(|seg| seg.downcast_ref::<gst::ClockTime>())
+                .and_then(|seg| seg.to_running_time(t))
                 .unwrap_or(t)
                 .nseconds()
         }) else {
@@ -302,6 +309,7 @@ mod tests {
                 exact: true,
                 lead_in: 0,
             }),
+            Arc::new(AtomicI64::new(0)),
             Feed::new(tx),
         )
     }

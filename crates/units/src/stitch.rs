@@ -97,6 +97,8 @@ enum Stage {
     },
     /// Every chunk stitched: the rest of the audio, then every track's end.
     Tail,
+    /// Every track's end handed over: the units' folders go.
+    Cleanup,
     Done,
 }
 
@@ -406,6 +408,12 @@ impl ChunkedEncode {
                         .push_back(ChunkEvent::Media(Event::TrackEnd { track: a.track }));
                 }
                 self.pool = None;
+                self.stage = Stage::Cleanup;
+                Ok(true)
+            }
+            Stage::Cleanup => {
+                // Only now: the caller took every track's end (and recorded its rendition)
+                // before asking for more, so a kill before this point still finds the units.
                 let keys: Vec<String> = self.units.iter().map(|u| u.key.clone()).collect();
                 self.store.remove(&keys);
                 Ok(true)
