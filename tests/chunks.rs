@@ -8,7 +8,7 @@ mod common;
 use common::{ffmpeg_decode_errors, ffprobe_stream, keyframe_times, play, tool};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// Two H.264 rungs and an AV1 one, 2-s key frames, AAC.
@@ -244,47 +244,18 @@ fn chunks_join_with_every_frame_once_key_frames_in_place_and_no_seam() {
     play(&published, "master.m3u8", &["hlsjs"], 3);
 }
 
-/// Runs the job and SIGKILLs it once `units` units are done; returns whether it was killed
-/// before it finished.
-fn run_until_units(job: &Path, units: usize) -> bool {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
-        .args(["run", job.to_str().unwrap(), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let mut seen = 0;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.contains("\"event\":\"unit_done\"") {
-                seen += 1;
-                if seen == units {
-                    let _ = tx.send(());
-                    return;
-                }
-            }
-        }
-    });
-    let _ = rx.recv_timeout(Duration::from_secs(300));
-    let finished = child.try_wait().unwrap().is_some();
-    let _ = child.kill();
-    let _ = child.wait();
-    !finished
-}
-
 #[test]
 fn a_killed_run_resumes_without_encoding_a_finished_unit_again() {
     let dir = tempfile::tempdir().unwrap();
     let source = source(dir.path());
     let job = job(dir.path(), &source, 2.0);
-    assert!(
-        run_until_units(&job, 3),
-        "the run ended before it could be killed"
+    let killed = common::run_and_kill_after(
+        &job,
+        3,
+        |v| v["event"] == "unit_done",
+        Duration::from_secs(300),
     );
+    assert!(killed, "the run ended before it could be killed");
     let (out, events) = run(&job, &[]);
     assert!(
         out.status.success(),
@@ -399,8 +370,17 @@ fn chunks_of_a_transport_stream_land_on_the_whole_titles_frames() {
         d.join("work/renditions/360p.mp4")
     };
     let (chunked, whole) = (rendition("chunked", 2.0), rendition("whole", 3600.0));
-    let frames = |f: &Path| ffprobe_stream(f)["nb_read_frames"].as_str().unwrap().to_string();
-    assert_eq!(frames(&chunked), frames(&whole), "frames, chunked and whole");
+    let frames = |f: &Path| {
+        ffprobe_stream(f)["nb_read_frames"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        frames(&chunked),
+        frames(&whole),
+        "frames, chunked and whole"
+    );
     let stats = dir.path().join("psnr.txt");
     let out = tool(
         "ffmpeg",

@@ -78,17 +78,8 @@ fn killed_then_resumed(reel: &Path, job: &Path, after: Duration) -> (f64, f64) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let st = Command::new("cargo")
-        .args(["build", "--release", "-p", "reel-cli"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let reel = root.join("target/release/reel");
+    let root = support::root();
+    let reel = support::release_reel(&root);
     let source = make_long(&root.join("target/bench-fixtures"));
     let base = root.join("target/bench-out/chunks");
     let repeat: usize = std::env::var("REEL_BENCH_REPEAT")

@@ -154,17 +154,8 @@ fn list(v: &[f64]) -> String {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let st = Command::new("cargo")
-        .args(["build", "--release", "-p", "reel-cli"])
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let reel = root.join("target/release/reel");
+    let root = support::root();
+    let reel = support::release_reel(&root);
     let st = Command::new("bash")
         .arg(root.join("fixtures/make.sh"))
         .status()

@@ -278,3 +278,42 @@ pub fn play_with(
     }
     results
 }
+
+/// Runs `reel run JOB --json` and SIGKILLs it (no clean-up) right after the `k`-th event that
+/// `counts` picks out of its JSON stream, or after `within`, whichever comes first. Returns
+/// whether it was killed before it finished.
+pub fn run_and_kill_after(
+    job: &Path,
+    k: usize,
+    counts: fn(&Value) -> bool,
+    within: std::time::Duration,
+) -> bool {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["run", job.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if counts(&v) {
+                seen += 1;
+                if seen == k {
+                    let _ = tx.send(());
+                    return;
+                }
+            }
+        }
+    });
+    let _ = rx.recv_timeout(within);
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    !finished
+}

@@ -76,3 +76,22 @@ pub fn make_long(dir: &Path) -> PathBuf {
     std::fs::rename(&tmp, &path).unwrap();
     path
 }
+
+/// The workspace's root folder.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds the release `reel` and returns its path.
+pub fn release_reel(root: &Path) -> PathBuf {
+    let st = Command::new("cargo")
+        .args(["build", "--release", "-p", "reel-cli"])
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    root.join("target/release/reel")
+}

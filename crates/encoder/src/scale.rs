@@ -321,7 +321,12 @@ mod tests {
         assert_eq!(s.index_at(33_366_666), 1);
         // Two hours of NTSC frames: no drift from a rounded frame duration.
         assert_eq!(s.index_at(7_200_000_000_000 * 1001 / 1001), 215_784);
-        assert_eq!(s.index_at(16_683_333), 1, "half a frame rounds up");
+        assert_eq!(s.index_at(16_683_334), 1, "half a frame rounds up");
+        assert_eq!(
+            s.index_at(16_683_333),
+            0,
+            "just under half a frame rounds down"
+        );
         let s = state(25, 1, 750);
         assert_eq!(s.index_at(30_000_000_000), 750);
         assert_eq!(s.time_of(750), gst::ClockTime::ZERO, "a chunk starts at 0");

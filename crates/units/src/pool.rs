@@ -84,6 +84,7 @@ impl LocalPool {
                             }
                             let msg =
                                 attempt_unit(&units[unit], unit, worker, &store, &tx, &halted);
+                            release_freed_memory();
                             let failed = matches!(msg, PoolMsg::Failed { .. });
                             if tx.send(msg).is_err() || failed {
                                 return;
@@ -94,6 +95,17 @@ impl LocalPool {
             })
             .collect();
         LocalPool { rx, stop, handles }
+    }
+}
+
+/// Hands the memory a finished unit's pipeline freed back to the system. Every unit allocates
+/// its decoder's, scaler's and encoders' frames afresh, on fresh threads, while another unit
+/// runs beside it; glibc keeps what they free inside its heaps, holed by the other unit's
+/// allocations, so without this a 120-s title peaked at 375 MB where a 10-s one took 255 MB.
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
