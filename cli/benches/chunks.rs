@@ -17,31 +17,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{make_long, timed};
 
-/// The job: fixed ladder, cenc, 2-s segments; `encode` is the `[encode]` table's body.
+/// The job: fixed ladder, cenc, 2-s segments, in a fresh `dir`; `encode` is the `[encode]`
+/// table, or nothing.
 fn job(dir: &Path, source: &Path, encode: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let text = format!(
-        r#"ladder = "fixed"
-work_dir = "work"
-[title]
-id = "bench"
-source = "{}"
-{encode}
-[packaging]
-segment_duration = 2
-[encryption]
-scheme = "cenc"
-keys_out = "keys.cpix"
-[destination]
-url = "file://{}"
-"#,
-        source.display(),
-        dir.join("out").display()
-    );
-    let p = dir.join("job.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    support::job(dir, source, "fixed", encode, &dir.join("out"))
 }
 
 fn median(v: &[f64]) -> f64 {

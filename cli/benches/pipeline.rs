@@ -28,28 +28,9 @@ use support::{make_long, timed};
 const KEY: &str = "00112233445566778899aabbccddeeff";
 const KID: &str = "ffeeddccbbaa99887766554433221100";
 
+/// The benchmark job: `ladder`, cenc, 2-s segments, published to `out`.
 fn job(dir: &Path, source: &Path, ladder: &str, out: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let text = format!(
-        r#"ladder = "{ladder}"
-work_dir = "work"
-[title]
-id = "bench"
-source = "{}"
-[packaging]
-segment_duration = 2
-[encryption]
-scheme = "cenc"
-keys_out = "keys.cpix"
-[destination]
-url = "file://{}"
-"#,
-        source.display(),
-        out.display()
-    );
-    let p = dir.join("job.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    support::job(dir, source, ladder, "", out)
 }
 
 /// The fixed ladder's rungs for `source`, as `reel encode --dry-run` plans them.

@@ -95,3 +95,30 @@ pub fn release_reel(root: &Path) -> PathBuf {
     assert!(st.success());
     root.join("target/release/reel")
 }
+
+/// A benchmark job in `dir`: `ladder`, `extra` (more TOML tables, e.g. `[encode]`, or
+/// nothing), cenc with generated keys, 2-s segments, published to the folder `out`.
+pub fn job(dir: &Path, source: &Path, ladder: &str, extra: &str, out: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = format!(
+        r#"ladder = "{ladder}"
+work_dir = "work"
+[title]
+id = "bench"
+source = "{}"
+{extra}
+[packaging]
+segment_duration = 2
+[encryption]
+scheme = "cenc"
+keys_out = "keys.cpix"
+[destination]
+url = "file://{}"
+"#,
+        source.display(),
+        out.display()
+    );
+    let p = dir.join("job.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}

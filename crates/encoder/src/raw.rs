@@ -334,18 +334,7 @@ fn decode_attempt(
     // Decode the video stream only: audio and subtitles are never selected, so no branch
     // of this pipeline waits on a stream nobody reads.
     // (A stream whose type is not known yet is left to uridecodebin3: -1.)
-    decode.connect("select-stream", false, |args| {
-        let stream = args.get(2)?.get::<gst::Stream>().ok()?;
-        let t = stream.stream_type();
-        let choice = if t.contains(gst::StreamType::VIDEO) {
-            1
-        } else if t.intersects(gst::StreamType::AUDIO | gst::StreamType::TEXT) {
-            0
-        } else {
-            -1
-        };
-        Some(choice.to_value())
-    });
+    crate::gst_util::decode_only(&decode, gst::StreamType::VIDEO);
     let video_in = queue.static_pad("sink").expect("queue has a sink pad");
     let linked = Arc::new(Mutex::new(false));
     let weak = pipeline.downgrade();

@@ -96,7 +96,7 @@ impl ScaleState {
     }
 
     fn frame_ns(&self) -> u64 {
-        1_000_000_000 * u64::from(self.frame_rate.den) / u64::from(self.frame_rate.num.max(1))
+        crate::timing::frames_ns(1, self.frame_rate)
     }
 
     /// Scales and pushes one frame; `Ok(false)` when the pipeline is stopping.

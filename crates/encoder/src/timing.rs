@@ -22,6 +22,22 @@ pub fn video_timescale(frame_rate: Rational) -> (u32, u32) {
     ((n * k) as u32, (d * k) as u32)
 }
 
+/// Nanoseconds from frame 0 to frame `frames` at `frame_rate` (rounded down), exact over any
+/// title length (no frame duration rounded first).
+pub(crate) fn frames_ns(frames: u64, frame_rate: Rational) -> u64 {
+    let (num, den) = (
+        u128::from(frame_rate.num.max(1)),
+        u128::from(frame_rate.den.max(1)),
+    );
+    (u128::from(frames) * den * 1_000_000_000 / num) as u64
+}
+
+/// Half a frame at `frame_rate`, in nanoseconds (rounded down): the tolerance for matching a
+/// timestamp to a frame.
+pub(crate) fn half_frame_ns(frame_rate: Rational) -> u64 {
+    (u64::from(frame_rate.den.max(1)) * 500_000_000) / u64::from(frame_rate.num.max(1))
+}
+
 /// Converts nanoseconds to ticks of `timescale`, rounding to nearest.
 pub(crate) fn ns_to_ticks(ns: i128, timescale: u32) -> i64 {
     let t = i128::from(timescale);
@@ -51,5 +67,10 @@ mod tests {
         // 90000 * 1001 / 60000 is not whole: fall back to the numerator.
         assert_eq!(video_timescale(Rational::new(60000, 1001)), (60_000, 1001));
         assert_eq!(video_timescale(Rational::new(30, 1)), (90_000, 3000));
+        let ntsc = Rational::new(30_000, 1001);
+        assert_eq!(frames_ns(1, ntsc), 33_366_666);
+        assert_eq!(frames_ns(215_784, ntsc), 7_199_992_800_000);
+        assert_eq!(half_frame_ns(ntsc), 16_683_333);
+        assert_eq!(half_frame_ns(Rational::new(25, 1)), 20_000_000);
     }
 }

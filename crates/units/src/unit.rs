@@ -67,21 +67,25 @@ pub fn title_units(
 ) -> Result<Vec<Unit>, UnitError> {
     let mut units = Vec::new();
     if !plan.audio.is_empty() {
-        units.push(unit(UnitWork::Audio, plan.audio_only(), source_id)?);
+        let audio = plan.audio_only();
+        let encoders = audio.encoders()?;
+        units.push(unit(UnitWork::Audio, audio, source_id, &encoders));
     }
-    if !plan.rungs.is_empty() {
+    if let (false, Some(first)) = (plan.rungs.is_empty(), chunks.first()) {
+        // Every chunk has the same rungs, so the same encoders: asked of GStreamer once.
+        let encoders = plan.for_range(*first).encoders()?;
         for (i, range) in chunks.iter().enumerate() {
             let work = UnitWork::Video {
                 chunk: i as u32,
                 range: *range,
             };
-            units.push(unit(work, plan.for_range(*range), source_id)?);
+            units.push(unit(work, plan.for_range(*range), source_id, &encoders));
         }
     }
     Ok(units)
 }
 
-fn unit(work: UnitWork, plan: EncodePlan, source_id: &str) -> Result<Unit, UnitError> {
+fn unit(work: UnitWork, plan: EncodePlan, source_id: &str, encoders: &[(String, String)]) -> Unit {
     use sha2::Digest;
     let what = serde_json::json!({
         "format": UNIT_FORMAT,
@@ -93,14 +97,14 @@ fn unit(work: UnitWork, plan: EncodePlan, source_id: &str) -> Result<Unit, UnitE
         "keyframe_frames": plan.keyframe_frames,
         "rungs": plan.rungs,
         "audio": plan.audio,
-        "encoders": plan.encoders()?,
+        "encoders": encoders,
     });
     let digest = sha2::Sha256::digest(what.to_string().as_bytes());
-    Ok(Unit {
+    Unit {
         work,
         key: hex::encode(&digest[..16]),
         plan,
-    })
+    }
 }
 
 /// A chunk's lead-in in its encoders' output: samples before the chunk's start are dropped,
