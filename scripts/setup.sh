@@ -52,6 +52,7 @@ packages=(
   wrk                              # the load benchmark's load generator
   nginx                            # the load benchmark's peer for the origin
   openssl                          # the packaging benchmark's keys
+  nats-server                      # the distributed tests' NATS JetStream server (2.9.10)
 )
 # Installed only where the command is missing: NodeSource's nodejs carries its own npm and
 # conflicts with Debian's.

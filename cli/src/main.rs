@@ -7,6 +7,7 @@ mod package;
 mod progress;
 mod run;
 mod serve;
+mod worker;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -114,6 +115,25 @@ enum Command {
         /// Print what would be done, do nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Encode the units on `reel worker` processes (any machines) instead of this one.
+        #[command(flatten)]
+        cluster: worker::Cluster,
+    },
+    /// Encode units for `reel run --nats` coordinators: pull them from the NATS JetStream
+    /// work queue one at a time, read sources from and put outputs into the shared object
+    /// store. Stops after the unit in hand on Ctrl-C or SIGTERM.
+    Worker {
+        #[command(flatten)]
+        cluster: worker::Cluster,
+        /// Its own folder for units in progress and sources read from S3.
+        #[arg(long)]
+        work: Option<PathBuf>,
+        /// Its name in reports (default: host-pid).
+        #[arg(long)]
+        name: Option<String>,
+        /// One JSON line per unit.
+        #[arg(long)]
+        json: bool,
     },
     /// Publish a packaged folder to `file://PATH` or `s3://bucket/prefix`: media first,
     /// then playlists, then manifests, then `title.json`; objects a journal already records
@@ -175,7 +195,10 @@ pub(crate) fn emit(text: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Run { .. } | Command::Encode { .. }) {
+    if matches!(
+        cli.command,
+        Command::Run { .. } | Command::Encode { .. } | Command::Worker { .. }
+    ) {
         limit_malloc_arenas();
     }
     match run(cli) {
@@ -206,12 +229,20 @@ fn limit_malloc_arenas() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config, action } => serve::run(config, action)?,
+        Command::Worker {
+            cluster,
+            work,
+            name,
+            json,
+        } => worker::run(&cluster, work, name, json)?,
         Command::Run {
             jobs,
             json,
             dry_run,
+            cluster,
         } => {
-            if !run::run_jobs(&jobs, json, dry_run)? {
+            let workers = cluster.workers()?;
+            if !run::run_jobs(&jobs, json, dry_run, workers)? {
                 bail!("not every job finished");
             }
         }

@@ -12,7 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Runs every job; returns whether all succeeded.
-pub fn run_jobs(jobs: &[PathBuf], json_out: bool, dry: bool) -> Result<bool> {
+pub fn run_jobs(
+    jobs: &[PathBuf],
+    json_out: bool,
+    dry: bool,
+    workers: Option<reel_dispatch::NatsWorkers>,
+) -> Result<bool> {
+    let workers = workers.map(|w| Arc::new(w) as Arc<dyn reel_units::Workers>);
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
@@ -30,7 +36,7 @@ pub fn run_jobs(jobs: &[PathBuf], json_out: bool, dry: bool) -> Result<bool> {
         if cancel.load(Ordering::SeqCst) {
             break;
         }
-        let r = one(path, json_out, dry, &cancel);
+        let r = one(path, json_out, dry, &cancel, workers.clone());
         if let Err(e) = &r {
             if json_out {
                 crate::emit(&format!(
@@ -77,6 +83,7 @@ fn one(
     json_out: bool,
     dry: bool,
     cancel: &Arc<AtomicBool>,
+    workers: Option<Arc<dyn reel_units::Workers>>,
 ) -> Result<Option<RunSummary>> {
     let job = Job::from_file(path)?;
     let base = path
@@ -131,6 +138,7 @@ fn one(
     }
     let opts = RunOptions {
         cancel: cancel.clone(),
+        workers,
     };
     let mut display = (!json_out).then(|| Display::new(&job.title.id));
     let summary = run(&job, &base, &opts, &mut |e| {
@@ -216,7 +224,7 @@ struct Display {
     analysis: Option<ProgressBar>,
     units: Option<ProgressBar>,
     /// Frames per second per rung of each worker's last unit.
-    worker_fps: std::collections::BTreeMap<usize, f64>,
+    worker_fps: std::collections::BTreeMap<String, f64>,
     publish: Option<ProgressBar>,
 }
 
@@ -367,7 +375,7 @@ impl Display {
                 ..
             } => {
                 if *fps > 0.0 {
-                    self.worker_fps.insert(*worker, *fps);
+                    self.worker_fps.insert(worker.clone(), *fps);
                 }
                 counts
             }
@@ -388,7 +396,7 @@ impl Display {
             let rates: Vec<String> = self
                 .worker_fps
                 .iter()
-                .map(|(w, f)| format!("w{w} {f:.0} fps"))
+                .map(|(w, f)| format!("{w} {f:.0} fps"))
                 .collect();
             b.set_message(format!(
                 "done ({} reused), {} running, {} failed attempts{}{}",

@@ -521,6 +521,14 @@ fn av1_rung(
     Ok(q.static_pad("sink").expect("queue has a sink pad"))
 }
 
+/// x264's threads per rung in a chunk's encode: one, so that a unit has the same bytes on
+/// every machine and in every run. With frame threads, x264's rate control and VBV estimate
+/// the frames still being encoded, and the result depends on timing: two runs of the same
+/// 4-s chunk at 4 threads gave different bytes, at 1 thread the same. Units run several at a
+/// time (and rungs beside each other), which keeps the cores busy; a whole-title encode lets
+/// x264 use every core instead.
+const CHUNK_X264_THREADS: u32 = 1;
+
 /// An H.264 rung: x264 (High profile, closed GOPs of the plan's key-frame interval), then
 /// length-prefixed access units into a coded-sample sink. Returns the rung's input pad.
 fn h264_rung(
@@ -537,7 +545,7 @@ fn h264_rung(
         speed: rung.speed,
         rate: rung.rate,
         gop: Some(plan.keyframe_frames as u32),
-        single_thread: false,
+        threads: plan.range.map(|_| CHUNK_X264_THREADS),
     }
     .element()?;
     let profile = caps_filter(

@@ -7,7 +7,7 @@ use crate::{EncodeError, Ladder, MediaInfo, RateControl, Rung};
 use reel_media::{Codec, Rational};
 
 /// One video rendition as it will be encoded.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RungPlan {
     pub track_id: u32,
     pub name: String,
@@ -20,7 +20,7 @@ pub struct RungPlan {
 }
 
 /// An audio rendition as it will be encoded.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AudioPlan {
     pub track_id: u32,
     /// `audio` (stereo, or fewer channels), `audio_51` (5.1).
@@ -33,7 +33,7 @@ pub struct AudioPlan {
 }
 
 /// A ladder applied to one source: sizes, timescales and the key frame cadence.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EncodePlan {
     pub source: MediaInfo,
     pub frame_rate: Rational,

@@ -6,11 +6,11 @@ use gstreamer as gst;
 use gstreamer_pbutils as pbutils;
 use gstreamer_pbutils::prelude::*;
 use reel_media::Rational;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// What a media file contains.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MediaInfo {
     pub path: PathBuf,
     /// Container description, e.g. "ISO MP4/M4A"; `None` for a bare elementary stream.
@@ -21,7 +21,7 @@ pub struct MediaInfo {
     pub streams: Vec<StreamInfo>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StreamInfo {
     Video(VideoStream),
@@ -32,7 +32,7 @@ pub enum StreamInfo {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VideoStream {
     pub index: usize,
     /// Human codec description, e.g. "H.264 (High Profile)".
@@ -116,7 +116,7 @@ fn rotation_of(orientation: &str) -> u32 {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AudioStream {
     pub index: usize,
     pub codec: String,

@@ -631,7 +631,7 @@ pub fn trial_encode(
                 speed: spec.speed,
                 rate: spec.rate,
                 gop: None,
-                single_thread: true,
+                threads: Some(1),
             }
             .element()?;
             let dec = make("avdec_h264")?;

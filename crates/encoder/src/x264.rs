@@ -39,8 +39,11 @@ pub(crate) struct X264Settings {
     /// rung has IDR frames at the same presentation times. `None` leaves key frames to x264
     /// (a trial window has one at its start).
     pub gop: Option<u32>,
-    /// One thread and no sliced threads: trials run many at a time, one per core.
-    pub single_thread: bool,
+    /// x264's frame threads (no sliced threads); `None` lets x264 choose by the machine's
+    /// cores. Trials run many at a time, one thread each; a chunk's rungs use one thread so
+    /// that a unit has the same bytes wherever and whenever it runs (threaded rate control
+    /// depends on timing).
+    pub threads: Option<u32>,
 }
 
 impl X264Settings {
@@ -74,8 +77,8 @@ impl X264Settings {
                 format!("min-keyint={g}:scenecut=0:open-gop=0"),
             );
         }
-        if self.single_thread {
-            enc.set_property("threads", 1u32);
+        if let Some(threads) = self.threads {
+            enc.set_property("threads", threads);
             enc.set_property("sliced-threads", false);
         }
         Ok(enc)
@@ -104,7 +107,7 @@ mod tests {
             speed: 8,
             rate: RateControl::Bitrate(1500),
             gop: Some(48),
-            single_thread: false,
+            threads: None,
         });
         assert_eq!(enum_nick(&e, "speed-preset"), "veryfast");
         assert_eq!(enum_nick(&e, "pass"), "cbr");
@@ -124,7 +127,7 @@ mod tests {
             speed: 0,
             rate: RateControl::Quality(60),
             gop: None,
-            single_thread: true,
+            threads: Some(1),
         });
         assert_eq!(
             enum_nick(&e, "speed-preset"),

@@ -74,11 +74,13 @@ pub enum PipelineEvent {
 }
 
 /// How to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Set it (from a Ctrl-C handler, say) to stop at the next safe point; the work folder
     /// stays consistent and the next run resumes.
     pub cancel: Arc<AtomicBool>,
+    /// Where the title's units run; `None`: on this machine, `[encode] workers` at a time.
+    pub workers: Option<Arc<dyn reel_units::Workers>>,
 }
 
 /// What a run did and where the title is.
@@ -339,7 +341,8 @@ impl<'a> TitleRun<'a> {
     }
 
     /// The plan as work units (the audio, and the video in chunks on segment boundaries),
-    /// running on the local pool: the units earlier runs finished are reused.
+    /// running on the local pool or the workers the options name: the units earlier runs
+    /// finished are reused.
     fn units(&mut self, plan: EncodePlan) -> Result<reel_units::ChunkedEncode, PipelineError> {
         let source_id = self.source_sha256()?;
         let spec = &self.job.encode;
@@ -352,8 +355,11 @@ impl<'a> TitleRun<'a> {
             reel_units::chunks(plan.frames_total, chunk, reel_units::lead_in_frames(&plan));
         let units = reel_units::title_units(&plan, &chunks, &source_id)?;
         let store = reel_units::UnitStore::open(&self.work.join(UNITS_DIR))?;
+        let workers = self.opts.workers.clone().unwrap_or_else(|| {
+            Arc::new(reel_units::LocalWorkers(spec.workers)) as Arc<dyn reel_units::Workers>
+        });
         let opts = reel_units::ChunkedOptions {
-            workers: spec.workers,
+            workers,
             cancel: self.opts.cancel.clone(),
         };
         Ok(reel_units::ChunkedEncode::start(plan, units, store, &opts)?)

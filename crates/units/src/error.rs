@@ -25,6 +25,10 @@ pub enum UnitError {
     /// Unit outputs that do not join: a stitching rule was broken.
     #[error("{path}: {detail}")]
     Stitch { path: PathBuf, detail: String },
+    /// Units run elsewhere, and reaching them failed: `service` names what (the NATS server,
+    /// the object store) and where.
+    #[error("{service}: {detail}")]
+    Remote { service: String, detail: String },
     #[error("stopped")]
     Cancelled,
 }

@@ -1,5 +1,7 @@
-//! The embedded worker pool: units run on local threads, each attempted a bounded number of
-//! times, reporting what they do over a channel.
+//! Where units run. [`Workers`] starts a title's missing units somewhere and reports, over a
+//! channel, what happens to them; the stitch does not care where. The embedded pool,
+//! [`LocalWorkers`], runs them on local threads, each attempted a bounded number of times;
+//! `reel-dispatch` runs them on workers reached through NATS JetStream.
 
 use crate::error::UnitError;
 use crate::store::{UnitRecord, UnitStore};
@@ -15,12 +17,13 @@ use std::thread::JoinHandle;
 /// (a corrupt range of the source) fails the title after the last.
 pub const ATTEMPTS: u32 = 3;
 
-/// What the pool reports, by unit index.
+/// What the workers report, by unit index.
 #[derive(Debug)]
 pub enum PoolMsg {
     Started {
         unit: usize,
-        worker: usize,
+        /// Which worker: `local-1`, or a remote worker's name (host and process).
+        worker: String,
         attempt: u32,
     },
     /// An encoder's progress, notice or still, from inside a unit.
@@ -28,9 +31,10 @@ pub enum PoolMsg {
         unit: usize,
         event: Event,
     },
+    /// The unit's files are in the title's [`UnitStore`].
     Done {
         unit: usize,
-        worker: usize,
+        worker: String,
         record: UnitRecord,
     },
     /// An attempt failed and the unit goes back into the queue.
@@ -45,16 +49,58 @@ pub enum PoolMsg {
     },
 }
 
+/// Where a title's units run.
+pub trait Workers: Send + Sync {
+    /// Runs `todo` (indices into `units`, in order of need) until each is finished into
+    /// `store` or has failed for good. Dropping the result stops what it started on this
+    /// machine; `cancel` asks the same.
+    fn start(
+        &self,
+        units: Arc<Vec<Unit>>,
+        todo: Vec<usize>,
+        store: UnitStore,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<Box<dyn RunningUnits>, UnitError>;
+}
+
+/// Units being run: their reports.
+pub trait RunningUnits: Send {
+    /// Reports until every unit is done (then the channel closes) or one has failed.
+    fn reports(&self) -> &Receiver<PoolMsg>;
+}
+
+/// The embedded pool: this many threads, each running one unit at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalWorkers(pub usize);
+
+impl Workers for LocalWorkers {
+    fn start(
+        &self,
+        units: Arc<Vec<Unit>>,
+        todo: Vec<usize>,
+        store: UnitStore,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<Box<dyn RunningUnits>, UnitError> {
+        Ok(Box::new(LocalPool::start(units, todo, store, self.0, cancel)))
+    }
+}
+
+impl RunningUnits for LocalPool {
+    fn reports(&self) -> &Receiver<PoolMsg> {
+        &self.rx
+    }
+}
+
 /// Threads running units. Dropping it stops them at their next event and waits for them.
-pub struct LocalPool {
-    pub rx: Receiver<PoolMsg>,
+struct LocalPool {
+    rx: Receiver<PoolMsg>,
     stop: Arc<AtomicBool>,
     handles: Vec<JoinHandle<()>>,
 }
 
 impl LocalPool {
     /// Runs `todo` (indices into `units`, taken in order) on `workers` threads.
-    pub fn start(
+    fn start(
         units: Arc<Vec<Unit>>,
         todo: Vec<usize>,
         store: UnitStore,
@@ -82,8 +128,9 @@ impl LocalPool {
                             if halted() {
                                 return;
                             }
+                            let name = format!("local-{}", worker + 1);
                             let msg =
-                                attempt_unit(&units[unit], unit, worker, &store, &tx, &halted);
+                                attempt_unit(&units[unit], unit, &name, &store, &tx, &halted);
                             release_freed_memory();
                             let failed = matches!(msg, PoolMsg::Failed { .. });
                             if tx.send(msg).is_err() || failed {
@@ -113,7 +160,7 @@ fn release_freed_memory() {
 fn attempt_unit(
     unit: &Unit,
     index: usize,
-    worker: usize,
+    worker: &str,
     store: &UnitStore,
     tx: &Sender<PoolMsg>,
     halted: &dyn Fn() -> bool,
@@ -122,7 +169,7 @@ fn attempt_unit(
     loop {
         let _ = tx.send(PoolMsg::Started {
             unit: index,
-            worker,
+            worker: worker.to_string(),
             attempt,
         });
         let result = run_unit(unit, store, halted, &mut |event| {
@@ -132,7 +179,7 @@ fn attempt_unit(
             Ok(record) => {
                 return PoolMsg::Done {
                     unit: index,
-                    worker,
+                    worker: worker.to_string(),
                     record,
                 }
             }

@@ -9,7 +9,7 @@
 //! video's chunk by chunk.
 
 use crate::error::UnitError;
-use crate::pool::{LocalPool, PoolMsg};
+use crate::pool::{PoolMsg, RunningUnits, Workers};
 use crate::store::{UnitRecord, UnitStore};
 use crate::unit::{Unit, UnitWork};
 use reel_encoder::{EncodePlan, Event, Progress, SampleStream};
@@ -41,13 +41,13 @@ pub enum UnitEvent {
     },
     Started {
         unit: String,
-        worker: usize,
+        worker: String,
         attempt: u32,
         counts: UnitCounts,
     },
     Done {
         unit: String,
-        worker: usize,
+        worker: String,
         seconds: f64,
         /// Frames per second per rung (0 for the audio unit).
         fps: f64,
@@ -69,10 +69,10 @@ pub enum ChunkEvent {
 }
 
 /// How to run a title's units.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChunkedOptions {
-    /// Units encoded at a time on this machine.
-    pub workers: usize,
+    /// Where the units run: [`LocalWorkers`](crate::LocalWorkers) or remote workers.
+    pub workers: Arc<dyn Workers>,
     /// Set it to stop at the next event; finished units stay for the next run.
     pub cancel: Arc<AtomicBool>,
 }
@@ -110,7 +110,7 @@ pub struct ChunkedEncode {
     records: Vec<Option<UnitRecord>>,
     audio_unit: Option<usize>,
     video: Vec<usize>,
-    pool: Option<LocalPool>,
+    pool: Option<Box<dyn RunningUnits>>,
     cancel: Arc<AtomicBool>,
     pending: VecDeque<ChunkEvent>,
     stage: Stage,
@@ -129,7 +129,7 @@ pub struct ChunkedEncode {
 
 impl ChunkedEncode {
     /// Plans nothing itself: runs `units` (of `plan`, from [`title_units`](crate::title_units))
-    /// that `store` does not hold finished, `opts.workers` at a time, and stitches them.
+    /// that `store` does not hold finished on `opts.workers`, and stitches them.
     pub fn start(
         plan: EncodePlan,
         units: Vec<Unit>,
@@ -151,15 +151,14 @@ impl ChunkedEncode {
             .map(|(u, _)| u.frames())
             .sum();
         let units = Arc::new(units);
-        let pool = (!todo.is_empty()).then(|| {
-            LocalPool::start(
-                units.clone(),
-                todo,
-                store.clone(),
-                opts.workers,
-                opts.cancel.clone(),
+        let pool = if todo.is_empty() {
+            None
+        } else {
+            Some(
+                opts.workers
+                    .start(units.clone(), todo, store.clone(), opts.cancel.clone())?,
             )
-        });
+        };
         let counts = UnitCounts {
             total: units.len(),
             done: reused,
@@ -217,7 +216,7 @@ impl ChunkedEncode {
         let Some(pool) = &self.pool else {
             return Ok(());
         };
-        let first = match pool.rx.recv_timeout(wait) {
+        let first = match pool.reports().recv_timeout(wait) {
             Ok(m) => m,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if self.cancel.load(Ordering::Relaxed) {
@@ -243,7 +242,7 @@ impl ChunkedEncode {
                 ));
             }
         };
-        let more: Vec<PoolMsg> = pool.rx.try_iter().collect();
+        let more: Vec<PoolMsg> = pool.reports().try_iter().collect();
         self.last_message = Instant::now();
         for msg in std::iter::once(first).chain(more) {
             self.handle(msg)?;

@@ -68,7 +68,7 @@ impl UnitStore {
     }
 
     /// A fresh temporary folder for unit `key`'s files.
-    pub(crate) fn begin(&self, key: &str) -> Result<PathBuf, UnitError> {
+    pub fn begin(&self, key: &str) -> Result<PathBuf, UnitError> {
         let tmp = self.root.join(format!(".{key}.tmp-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io_error(&tmp))?;
@@ -77,7 +77,7 @@ impl UnitStore {
 
     /// Makes `tmp` unit `record.key`'s folder: the record written and synced first, the folder
     /// renamed into place, then a line in the journal.
-    pub(crate) fn commit(&self, tmp: &Path, record: &UnitRecord) -> Result<(), UnitError> {
+    pub fn commit(&self, tmp: &Path, record: &UnitRecord) -> Result<(), UnitError> {
         let path = tmp.join(RECORD);
         let bytes = serde_json::to_vec_pretty(record).expect("a unit record serializes");
         std::fs::write(&path, bytes).map_err(io_error(&path))?;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Bump when what a unit's files hold changes in a way its plan does not show.
-const UNIT_FORMAT: u32 = 1;
+const UNIT_FORMAT: u32 = 2;
 
 /// What one unit encodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +28,8 @@ pub struct Unit {
     /// Hex SHA-256 (128 bits) of the source's identity, the work, the plan's settings and the
     /// encoders' versions: the name of its outputs.
     pub key: String,
+    /// The source's identity: its SHA-256, hex.
+    pub source: String,
     pub plan: EncodePlan,
 }
 
@@ -69,7 +71,7 @@ pub fn title_units(
     if !plan.audio.is_empty() {
         let audio = plan.audio_only();
         let encoders = audio.encoders()?;
-        units.push(unit(UnitWork::Audio, audio, source_id, &encoders));
+        units.push(Unit::new(UnitWork::Audio, audio, source_id, &encoders));
     }
     if let (false, Some(first)) = (plan.rungs.is_empty(), chunks.first()) {
         // Every chunk has the same rungs, so the same encoders: asked of GStreamer once.
@@ -79,14 +81,25 @@ pub fn title_units(
                 chunk: i as u32,
                 range: *range,
             };
-            units.push(unit(work, plan.for_range(*range), source_id, &encoders));
+            units.push(Unit::new(work, plan.for_range(*range), source_id, &encoders));
         }
     }
     Ok(units)
 }
 
-fn unit(work: UnitWork, plan: EncodePlan, source_id: &str, encoders: &[(String, String)]) -> Unit {
-    use sha2::Digest;
+impl Unit {
+    /// The unit doing `work` of `plan` (already cut to the work: [`EncodePlan::for_range`] or
+    /// [`EncodePlan::audio_only`]), on the source whose SHA-256 is `source_id`, with these
+    /// encoders (name, version): its key follows from them all. A worker elsewhere builds
+    /// the unit again from the same parts and its own encoders, so a key it does not
+    /// reproduce means its encoders differ.
+    pub fn new(
+        work: UnitWork,
+        plan: EncodePlan,
+        source_id: &str,
+        encoders: &[(String, String)],
+    ) -> Unit {
+        use sha2::Digest;
     let what = serde_json::json!({
         "format": UNIT_FORMAT,
         "source": source_id,
@@ -99,11 +112,13 @@ fn unit(work: UnitWork, plan: EncodePlan, source_id: &str, encoders: &[(String, 
         "audio": plan.audio,
         "encoders": encoders,
     });
-    let digest = sha2::Sha256::digest(what.to_string().as_bytes());
-    Unit {
-        work,
-        key: hex::encode(&digest[..16]),
-        plan,
+        let digest = sha2::Sha256::digest(what.to_string().as_bytes());
+        Unit {
+            work,
+            key: hex::encode(&digest[..16]),
+            source: source_id.to_string(),
+            plan,
+        }
     }
 }
 

@@ -1,0 +1,131 @@
+//! `reel worker` and the options `reel run` shares with it to reach workers: a NATS server
+//! with JetStream, and an object store both sides read and write.
+
+use anyhow::Result;
+use reel_dispatch::worker::{Outcome, UnitLog};
+use reel_dispatch::{NatsWorkers, WorkerOptions};
+use reel_publish::S3Options;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Where units run when they run on workers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Cluster {
+    /// The NATS server (with JetStream) the units are queued on, e.g. nats://10.0.0.5:4222.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// The object store the coordinator and its workers share: sources and unit outputs
+    /// (`s3://bucket/prefix`, or a folder every worker can read).
+    #[arg(long, value_name = "URL", requires = "nats")]
+    pub store: Option<String>,
+    /// The store's S3-compatible server (path-style addressing unless --store-virtual-hosted).
+    #[arg(long, value_name = "URL")]
+    pub store_endpoint: Option<String>,
+    #[arg(long)]
+    pub store_region: Option<String>,
+    #[arg(long)]
+    pub store_virtual_hosted: bool,
+}
+
+impl Cluster {
+    fn s3(&self) -> S3Options {
+        let defaults = S3Options::default();
+        S3Options {
+            endpoint: self.store_endpoint.clone(),
+            region: self.store_region.clone().unwrap_or(defaults.region.clone()),
+            path_style: self.store_endpoint.is_some() && !self.store_virtual_hosted,
+            create_bucket: true,
+            ..defaults
+        }
+    }
+
+    /// The workers `reel run` hands its units to; `None` runs them on this machine.
+    pub fn workers(&self) -> Result<Option<NatsWorkers>> {
+        match (&self.nats, &self.store) {
+            (None, _) => Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--nats needs --store: the object store where workers find the source and put units"
+            ),
+            (Some(nats), Some(store)) => Ok(Some(NatsWorkers {
+                nats: nats.clone(),
+                store: store.clone(),
+                s3: self.s3(),
+            })),
+        }
+    }
+}
+
+/// `reel worker`: takes units until Ctrl-C or SIGTERM (the unit in hand is finished first).
+pub fn run(cluster: &Cluster, work: Option<PathBuf>, name: Option<String>, json_out: bool) -> Result<()> {
+    let (Some(nats), Some(store)) = (&cluster.nats, &cluster.store) else {
+        anyhow::bail!("reel worker needs --nats URL and --store URL");
+    };
+    let name = name.unwrap_or_else(default_name);
+    let work = work.unwrap_or_else(|| std::env::temp_dir().join(format!("reel-worker-{name}")));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("stopping after the unit in hand (again to quit at once)");
+        });
+    }
+    let opts = WorkerOptions {
+        nats: nats.clone(),
+        store: store.clone(),
+        s3: cluster.s3(),
+        work,
+        name: name.clone(),
+        stop,
+    };
+    if json_out {
+        crate::emit(&format!("{}\n", json!({"event": "worker_ready", "worker": name})));
+    } else {
+        eprintln!("worker {name}: taking units from {nats}, store {store}");
+    }
+    reel_dispatch::worker::run(&opts, &mut |log| {
+        let line = if json_out {
+            format!("{}\n", unit_json(&name, log))
+        } else {
+            format!("{}\n", unit_text(log))
+        };
+        crate::emit(&line);
+    })?;
+    Ok(())
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn unit_json(worker: &str, log: &UnitLog) -> serde_json::Value {
+    let (outcome, detail) = match &log.outcome {
+        Outcome::Encoded { fps, bytes } => ("encoded", json!({"fps": fps, "bytes": bytes})),
+        Outcome::AlreadyDone => ("already_done", json!({})),
+        Outcome::Retrying(e) => ("retrying", json!({"error": e})),
+        Outcome::Failed(e) => ("failed", json!({"error": e})),
+    };
+    json!({
+        "event": "unit", "worker": worker, "key": log.key, "unit": log.unit,
+        "attempt": log.attempt, "outcome": outcome, "seconds": log.seconds, "detail": detail,
+    })
+}
+
+fn unit_text(log: &UnitLog) -> String {
+    let what = match &log.outcome {
+        Outcome::Encoded { fps, bytes } => {
+            format!("encoded in {:.1} s ({fps:.0} fps per rung, {bytes} bytes)", log.seconds)
+        }
+        Outcome::AlreadyDone => "already finished in the store".into(),
+        Outcome::Retrying(e) => format!("attempt {} failed, queued again: {e}", log.attempt),
+        Outcome::Failed(e) => format!("failed on attempt {}, off the queue: {e}", log.attempt),
+    };
+    format!("{} [{}]: {what}", log.unit, log.key)
+}

@@ -1,0 +1,278 @@
+//! Sources and unit outputs in the object store, where every worker finds them:
+//! `sources/SHA256/NAME` (content-addressed: put once, whoever asks) and `units/KEY/FILE`,
+//! with the unit's record `units/KEY/unit.json` put last, so a record means a whole unit.
+
+use crate::DispatchError;
+use reel_publish::{file_sha256, Destination, ObjectMeta, ObjectStore, S3Options};
+use reel_units::{UnitRecord, UnitStore};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Ranged reads of a source from S3 go in pieces of this size.
+const RANGE_BYTES: u64 = 8 << 20;
+const RECORD: &str = "unit.json";
+
+/// The object store shared by a coordinator and its workers.
+pub struct Objects {
+    store: Box<dyn ObjectStore>,
+    /// The folder, when the store is a local folder (workers read sources in place).
+    folder: Option<PathBuf>,
+}
+
+impl Objects {
+    /// Opens `url` (`s3://bucket/prefix`, `file://PATH` or a path).
+    pub fn open(url: &str, s3: &S3Options) -> Result<Objects, DispatchError> {
+        let dest = Destination::parse(url)?;
+        let store = dest.open(s3)?;
+        let folder = match &dest {
+            Destination::Folder(_) => store
+                .location()
+                .strip_prefix("file://")
+                .map(PathBuf::from),
+            Destination::S3 { .. } => None,
+        };
+        Ok(Objects { store, folder })
+    }
+
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    /// Puts the source at `path` (whose SHA-256 is `sha256`) into the store, unless it is
+    /// there already; its key.
+    pub fn put_source(&self, path: &Path, sha256: &str) -> Result<String, DispatchError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().replace(['/', '\\'], "_"))
+            .filter(|n| !n.starts_with('.'))
+            .unwrap_or_else(|| "source".into());
+        let key = format!("sources/{sha256}/{name}");
+        let size = std::fs::metadata(path)
+            .map_err(|source| DispatchError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        if self.store.head(&key)?.is_some_and(|o| o.size == size) {
+            return Ok(key);
+        }
+        let meta = ObjectMeta {
+            content_type: "application/octet-stream".into(),
+            cache_control: "private".into(),
+            sha256: sha256.to_string(),
+            size,
+        };
+        self.store.put_file(&key, path, &meta)?;
+        Ok(key)
+    }
+
+    /// A local path to the source `key` (SHA-256 `sha256`): the file itself in a local
+    /// folder store; otherwise a copy in `cache`, read from the store by ranges once and
+    /// checked against its SHA-256, kept for the next unit of the same title.
+    pub fn source_path(
+        &self,
+        key: &str,
+        sha256: &str,
+        cache: &Path,
+    ) -> Result<PathBuf, DispatchError> {
+        reel_publish::check_key(key)?;
+        if let Some(folder) = &self.folder {
+            let path = folder.join(key);
+            if !path.is_file() {
+                return Err(self.missing(key));
+            }
+            return Ok(path);
+        }
+        let name = key.rsplit('/').next().unwrap_or("source");
+        let path = cache.join(sha256).join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let size = self.store.head(key)?.ok_or_else(|| self.missing(key))?.size;
+        let dir = path.parent().expect("a cache path has a folder");
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| DispatchError::Io { path: p, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut start = 0;
+        while start < size {
+            let end = (start + RANGE_BYTES).min(size) - 1;
+            let bytes = self
+                .store
+                .get_range(key, start, end)?
+                .ok_or_else(|| self.missing(key))?;
+            if bytes.len() as u64 != end - start + 1 {
+                return Err(DispatchError::Objects {
+                    location: self.location(),
+                    detail: format!(
+                        "'{key}': bytes {start}-{end} came back as {} bytes",
+                        bytes.len()
+                    ),
+                });
+            }
+            file.write_all(&bytes).map_err(io(&tmp))?;
+            start = end + 1;
+        }
+        file.sync_all().map_err(io(&tmp))?;
+        let (got, _) = file_sha256(&tmp)?;
+        if got != sha256 {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(DispatchError::Objects {
+                location: self.location(),
+                detail: format!("'{key}' has SHA-256 {got}, expected {sha256}"),
+            });
+        }
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        Ok(path)
+    }
+
+    /// Puts the finished unit `record` from `units` into the store: its files, then its record.
+    pub fn put_unit(&self, units: &UnitStore, record: &UnitRecord) -> Result<(), DispatchError> {
+        for o in &record.outputs {
+            let path = units.file(&record.key, &o.file);
+            let (sha256, size) = file_sha256(&path)?;
+            let meta = ObjectMeta {
+                content_type: "video/mp4".into(),
+                cache_control: "private".into(),
+                sha256,
+                size,
+            };
+            self.store
+                .put_file(&unit_key(&record.key, &o.file), &path, &meta)?;
+        }
+        let path = units.file(&record.key, RECORD);
+        let (sha256, size) = file_sha256(&path)?;
+        let meta = ObjectMeta {
+            content_type: "application/json".into(),
+            cache_control: "private".into(),
+            sha256,
+            size,
+        };
+        self.store
+            .put_file(&unit_key(&record.key, RECORD), &path, &meta)?;
+        Ok(())
+    }
+
+    /// The record of unit `key`, when the store holds it finished.
+    pub fn unit_record(&self, key: &str) -> Result<Option<UnitRecord>, DispatchError> {
+        let Some(bytes) = self.store.get(&unit_key(key, RECORD))? else {
+            return Ok(None);
+        };
+        let record: UnitRecord =
+            serde_json::from_slice(&bytes).map_err(|e| DispatchError::Objects {
+                location: self.location(),
+                detail: format!("'{}' is not a unit record: {e}", unit_key(key, RECORD)),
+            })?;
+        if record.key != key {
+            return Err(DispatchError::Objects {
+                location: self.location(),
+                detail: format!("'{}' is the record of unit {}", unit_key(key, RECORD), record.key),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    /// Copies the finished unit `record` from the store into `units` (whole, or not at all).
+    pub fn get_unit(&self, record: &UnitRecord, units: &UnitStore) -> Result<(), DispatchError> {
+        let tmp = units.begin(&record.key)?;
+        for o in &record.outputs {
+            let key = unit_key(&record.key, &o.file);
+            let path = tmp.join(&o.file);
+            let mut file = std::fs::File::create(&path).map_err(|source| DispatchError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let mut start = 0;
+            while start < o.bytes {
+                let end = (start + RANGE_BYTES).min(o.bytes) - 1;
+                let bytes = self
+                    .store
+                    .get_range(&key, start, end)?
+                    .ok_or_else(|| self.missing(&key))?;
+                if bytes.len() as u64 != end - start + 1 {
+                    return Err(DispatchError::Objects {
+                        location: self.location(),
+                        detail: format!("'{key}' is shorter than its record says ({} bytes)", o.bytes),
+                    });
+                }
+                file.write_all(&bytes).map_err(|source| DispatchError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                start = end + 1;
+            }
+        }
+        units.commit(&tmp, record)?;
+        Ok(())
+    }
+
+    fn missing(&self, key: &str) -> DispatchError {
+        DispatchError::Objects {
+            location: self.location(),
+            detail: format!("'{key}' is not in the store"),
+        }
+    }
+}
+
+fn unit_key(key: &str, file: &str) -> String {
+    format!("units/{key}/{file}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reel_units::UnitOutput;
+
+    #[test]
+    fn a_unit_goes_up_and_comes_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(dir.path().join("store").to_str().unwrap(), &S3Options::default()).unwrap();
+        let here = UnitStore::open(&dir.path().join("here")).unwrap();
+        let key = "00112233445566778899aabbccddeeff";
+        let tmp = here.begin(key).unwrap();
+        std::fs::write(tmp.join("720p.mp4"), vec![7u8; 9_000]).unwrap();
+        let record = UnitRecord {
+            key: key.into(),
+            unit: "chunk 0".into(),
+            work: reel_units::UnitWork::Audio,
+            outputs: vec![UnitOutput {
+                track: 1,
+                name: "720p".into(),
+                file: "720p.mp4".into(),
+                bytes: 9_000,
+                samples: 3,
+            }],
+            seconds: 1.0,
+        };
+        here.commit(&tmp, &record).unwrap();
+        assert!(objects.unit_record(key).unwrap().is_none());
+        objects.put_unit(&here, &record).unwrap();
+        assert_eq!(objects.unit_record(key).unwrap(), Some(record.clone()));
+
+        let there = UnitStore::open(&dir.path().join("there")).unwrap();
+        objects.get_unit(&record, &there).unwrap();
+        assert_eq!(there.finished(key), Some(record));
+        assert_eq!(std::fs::read(there.file(key, "720p.mp4")).unwrap(), vec![7u8; 9_000]);
+    }
+
+    #[test]
+    fn a_source_is_put_once_and_read_in_place_from_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = Objects::open(dir.path().join("store").to_str().unwrap(), &S3Options::default()).unwrap();
+        let src = dir.path().join("movie.mp4");
+        std::fs::write(&src, b"not really a movie").unwrap();
+        let (sha, _) = file_sha256(&src).unwrap();
+        let key = objects.put_source(&src, &sha).unwrap();
+        assert_eq!(key, format!("sources/{sha}/movie.mp4"));
+        let path = objects.source_path(&key, &sha, dir.path()).unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"not really a movie");
+        let err = objects
+            .source_path(&format!("sources/{sha}/other.mp4"), &sha, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("other.mp4") && err.contains("not in the store"), "{err}");
+    }
+}

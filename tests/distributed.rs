@@ -1,0 +1,541 @@
+//! `reel run --nats` with `reel worker` processes: a real nats-server (JetStream on, in a
+//! temporary folder), real worker processes, a local folder or a real S3-compatible server
+//! (s3s-fs) as the shared store. The distributed title is byte for byte the local one and
+//! plays; and the faults: a worker SIGKILLed mid-unit, the coordinator SIGKILLed and started
+//! again, nats-server restarted mid-job, a unit that fails every attempt, the object store
+//! gone while a unit encodes.
+
+mod common;
+
+use common::{play, tool};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[path = "../crates/publish/tests/support/s3_server.rs"]
+mod s3_server;
+use s3_server::{free_port, S3Server, ACCESS, SECRET};
+
+/// Two H.264 rungs and an AV1 one (both encoders must give the same bytes anywhere), AAC.
+const LADDER: &str = r#"
+keyframe_interval = 2.0
+[[rung]]
+codec = "h264"
+height = 720
+bitrate = 2000
+[[rung]]
+codec = "h264"
+height = 360
+bitrate = 600
+[[rung]]
+codec = "av1"
+height = 144
+quality = 120
+[audio]
+codec = "aac"
+bitrate = 96
+"#;
+
+/// Chunks of this many seconds: 12 s of source make two chunks and the audio, three units.
+const CHUNK_SECONDS: u32 = 6;
+
+// --- the processes ------------------------------------------------------------------------
+
+/// nats-server with JetStream, its data in `dir`; killed on drop.
+struct Nats {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Nats {
+        Self::start_on(dir, free_port())
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Nats {
+        std::fs::create_dir_all(dir).unwrap();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (scripts/setup.sh installs Debian's nats-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nats {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server, waits `down`, starts it again on the same port and data.
+    fn restart(&mut self, down: Duration) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let again = Nats::start_on(&self.dir, self.port);
+        *self = again;
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `reel worker --json`, its log in `dir/NAME.jsonl`; killed on drop.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(dir: &Path, name: &str, nats: &str, store: &Store, env: &[(&str, &str)]) -> Worker {
+        let log = dir.join(format!("{name}.jsonl"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reel"));
+        cmd.args(["worker", "--json", "--nats", nats, "--name", name, "--work"])
+            .arg(dir.join(format!("{name}-work")))
+            .args(store.args())
+            .envs(store.env())
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap());
+        Worker {
+            child: cmd.spawn().unwrap(),
+            log,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What it logged: one line per unit it handled.
+    fn units(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == "unit")
+            .collect()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The store coordinator and workers share.
+enum Store {
+    Folder(PathBuf),
+    S3 { endpoint: String },
+}
+
+impl Store {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Store::Folder(p) => vec!["--store".into(), p.display().to_string()],
+            Store::S3 { endpoint } => vec![
+                "--store".into(),
+                "s3://units/work".into(),
+                "--store-endpoint".into(),
+                endpoint.clone(),
+            ],
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, &'static str)> {
+        vec![("AWS_ACCESS_KEY_ID", ACCESS), ("AWS_SECRET_ACCESS_KEY", SECRET)]
+    }
+}
+
+/// A coordinator: `reel run JOB --json --nats URL --store ...`, its events read as they come.
+struct Coordinator {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Coordinator {
+    fn start(job: &Path, nats: &str, store: &Store) -> Coordinator {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
+            .args(["run", job.to_str().unwrap(), "--json", "--nats", nats])
+            .args(store.args())
+            .envs(store.env())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Coordinator {
+            child,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most `within`) for an event `pick` chooses; it, or `None` at the end.
+    fn wait_for(&mut self, within: Duration, pick: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let v = self.events.recv_timeout(left).ok()?;
+            self.seen.push(v.clone());
+            if pick(&v) {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Waits for the end (at most `within`): the summary, or the error event.
+    fn finish(mut self, within: Duration) -> (bool, Vec<Value>) {
+        let end = self.wait_for(within, |v| v["event"] == "summary" || v["event"] == "failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if end.is_none() || Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let ok = end.as_ref().is_some_and(|v| v["event"] == "summary")
+            && status.is_some_and(|s| s.success());
+        (ok, self.seen)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// --- the title ----------------------------------------------------------------------------
+
+/// 12 s of 1280x720 with motion and noise, key frames every 37 frames, and a tone.
+fn source(dir: &Path) -> PathBuf {
+    let path = dir.join("source.mp4");
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25,noise=alls=5:allf=t,format=yuv420p",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-g",
+            "37",
+            "-c:a",
+            "aac",
+            "-shortest",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+/// A job for `source` in `dir` (its own work folder), published to `dir/out`.
+fn job(dir: &Path, source: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ladder.toml"), LADDER).unwrap();
+    let text = format!(
+        r#"
+ladder = "ladder.toml"
+work_dir = "work"
+[title]
+id = "dist"
+source = "{}"
+[encode]
+chunk_duration = {CHUNK_SECONDS}
+[packaging]
+segment_duration = 2
+[destination]
+url = "file://out"
+"#,
+        source.display()
+    );
+    let path = dir.join("job.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Every published file but the poster and the record (made at packaging time).
+fn media_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let name = p.strip_prefix(out).unwrap().display().to_string();
+            if name != "poster.jpg" && name != "title.json" {
+                files.insert(name, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// How many times each unit was encoded, over the workers' logs.
+fn encodes(workers: &[&Worker]) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    for w in workers {
+        for u in w.units() {
+            if u["outcome"] == "encoded" {
+                *n.entry(u["key"].as_str().unwrap().to_string()).or_default() += 1;
+            }
+        }
+    }
+    n
+}
+
+fn units_done(events: &[Value]) -> usize {
+    events.iter().filter(|v| v["event"] == "unit_done").count()
+}
+
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+// --- the tests ----------------------------------------------------------------------------
+
+#[test]
+fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let nats = Nats::start(&dir.path().join("nats"));
+    let store = Store::Folder(dir.path().join("store"));
+    let workers = [
+        Worker::start(dir.path(), "w1", &nats.url(), &store, &[]),
+        Worker::start(dir.path(), "w2", &nats.url(), &store, &[]),
+    ];
+    let dist = job(&dir.path().join("dist"), &src);
+    let (ok, events) = Coordinator::start(&dist, &nats.url(), &store).finish(RUN_LIMIT);
+    assert!(ok, "{events:?}");
+    assert_eq!(units_done(&events), 3, "{events:?}");
+    let by_worker: Vec<&str> = events
+        .iter()
+        .filter(|v| v["event"] == "unit_done")
+        .map(|v| v["worker"].as_str().unwrap())
+        .collect();
+    assert!(by_worker.iter().all(|w| *w == "w1" || *w == "w2"), "{by_worker:?}");
+    let counts = encodes(&workers.iter().collect::<Vec<_>>());
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+
+    // The same job on this machine alone: the same bytes in every rendition.
+    let local = job(&dir.path().join("local"), &src);
+    let out = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["run", local.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let (a, b) = (
+        media_files(&dir.path().join("dist/out")),
+        media_files(&dir.path().join("local/out")),
+    );
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let differ: Vec<&String> = a.keys().filter(|k| a[*k] != b[*k]).collect();
+    assert!(differ.is_empty(), "distributed and local differ in {differ:?}");
+    assert!(a.keys().any(|k| k.starts_with("144p/")), "{:?}", a.keys());
+
+    // dash.js leaves the AV1 rendition out of its list beside H.264 ones (as in tests/chunks.rs).
+    let out = dir.path().join("dist/out");
+    play(&out, "manifest.mpd", &["shaka"], 3);
+    play(&out, "manifest.mpd", &["dashjs"], 2);
+    play(&out, "master.m3u8", &["hlsjs"], 3);
+}
+
+#[test]
+fn a_worker_killed_mid_unit_costs_that_unit_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let nats = Nats::start(&dir.path().join("nats"));
+    let store = Store::Folder(dir.path().join("store"));
+    let mut victim = Worker::start(dir.path(), "victim", &nats.url(), &store, &[]);
+    let mut coordinator = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store);
+    // The victim takes a unit alone; it dies in the middle of it.
+    let started = coordinator
+        .wait_for(Duration::from_secs(60), |v| {
+            v["event"] == "unit_started" && v["worker"] == "victim"
+        })
+        .expect("the victim started no unit");
+    victim.kill();
+    let others = [
+        Worker::start(dir.path(), "w1", &nats.url(), &store, &[]),
+        Worker::start(dir.path(), "w2", &nats.url(), &store, &[]),
+    ];
+    let (ok, events) = coordinator.finish(RUN_LIMIT);
+    assert!(ok, "{events:?}");
+    assert!(victim.units().is_empty(), "the victim finished a unit: {:?}", victim.units());
+    let unit = started["unit"].as_str().unwrap();
+    assert!(
+        events.iter().any(|v| v["event"] == "unit_retrying"
+            && v["unit"] == unit
+            && v["error"].as_str().unwrap().contains("victim stopped reporting")),
+        "{events:?}"
+    );
+    // Every unit encoded once, the victim's by another worker after the ack wait.
+    let counts = encodes(&others.iter().collect::<Vec<_>>());
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
+#[test]
+fn a_coordinator_killed_and_started_again_reuses_every_finished_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let nats = Nats::start(&dir.path().join("nats"));
+    let store = Store::Folder(dir.path().join("store"));
+    let workers = [Worker::start(dir.path(), "w1", &nats.url(), &store, &[])];
+    let job = job(dir.path(), &src);
+    let mut first = Coordinator::start(&job, &nats.url(), &store);
+    first
+        .wait_for(Duration::from_secs(120), |v| v["event"] == "unit_done")
+        .expect("no unit finished");
+    first.kill();
+    let (ok, events) = Coordinator::start(&job, &nats.url(), &store).finish(RUN_LIMIT);
+    assert!(ok, "{events:?}");
+    let counts = encodes(&workers.iter().collect::<Vec<_>>());
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "a unit was encoded twice: {counts:?}"
+    );
+}
+
+#[test]
+fn the_job_completes_across_a_nats_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let mut nats = Nats::start(&dir.path().join("nats"));
+    let store = Store::Folder(dir.path().join("store"));
+    let _workers = [
+        Worker::start(dir.path(), "w1", &nats.url(), &store, &[]),
+        Worker::start(dir.path(), "w2", &nats.url(), &store, &[]),
+    ];
+    let mut coordinator = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store);
+    coordinator
+        .wait_for(Duration::from_secs(60), |v| v["event"] == "unit_started")
+        .expect("no unit started");
+    nats.restart(Duration::from_secs(2));
+    let (ok, events) = coordinator.finish(RUN_LIMIT);
+    assert!(ok, "{events:?}");
+    assert!(dir.path().join("out/manifest.mpd").exists());
+}
+
+/// Fault injection (`REEL_FAULT_STALL_AFTER_FRAMES` on the workers): every video unit's decode
+/// hangs, each attempt ends at the stall bound, and the last ends the job.
+#[test]
+fn a_unit_that_fails_every_attempt_fails_the_job_naming_the_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let nats = Nats::start(&dir.path().join("nats"));
+    let store = Store::Folder(dir.path().join("store"));
+    let faulty = [("REEL_FAULT_STALL_AFTER_FRAMES", "10"), ("REEL_STALL_SECONDS", "2")];
+    let _workers = [
+        Worker::start(dir.path(), "w1", &nats.url(), &store, &faulty),
+        Worker::start(dir.path(), "w2", &nats.url(), &store, &faulty),
+    ];
+    let t = Instant::now();
+    let (ok, events) = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store)
+        .finish(Duration::from_secs(120));
+    assert!(!ok, "{events:?}");
+    let failed = events.iter().find(|v| v["event"] == "failed").expect("no error");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("chunk ") && error.contains("after 3 attempts") && error.contains("source.mp4"),
+        "{error}"
+    );
+    eprintln!("failed in {:.1} s: {error}", t.elapsed().as_secs_f64());
+    assert!(!dir.path().join("out/manifest.mpd").exists());
+}
+
+#[test]
+fn a_worker_that_loses_the_object_store_mid_unit_tries_again_and_the_job_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let nats = Nats::start(&dir.path().join("nats"));
+    let s3_root = dir.path().join("s3");
+    std::fs::create_dir_all(s3_root.join("units")).unwrap();
+    let port = free_port();
+    let s3 = S3Server::start(&s3_root, port);
+    let store = Store::S3 {
+        endpoint: s3.endpoint(),
+    };
+    let workers = [Worker::start(dir.path(), "w1", &nats.url(), &store, &[])];
+    let mut coordinator = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store);
+    coordinator
+        .wait_for(Duration::from_secs(60), |v| v["event"] == "unit_started")
+        .expect("no unit started");
+    drop(s3);
+    std::thread::sleep(Duration::from_secs(4));
+    let _s3 = S3Server::start(&s3_root, port);
+    let (ok, events) = coordinator.finish(RUN_LIMIT);
+    assert!(ok, "{events:?}");
+    let logs = workers[0].units();
+    assert!(
+        logs.iter().any(|u| u["outcome"] == "retrying"),
+        "no attempt failed while the store was down: {logs:?}"
+    );
+    // The source came from S3 by ranges into the worker's cache, whole.
+    let cached: Vec<PathBuf> = std::fs::read_dir(dir.path().join("w1-work/sources"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    play(&dir.path().join("out"), "manifest.mpd", &["shaka"], 3);
+}
