@@ -69,7 +69,10 @@ impl Nats {
             .expect("nats-server (scripts/setup.sh installs Debian's nats-server)");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Nats {
@@ -167,7 +170,10 @@ impl Store {
     }
 
     fn env(&self) -> Vec<(&'static str, &'static str)> {
-        vec![("AWS_ACCESS_KEY_ID", ACCESS), ("AWS_SECRET_ACCESS_KEY", SECRET)]
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ]
     }
 }
 
@@ -222,7 +228,9 @@ impl Coordinator {
 
     /// Waits for the end (at most `within`): the summary, or the error event.
     fn finish(mut self, within: Duration) -> (bool, Vec<Value>) {
-        let end = self.wait_for(within, |v| v["event"] == "summary" || v["event"] == "failed");
+        let end = self.wait_for(within, |v| {
+            v["event"] == "summary" || v["event"] == "failed"
+        });
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -281,7 +289,11 @@ fn source(dir: &Path) -> PathBuf {
             path.to_str().unwrap(),
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path
 }
 
@@ -370,7 +382,10 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
         .filter(|v| v["event"] == "unit_done")
         .map(|v| v["worker"].as_str().unwrap())
         .collect();
-    assert!(by_worker.iter().all(|w| *w == "w1" || *w == "w2"), "{by_worker:?}");
+    assert!(
+        by_worker.iter().all(|w| *w == "w1" || *w == "w2"),
+        "{by_worker:?}"
+    );
     let counts = encodes(&workers.iter().collect::<Vec<_>>());
     assert_eq!(counts.len(), 3, "{counts:?}");
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
@@ -381,14 +396,21 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
         .args(["run", local.to_str().unwrap(), "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let (a, b) = (
         media_files(&dir.path().join("dist/out")),
         media_files(&dir.path().join("local/out")),
     );
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     let differ: Vec<&String> = a.keys().filter(|k| a[*k] != b[*k]).collect();
-    assert!(differ.is_empty(), "distributed and local differ in {differ:?}");
+    assert!(
+        differ.is_empty(),
+        "distributed and local differ in {differ:?}"
+    );
     assert!(a.keys().any(|k| k.starts_with("144p/")), "{:?}", a.keys());
 
     // dash.js leaves the AV1 rendition out of its list beside H.264 ones (as in tests/chunks.rs).
@@ -419,12 +441,19 @@ fn a_worker_killed_mid_unit_costs_that_unit_only() {
     ];
     let (ok, events) = coordinator.finish(RUN_LIMIT);
     assert!(ok, "{events:?}");
-    assert!(victim.units().is_empty(), "the victim finished a unit: {:?}", victim.units());
+    assert!(
+        victim.units().is_empty(),
+        "the victim finished a unit: {:?}",
+        victim.units()
+    );
     let unit = started["unit"].as_str().unwrap();
     assert!(
         events.iter().any(|v| v["event"] == "unit_retrying"
             && v["unit"] == unit
-            && v["error"].as_str().unwrap().contains("victim stopped reporting")),
+            && v["error"]
+                .as_str()
+                .unwrap()
+                .contains("victim stopped reporting")),
         "{events:?}"
     );
     // Every unit encoded once, the victim's by another worker after the ack wait.
@@ -484,7 +513,10 @@ fn a_unit_that_fails_every_attempt_fails_the_job_naming_the_chunk() {
     let src = source(dir.path());
     let nats = Nats::start(&dir.path().join("nats"));
     let store = Store::Folder(dir.path().join("store"));
-    let faulty = [("REEL_FAULT_STALL_AFTER_FRAMES", "10"), ("REEL_STALL_SECONDS", "2")];
+    let faulty = [
+        ("REEL_FAULT_STALL_AFTER_FRAMES", "10"),
+        ("REEL_STALL_SECONDS", "2"),
+    ];
     let _workers = [
         Worker::start(dir.path(), "w1", &nats.url(), &store, &faulty),
         Worker::start(dir.path(), "w2", &nats.url(), &store, &faulty),
@@ -493,10 +525,15 @@ fn a_unit_that_fails_every_attempt_fails_the_job_naming_the_chunk() {
     let (ok, events) = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store)
         .finish(Duration::from_secs(120));
     assert!(!ok, "{events:?}");
-    let failed = events.iter().find(|v| v["event"] == "failed").expect("no error");
+    let failed = events
+        .iter()
+        .find(|v| v["event"] == "failed")
+        .expect("no error");
     let error = failed["error"].as_str().unwrap();
     assert!(
-        error.contains("chunk ") && error.contains("after 3 attempts") && error.contains("source.mp4"),
+        error.contains("chunk ")
+            && error.contains("after 3 attempts")
+            && error.contains("source.mp4"),
         "{error}"
     );
     eprintln!("failed in {:.1} s: {error}", t.elapsed().as_secs_f64());

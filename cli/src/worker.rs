@@ -58,7 +58,12 @@ impl Cluster {
 }
 
 /// `reel worker`: takes units until Ctrl-C or SIGTERM (the unit in hand is finished first).
-pub fn run(cluster: &Cluster, work: Option<PathBuf>, name: Option<String>, json_out: bool) -> Result<()> {
+pub fn run(
+    cluster: &Cluster,
+    work: Option<PathBuf>,
+    name: Option<String>,
+    json_out: bool,
+) -> Result<()> {
     let (Some(nats), Some(store)) = (&cluster.nats, &cluster.store) else {
         anyhow::bail!("reel worker needs --nats URL and --store URL");
     };
@@ -83,7 +88,10 @@ pub fn run(cluster: &Cluster, work: Option<PathBuf>, name: Option<String>, json_
         stop,
     };
     if json_out {
-        crate::emit(&format!("{}\n", json!({"event": "worker_ready", "worker": name})));
+        crate::emit(&format!(
+            "{}\n",
+            json!({"event": "worker_ready", "worker": name})
+        ));
     } else {
         eprintln!("worker {name}: taking units from {nats}, store {store}");
     }
@@ -121,7 +129,10 @@ fn unit_json(worker: &str, log: &UnitLog) -> serde_json::Value {
 fn unit_text(log: &UnitLog) -> String {
     let what = match &log.outcome {
         Outcome::Encoded { fps, bytes } => {
-            format!("encoded in {:.1} s ({fps:.0} fps per rung, {bytes} bytes)", log.seconds)
+            format!(
+                "encoded in {:.1} s ({fps:.0} fps per rung, {bytes} bytes)",
+                log.seconds
+            )
         }
         Outcome::AlreadyDone => "already finished in the store".into(),
         Outcome::Retrying(e) => format!("attempt {} failed, queued again: {e}", log.attempt),

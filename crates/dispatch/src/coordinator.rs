@@ -130,15 +130,20 @@ impl Coordinator {
     async fn run(mut self, todo: Vec<usize>) -> Result<(), Failed> {
         let first = todo.first().copied().unwrap_or(0);
         // Subscribed before anything is queued, so no report is missed.
-        let mut reports = self
-            .client
-            .subscribe(REPORT_SUBJECTS)
-            .await
-            .map_err(|e| (first, nats_error(&self.url, "subscribing to reports")(e.to_string())))?;
+        let mut reports = self.client.subscribe(REPORT_SUBJECTS).await.map_err(|e| {
+            (
+                first,
+                nats_error(&self.url, "subscribing to reports")(e.to_string()),
+            )
+        })?;
         let source_object = self.put_source().await.map_err(|e| (first, e))?;
         let mut outstanding: BTreeMap<String, usize> = BTreeMap::new();
         for &i in &todo {
-            if self.fetch_if_finished(i, "store").await.map_err(|e| (i, e))? {
+            if self
+                .fetch_if_finished(i, "store")
+                .await
+                .map_err(|e| (i, e))?
+            {
                 continue;
             }
             self.queue(i, &source_object).await.map_err(|e| (i, e))?;
@@ -231,9 +236,7 @@ impl Coordinator {
                 // A store that fails now is tried again at the next poll, within patience.
                 return Ok(self.fetch_if_finished(i, &worker).await.unwrap_or(false));
             }
-            Report::Retrying {
-                attempt, error, ..
-            } => {
+            Report::Retrying { attempt, error, .. } => {
                 self.running.remove(&i);
                 let _ = self.tx.send(PoolMsg::Retrying {
                     unit: i,
@@ -271,7 +274,11 @@ impl Coordinator {
     /// Copies unit `i` into the local store when the object store has it finished, and says
     /// so (as done by `worker`).
     async fn fetch_if_finished(&mut self, i: usize, worker: &str) -> Result<bool, DispatchError> {
-        let (objects, store, key) = (self.objects.clone(), self.store.clone(), self.units[i].key.clone());
+        let (objects, store, key) = (
+            self.objects.clone(),
+            self.store.clone(),
+            self.units[i].key.clone(),
+        );
         let record = blocking(move || {
             let Some(record) = objects.unit_record(&key)? else {
                 return Ok(None);
@@ -301,7 +308,11 @@ impl Coordinator {
         match self.stream.get_last_raw_message_by_subject(&subject).await {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {}
-            Err(e) => return Err(nats_error(&self.url, "looking up a queued unit")(e.to_string())),
+            Err(e) => {
+                return Err(nats_error(&self.url, "looking up a queued unit")(
+                    e.to_string(),
+                ))
+            }
         }
         let task = UnitTask {
             key: unit.key.clone(),

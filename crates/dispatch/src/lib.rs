@@ -100,7 +100,9 @@ pub(crate) async fn connect(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while client.connection_state() != async_nats::connection::State::Connected {
         if tokio::time::Instant::now() > deadline {
-            return Err(nats_error(url, "connecting")("no connection within 20 s".into()));
+            return Err(nats_error(url, "connecting")(
+                "no connection within 20 s".into(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

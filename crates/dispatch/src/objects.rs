@@ -25,10 +25,7 @@ impl Objects {
         let dest = Destination::parse(url)?;
         let store = dest.open(s3)?;
         let folder = match &dest {
-            Destination::Folder(_) => store
-                .location()
-                .strip_prefix("file://")
-                .map(PathBuf::from),
+            Destination::Folder(_) => store.location().strip_prefix("file://").map(PathBuf::from),
             Destination::S3 { .. } => None,
         };
         Ok(Objects { store, folder })
@@ -169,7 +166,11 @@ impl Objects {
         if record.key != key {
             return Err(DispatchError::Objects {
                 location: self.location(),
-                detail: format!("'{}' is the record of unit {}", unit_key(key, RECORD), record.key),
+                detail: format!(
+                    "'{}' is the record of unit {}",
+                    unit_key(key, RECORD),
+                    record.key
+                ),
             });
         }
         Ok(Some(record))
@@ -195,7 +196,10 @@ impl Objects {
                 if bytes.len() as u64 != end - start + 1 {
                     return Err(DispatchError::Objects {
                         location: self.location(),
-                        detail: format!("'{key}' is shorter than its record says ({} bytes)", o.bytes),
+                        detail: format!(
+                            "'{key}' is shorter than its record says ({} bytes)",
+                            o.bytes
+                        ),
                     });
                 }
                 file.write_all(&bytes).map_err(|source| DispatchError::Io {
@@ -229,7 +233,11 @@ mod tests {
     #[test]
     fn a_unit_goes_up_and_comes_back_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(dir.path().join("store").to_str().unwrap(), &S3Options::default()).unwrap();
+        let objects = Objects::open(
+            dir.path().join("store").to_str().unwrap(),
+            &S3Options::default(),
+        )
+        .unwrap();
         let here = UnitStore::open(&dir.path().join("here")).unwrap();
         let key = "00112233445566778899aabbccddeeff";
         let tmp = here.begin(key).unwrap();
@@ -255,13 +263,20 @@ mod tests {
         let there = UnitStore::open(&dir.path().join("there")).unwrap();
         objects.get_unit(&record, &there).unwrap();
         assert_eq!(there.finished(key), Some(record));
-        assert_eq!(std::fs::read(there.file(key, "720p.mp4")).unwrap(), vec![7u8; 9_000]);
+        assert_eq!(
+            std::fs::read(there.file(key, "720p.mp4")).unwrap(),
+            vec![7u8; 9_000]
+        );
     }
 
     #[test]
     fn a_source_is_put_once_and_read_in_place_from_a_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = Objects::open(dir.path().join("store").to_str().unwrap(), &S3Options::default()).unwrap();
+        let objects = Objects::open(
+            dir.path().join("store").to_str().unwrap(),
+            &S3Options::default(),
+        )
+        .unwrap();
         let src = dir.path().join("movie.mp4");
         std::fs::write(&src, b"not really a movie").unwrap();
         let (sha, _) = file_sha256(&src).unwrap();
@@ -273,6 +288,9 @@ mod tests {
             .source_path(&format!("sources/{sha}/other.mp4"), &sha, dir.path())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("other.mp4") && err.contains("not in the store"), "{err}");
+        assert!(
+            err.contains("other.mp4") && err.contains("not in the store"),
+            "{err}"
+        );
     }
 }

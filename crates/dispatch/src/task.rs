@@ -62,7 +62,10 @@ pub enum Report {
         fps: f64,
     },
     /// The unit's files and record are in the object store.
-    Done { worker: String, record: UnitRecord },
+    Done {
+        worker: String,
+        record: UnitRecord,
+    },
     /// The attempt failed; the message goes back to the queue for another.
     Retrying {
         worker: String,
@@ -89,7 +92,10 @@ mod tests {
         assert_eq!(key_of(&unit_subject(key)), Some(key));
         assert_eq!(key_of("reel.reports.short"), None);
         assert_eq!(key_of("other.0123456789abcdef0123456789abcdef"), None);
-        assert_eq!(key_of("reel.reports.0123456789abcdef0123456789abcdeg"), None);
+        assert_eq!(
+            key_of("reel.reports.0123456789abcdef0123456789abcdeg"),
+            None
+        );
     }
 
     #[test]

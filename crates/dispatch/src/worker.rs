@@ -46,7 +46,10 @@ pub struct UnitLog {
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Encoded { fps: f64, bytes: u64 },
+    Encoded {
+        fps: f64,
+        bytes: u64,
+    },
     /// Another worker had finished it already.
     AlreadyDone,
     /// Failed; it goes back on the queue.
@@ -68,7 +71,8 @@ pub fn run(opts: &WorkerOptions, log: &mut dyn FnMut(&UnitLog)) -> Result<(), Di
     let objects = Arc::new(Objects::open(&opts.store, &opts.s3)?);
     let units = UnitStore::open(&opts.work.join("units"))?;
     rt.block_on(async {
-        let (client, _, stream) = connect(&opts.nats, &format!("reel worker {}", opts.name)).await?;
+        let (client, _, stream) =
+            connect(&opts.nats, &format!("reel worker {}", opts.name)).await?;
         let consumer: PullConsumer = stream
             .get_consumer(crate::task::CONSUMER)
             .await
@@ -139,35 +143,52 @@ impl Worker<'_> {
                     UnitWork::Audio => 0,
                 };
                 let fps = frames as f64 / record.seconds.max(1e-9);
-                self.report(&key, &Report::Done {
-                    worker: self.opts.name.clone(),
-                    record,
-                })
+                self.report(
+                    &key,
+                    &Report::Done {
+                        worker: self.opts.name.clone(),
+                        record,
+                    },
+                )
                 .await;
                 ack(&msg, AckKind::Ack).await;
-                Some(self.entry(&key, &name, attempt, Outcome::Encoded { fps, bytes }, started))
+                Some(self.entry(
+                    &key,
+                    &name,
+                    attempt,
+                    Outcome::Encoded { fps, bytes },
+                    started,
+                ))
             }
             Ok(Encoded::Earlier(record)) => {
-                self.report(&key, &Report::Done {
-                    worker: self.opts.name.clone(),
-                    record,
-                })
+                self.report(
+                    &key,
+                    &Report::Done {
+                        worker: self.opts.name.clone(),
+                        record,
+                    },
+                )
                 .await;
                 ack(&msg, AckKind::Ack).await;
                 Some(self.entry(&key, &name, attempt, Outcome::AlreadyDone, started))
             }
-            Err(Failure::Never(error)) => {
-                Some(self.give_up(&msg, &key, &name, attempt, error, started).await)
-            }
-            Err(Failure::ThisTime(error)) if attempt >= ATTEMPTS => {
-                Some(self.give_up(&msg, &key, &name, attempt, error, started).await)
-            }
+            Err(Failure::Never(error)) => Some(
+                self.give_up(&msg, &key, &name, attempt, error, started)
+                    .await,
+            ),
+            Err(Failure::ThisTime(error)) if attempt >= ATTEMPTS => Some(
+                self.give_up(&msg, &key, &name, attempt, error, started)
+                    .await,
+            ),
             Err(Failure::ThisTime(error)) => {
-                self.report(&key, &Report::Retrying {
-                    worker: self.opts.name.clone(),
-                    attempt,
-                    error: error.clone(),
-                })
+                self.report(
+                    &key,
+                    &Report::Retrying {
+                        worker: self.opts.name.clone(),
+                        attempt,
+                        error: error.clone(),
+                    },
+                )
                 .await;
                 ack(&msg, AckKind::Nak(Some(RETRY_DELAY * attempt))).await;
                 Some(self.entry(&key, &name, attempt, Outcome::Retrying(error), started))
@@ -189,10 +210,13 @@ impl Worker<'_> {
             return Ok(Encoded::Earlier(record));
         }
         let unit = rebuild(task)?;
-        self.report(&task.key, &Report::Started {
-            worker: self.opts.name.clone(),
-            attempt,
-        })
+        self.report(
+            &task.key,
+            &Report::Started {
+                worker: self.opts.name.clone(),
+                attempt,
+            },
+        )
         .await;
         let (objects, units, cache) = (
             self.objects.clone(),
@@ -253,11 +277,14 @@ impl Worker<'_> {
         error: String,
         started: Instant,
     ) -> UnitLog {
-        self.report(key, &Report::Failed {
-            worker: self.opts.name.clone(),
-            attempts: attempt,
-            error: error.clone(),
-        })
+        self.report(
+            key,
+            &Report::Failed {
+                worker: self.opts.name.clone(),
+                attempts: attempt,
+                error: error.clone(),
+            },
+        )
         .await;
         ack(msg, AckKind::Term).await;
         self.entry(key, name, attempt, Outcome::Failed(error), started)

@@ -81,7 +81,9 @@ impl Workers for LocalWorkers {
         store: UnitStore,
         cancel: Arc<AtomicBool>,
     ) -> Result<Box<dyn RunningUnits>, UnitError> {
-        Ok(Box::new(LocalPool::start(units, todo, store, self.0, cancel)))
+        Ok(Box::new(LocalPool::start(
+            units, todo, store, self.0, cancel,
+        )))
     }
 }
 
@@ -129,8 +131,7 @@ impl LocalPool {
                                 return;
                             }
                             let name = format!("local-{}", worker + 1);
-                            let msg =
-                                attempt_unit(&units[unit], unit, &name, &store, &tx, &halted);
+                            let msg = attempt_unit(&units[unit], unit, &name, &store, &tx, &halted);
                             release_freed_memory();
                             let failed = matches!(msg, PoolMsg::Failed { .. });
                             if tx.send(msg).is_err() || failed {

@@ -81,7 +81,12 @@ pub fn title_units(
                 chunk: i as u32,
                 range: *range,
             };
-            units.push(Unit::new(work, plan.for_range(*range), source_id, &encoders));
+            units.push(Unit::new(
+                work,
+                plan.for_range(*range),
+                source_id,
+                &encoders,
+            ));
         }
     }
     Ok(units)
@@ -100,18 +105,18 @@ impl Unit {
         encoders: &[(String, String)],
     ) -> Unit {
         use sha2::Digest;
-    let what = serde_json::json!({
-        "format": UNIT_FORMAT,
-        "source": source_id,
-        "work": work,
-        "frame_rate": [plan.frame_rate.num, plan.frame_rate.den],
-        "timescale": plan.timescale,
-        "frame_duration": plan.frame_duration,
-        "keyframe_frames": plan.keyframe_frames,
-        "rungs": plan.rungs,
-        "audio": plan.audio,
-        "encoders": encoders,
-    });
+        let what = serde_json::json!({
+            "format": UNIT_FORMAT,
+            "source": source_id,
+            "work": work,
+            "frame_rate": [plan.frame_rate.num, plan.frame_rate.den],
+            "timescale": plan.timescale,
+            "frame_duration": plan.frame_duration,
+            "keyframe_frames": plan.keyframe_frames,
+            "rungs": plan.rungs,
+            "audio": plan.audio,
+            "encoders": encoders,
+        });
         let digest = sha2::Sha256::digest(what.to_string().as_bytes());
         Unit {
             work,
