@@ -67,6 +67,13 @@ pub fn run(
     let (Some(nats), Some(store)) = (&cluster.nats, &cluster.store) else {
         anyhow::bail!("reel worker needs --nats URL and --store URL");
     };
+    // Warnings (a report not sent, a fetch that failed while the server was away) to stderr.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let name = name.unwrap_or_else(default_name);
     let work = work.unwrap_or_else(|| std::env::temp_dir().join(format!("reel-worker-{name}")));
     let stop = Arc::new(AtomicBool::new(false));
