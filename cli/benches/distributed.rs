@@ -131,7 +131,13 @@ fn title_of(source: &Path, seconds: u32) -> PathBuf {
 
 fn job(dir: &Path, source: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
-    support::job(dir, source, "fixed", "[encode]\nchunk_duration = 30", &dir.join("out"))
+    support::job(
+        dir,
+        source,
+        "fixed",
+        "[encode]\nchunk_duration = 30",
+        &dir.join("out"),
+    )
 }
 
 fn main() {
@@ -166,8 +172,13 @@ fn main() {
         cluster.stop();
         nats.push(t);
     }
-    println!("reel run, 60-s 720p title, fixed ladder, cenc, 30-s chunks ({repeat} runs each, medians):");
-    println!("  local pool (2 workers)          {:>6.2} s  runs {local:?}", median(&local));
+    println!(
+        "reel run, 60-s 720p title, fixed ladder, cenc, 30-s chunks ({repeat} runs each, medians):"
+    );
+    println!(
+        "  local pool (2 workers)          {:>6.2} s  runs {local:?}",
+        median(&local)
+    );
     println!(
         "  coordinator + 2 workers (NATS)  {:>6.2} s  runs {nats:?}  ({:.3}x local)",
         median(&nats),
@@ -187,6 +198,9 @@ fn main() {
                 .arg(&cluster.store),
         );
         let peaks = cluster.stop();
-        println!("  worker peak RSS, {seconds:>3}-s title: {:.0} MB", peaks[0]);
+        println!(
+            "  worker peak RSS, {seconds:>3}-s title: {:.0} MB",
+            peaks[0]
+        );
     }
 }

@@ -74,7 +74,10 @@ async fn null_worker(url: String, objects: Arc<Objects>, scratch: UnitStore, nam
                 record,
             };
             client
-                .publish(report_subject(&task.key), serde_json::to_vec(&done).unwrap().into())
+                .publish(
+                    report_subject(&task.key),
+                    serde_json::to_vec(&done).unwrap().into(),
+                )
                 .await
                 .unwrap();
             msg.ack_with(AckKind::Ack).await.unwrap();
@@ -144,7 +147,12 @@ fn main() {
     let objects = Arc::new(Objects::open(&store_url, &S3Options::default()).unwrap());
     for w in 0..2 {
         let scratch = UnitStore::open(&dir.path().join(format!("w{w}"))).unwrap();
-        rt.spawn(null_worker(url.clone(), objects.clone(), scratch, format!("null-{w}")));
+        rt.spawn(null_worker(
+            url.clone(),
+            objects.clone(),
+            scratch,
+            format!("null-{w}"),
+        ));
     }
     let mut done = 0;
     while done < n {

@@ -102,7 +102,9 @@ pub fn run(opts: &WorkerOptions, log: &mut dyn FnMut(&UnitLog)) -> Result<(), Di
             while let Some(msg) = batch.next().await {
                 match msg {
                     Ok(msg) => {
-                        if let Some(entry) = worker.serve(msg).await {
+                        let entry = worker.serve(msg).await;
+                        reel_units::release_freed_memory();
+                        if let Some(entry) = entry {
                             log(&entry);
                         }
                     }

@@ -150,7 +150,8 @@ impl LocalPool {
 /// its decoder's, scaler's and encoders' frames afresh, on fresh threads, while another unit
 /// runs beside it; glibc keeps what they free inside its heaps, holed by the other unit's
 /// allocations, so without this a 120-s title peaked at 375 MB where a 10-s one took 255 MB.
-fn release_freed_memory() {
+/// Whatever runs units one after another in a process (a `reel worker`) calls it too.
+pub fn release_freed_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {
         libc::malloc_trim(0);
