@@ -39,44 +39,11 @@ const FPS: u32 = 25;
 /// starts on one of the source's key frames.
 fn source(dir: &Path) -> PathBuf {
     let path = dir.join("zoom.mp4");
-    let out = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!(
-                "testsrc2=size=640x360:rate={FPS},scroll=horizontal=0.003:vertical=0.002,\
-                 noise=alls=6:allf=t,format=yuv420p"
-            ),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=330:sample_rate=48000",
-            "-t",
-            &SECONDS.to_string(),
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "16",
-            "-g",
-            "37",
-            "-c:a",
-            "aac",
-            "-shortest",
-            path.to_str().unwrap(),
-        ],
+    let video = format!(
+        "testsrc2=size=640x360:rate={FPS},scroll=horizontal=0.003:vertical=0.002,\
+         noise=alls=6:allf=t,format=yuv420p"
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::h264_with_tone(&path, &video, SECONDS, 16);
     path
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{play, tool};
+use common::play;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -259,41 +259,8 @@ impl Coordinator {
 /// 12 s of 1280x720 with motion and noise, key frames every 37 frames, and a tone.
 fn source(dir: &Path) -> PathBuf {
     let path = dir.join("source.mp4");
-    let out = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=25,noise=alls=5:allf=t,format=yuv420p",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=330:sample_rate=48000",
-            "-t",
-            "12",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "20",
-            "-g",
-            "37",
-            "-c:a",
-            "aac",
-            "-shortest",
-            path.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let video = "testsrc2=size=1280x720:rate=25,noise=alls=5:allf=t,format=yuv420p";
+    common::h264_with_tone(&path, video, 12, 20);
     path
 }
 

@@ -52,6 +52,47 @@ pub fn tool(cmd: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {cmd}: {e}"))
 }
 
+/// Makes `path`: `seconds` of the lavfi `video` graph as H.264 (CRF `crf`, key frames every
+/// 37 frames, so that no chunk of a whole number of 2-s segments starts on one) with a 330-Hz
+/// tone as AAC.
+pub fn h264_with_tone(path: &Path, video: &str, seconds: u32, crf: u32) {
+    let out = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            video,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000",
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            &crf.to_string(),
+            "-g",
+            "37",
+            "-c:a",
+            "aac",
+            "-shortest",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// ffprobe's JSON for the first stream of `file`, with frames counted.
 pub fn ffprobe_stream(file: &Path) -> Value {
     ffprobe_first(file, &[])

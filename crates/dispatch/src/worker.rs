@@ -138,41 +138,23 @@ impl Worker<'_> {
         };
         let name = unit_name(&task);
         match self.encode(&task, attempt, &msg).await {
-            Ok(Encoded::Now(record)) => {
-                let bytes = record.outputs.iter().map(|o| o.bytes).sum();
-                let frames = match task.work {
-                    UnitWork::Video { range, .. } => range.len(),
-                    UnitWork::Audio => 0,
+            Ok(encoded) => {
+                let (record, outcome) = match encoded {
+                    Encoded::Now(record) => {
+                        let bytes = record.outputs.iter().map(|o| o.bytes).sum();
+                        let frames = match task.work {
+                            UnitWork::Video { range, .. } => range.len(),
+                            UnitWork::Audio => 0,
+                        };
+                        let fps = frames as f64 / record.seconds.max(1e-9);
+                        (record, Outcome::Encoded { fps, bytes })
+                    }
+                    Encoded::Earlier(record) => (record, Outcome::AlreadyDone),
                 };
-                let fps = frames as f64 / record.seconds.max(1e-9);
-                self.report(
-                    &key,
-                    &Report::Done {
-                        worker: self.opts.name.clone(),
-                        record,
-                    },
-                )
-                .await;
+                let worker = self.opts.name.clone();
+                self.report(&key, &Report::Done { worker, record }).await;
                 ack(&msg, AckKind::Ack).await;
-                Some(self.entry(
-                    &key,
-                    &name,
-                    attempt,
-                    Outcome::Encoded { fps, bytes },
-                    started,
-                ))
-            }
-            Ok(Encoded::Earlier(record)) => {
-                self.report(
-                    &key,
-                    &Report::Done {
-                        worker: self.opts.name.clone(),
-                        record,
-                    },
-                )
-                .await;
-                ack(&msg, AckKind::Ack).await;
-                Some(self.entry(&key, &name, attempt, Outcome::AlreadyDone, started))
+                Some(self.entry(&key, &name, attempt, outcome, started))
             }
             Err(Failure::Never(error)) => Some(
                 self.give_up(&msg, &key, &name, attempt, error, started)
