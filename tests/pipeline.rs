@@ -504,16 +504,18 @@ fn an_unfinished_audio_rendition_is_encoded_alone() {
 }
 
 /// Memory does not grow with the title's length: the same job (three H.264 rungs, AAC, cenc,
-/// packaged and published as it encodes; 4-s chunks on two workers) on 120 s and on 360 s of
-/// the same kind of 360p source peaks at the same resident size (GNU time's maximum RSS, the
-/// higher of two runs each).
+/// packaged and published as it encodes; 4-s chunks on one worker) on 120 s and on 360 s of
+/// the same kind of 360p source peaks at the same resident size (GNU time's maximum RSS).
+/// One worker: with two, the peak is when two units' encoders are at their largest at once,
+/// which depends on timing (the same 120-s run peaked at 159 MB and at 222 MB), and would
+/// hide a growth of a few MB; with one, the same run gives the same peak within 2 MB.
 /// (A chunked run's peak settles within its first minute or so of title, 15-20 MB above a
 /// 10-s title's: freed frames of units that overlapped leave holes in glibc's heaps, which
 /// the pool trims after every unit; measured 250, 266 and 265 MB at 40, 120 and 240 s.)
 #[test]
 fn peak_memory_does_not_grow_with_the_title() {
     let dir = tempfile::tempdir().unwrap();
-    let peak = |seconds: u32, run: u32| -> f64 {
+    let peak = |seconds: u32| -> f64 {
         let source = dir.path().join(format!("src{seconds}.mp4"));
         let st = Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
@@ -540,15 +542,15 @@ fn peak_memory_does_not_grow_with_the_title() {
             .unwrap();
         assert!(st.success());
         let job = job_for(
-            &dir.path().join(format!("job{seconds}-{run}")),
+            &dir.path().join(format!("job{seconds}")),
             &source,
             "ladder.toml",
             "url = \"file://published\"",
         );
         let mut text = std::fs::read_to_string(&job).unwrap();
-        text.push_str("\n[encode]\nchunk_duration = 4\n");
+        text.push_str("\n[encode]\nchunk_duration = 4\nworkers = 1\n");
         std::fs::write(&job, text).unwrap();
-        let stats = dir.path().join(format!("time{seconds}-{run}"));
+        let stats = dir.path().join(format!("time{seconds}"));
         let out = Command::new("/usr/bin/time")
             .args(["-f", "%M", "-o"])
             .arg(&stats)
@@ -564,19 +566,14 @@ fn peak_memory_does_not_grow_with_the_title() {
             .unwrap();
         kb / 1024.0
     };
-    // The peak of a run is when two units' encoders are at their largest at once, which
-    // depends on timing: the same 120-s run peaked at 159 MB and at 222 MB. The higher of two
-    // runs is close to the true peak.
-    let highest = |seconds| peak(seconds, 0).max(peak(seconds, 1));
-    let (short, long) = (highest(120), highest(360));
+    let (short, long) = (peak(120), peak(360));
     eprintln!("peak RSS {short:.0} MB for 120 s, {long:.0} MB for 360 s");
     // The 360-s title's encoded media are about 54 MB, 36 MB more than the 120-s one's:
-    // keeping them (or any per-frame state) in memory would show. Measured here: 222 and
-    // 235 MB; the highest of two runs still drifts by up to 10 MB between lengths, and what
-    // is left (about 0.2 MB per 4-s unit, +5 MB per 120 s in a release build) is a small
-    // growth per unit not found yet.
+    // keeping them (or any per-frame state) in memory would show. Measured here: 153 and 153
+    // MB in the test build; 154-156 and 159-160 MB in runs by hand, a growth of at most
+    // about 75 KB per 4-s unit, not found yet.
     assert!(
-        long < short + 20.0,
+        long < short + 10.0,
         "peak RSS {short:.0} MB for 120 s, {long:.0} MB for 360 s"
     );
 }
