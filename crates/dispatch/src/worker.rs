@@ -211,6 +211,12 @@ impl Worker<'_> {
         let frames: Arc<Mutex<(BTreeMap<u32, u64>, f64)>> = Arc::default();
         let seen = frames.clone();
         let mut job = tokio::task::spawn_blocking(move || {
+            // Encoded here before, but the store failed to take it: put it again, unencoded.
+            if let Some(record) = units.finished(&unit.key) {
+                objects.put_unit(&units, &record)?;
+                units.remove(std::slice::from_ref(&record.key));
+                return Ok(record);
+            }
             let mut unit = unit;
             let source = objects.source_path(&source_object, &unit.source, &cache)?;
             unit.plan.source.path = source;
