@@ -93,28 +93,8 @@ impl Objects {
             move |source| DispatchError::Io { path: p, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        let mut start = 0;
-        while start < size {
-            let end = (start + RANGE_BYTES).min(size) - 1;
-            let bytes = self
-                .store
-                .get_range(key, start, end)?
-                .ok_or_else(|| self.missing(key))?;
-            if bytes.len() as u64 != end - start + 1 {
-                return Err(DispatchError::Objects {
-                    location: self.location(),
-                    detail: format!(
-                        "'{key}': bytes {start}-{end} came back as {} bytes",
-                        bytes.len()
-                    ),
-                });
-            }
-            file.write_all(&bytes).map_err(io(&tmp))?;
-            start = end + 1;
-        }
+        let (file, got) = self.download(key, size, &tmp)?;
         file.sync_all().map_err(io(&tmp))?;
-        let (got, _) = file_sha256(&tmp)?;
         if got != sha256 {
             let _ = std::fs::remove_file(&tmp);
             return Err(DispatchError::Objects {
@@ -180,37 +160,49 @@ impl Objects {
     pub fn get_unit(&self, record: &UnitRecord, units: &UnitStore) -> Result<(), DispatchError> {
         let tmp = units.begin(&record.key)?;
         for o in &record.outputs {
-            let key = unit_key(&record.key, &o.file);
-            let path = tmp.join(&o.file);
-            let mut file = std::fs::File::create(&path).map_err(|source| DispatchError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            let mut start = 0;
-            while start < o.bytes {
-                let end = (start + RANGE_BYTES).min(o.bytes) - 1;
-                let bytes = self
-                    .store
-                    .get_range(&key, start, end)?
-                    .ok_or_else(|| self.missing(&key))?;
-                if bytes.len() as u64 != end - start + 1 {
-                    return Err(DispatchError::Objects {
-                        location: self.location(),
-                        detail: format!(
-                            "'{key}' is shorter than its record says ({} bytes)",
-                            o.bytes
-                        ),
-                    });
-                }
-                file.write_all(&bytes).map_err(|source| DispatchError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                start = end + 1;
-            }
+            // Synced by the commit.
+            self.download(&unit_key(&record.key, &o.file), o.bytes, &tmp.join(&o.file))?;
         }
         units.commit(&tmp, record)?;
         Ok(())
+    }
+
+    /// Writes object `key`, `size` bytes long, to a new file at `path`, by ranged GETs of
+    /// [`RANGE_BYTES`]; the file (not yet synced) and the SHA-256 of what was written.
+    fn download(
+        &self,
+        key: &str,
+        size: u64,
+        path: &Path,
+    ) -> Result<(std::fs::File, String), DispatchError> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let io = |source| DispatchError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::create(path).map_err(io)?;
+        let mut start = 0;
+        while start < size {
+            let end = (start + RANGE_BYTES).min(size) - 1;
+            let bytes = self
+                .store
+                .get_range(key, start, end)?
+                .ok_or_else(|| self.missing(key))?;
+            if bytes.len() as u64 != end - start + 1 {
+                return Err(DispatchError::Objects {
+                    location: self.location(),
+                    detail: format!(
+                        "'{key}': bytes {start}-{end} came back as {} bytes (the object should be {size} bytes)",
+                        bytes.len()
+                    ),
+                });
+            }
+            file.write_all(&bytes).map_err(io)?;
+            hasher.update(&bytes);
+            start = end + 1;
+        }
+        Ok((file, hex::encode(hasher.finalize())))
     }
 
     fn missing(&self, key: &str) -> DispatchError {
