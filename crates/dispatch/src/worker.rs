@@ -8,7 +8,7 @@ use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use futures_util::StreamExt;
 use reel_encoder::Event;
 use reel_publish::S3Options;
-use reel_units::{run_unit, Unit, UnitRecord, UnitStore, UnitWork, ATTEMPTS};
+use reel_units::{run_unit, Unit, UnitRecord, UnitStore, ATTEMPTS};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,17 +136,13 @@ impl Worker<'_> {
                 return Some(self.give_up(&msg, &key, "?", attempt, error, started).await);
             }
         };
-        let name = unit_name(&task);
+        let name = task.work.name(task.plan.frame_rate);
         match self.encode(&task, attempt, &msg).await {
             Ok(encoded) => {
                 let (record, outcome) = match encoded {
                     Encoded::Now(record) => {
                         let bytes = record.outputs.iter().map(|o| o.bytes).sum();
-                        let frames = match task.work {
-                            UnitWork::Video { range, .. } => range.len(),
-                            UnitWork::Audio => 0,
-                        };
-                        let fps = frames as f64 / record.seconds.max(1e-9);
+                        let fps = task.work.frames() as f64 / record.seconds.max(1e-9);
                         (record, Outcome::Encoded { fps, bytes })
                     }
                     Encoded::Earlier(record) => (record, Outcome::AlreadyDone),
@@ -334,15 +330,6 @@ fn rebuild(task: &UnitTask) -> Result<Unit, Failure> {
         )));
     }
     Ok(unit)
-}
-
-fn unit_name(task: &UnitTask) -> String {
-    match task.work {
-        UnitWork::Audio => "audio".into(),
-        UnitWork::Video { chunk, range } => {
-            format!("chunk {chunk} (frames {}..{})", range.start, range.end)
-        }
-    }
 }
 
 async fn ack(msg: &jetstream::Message, kind: AckKind) {

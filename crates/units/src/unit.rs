@@ -33,13 +33,14 @@ pub struct Unit {
     pub plan: EncodePlan,
 }
 
-impl Unit {
-    /// The unit as people name it: `audio`, or `chunk 3 (frames 2250..3000, 90.0-120.0 s)`.
-    pub fn name(&self) -> String {
-        match self.work {
+impl UnitWork {
+    /// The work as people name it: `audio`, or `chunk 3 (frames 2250..3000, 90.0-120.0 s)`
+    /// at `frame_rate`.
+    pub fn name(&self, frame_rate: reel_media::Rational) -> String {
+        match *self {
             UnitWork::Audio => "audio".into(),
             UnitWork::Video { chunk, range } => {
-                let fps = self.plan.frame_rate.as_f64().max(1e-9);
+                let fps = frame_rate.as_f64().max(1e-9);
                 format!(
                     "chunk {chunk} (frames {}..{}, {:.1}-{:.1} s)",
                     range.start,
@@ -51,12 +52,24 @@ impl Unit {
         }
     }
 
-    /// Frames this unit encodes per rung (0 for audio).
+    /// Frames encoded per rung (0 for audio).
     pub fn frames(&self) -> u64 {
-        match self.work {
+        match self {
             UnitWork::Audio => 0,
             UnitWork::Video { range, .. } => range.len(),
         }
+    }
+}
+
+impl Unit {
+    /// The unit as people name it: `audio`, or `chunk 3 (frames 2250..3000, 90.0-120.0 s)`.
+    pub fn name(&self) -> String {
+        self.work.name(self.plan.frame_rate)
+    }
+
+    /// Frames this unit encodes per rung (0 for audio).
+    pub fn frames(&self) -> u64 {
+        self.work.frames()
     }
 }
 
