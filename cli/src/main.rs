@@ -398,14 +398,9 @@ fn publish_folder(
         .unwrap_or_else(|| vec!["audio".into()]);
     let uploads = reel_pipeline::folder_uploads(folder, &|stem| audio.iter().any(|a| a == stem))?;
     let mut o = S3Options {
-        endpoint,
-        path_style,
         create_bucket,
-        ..S3Options::default()
+        ..S3Options::at(endpoint, region, Some(path_style))
     };
-    if let Some(r) = region {
-        o.region = r;
-    }
     let journal_path = journal.unwrap_or_else(|| {
         let name = folder
             .file_name()

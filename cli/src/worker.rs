@@ -31,13 +31,14 @@ pub struct Cluster {
 
 impl Cluster {
     fn s3(&self) -> S3Options {
-        let defaults = S3Options::default();
+        let path_style = self.store_virtual_hosted.then_some(false);
         S3Options {
-            endpoint: self.store_endpoint.clone(),
-            region: self.store_region.clone().unwrap_or(defaults.region.clone()),
-            path_style: self.store_endpoint.is_some() && !self.store_virtual_hosted,
             create_bucket: true,
-            ..defaults
+            ..S3Options::at(
+                self.store_endpoint.clone(),
+                self.store_region.clone(),
+                path_style,
+            )
         }
     }
 

@@ -290,14 +290,9 @@ fn default_parallel() -> usize {
 
 impl DestinationSpec {
     pub fn s3_options(&self) -> S3Options {
-        let defaults = S3Options::default();
         S3Options {
-            endpoint: self.endpoint.clone(),
-            region: self.region.clone().unwrap_or(defaults.region.clone()),
-            // S3-compatible servers at an endpoint almost always want path-style addressing.
-            path_style: self.path_style.unwrap_or(self.endpoint.is_some()),
             create_bucket: self.create_bucket,
-            ..defaults
+            ..S3Options::at(self.endpoint.clone(), self.region.clone(), self.path_style)
         }
     }
 }

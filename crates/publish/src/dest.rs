@@ -61,6 +61,30 @@ impl Default for S3Options {
     }
 }
 
+impl S3Options {
+    /// Options for the server at `endpoint` (AWS when `None`) in `region` (the default when
+    /// `None`), with path-style addressing when `path_style` says so and otherwise whenever
+    /// an endpoint is given: S3-compatible servers at an endpoint almost always want it.
+    ///
+    /// ```
+    /// use reel_publish::S3Options;
+    /// let local = S3Options::at(Some("http://127.0.0.1:9000".into()), None, None);
+    /// assert!(local.path_style);
+    /// assert_eq!(local.region, S3Options::default().region);
+    /// assert!(!S3Options::at(None, Some("eu-west-1".into()), None).path_style);
+    /// assert!(!S3Options::at(Some("http://s3".into()), None, Some(false)).path_style);
+    /// ```
+    pub fn at(endpoint: Option<String>, region: Option<String>, path_style: Option<bool>) -> Self {
+        let defaults = S3Options::default();
+        S3Options {
+            path_style: path_style.unwrap_or(endpoint.is_some()),
+            endpoint,
+            region: region.unwrap_or(defaults.region.clone()),
+            ..defaults
+        }
+    }
+}
+
 impl Destination {
     /// Parses `file://PATH`, `s3://bucket[/prefix]` or a plain path.
     ///
