@@ -11,7 +11,6 @@ use common::play;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -20,6 +19,10 @@ use std::time::{Duration, Instant};
 #[path = "../crates/publish/tests/support/s3_server.rs"]
 mod s3_server;
 use s3_server::{free_port, S3Server, ACCESS, SECRET};
+
+#[path = "../crates/dispatch/tests/support/nats_server.rs"]
+mod nats_server;
+use nats_server::NatsServer;
 
 /// Two H.264 rungs and an AV1 one (both encoders must give the same bytes anywhere), AAC.
 const LADDER: &str = r#"
@@ -45,65 +48,6 @@ bitrate = 96
 const CHUNK_SECONDS: u32 = 6;
 
 // --- the processes ------------------------------------------------------------------------
-
-/// nats-server with JetStream, its data in `dir`; killed on drop.
-struct Nats {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Nats {
-    fn start(dir: &Path) -> Nats {
-        Self::start_on(dir, free_port())
-    }
-
-    fn start_on(dir: &Path, port: u16) -> Nats {
-        std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (scripts/setup.sh installs Debian's nats-server)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nats {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the server, waits `down`, starts it again on the same port and data.
-    fn restart(&mut self, down: Duration) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        std::thread::sleep(down);
-        let again = Nats::start_on(&self.dir, self.port);
-        *self = again;
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A `reel worker --json`, its log in `dir/NAME.jsonl`; killed on drop.
 struct Worker {
@@ -334,7 +278,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
-    let nats = Nats::start(&dir.path().join("nats"));
+    let nats = NatsServer::start(&dir.path().join("nats"));
     let store = Store::Folder(dir.path().join("store"));
     let workers = [
         Worker::start(dir.path(), "w1", &nats.url(), &store, &[]),
@@ -391,7 +335,7 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
 fn a_worker_killed_mid_unit_costs_that_unit_only() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
-    let nats = Nats::start(&dir.path().join("nats"));
+    let nats = NatsServer::start(&dir.path().join("nats"));
     let store = Store::Folder(dir.path().join("store"));
     let mut victim = Worker::start(dir.path(), "victim", &nats.url(), &store, &[]);
     let mut coordinator = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store);
@@ -433,7 +377,7 @@ fn a_worker_killed_mid_unit_costs_that_unit_only() {
 fn a_coordinator_killed_and_started_again_reuses_every_finished_unit() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
-    let nats = Nats::start(&dir.path().join("nats"));
+    let nats = NatsServer::start(&dir.path().join("nats"));
     let store = Store::Folder(dir.path().join("store"));
     let workers = [Worker::start(dir.path(), "w1", &nats.url(), &store, &[])];
     let job = job(dir.path(), &src);
@@ -456,7 +400,7 @@ fn a_coordinator_killed_and_started_again_reuses_every_finished_unit() {
 fn the_job_completes_across_a_nats_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
-    let mut nats = Nats::start(&dir.path().join("nats"));
+    let mut nats = NatsServer::start(&dir.path().join("nats"));
     let store = Store::Folder(dir.path().join("store"));
     let _workers = [
         Worker::start(dir.path(), "w1", &nats.url(), &store, &[]),
@@ -478,7 +422,7 @@ fn the_job_completes_across_a_nats_server_restart() {
 fn a_unit_that_fails_every_attempt_fails_the_job_naming_the_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
-    let nats = Nats::start(&dir.path().join("nats"));
+    let nats = NatsServer::start(&dir.path().join("nats"));
     let store = Store::Folder(dir.path().join("store"));
     let faulty = [
         ("REEL_FAULT_STALL_AFTER_FRAMES", "10"),
@@ -511,7 +455,7 @@ fn a_unit_that_fails_every_attempt_fails_the_job_naming_the_chunk() {
 fn a_worker_that_loses_the_object_store_mid_unit_tries_again_and_the_job_completes() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
-    let nats = Nats::start(&dir.path().join("nats"));
+    let nats = NatsServer::start(&dir.path().join("nats"));
     let s3_root = dir.path().join("s3");
     std::fs::create_dir_all(s3_root.join("units")).unwrap();
     let port = free_port();

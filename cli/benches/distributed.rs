@@ -13,18 +13,20 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::net::TcpStream;
+#[path = "../../crates/dispatch/tests/support/nats_server.rs"]
+mod nats_server;
+
+use nats_server::NatsServer;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{make_long, timed};
 
 /// nats-server and `workers` workers (each under GNU time, for its peak memory), over a fresh
 /// store in `dir`. `stop` ends them and returns each worker's peak RSS in MB.
 struct Cluster {
-    nats: Child,
+    nats: NatsServer,
     workers: Vec<(Child, PathBuf)>,
-    url: String,
     store: PathBuf,
 }
 
@@ -32,24 +34,8 @@ impl Cluster {
     fn start(reel: &Path, dir: &Path, workers: usize) -> Cluster {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let nats = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("nats"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (scripts/setup.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let url = format!("nats://127.0.0.1:{port}");
+        let nats = NatsServer::start(&dir.join("nats"));
+        let url = nats.url();
         let store = dir.join("store");
         let workers = (0..workers)
             .map(|i| {
@@ -76,9 +62,12 @@ impl Cluster {
         Cluster {
             nats,
             workers,
-            url,
             store,
         }
+    }
+
+    fn url(&self) -> String {
+        self.nats.url()
     }
 
     /// Stops the workers (SIGINT: they finish and exit) and the server; the workers' peaks.
@@ -101,8 +90,6 @@ impl Cluster {
                 .unwrap_or(0.0);
             peaks.push(kb / 1024.0);
         }
-        let _ = self.nats.kill();
-        let _ = self.nats.wait();
         peaks
     }
 }
@@ -165,7 +152,13 @@ fn main() {
         let (_, t, _) = timed(
             "through NATS",
             Command::new(&reel)
-                .args(["run", j.to_str().unwrap(), "--json", "--nats", &cluster.url])
+                .args([
+                    "run",
+                    j.to_str().unwrap(),
+                    "--json",
+                    "--nats",
+                    &cluster.url(),
+                ])
                 .arg("--store")
                 .arg(&cluster.store),
         );
@@ -193,7 +186,13 @@ fn main() {
         timed(
             "memory run",
             Command::new(&reel)
-                .args(["run", j.to_str().unwrap(), "--json", "--nats", &cluster.url])
+                .args([
+                    "run",
+                    j.to_str().unwrap(),
+                    "--json",
+                    "--nats",
+                    &cluster.url(),
+                ])
                 .arg("--store")
                 .arg(&cluster.store),
         );

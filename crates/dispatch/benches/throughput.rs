@@ -9,15 +9,17 @@
 //!
 //! Run: `cargo bench -p reel-dispatch --bench throughput` (`REEL_BENCH_UNITS`, default 2000).
 
+#[path = "../tests/support/nats_server.rs"]
+mod nats_server;
+
 use async_nats::jetstream::{consumer::PullConsumer, AckKind};
 use futures_util::StreamExt;
+use nats_server::NatsServer;
 use reel_dispatch::task::{report_subject, Report, UnitTask, CONSUMER, STREAM};
 use reel_dispatch::{NatsWorkers, Objects};
 use reel_encoder::{EncodePlan, FrameRange};
 use reel_publish::S3Options;
 use reel_units::{PoolMsg, Unit, UnitRecord, UnitStore, UnitWork, Workers};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,22 +93,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut nats = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path().join("nats"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server (scripts/setup.sh installs it)");
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let url = format!("nats://127.0.0.1:{port}");
+    let nats = NatsServer::start(&dir.path().join("nats"));
+    let url = nats.url();
     let source = dir.path().join("source.bin");
     std::fs::write(&source, b"a source the null workers never read").unwrap();
     let (sha, _) = reel_publish::file_sha256(&source).unwrap();
@@ -169,6 +157,4 @@ fn main() {
         n as f64 / secs
     );
     drop(running);
-    let _ = nats.kill();
-    let _ = nats.wait();
 }
