@@ -49,26 +49,7 @@ fn source(dir: &Path) -> PathBuf {
 
 /// A job for `source`, chunks of `chunk` seconds, published to `out/` in `dir`.
 fn job(dir: &Path, source: &Path, chunk: f64) -> PathBuf {
-    std::fs::write(dir.join("ladder.toml"), LADDER).unwrap();
-    let text = format!(
-        r#"
-ladder = "ladder.toml"
-work_dir = "work"
-[title]
-id = "zoom"
-source = "{}"
-[encode]
-chunk_duration = {chunk}
-[packaging]
-segment_duration = 2
-[destination]
-url = "file://out"
-"#,
-        source.display()
-    );
-    let path = dir.join("job.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::chunked_job(dir, "zoom", source, LADDER, chunk)
 }
 
 fn run(job: &Path, env: &[(&str, &str)]) -> (Output, Vec<Value>) {

@@ -210,27 +210,7 @@ fn source(dir: &Path) -> PathBuf {
 
 /// A job for `source` in `dir` (its own work folder), published to `dir/out`.
 fn job(dir: &Path, source: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("ladder.toml"), LADDER).unwrap();
-    let text = format!(
-        r#"
-ladder = "ladder.toml"
-work_dir = "work"
-[title]
-id = "dist"
-source = "{}"
-[encode]
-chunk_duration = {CHUNK_SECONDS}
-[packaging]
-segment_duration = 2
-[destination]
-url = "file://out"
-"#,
-        source.display()
-    );
-    let path = dir.join("job.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::chunked_job(dir, "dist", source, LADDER, f64::from(CHUNK_SECONDS))
 }
 
 /// Every published file but the poster and the record (made at packaging time).

@@ -15,19 +15,13 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{make_long, timed};
+use support::{make_long, median, timed};
 
 /// The job: fixed ladder, cenc, 2-s segments, in a fresh `dir`; `encode` is the `[encode]`
 /// table, or nothing.
 fn job(dir: &Path, source: &Path, encode: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
     support::job(dir, source, "fixed", encode, &dir.join("out"))
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Runs `reel run job` and SIGKILLs it after `after`; then runs it to the end. Returns the
@@ -62,11 +56,7 @@ fn main() {
     let reel = support::release_reel(&root);
     let source = make_long(&root.join("target/bench-fixtures"));
     let base = root.join("target/bench-out/chunks");
-    let repeat: usize = std::env::var("REEL_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+    let repeat = support::repeat();
     let baseline = std::env::var("REEL_BENCH_BASELINE").ok().map(PathBuf::from);
 
     let mut modes: Vec<(&str, PathBuf, String)> = vec![

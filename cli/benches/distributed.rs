@@ -20,7 +20,7 @@ use nats_server::NatsServer;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use support::{make_long, timed};
+use support::{make_long, median, timed};
 
 /// nats-server and `workers` workers (each under GNU time, for its peak memory), over a fresh
 /// store in `dir`. `stop` ends them and returns each worker's peak RSS in MB.
@@ -94,12 +94,6 @@ impl Cluster {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// The fixture cut to `seconds` (looped when longer), stream copy.
 fn title_of(source: &Path, seconds: u32) -> PathBuf {
     let path = source.with_file_name(format!("long_720p25_{seconds}s.mp4"));
@@ -132,11 +126,7 @@ fn main() {
     let reel = support::release_reel(&root);
     let source = make_long(&root.join("target/bench-fixtures"));
     let base = root.join("target/bench-out/distributed");
-    let repeat: usize = std::env::var("REEL_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+    let repeat = support::repeat();
 
     let (mut local, mut nats) = (Vec::new(), Vec::new());
     for _ in 0..repeat {

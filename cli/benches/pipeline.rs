@@ -23,7 +23,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{make_long, timed};
+use support::{make_long, median, timed};
 
 const KEY: &str = "00112233445566778899aabbccddeeff";
 const KID: &str = "ffeeddccbbaa99887766554433221100";
@@ -121,12 +121,6 @@ fn ffmpeg_cmd(source: &Path, rungs: &[(u32, u32, u32)], gop: u32, out: &Path) ->
     c
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn list(v: &[f64]) -> String {
     v.iter()
         .map(|x| format!("{x:.2}"))
@@ -147,11 +141,7 @@ fn main() {
         make_long(&root.join("target/bench-fixtures")),
     ];
     let base = root.join("target/bench-out/pipeline");
-    let repeat: usize = std::env::var("REEL_BENCH_REPEAT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+    let repeat = support::repeat();
     let mut rows = Vec::new();
     for source in &fixtures {
         let name = source.file_stem().unwrap().to_string_lossy().into_owned();

@@ -93,6 +93,39 @@ pub fn h264_with_tone(path: &Path, video: &str, seconds: u32, crf: u32) {
     );
 }
 
+/// Writes a job into `dir` (made if missing): `ladder_toml` as `ladder.toml`, title `id` from
+/// `source`, chunks of `chunk_seconds`, 2-s segments, its work folder `dir/work`, published
+/// to `dir/out`. Returns the job file's path.
+pub fn chunked_job(
+    dir: &Path,
+    id: &str,
+    source: &Path,
+    ladder_toml: &str,
+    chunk_seconds: f64,
+) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ladder.toml"), ladder_toml).unwrap();
+    let text = format!(
+        r#"
+ladder = "ladder.toml"
+work_dir = "work"
+[title]
+id = "{id}"
+source = "{}"
+[encode]
+chunk_duration = {chunk_seconds}
+[packaging]
+segment_duration = 2
+[destination]
+url = "file://out"
+"#,
+        source.display()
+    );
+    let path = dir.join("job.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// ffprobe's JSON for the first stream of `file`, with frames counted.
 pub fn ffprobe_stream(file: &Path) -> Value {
     ffprobe_first(file, &[])

@@ -77,6 +77,22 @@ pub fn make_long(dir: &Path) -> PathBuf {
     path
 }
 
+/// The middle value of `v` (the upper one of an even count).
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs per mode: `REEL_BENCH_REPEAT`, 3 by default, at least 1.
+pub fn repeat() -> usize {
+    std::env::var("REEL_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
 /// The workspace's root folder.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
