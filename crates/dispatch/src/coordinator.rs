@@ -46,14 +46,14 @@ impl Workers for NatsWorkers {
             .build()
             .map_err(|e| nats_error(&self.nats, "starting the client")(e.to_string()))?;
         let objects = Arc::new(Objects::open(&self.store, &self.s3)?);
-        let (client, js, stream) = rt.block_on(connect(&self.nats, "reel coordinator"))?;
+        let queue = rt.block_on(connect(&self.nats, "reel coordinator"))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let coordinator = Coordinator {
             url: self.nats.clone(),
-            client,
-            js,
-            stream,
+            client: queue.client,
+            js: queue.js,
+            stream: queue.stream,
             objects,
             units,
             store,
@@ -165,7 +165,7 @@ impl Coordinator {
                     let Ok(report) = serde_json::from_slice::<Report>(&msg.payload) else {
                         continue;
                     };
-                    if self.handle(i, report).await? {
+                    if self.handle(i, report).await {
                         outstanding.remove(&self.units[i].key);
                     }
                 }
@@ -199,8 +199,9 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Passes a worker's report on; true once the unit is in the local store.
-    async fn handle(&mut self, i: usize, report: Report) -> Result<bool, Failed> {
+    /// Passes a worker's report on; true once the unit needs no more following (it is in the
+    /// local store, or failed for good).
+    async fn handle(&mut self, i: usize, report: Report) -> bool {
         match report {
             Report::Started { worker, attempt } => {
                 if let Some((before, _)) = self.running.insert(i, (worker.clone(), attempt)) {
@@ -234,7 +235,7 @@ impl Coordinator {
             }
             Report::Done { worker, .. } => {
                 // A store that fails now is tried again at the next poll, within patience.
-                return Ok(self.fetch_if_finished(i, &worker).await.unwrap_or(false));
+                return self.fetch_if_finished(i, &worker).await.unwrap_or(false);
             }
             Report::Retrying { attempt, error, .. } => {
                 self.running.remove(&i);
@@ -259,10 +260,10 @@ impl Coordinator {
                         detail: format!("{error} (on {worker})"),
                     },
                 });
-                return Ok(true);
+                return true;
             }
         }
-        Ok(false)
+        false
     }
 
     /// The source, in the store for the workers (put once per content).

@@ -76,18 +76,16 @@ pub(crate) fn nats_error(url: &str, doing: &str) -> impl Fn(String) -> DispatchE
     }
 }
 
+/// A connection to the NATS server, with the work queue and the workers' consumer.
+pub(crate) struct Queue {
+    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub stream: async_nats::jetstream::stream::Stream,
+    pub consumer: async_nats::jetstream::consumer::PullConsumer,
+}
+
 /// Connects to `url` and makes sure the work-queue stream and the workers' consumer exist.
-pub(crate) async fn connect(
-    url: &str,
-    name: &str,
-) -> Result<
-    (
-        async_nats::Client,
-        async_nats::jetstream::Context,
-        async_nats::jetstream::stream::Stream,
-    ),
-    DispatchError,
-> {
+pub(crate) async fn connect(url: &str, name: &str) -> Result<Queue, DispatchError> {
     use async_nats::jetstream::{consumer, stream};
     let client = async_nats::ConnectOptions::new()
         .name(name)
@@ -117,7 +115,7 @@ pub(crate) async fn connect(
         })
         .await
         .map_err(|e| nats_error(url, "making the work-queue stream")(e.to_string()))?;
-    stream
+    let consumer = stream
         .get_or_create_consumer(
             task::CONSUMER,
             consumer::pull::Config {
@@ -130,7 +128,12 @@ pub(crate) async fn connect(
         )
         .await
         .map_err(|e| nats_error(url, "making the workers' consumer")(e.to_string()))?;
-    Ok((client, js, stream))
+    Ok(Queue {
+        client,
+        js,
+        stream,
+        consumer,
+    })
 }
 
 /// Runs `f` (object-store requests, which block) off the async threads.

@@ -3,8 +3,8 @@
 
 use crate::objects::Objects;
 use crate::task::{key_of, report_subject, Report, UnitTask};
-use crate::{blocking, connect, nats_error, DispatchError, PROGRESS_EVERY};
-use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
+use crate::{blocking, connect, DispatchError, PROGRESS_EVERY};
+use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
 use reel_encoder::Event;
 use reel_publish::S3Options;
@@ -71,20 +71,16 @@ pub fn run(opts: &WorkerOptions, log: &mut dyn FnMut(&UnitLog)) -> Result<(), Di
     let objects = Arc::new(Objects::open(&opts.store, &opts.s3)?);
     let units = UnitStore::open(&opts.work.join("units"))?;
     rt.block_on(async {
-        let (client, _, stream) =
-            connect(&opts.nats, &format!("reel worker {}", opts.name)).await?;
-        let consumer: PullConsumer = stream
-            .get_consumer(crate::task::CONSUMER)
-            .await
-            .map_err(|e| nats_error(&opts.nats, "opening the workers' consumer")(e.to_string()))?;
+        let queue = connect(&opts.nats, &format!("reel worker {}", opts.name)).await?;
         let worker = Worker {
             opts,
-            client,
+            client: queue.client,
             objects,
             units,
         };
         while !opts.stop.load(Ordering::Relaxed) {
-            let batch = consumer
+            let batch = queue
+                .consumer
                 .fetch()
                 .max_messages(1)
                 .expires(Duration::from_secs(2))
