@@ -271,10 +271,12 @@ pub fn reel_within(secs: u64, args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Encodes the 720p fixture with a ladder (TOML text) into a fresh temporary folder; the
-/// renditions are in its `enc` subfolder.
+/// Encodes the 720p fixture with a ladder (TOML text) into a fresh folder under the build's
+/// own temporary folder (callers keep it in a static, which is never dropped: a folder in
+/// `/tmp` named by the process was left behind by every run); the renditions are in its
+/// `enc` subfolder.
 pub fn encode(name: &str, ladder_toml: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("reel-test-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("encode-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let ladder = dir.join("ladder.toml");

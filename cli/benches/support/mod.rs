@@ -30,6 +30,7 @@ pub fn timed(label: &str, cmd: &mut Command) -> (String, f64, f64) {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&stats).unwrap();
+    let _ = std::fs::remove_file(&stats);
     let mut it = text.split_whitespace();
     let secs: f64 = it.next().unwrap().parse().unwrap();
     let kb: f64 = it.next().unwrap().parse().unwrap();

@@ -100,8 +100,8 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        // A watchdog shell stops the server when this test process ends (statics are never
-        // dropped, so nothing else would).
+        // A watchdog shell stops the server and removes its folder when this test process
+        // ends (statics are never dropped, so nothing else would; each run left 115 MB).
         let prefix = if is_root() {
             "runuser -u postgres -- "
         } else {
@@ -111,7 +111,7 @@ impl Postgres {
         let ctl = pg_bin("pg_ctl");
         let script = format!(
             "{prefix}{bin} -D {data} -p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 >/dev/null 2>&1 & \
-             while kill -0 {me} 2>/dev/null; do sleep 0.5; done; {prefix}{ctl} -D {data} -m immediate stop >/dev/null 2>&1",
+             while kill -0 {me} 2>/dev/null; do sleep 0.5; done; {prefix}{ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {sock}",
             bin = bin.display(), ctl = ctl.display(), data = data.display(), sock = dir.path().display(), me = std::process::id()
         );
         let child = Command::new("sh")
