@@ -7,10 +7,32 @@ use reel_publish::{file_sha256, Destination, ObjectMeta, ObjectStore, S3Options}
 use reel_units::{UnitRecord, UnitStore};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// Ranged reads of a source from S3 go in pieces of this size.
+/// Ranged reads of a unit's files (and of a source copied whole) go in pieces of this size.
 const RANGE_BYTES: u64 = 8 << 20;
 const RECORD: &str = "unit.json";
+
+/// How long a worker's URL to a source stays valid: longer than any unit's encode (a chunk
+/// of a 4K title in AV1 takes hours on one machine), shorter than S3's limit of 7 days.
+const SOURCE_URL_VALID: Duration = Duration::from_secs(24 * 3600);
+
+/// How a worker reads a source from S3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceAccess {
+    /// By HTTP ranges: only what the decoder asks for.
+    Ranges,
+    /// From a whole local copy.
+    Copy,
+}
+
+/// Where a worker's decoder reads a source.
+pub struct SourceRead {
+    /// The file (a local folder store), or the object's name for messages.
+    pub path: PathBuf,
+    /// The URL to read instead of `path`; it carries a signature, so it is never logged.
+    pub url: Option<String>,
+}
 
 /// The object store shared by a coordinator and its workers.
 pub struct Objects {
@@ -63,29 +85,68 @@ impl Objects {
         Ok(key)
     }
 
-    /// A local path to the source `key` (SHA-256 `sha256`): the file itself in a local
-    /// folder store; otherwise a copy in `cache`, read from the store by ranges once and
-    /// checked against its SHA-256, kept for the next unit of the same title.
-    pub fn source_path(
+    /// Where a worker's decoder reads the source `key` (SHA-256 `sha256`): the file itself in
+    /// a local folder store. From S3, `Ranges` gives a URL to the object, valid for
+    /// [`SOURCE_URL_VALID`], that the decoder reads by HTTP ranges, so a chunk costs the bytes
+    /// of its own frames (and the index) instead of the whole mezzanine; a reader of ranges
+    /// cannot hash the object, so its size and recorded SHA-256 are checked instead. `Copy`
+    /// makes a local copy in `cache` (kept for the title's next unit), checked against the
+    /// SHA-256 as it is written.
+    pub fn source(
         &self,
         key: &str,
         sha256: &str,
+        how: SourceAccess,
         cache: &Path,
-    ) -> Result<PathBuf, DispatchError> {
+    ) -> Result<SourceRead, DispatchError> {
         reel_publish::check_key(key)?;
         if let Some(folder) = &self.folder {
             let path = folder.join(key);
             if !path.is_file() {
                 return Err(self.missing(key));
             }
-            return Ok(path);
+            return Ok(SourceRead { path, url: None });
         }
+        let object = self.store.head(key)?.ok_or_else(|| self.missing(key))?;
+        if object.sha256.as_deref().is_some_and(|s| s != sha256) {
+            return Err(DispatchError::Objects {
+                location: self.location(),
+                detail: format!("'{key}' is recorded with another SHA-256 than {sha256}"),
+            });
+        }
+        match how {
+            SourceAccess::Ranges => {
+                let url = self.store.read_url(key, SOURCE_URL_VALID)?.ok_or_else(|| {
+                    DispatchError::Objects {
+                        location: self.location(),
+                        detail: "this store gives no URL to read a source by ranges".into(),
+                    }
+                })?;
+                Ok(SourceRead {
+                    path: PathBuf::from(format!("{} ({})", key, self.location())),
+                    url: Some(url),
+                })
+            }
+            SourceAccess::Copy => Ok(SourceRead {
+                path: self.source_copy(key, object.size, sha256, cache)?,
+                url: None,
+            }),
+        }
+    }
+
+    /// A copy of the source `key` in `cache`, read from the store by ranges once.
+    fn source_copy(
+        &self,
+        key: &str,
+        size: u64,
+        sha256: &str,
+        cache: &Path,
+    ) -> Result<PathBuf, DispatchError> {
         let name = key.rsplit('/').next().unwrap_or("source");
         let path = cache.join(sha256).join(name);
         if path.is_file() {
             return Ok(path);
         }
-        let size = self.store.head(key)?.ok_or_else(|| self.missing(key))?.size;
         let dir = path.parent().expect("a cache path has a folder");
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let io = |p: &Path| {

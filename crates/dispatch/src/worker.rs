@@ -1,14 +1,14 @@
 //! `reel worker`: pulls units from the work queue one at a time, encodes each, puts its files
 //! and record into the object store and only then acknowledges it.
 
-use crate::objects::Objects;
+use crate::objects::{Objects, SourceAccess};
 use crate::task::{key_of, report_subject, Report, UnitTask};
 use crate::{blocking, connect, DispatchError, PROGRESS_EVERY};
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
 use reel_encoder::Event;
 use reel_publish::S3Options;
-use reel_units::{run_unit, Unit, UnitRecord, UnitStore, ATTEMPTS};
+use reel_units::{run_unit, Unit, UnitRecord, UnitStore, UnitWork, ATTEMPTS};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +26,7 @@ pub struct WorkerOptions {
     /// The object store shared with the coordinator: `s3://bucket/prefix` or a folder.
     pub store: String,
     pub s3: S3Options,
-    /// Its own folder: units being encoded, sources read from S3.
+    /// Its own folder: units being encoded, sources copied from S3 for audio units.
     pub work: PathBuf,
     /// Its name in reports and logs (host and process by default).
     pub name: String,
@@ -210,8 +210,18 @@ impl Worker<'_> {
                 return Ok(record);
             }
             let mut unit = unit;
-            let source = objects.source_path(&source_object, &unit.source, &cache)?;
-            unit.plan.source.path = source;
+            // A chunk reads the ranges it needs. The audio is one unit that reads every byte
+            // of an interleaved source anyway; it reads a whole copy as a file, as a local run
+            // does: streamed, qtdemux ends AAC audio up to 513 samples differently (measured:
+            // 576,001 samples against 575,488 for 12.000 s), and the audio would no longer
+            // be the local run's bytes.
+            let how = match unit.work {
+                UnitWork::Audio => SourceAccess::Copy,
+                UnitWork::Video { .. } => SourceAccess::Ranges,
+            };
+            let source = objects.source(&source_object, &unit.source, how, &cache)?;
+            unit.plan.source.path = source.path;
+            unit.plan.source_url = source.url;
             let record = run_unit(&unit, &units, &|| false, &mut |event| {
                 if let Event::Progress(p) = event {
                     let mut seen = seen.lock().expect("progress lock");

@@ -51,12 +51,19 @@ fn link_chain(pipeline: &gst::Pipeline, elements: &[&gst::Element]) -> Result<()
 pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     init()?;
     let path = plan.source.path.clone();
-    let uri = file_uri(
-        &std::path::absolute(&path).map_err(|source| EncodeError::Io {
-            path: path.clone(),
-            source,
-        })?,
-    )?;
+    let uri = match &plan.source_url {
+        Some(url) => {
+            // uridecodebin3 reads http(s) URLs with this element (it seeks by ranges).
+            make("souphttpsrc")?;
+            url.clone()
+        }
+        None => file_uri(
+            &std::path::absolute(&path).map_err(|source| EncodeError::Io {
+                path: path.clone(),
+                source,
+            })?,
+        )?,
+    };
     let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
     let feed = Feed::new(tx);
     let stop = feed.stop.clone();

@@ -54,6 +54,12 @@ pub struct EncodePlan {
     pub still_at: Option<u64>,
     /// Encode only these frames of the title (one chunk); `None` for the whole title.
     pub range: Option<FrameRange>,
+    /// Read the source from this URL instead of the file at `source.path` (which then only
+    /// names it in messages): a worker's time-limited HTTP URL to the object store, which
+    /// the decoder reads by ranges, so a chunk costs the bytes it needs, not the whole
+    /// source. It carries a signature: it never travels with the plan nor shows in errors.
+    #[serde(skip)]
+    pub source_url: Option<String>,
 }
 
 /// Frames `start..end` of a title, counted from 0 at the plan's output frame rate: one chunk.
@@ -169,6 +175,7 @@ impl EncodePlan {
             notices,
             still_at: None,
             range: None,
+            source_url: None,
         })
     }
 

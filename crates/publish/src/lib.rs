@@ -42,6 +42,7 @@ pub use publish::{
 pub use s3::S3Store;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Errors of publishing.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +130,13 @@ pub trait ObjectStore: Send + Sync {
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default()
         }))
+    }
+    /// A URL from which an HTTP client may read the object under `key` by ranges for about
+    /// `valid_for` without credentials of its own (S3: a presigned GET), so that a decoder
+    /// reads only the bytes it needs. `None` for stores that are read as files.
+    fn read_url(&self, key: &str, valid_for: Duration) -> Result<Option<String>, PublishError> {
+        let _ = (key, valid_for);
+        Ok(None)
     }
     /// Every key under `prefix` (`""` for all), sorted.
     fn list(&self, prefix: &str) -> Result<Vec<String>, PublishError>;

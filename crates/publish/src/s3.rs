@@ -8,6 +8,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
@@ -422,6 +423,23 @@ impl ObjectStore for S3Store {
 
     fn get_range(&self, key: &str, start: u64, end: u64) -> Result<Option<Vec<u8>>, PublishError> {
         self.fetch(key, Some(format!("bytes={start}-{end}")))
+    }
+
+    fn read_url(&self, key: &str, valid_for: Duration) -> Result<Option<String>, PublishError> {
+        let full = self.full_key(key)?;
+        let config =
+            PresigningConfig::expires_in(valid_for).map_err(|e| self.failed("presign", key, e))?;
+        self.runtime.block_on(async {
+            let request = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .presigned(config)
+                .await
+                .map_err(|e| self.failed("presign", key, e))?;
+            Ok(Some(request.uri().to_string()))
+        })
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PublishError> {

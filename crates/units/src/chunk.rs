@@ -96,6 +96,7 @@ mod tests {
             notices: Vec::new(),
             still_at: None,
             range: None,
+            source_url: None,
         }
     }
 
