@@ -944,3 +944,70 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
     ok(&reel_run(&[job.to_str().unwrap()]));
     check_published(&dir.path().join("out"), &dir.path().join("keys.cpix"));
 }
+
+#[test]
+fn a_source_in_s3_is_copied_once_by_ranges_and_a_missing_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&dir.path().join("s3"), free_port());
+    std::fs::create_dir_all(dir.path().join("s3/mezz")).unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", server.port);
+    let fixture = fixture("mezz_720p25.mp4");
+    let (sha256, size) = reel_publish::file_sha256(&fixture).unwrap();
+    let mezz = S3Store::new(
+        "mezz",
+        "",
+        &S3Options {
+            endpoint: Some(endpoint.clone()),
+            path_style: true,
+            access_key_id: Some(ACCESS.into()),
+            secret_access_key: Some(SECRET.into()),
+            ..S3Options::default()
+        },
+    )
+    .unwrap();
+    let meta = reel_publish::ObjectMeta {
+        content_type: "video/mp4".into(),
+        cache_control: "private".into(),
+        sha256,
+        size,
+    };
+    mezz.put_file("in/mezz_720p25.mp4", &fixture, &meta)
+        .unwrap();
+    let out = dir.path().join("out");
+    let job_at = |name: &str, key: &str| {
+        let job = job_for(
+            &dir.path().join(name),
+            Path::new(&format!("s3://mezz/{key}")),
+            "ladder.toml",
+            &format!("url = \"file://{}\"", out.display()),
+        );
+        let mut text = std::fs::read_to_string(&job).unwrap();
+        text.push_str(&format!("[title.source_s3]\nendpoint = \"{endpoint}\"\n"));
+        std::fs::write(&job, text).unwrap();
+        job
+    };
+    let job = job_at("job", "in/mezz_720p25.mp4");
+    let copying = |text: &str| text.contains("copying the source s3://mezz/in/mezz_720p25.mp4");
+
+    let first = ok(&reel_run(&[job.to_str().unwrap(), "--json"]));
+    assert!(copying(&first), "{first}");
+    assert!(out.join("manifest.mpd").is_file());
+    let copy = dir.path().join("job/work/source/mezz_720p25.mp4");
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(&fixture).unwrap()
+    );
+    // The next run finds its copy and the title done: nothing is read again.
+    let again = ok(&reel_run(&[job.to_str().unwrap(), "--json"]));
+    assert!(!copying(&again), "{again}");
+
+    let missing = job_at("missing", "in/none.mp4");
+    let failed = reel_run(&[missing.to_str().unwrap()]);
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        err.contains("s3://mezz/in/none.mp4") && err.contains("not found"),
+        "{err}"
+    );
+    assert!(!dir.path().join("missing/work/source/none.mp4").exists());
+}

@@ -5,12 +5,9 @@
 use crate::DispatchError;
 use reel_publish::{file_sha256, Destination, ObjectMeta, ObjectStore, S3Options};
 use reel_units::{UnitRecord, UnitStore};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Ranged reads of a unit's files (and of a source copied whole) go in pieces of this size.
-const RANGE_BYTES: u64 = 8 << 20;
 const RECORD: &str = "unit.json";
 
 /// How long a worker's URL to a source stays valid: longer than any unit's encode (a chunk
@@ -32,6 +29,15 @@ pub struct SourceRead {
     pub path: PathBuf,
     /// The URL to read instead of `path`; it carries a signature, so it is never logged.
     pub url: Option<String>,
+}
+
+impl std::fmt::Debug for SourceRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceRead")
+            .field("path", &self.path)
+            .field("url", &self.url.as_ref().map(|_| "(signed URL)"))
+            .finish()
+    }
 }
 
 /// The object store shared by a coordinator and its workers.
@@ -154,7 +160,7 @@ impl Objects {
             move |source| DispatchError::Io { path: p, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let (file, got) = self.download(key, size, &tmp)?;
+        let (file, got) = reel_publish::download(self.store.as_ref(), key, size, &tmp)?;
         file.sync_all().map_err(io(&tmp))?;
         if got != sha256 {
             let _ = std::fs::remove_file(&tmp);
@@ -222,48 +228,15 @@ impl Objects {
         let tmp = units.begin(&record.key)?;
         for o in &record.outputs {
             // Synced by the commit.
-            self.download(&unit_key(&record.key, &o.file), o.bytes, &tmp.join(&o.file))?;
+            reel_publish::download(
+                self.store.as_ref(),
+                &unit_key(&record.key, &o.file),
+                o.bytes,
+                &tmp.join(&o.file),
+            )?;
         }
         units.commit(&tmp, record)?;
         Ok(())
-    }
-
-    /// Writes object `key`, `size` bytes long, to a new file at `path`, by ranged GETs of
-    /// [`RANGE_BYTES`]; the file (not yet synced) and the SHA-256 of what was written.
-    fn download(
-        &self,
-        key: &str,
-        size: u64,
-        path: &Path,
-    ) -> Result<(std::fs::File, String), DispatchError> {
-        use sha2::Digest;
-        let mut hasher = sha2::Sha256::new();
-        let io = |source| DispatchError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = std::fs::File::create(path).map_err(io)?;
-        let mut start = 0;
-        while start < size {
-            let end = (start + RANGE_BYTES).min(size) - 1;
-            let bytes = self
-                .store
-                .get_range(key, start, end)?
-                .ok_or_else(|| self.missing(key))?;
-            if bytes.len() as u64 != end - start + 1 {
-                return Err(DispatchError::Objects {
-                    location: self.location(),
-                    detail: format!(
-                        "'{key}': bytes {start}-{end} came back as {} bytes (the object should be {size} bytes)",
-                        bytes.len()
-                    ),
-                });
-            }
-            file.write_all(&bytes).map_err(io)?;
-            hasher.update(&bytes);
-            start = end + 1;
-        }
-        Ok((file, hex::encode(hasher.finalize())))
     }
 
     fn missing(&self, key: &str) -> DispatchError {
@@ -335,10 +308,14 @@ mod tests {
         let (sha, _) = file_sha256(&src).unwrap();
         let key = objects.put_source(&src, &sha).unwrap();
         assert_eq!(key, format!("sources/{sha}/movie.mp4"));
-        let path = objects.source_path(&key, &sha, dir.path()).unwrap();
-        assert_eq!(std::fs::read(path).unwrap(), b"not really a movie");
+        for how in [SourceAccess::Ranges, SourceAccess::Copy] {
+            let read = objects.source(&key, &sha, how, dir.path()).unwrap();
+            assert_eq!(read.url, None);
+            assert_eq!(std::fs::read(read.path).unwrap(), b"not really a movie");
+        }
+        let other = format!("sources/{sha}/other.mp4");
         let err = objects
-            .source_path(&format!("sources/{sha}/other.mp4"), &sha, dir.path())
+            .source(&other, &sha, SourceAccess::Ranges, dir.path())
             .unwrap_err()
             .to_string();
         assert!(

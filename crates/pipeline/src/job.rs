@@ -57,13 +57,52 @@ fn default_ladder() -> LadderChoice {
 pub struct TitleSpec {
     /// Letters, digits, `-` and `_`: names the work folder and goes into the title record.
     pub id: String,
+    /// The mezzanine: a path (relative to the job file) or `s3://bucket/key`, which a run
+    /// copies into its work folder by ranged GETs (once; later runs reuse the copy).
     pub source: PathBuf,
+    /// Where an `s3://` source is served from (credentials from `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY`); AWS itself when left out.
+    #[serde(default)]
+    pub source_s3: Option<S3Endpoint>,
     #[serde(default)]
     pub name: Option<String>,
     /// Free-form catalog fields (genres, year, maturity rating, description, ...), copied into
     /// the title record.
     #[serde(default)]
     pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// An S3 service other than AWS's: an endpoint URL, a region, path-style addressing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Endpoint {
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub path_style: Option<bool>,
+}
+
+/// Where the title's source is, parsed from [`TitleSpec::source`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceLocation {
+    File(PathBuf),
+    S3 {
+        bucket: String,
+        key: String,
+        options: S3Options,
+    },
+}
+
+impl SourceLocation {
+    /// For messages: the path, or `s3://bucket/key`.
+    pub fn name(&self) -> String {
+        match self {
+            SourceLocation::File(p) => p.display().to_string(),
+            SourceLocation::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+        }
+    }
 }
 
 /// Constraints for a per-title ladder (the rest as `reel analyze` defaults).
@@ -335,6 +374,30 @@ impl Job {
     }
 
     /// Everything that can be checked without touching the source or the destination.
+    /// The source: a file relative to `base`, or an object in S3.
+    pub fn source_location(&self, base: &Path) -> Result<SourceLocation, String> {
+        let text = self.title.source.to_string_lossy();
+        let Some(rest) = text.strip_prefix("s3://") else {
+            if self.title.source_s3.is_some() {
+                return Err("title.source_s3 is only for an s3:// source".into());
+            }
+            return Ok(SourceLocation::File(base.join(&self.title.source)));
+        };
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
+            return Err(format!(
+                "title.source '{text}' must be s3://BUCKET/KEY naming one object"
+            ));
+        }
+        reel_publish::check_key(key).map_err(|e| format!("title.source: {e}"))?;
+        let at = self.title.source_s3.clone().unwrap_or_default();
+        Ok(SourceLocation::S3 {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            options: S3Options::at(at.endpoint, at.region, at.path_style),
+        })
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let id = &self.title.id;
         if id.is_empty()
@@ -363,6 +426,7 @@ impl Job {
             return Err("encode.workers must be 1-64".into());
         }
         Destination::parse(&self.destination.url).map_err(|e| e.to_string())?;
+        self.source_location(Path::new(""))?;
         if self.destination.parallel_uploads == 0 || self.destination.parallel_uploads > 64 {
             return Err("destination.parallel_uploads must be 1-64".into());
         }

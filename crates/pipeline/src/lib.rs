@@ -19,9 +19,13 @@ mod package;
 mod poster;
 mod record;
 mod run;
+mod source;
 mod state;
 
-pub use job::{AnalysisSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, TitleSpec};
+pub use job::{
+    AnalysisSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, S3Endpoint, SourceLocation,
+    TitleSpec,
+};
 pub use package::package_files;
 pub use poster::{poster_frame, poster_from_picture, poster_jpeg, POSTER_FILE};
 pub use reel_media::{Rendition, TitleRecord};

@@ -1,8 +1,9 @@
 //! `run`: one job from source to published title, resumable from its work folder.
 
 use crate::record::renditions;
+use crate::source::local_source;
 use crate::state::{EncodeRecord, Finished, State};
-use crate::{io_error, Job, PipelineError};
+use crate::{io_error, Job, PipelineError, SourceLocation};
 use reel_drm::read_cpix;
 use reel_encoder::{EncodePlan, Event, Ladder, Progress};
 use reel_media::TitleRecord;
@@ -194,15 +195,11 @@ impl<'a> TitleRun<'a> {
             path: base.to_path_buf(),
             detail,
         })?;
-        let source = base.join(&job.title.source);
-        if !source.is_file() {
-            return Err(PipelineError::Io {
-                path: source.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "source not found"),
-            });
-        }
         let work = job.work_dir(base);
         std::fs::create_dir_all(&work).map_err(io_error(&work))?;
+        let source = local_source(&source_location(job, base)?, &work, &mut |n| {
+            on_event(PipelineEvent::Notice(n))
+        })?;
         let renditions_dir = work.join("renditions");
         let mut state = State::load(&work)?;
         state.runs += 1;
@@ -940,6 +937,14 @@ fn urls(job: &Job, base: &Path, store: &dyn ObjectStore, record: &TitleRecord) -
     )
 }
 
+fn source_location(job: &Job, base: &Path) -> Result<SourceLocation, PipelineError> {
+    job.source_location(base)
+        .map_err(|detail| PipelineError::Job {
+            path: base.to_path_buf(),
+            detail,
+        })
+}
+
 /// What a run would do, without doing it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DryRun {
@@ -965,9 +970,9 @@ pub fn dry_run(job: &Job, base: &Path) -> Result<DryRun, PipelineError> {
         path: base.to_path_buf(),
         detail,
     })?;
-    let source = base.join(&job.title.source);
-    let probe = reel_encoder::probe(&source)?;
     let work = job.work_dir(base);
+    let source = local_source(&source_location(job, base)?, &work, &mut |_| {})?;
+    let probe = reel_encoder::probe(&source)?;
     let state = State::load(&work)?;
     let fresh = job
         .encode_fingerprint(&source)

@@ -26,6 +26,7 @@
 //! ```
 
 mod dest;
+mod download;
 mod journal;
 mod local;
 mod pending;
@@ -33,6 +34,7 @@ mod publish;
 mod s3;
 
 pub use dest::{Destination, S3Options};
+pub use download::{download, RANGE_BYTES};
 pub use journal::{Journal, JournalEntry};
 pub use local::LocalStore;
 pub use publish::{
