@@ -130,10 +130,15 @@ struct Coordinator {
 
 impl Coordinator {
     fn start(job: &Path, nats: &str, store: &Store) -> Coordinator {
+        Coordinator::start_with(job, nats, store, &[])
+    }
+
+    fn start_with(job: &Path, nats: &str, store: &Store, env: &[(&str, &str)]) -> Coordinator {
         let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
             .args(["run", job.to_str().unwrap(), "--json", "--nats", nats])
             .args(store.args())
             .envs(store.env())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -465,4 +470,65 @@ fn a_worker_that_loses_the_object_store_mid_unit_tries_again_and_the_job_complet
         "no attempt failed while the store was down: {logs:?}"
     );
     play(&dir.path().join("out"), "manifest.mpd", &["shaka"], 3);
+}
+
+#[test]
+fn a_title_with_no_worker_running_fails_saying_so_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let nats = NatsServer::start(&dir.path().join("nats"));
+    let store = Store::Folder(dir.path().join("store"));
+    let t = Instant::now();
+    let (ok, events) = Coordinator::start_with(
+        &job(dir.path(), &src),
+        &nats.url(),
+        &store,
+        &[("REEL_STALL_SECONDS", "3")],
+    )
+    .finish(Duration::from_secs(60));
+    assert!(!ok, "{events:?}");
+    let failed = events
+        .iter()
+        .find(|v| v["event"] == "failed")
+        .expect("no error");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("no worker has taken a unit") && error.contains("reel worker --nats"),
+        "{error}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+}
+
+/// Two titles share one worker: the second one's units wait behind the first one's for longer
+/// than its stall bound; it is told it waits, and completes.
+#[test]
+fn a_title_waiting_behind_another_in_the_queue_is_not_a_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats"));
+    let store = Store::Folder(dir.path().join("store"));
+    let first_src = source(dir.path());
+    let second_src = dir.path().join("second.mp4");
+    let video = "testsrc2=size=1280x720:rate=25,noise=alls=9:allf=t,format=yuv420p";
+    common::h264_with_tone(&second_src, video, 12, 20);
+    let _worker = Worker::start(dir.path(), "w1", &nats.url(), &store, &[]);
+    let mut first =
+        Coordinator::start(&job(&dir.path().join("a"), &first_src), &nats.url(), &store);
+    first
+        .wait_for(Duration::from_secs(60), |v| v["event"] == "unit_started")
+        .expect("the first title never started");
+    let (ok, events) = Coordinator::start_with(
+        &job(&dir.path().join("b"), &second_src),
+        &nats.url(),
+        &store,
+        &[("REEL_STALL_SECONDS", "2")],
+    )
+    .finish(RUN_LIMIT);
+    assert!(ok, "{events:?}");
+    assert!(
+        events.iter().any(|v| v["event"] == "notice"
+            && v["message"].as_str().unwrap_or("").starts_with("waiting: ")),
+        "{events:?}"
+    );
+    let (ok, events) = first.finish(RUN_LIMIT);
+    assert!(ok, "{events:?}");
 }

@@ -120,21 +120,9 @@ enum Command {
         cluster: worker::Cluster,
     },
     /// Encode units for `reel run --nats` coordinators: pull them from the NATS JetStream
-    /// work queue one at a time, read sources from and put outputs into the shared object
-    /// store. Stops after the unit in hand on Ctrl-C or SIGTERM.
-    Worker {
-        #[command(flatten)]
-        cluster: worker::Cluster,
-        /// Its own folder for units in progress and sources read from S3.
-        #[arg(long)]
-        work: Option<PathBuf>,
-        /// Its name in reports (default: host-pid).
-        #[arg(long)]
-        name: Option<String>,
-        /// One JSON line per unit.
-        #[arg(long)]
-        json: bool,
-    },
+    /// work queue, read sources from and put outputs into the shared object store. Stops
+    /// after the units in hand on Ctrl-C or SIGTERM.
+    Worker(worker::WorkerArgs),
     /// Publish a packaged folder to `file://PATH` or `s3://bucket/prefix`: media first,
     /// then playlists, then manifests, then `title.json`; objects a journal already records
     /// with the same checksum are skipped.
@@ -229,12 +217,7 @@ fn limit_malloc_arenas() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config, action } => serve::run(config, action)?,
-        Command::Worker {
-            cluster,
-            work,
-            name,
-            json,
-        } => worker::run(&cluster, work, name, json)?,
+        Command::Worker(args) => worker::run(args)?,
         Command::Run {
             jobs,
             json,

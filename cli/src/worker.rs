@@ -58,13 +58,41 @@ impl Cluster {
     }
 }
 
-/// `reel worker`: takes units until Ctrl-C or SIGTERM (the unit in hand is finished first).
-pub fn run(
-    cluster: &Cluster,
-    work: Option<PathBuf>,
-    name: Option<String>,
-    json_out: bool,
-) -> Result<()> {
+/// `reel worker`'s options.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub cluster: Cluster,
+    /// Its own folder for units in progress and sources copied from S3.
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Its name in reports (default: host-pid).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Units encoded at a time. A unit runs its rungs side by side, one thread per H.264 rung
+    /// (x264's frame threads would make other bytes on every run), so it keeps about three
+    /// cores busy: the default is one unit per four cores, at least one.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub units: Option<u16>,
+    /// One JSON line per unit.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Units at a time unless `--units` says: one per four cores, at least one.
+fn default_units() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(4))
+}
+
+/// `reel worker`: takes units until Ctrl-C or SIGTERM (the units in hand are finished first).
+pub fn run(args: WorkerArgs) -> Result<()> {
+    let WorkerArgs {
+        cluster,
+        work,
+        name,
+        units,
+        json: json_out,
+    } = args;
     let (Some(nats), Some(store)) = (&cluster.nats, &cluster.store) else {
         anyhow::bail!("reel worker needs --nats URL and --store URL");
     };
@@ -84,7 +112,7 @@ pub fn run(
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("stopping after the unit in hand (again to quit at once)");
+            eprintln!("stopping after the units in hand (again to quit at once)");
         });
     }
     let opts = WorkerOptions {
@@ -93,6 +121,7 @@ pub fn run(
         s3: cluster.s3(),
         work,
         name: name.clone(),
+        units_at_once: units.map_or_else(default_units, usize::from),
         stop,
     };
     if json_out {

@@ -2,7 +2,7 @@
 //! followed, finished units copied from the object store into the title's unit store.
 
 use crate::objects::Objects;
-use crate::task::{key_of, unit_subject, Report, UnitTask, REPORT_SUBJECTS};
+use crate::task::{key_of, unit_subject, Report, UnitTask, CONSUMER, REPORT_SUBJECTS};
 use crate::{blocking, connect, nats_error, DispatchError};
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use crossbeam_channel::{Receiver, Sender};
@@ -14,11 +14,41 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the coordinator looks in the store for units finished without a report reaching
 /// it (it was restarting, or the NATS server was).
 const STORE_POLL: Duration = Duration::from_secs(5);
+/// The longest gap between looks into the store for a unit nobody reports on (a unit waiting
+/// in the queue is looked at after 5, 10, 20, 40, 40... s, not every 5 s: a title of a
+/// thousand queued units costs the store 25 requests a second, not 200).
+const MAX_LOOK_GAP: Duration = Duration::from_secs(40);
+
+/// When the store is next looked at for one unit. A report on the unit puts the next look
+/// [`STORE_POLL`] after it (a unit in a worker's hands reports every 4 s, so it is never
+/// looked at); each look that finds nothing doubles the gap, up to [`MAX_LOOK_GAP`].
+struct Look {
+    next: Instant,
+    gap: Duration,
+}
+
+impl Look {
+    fn new() -> Look {
+        Look {
+            next: Instant::now() + STORE_POLL,
+            gap: STORE_POLL,
+        }
+    }
+
+    fn later(&mut self) {
+        self.gap = (self.gap * 2).min(MAX_LOOK_GAP);
+        self.next = Instant::now() + self.gap;
+    }
+}
+
+/// How often a title whose units wait behind other work is told so.
+const WAITING_NOTE_EVERY: Duration = Duration::from_secs(60);
+
 /// How long the object store may fail every request before the title fails.
 const STORE_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -61,6 +91,7 @@ impl Workers for NatsWorkers {
             stop: stop.clone(),
             cancel,
             running: BTreeMap::new(),
+            told_waiting: None,
         };
         let handle = std::thread::Builder::new()
             .name("nats-coordinator".into())
@@ -120,6 +151,8 @@ struct Coordinator {
     cancel: Arc<AtomicBool>,
     /// Units a worker has started, by index: the worker and attempt.
     running: BTreeMap<usize, (String, u32)>,
+    /// When the title was last told its units wait behind other work.
+    told_waiting: Option<Instant>,
 }
 
 type Failed = (usize, DispatchError);
@@ -149,9 +182,13 @@ impl Coordinator {
             self.queue(i, &source_object).await.map_err(|e| (i, e))?;
             outstanding.insert(self.units[i].key.clone(), i);
         }
+        let mut looks: BTreeMap<usize, Look> =
+            outstanding.values().map(|&i| (i, Look::new())).collect();
         let mut poll = tokio::time::interval(STORE_POLL);
         // Since when every look into the store has failed.
-        let mut store_down: Option<tokio::time::Instant> = None;
+        let mut store_down: Option<Instant> = None;
+        // When a report on one of this title's units last came (or they were queued).
+        let mut heard = Instant::now();
         let mut halt = tokio::time::interval(Duration::from_millis(200));
         while !outstanding.is_empty() {
             tokio::select! {
@@ -165,29 +202,16 @@ impl Coordinator {
                     let Ok(report) = serde_json::from_slice::<Report>(&msg.payload) else {
                         continue;
                     };
+                    heard = Instant::now();
+                    looks.insert(i, Look::new());
                     if self.handle(i, report).await {
                         outstanding.remove(&self.units[i].key);
+                        looks.remove(&i);
                     }
                 }
                 _ = poll.tick() => {
-                    let waiting: Vec<usize> = outstanding.values().copied().collect();
-                    for i in waiting {
-                        let worker = self.running.get(&i).map(|r| r.0.clone()).unwrap_or_else(|| "a worker".into());
-                        match self.fetch_if_finished(i, &worker).await {
-                            Ok(finished) => {
-                                store_down = None;
-                                if finished {
-                                    outstanding.remove(&self.units[i].key);
-                                }
-                            }
-                            Err(e) => {
-                                let since = *store_down.get_or_insert_with(tokio::time::Instant::now);
-                                if since.elapsed() > STORE_PATIENCE {
-                                    return Err((i, e));
-                                }
-                            }
-                        }
-                    }
+                    self.look_in_store(&mut outstanding, &mut looks, &mut store_down).await?;
+                    self.check_workers(heard, first).await?;
                 }
                 _ = halt.tick() => {
                     if self.stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
@@ -197,6 +221,89 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+
+    /// Looks into the store for the outstanding units that are due (see [`Look`]): a unit
+    /// whose reports were lost is found finished all the same. A store that fails every
+    /// look for [`STORE_PATIENCE`] fails the title.
+    async fn look_in_store(
+        &mut self,
+        outstanding: &mut BTreeMap<String, usize>,
+        looks: &mut BTreeMap<usize, Look>,
+        store_down: &mut Option<Instant>,
+    ) -> Result<(), Failed> {
+        let now = Instant::now();
+        let due: Vec<usize> = looks
+            .iter()
+            .filter(|(_, l)| l.next <= now)
+            .map(|(&i, _)| i)
+            .collect();
+        for i in due {
+            let worker = self
+                .running
+                .get(&i)
+                .map(|r| r.0.clone())
+                .unwrap_or_else(|| "a worker".into());
+            match self.fetch_if_finished(i, &worker).await {
+                Ok(true) => {
+                    *store_down = None;
+                    outstanding.remove(&self.units[i].key);
+                    looks.remove(&i);
+                }
+                Ok(false) => {
+                    *store_down = None;
+                    if let Some(l) = looks.get_mut(&i) {
+                        l.later();
+                    }
+                }
+                Err(e) => {
+                    if store_down.get_or_insert(now).elapsed() > STORE_PATIENCE {
+                        return Err((i, e));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// When nothing has been heard of this title's units for the stall bound, asks JetStream
+    /// whether any worker holds a unit (of any title). If one does, the units wait their turn
+    /// in a shared queue: the title is told it is waiting, not stalled. If none does, no
+    /// worker is taking units at all, and the title fails saying so.
+    async fn check_workers(&mut self, heard: Instant, first: usize) -> Result<(), Failed> {
+        let limit = reel_encoder::stall_limit();
+        if heard.elapsed() < limit
+            || self
+                .told_waiting
+                .is_some_and(|t| t.elapsed() < WAITING_NOTE_EVERY)
+        {
+            return Ok(());
+        }
+        let info = self.stream.consumer_info(CONSUMER).await.map_err(|e| {
+            (
+                first,
+                nats_error(&self.url, "asking for the workers' queue")(e.to_string()),
+            )
+        })?;
+        if info.num_ack_pending > 0 {
+            self.told_waiting = Some(Instant::now());
+            let _ = self.tx.send(PoolMsg::Waiting {
+                detail: format!(
+                    "{} units of every title are waiting in the queue and {} in workers' hands",
+                    info.num_pending, info.num_ack_pending
+                ),
+            });
+            return Ok(());
+        }
+        Err((
+            first,
+            nats_error(&self.url, "waiting for workers")(format!(
+                "no worker has taken a unit for {} s ({} units waiting): is a `reel worker --nats {} --store ...` running?",
+                heard.elapsed().as_secs(),
+                info.num_pending,
+                self.url
+            )),
+        ))
     }
 
     /// Passes a worker's report on; true once the unit needs no more following (it is in the

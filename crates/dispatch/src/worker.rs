@@ -30,7 +30,9 @@ pub struct WorkerOptions {
     pub work: PathBuf,
     /// Its name in reports and logs (host and process by default).
     pub name: String,
-    /// Set it to stop taking units; the unit in hand is finished first.
+    /// Units encoded at a time (each takes its own message from the queue).
+    pub units_at_once: usize,
+    /// Set it to stop taking units; the units in hand are finished first.
     pub stop: Arc<AtomicBool>,
 }
 
@@ -78,9 +80,31 @@ pub fn run(opts: &WorkerOptions, log: &mut dyn FnMut(&UnitLog)) -> Result<(), Di
             objects,
             units,
         };
-        while !opts.stop.load(Ordering::Relaxed) {
-            let batch = queue
-                .consumer
+        // Each lane takes one unit at a time; they share the log (one task: no locking).
+        let log = std::cell::RefCell::new(log);
+        let lanes =
+            (0..opts.units_at_once.max(1)).map(|_| worker.take_units(&queue.consumer, &log));
+        futures_util::future::join_all(lanes).await;
+        Ok(())
+    })
+}
+
+struct Worker<'a> {
+    opts: &'a WorkerOptions,
+    client: async_nats::Client,
+    objects: Arc<Objects>,
+    units: UnitStore,
+}
+
+impl Worker<'_> {
+    /// Takes units one at a time until told to stop.
+    async fn take_units(
+        &self,
+        consumer: &jetstream::consumer::PullConsumer,
+        log: &std::cell::RefCell<&mut dyn FnMut(&UnitLog)>,
+    ) {
+        while !self.opts.stop.load(Ordering::Relaxed) {
+            let batch = consumer
                 .fetch()
                 .max_messages(1)
                 .expires(Duration::from_secs(2))
@@ -98,28 +122,18 @@ pub fn run(opts: &WorkerOptions, log: &mut dyn FnMut(&UnitLog)) -> Result<(), Di
             while let Some(msg) = batch.next().await {
                 match msg {
                     Ok(msg) => {
-                        let entry = worker.serve(msg).await;
+                        let entry = self.serve(msg).await;
                         reel_units::release_freed_memory();
                         if let Some(entry) = entry {
-                            log(&entry);
+                            (log.borrow_mut())(&entry);
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "receiving a unit failed"),
                 }
             }
         }
-        Ok(())
-    })
-}
+    }
 
-struct Worker<'a> {
-    opts: &'a WorkerOptions,
-    client: async_nats::Client,
-    objects: Arc<Objects>,
-    units: UnitStore,
-}
-
-impl Worker<'_> {
     /// Handles one delivery of a unit; what happened, for the log.
     async fn serve(&self, msg: jetstream::Message) -> Option<UnitLog> {
         let started = Instant::now();

@@ -47,6 +47,10 @@ pub enum PoolMsg {
         unit: usize,
         error: UnitError,
     },
+    /// Nothing is stalled: the units wait their turn in a queue shared with other titles.
+    Waiting {
+        detail: String,
+    },
 }
 
 /// Where a title's units run.

@@ -319,6 +319,12 @@ impl ChunkedEncode {
                 self.counts.failed_attempts += 1;
                 return Err(error);
             }
+            PoolMsg::Waiting { detail } => {
+                self.pending
+                    .push_back(ChunkEvent::Media(Event::Notice(format!(
+                        "waiting: {detail}"
+                    ))));
+            }
         }
         Ok(())
     }
