@@ -57,9 +57,22 @@ struct Worker {
 
 impl Worker {
     fn start(dir: &Path, name: &str, nats: &str, store: &Store, env: &[(&str, &str)]) -> Worker {
+        Worker::start_with(dir, name, nats, store, env, 1)
+    }
+
+    /// A worker encoding `units` units at a time.
+    fn start_with(
+        dir: &Path,
+        name: &str,
+        nats: &str,
+        store: &Store,
+        env: &[(&str, &str)],
+        units: u32,
+    ) -> Worker {
         let log = dir.join(format!("{name}.jsonl"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reel"));
-        cmd.args(["worker", "--json", "--nats", nats, "--name", name, "--work"])
+        cmd.args(["worker", "--json", "--nats", nats, "--name", name])
+            .args(["--units", &units.to_string(), "--work"])
             .arg(dir.join(format!("{name}-work")))
             .args(store.args())
             .envs(store.env())
@@ -271,8 +284,9 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
     let store = Store::S3 {
         endpoint: s3.endpoint(),
     };
+    // One worker with two lanes, one with one: every unit may run beside another.
     let workers = [
-        Worker::start(dir.path(), "w1", &nats.url(), &store, &[]),
+        Worker::start_with(dir.path(), "w1", &nats.url(), &store, &[], 2),
         Worker::start(dir.path(), "w2", &nats.url(), &store, &[]),
     ];
     let dist = job(&dir.path().join("dist"), &src);
