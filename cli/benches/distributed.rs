@@ -116,7 +116,7 @@ fn job(dir: &Path, source: &Path) -> PathBuf {
         dir,
         source,
         "fixed",
-        "[encode]\nchunk_duration = 30",
+        "[encode]\nchunk_duration = 30\nworkers = 2",
         &dir.join("out"),
     )
 }

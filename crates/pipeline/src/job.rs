@@ -160,22 +160,19 @@ pub struct EncodeSpec {
     /// Seconds of video per unit, rounded to a whole number of segments: what a crash costs
     /// at most per worker.
     pub chunk_duration: f64,
-    /// Units encoded at a time (each uses every core; two overlap one unit's start and end
-    /// with another's middle).
-    pub workers: usize,
+    /// Units encoded at a time; by default as many as keep every core busy
+    /// ([`reel_units::units_at_once`]). Fewer units in flight is less work lost to a crash.
+    pub workers: Option<usize>,
 }
 
 impl Default for EncodeSpec {
     fn default() -> Self {
         EncodeSpec {
             chunk_duration: reel_units::DEFAULT_CHUNK_SECONDS,
-            workers: DEFAULT_WORKERS,
+            workers: None,
         }
     }
 }
-
-/// Units encoded at a time unless the job says otherwise.
-pub const DEFAULT_WORKERS: usize = 2;
 
 /// CMAF packaging and manifests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -422,7 +419,7 @@ impl Job {
                 self.encode.chunk_duration
             ));
         }
-        if self.encode.workers == 0 || self.encode.workers > 64 {
+        if self.encode.workers.is_some_and(|w| w == 0 || w > 64) {
             return Err("encode.workers must be 1-64".into());
         }
         Destination::parse(&self.destination.url).map_err(|e| e.to_string())?;
@@ -524,9 +521,61 @@ mod tests {
                 "analysis.level",
             ),
             (base.replace("[title]", "colour = 1\n[title]"), "colour"),
+            (
+                base.replace("\"a.mp4\"", "\"s3://bucket\""),
+                "s3://BUCKET/KEY",
+            ),
+            (
+                base.replace("\"a.mp4\"", "\"s3://bucket/dir/\""),
+                "s3://BUCKET/KEY",
+            ),
+            (
+                base.replace("\"a.mp4\"", "\"s3://bucket/../x\""),
+                "title.source",
+            ),
+            (
+                base.replace(
+                    "[destination]",
+                    "[title.source_s3]\nendpoint = \"http://s3\"\n[destination]",
+                ),
+                "only for an s3:// source",
+            ),
+            (format!("{base}\n[encode]\nworkers = 0"), "encode.workers"),
         ] {
             let e = Job::from_toml(&edit).unwrap_err().to_string();
             assert!(e.contains(needle), "{needle}: {e}");
         }
+    }
+
+    #[test]
+    fn a_source_is_a_path_beside_the_job_or_an_object_in_s3() {
+        let job = |source: &str, extra: &str| {
+            Job::from_toml(&format!(
+                "[title]\nid = \"t\"\nsource = \"{source}\"\n{extra}\n[destination]\nurl = \"file:///tmp/x\""
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            job("in/a.mp4", "").source_location(Path::new("/jobs")),
+            Ok(SourceLocation::File(PathBuf::from("/jobs/in/a.mp4")))
+        );
+        let s3 = job(
+            "s3://mezz/shows/a b.mov",
+            "[title.source_s3]\nendpoint = \"http://127.0.0.1:9000\"",
+        )
+        .source_location(Path::new("/jobs"))
+        .unwrap();
+        let SourceLocation::S3 {
+            bucket,
+            key,
+            options,
+        } = &s3
+        else {
+            panic!("{s3:?}");
+        };
+        assert_eq!((bucket.as_str(), key.as_str()), ("mezz", "shows/a b.mov"));
+        assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(options.path_style);
+        assert_eq!(s3.name(), "s3://mezz/shows/a b.mov");
     }
 }

@@ -353,7 +353,11 @@ impl<'a> TitleRun<'a> {
         let units = reel_units::title_units(&plan, &chunks, &source_id)?;
         let store = reel_units::UnitStore::open(&self.work.join(UNITS_DIR))?;
         let workers = self.opts.workers.clone().unwrap_or_else(|| {
-            Arc::new(reel_units::LocalWorkers(spec.workers)) as Arc<dyn reel_units::Workers>
+            let n = spec.workers.unwrap_or_else(|| {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                reel_units::units_at_once(plan.rungs.len(), cores)
+            });
+            Arc::new(reel_units::LocalWorkers(n)) as Arc<dyn reel_units::Workers>
         });
         let opts = reel_units::ChunkedOptions {
             workers,

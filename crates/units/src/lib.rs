@@ -17,7 +17,9 @@ pub use chunk::{
     chunk_frames, chunks, lead_in_frames, segment_frames, DEFAULT_CHUNK_SECONDS, LEAD_IN_SECONDS,
 };
 pub use error::UnitError;
-pub use pool::{release_freed_memory, LocalWorkers, PoolMsg, RunningUnits, Workers, ATTEMPTS};
+pub use pool::{
+    release_freed_memory, units_at_once, LocalWorkers, PoolMsg, RunningUnits, Workers, ATTEMPTS,
+};
 pub use stitch::{ChunkEvent, ChunkedEncode, ChunkedOptions, UnitCounts, UnitEvent};
 pub use store::{UnitOutput, UnitRecord, UnitStore};
 pub use unit::{run_unit, title_units, Unit, UnitWork};
