@@ -546,3 +546,156 @@ fn a_title_waiting_behind_another_in_the_queue_is_not_a_stall() {
     let (ok, events) = first.finish(RUN_LIMIT);
     assert!(ok, "{events:?}");
 }
+
+/// A CA, and a certificate for 127.0.0.1 it signed, made with openssl in `dir`: (ca.pem,
+/// server.pem, server.key).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=reel test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// A server that takes only TLS and one nkey user: the title runs with `--nats-ca` and
+/// `--nats-nkey`; without the nkey a worker fails to connect, and says why without
+/// printing a secret.
+#[test]
+fn a_title_runs_through_a_nats_server_that_requires_tls_and_an_nkey() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let (ca, cert, key) = tls_files(dir.path());
+    let user = nkeys::KeyPair::new_user();
+    let seed_file = dir.path().join("worker.nk");
+    std::fs::write(&seed_file, user.seed().unwrap()).unwrap();
+    let nats = NatsServer::start_with(
+        &dir.path().join("nats"),
+        &format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\nauthorization {{ users = [ {{ nkey: \"{}\" }} ] }}",
+            cert.display(),
+            key.display(),
+            user.public_key()
+        ),
+    );
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let store = Store::Folder(dir.path().join("store"));
+    let signed_in = [
+        "--nats-ca",
+        ca.to_str().unwrap(),
+        "--nats-nkey",
+        seed_file.to_str().unwrap(),
+    ];
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_reel"));
+    worker
+        .args(["worker", "--json", "--name", "w1", "--nats", &url])
+        .args(signed_in)
+        .arg("--work")
+        .arg(dir.path().join("w1-work"))
+        .args(store.args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut worker = KillOnDrop(worker.spawn().unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args([
+            "run",
+            job(dir.path(), &src).to_str().unwrap(),
+            "--json",
+            "--nats",
+            &url,
+        ])
+        .args(signed_in)
+        .args(store.args())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(dir.path().join("out/manifest.mpd").is_file());
+    let _ = worker.0.kill();
+
+    // The CA but no nkey: refused, within the connection bound, saying so.
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_reel"))
+        .args(["worker", "--nats", &url, "--nats-ca", ca.to_str().unwrap()])
+        .args(store.args())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("NATS at {url}: connecting")), "{err}");
+    assert!(err.to_lowercase().contains("authoriz"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    assert!(!err.contains(&user.seed().unwrap()), "{err}");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use reel_dispatch::worker::{Outcome, UnitLog};
-use reel_dispatch::{NatsWorkers, WorkerOptions};
+use reel_dispatch::{NatsAccess, NatsWorkers, WorkerOptions};
 use reel_publish::S3Options;
 use serde_json::json;
 use std::path::PathBuf;
@@ -13,9 +13,16 @@ use std::sync::Arc;
 /// Where units run when they run on workers.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Cluster {
-    /// The NATS server (with JetStream) the units are queued on, e.g. nats://10.0.0.5:4222.
+    /// The NATS server (with JetStream) the units are queued on, e.g. nats://10.0.0.5:4222
+    /// (`nats://user:password@host:4222` signs in; `tls://` requires TLS).
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
+    /// PEM file of the CA that signed the NATS server's certificate (TLS is then required).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_ca: Option<PathBuf>,
+    /// File holding the user nkey seed (`SU...`) to sign in to NATS with.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub nats_nkey: Option<PathBuf>,
     /// The object store the coordinator and its workers share: sources and unit outputs
     /// (`s3://bucket/prefix`, or a folder every worker can read).
     #[arg(long, value_name = "URL", requires = "nats")]
@@ -30,6 +37,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    fn nats_access(&self, url: &str) -> NatsAccess {
+        NatsAccess {
+            url: url.to_string(),
+            tls_ca: self.nats_ca.clone(),
+            nkey_seed: self.nats_nkey.clone(),
+        }
+    }
+
     fn s3(&self) -> S3Options {
         let path_style = self.store_virtual_hosted.then_some(false);
         S3Options {
@@ -50,7 +65,7 @@ impl Cluster {
                 "--nats needs --store: the object store where workers find the source and put units"
             ),
             (Some(nats), Some(store)) => Ok(Some(NatsWorkers {
-                nats: nats.clone(),
+                nats: self.nats_access(nats),
                 store: store.clone(),
                 s3: self.s3(),
             })),
@@ -116,7 +131,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         });
     }
     let opts = WorkerOptions {
-        nats: nats.clone(),
+        nats: cluster.nats_access(nats),
         store: store.clone(),
         s3: cluster.s3(),
         work,
@@ -130,7 +145,10 @@ pub fn run(args: WorkerArgs) -> Result<()> {
             json!({"event": "worker_ready", "worker": name})
         ));
     } else {
-        eprintln!("worker {name}: taking units from {nats}, store {store}");
+        eprintln!(
+            "worker {name}: taking units from {}, store {store}",
+            reel_dispatch::without_credentials(nats)
+        );
     }
     reel_dispatch::worker::run(&opts, &mut |log| {
         let line = if json_out {

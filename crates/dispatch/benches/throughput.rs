@@ -116,7 +116,7 @@ fn main() {
         .collect();
     let store_url = dir.path().join("store").display().to_string();
     let workers = NatsWorkers {
-        nats: url.clone(),
+        nats: reel_dispatch::NatsAccess::new(&url),
         store: store_url.clone(),
         s3: S3Options::default(),
     };

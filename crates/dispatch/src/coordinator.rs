@@ -3,7 +3,7 @@
 
 use crate::objects::Objects;
 use crate::task::{key_of, unit_subject, Report, UnitTask, CONSUMER, REPORT_SUBJECTS};
-use crate::{blocking, connect, nats_error, DispatchError};
+use crate::{blocking, connect, nats_error, without_credentials, DispatchError, NatsAccess};
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use crossbeam_channel::{Receiver, Sender};
 use futures_util::StreamExt;
@@ -56,7 +56,7 @@ const STORE_PATIENCE: Duration = Duration::from_secs(120);
 /// store they share with this machine.
 #[derive(Debug, Clone)]
 pub struct NatsWorkers {
-    pub nats: String,
+    pub nats: NatsAccess,
     /// `s3://bucket/prefix` or a folder every worker can read.
     pub store: String,
     pub s3: S3Options,
@@ -74,13 +74,13 @@ impl Workers for NatsWorkers {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| nats_error(&self.nats, "starting the client")(e.to_string()))?;
+            .map_err(|e| nats_error(&self.nats.url, "starting the client")(e.to_string()))?;
         let objects = Arc::new(Objects::open(&self.store, &self.s3)?);
         let queue = rt.block_on(connect(&self.nats, "reel coordinator"))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let coordinator = Coordinator {
-            url: self.nats.clone(),
+            url: self.nats.url.clone(),
             client: queue.client,
             js: queue.js,
             stream: queue.stream,
@@ -104,7 +104,7 @@ impl Workers for NatsWorkers {
                     });
                 }
             })
-            .map_err(|e| nats_error(&self.nats, "starting the coordinator")(e.to_string()))?;
+            .map_err(|e| nats_error(&self.nats.url, "starting the coordinator")(e.to_string()))?;
         Ok(Box::new(RemoteUnits {
             rx,
             stop,
@@ -301,7 +301,7 @@ impl Coordinator {
                 "no worker has taken a unit for {} s ({} units waiting): is a `reel worker --nats {} --store ...` running?",
                 heard.elapsed().as_secs(),
                 info.num_pending,
-                self.url
+                without_credentials(&self.url)
             )),
         ))
     }

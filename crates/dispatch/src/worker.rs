@@ -3,7 +3,7 @@
 
 use crate::objects::{Objects, SourceAccess};
 use crate::task::{key_of, report_subject, Report, UnitTask};
-use crate::{blocking, connect, DispatchError, PROGRESS_EVERY};
+use crate::{blocking, connect, DispatchError, NatsAccess, PROGRESS_EVERY};
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
 use reel_encoder::Event;
@@ -22,7 +22,7 @@ const RETRY_DELAY: Duration = Duration::from_secs(4);
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    pub nats: String,
+    pub nats: NatsAccess,
     /// The object store shared with the coordinator: `s3://bucket/prefix` or a folder.
     pub store: String,
     pub s3: S3Options,

@@ -12,33 +12,52 @@ pub struct NatsServer {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    /// Configuration lines beside the listen address and JetStream's folder (TLS,
+    /// authorization), written to `dir/nats.conf`.
+    extra: String,
 }
 
 impl NatsServer {
     /// Starts a server on a free port with its data in `dir`, and waits until it listens.
     pub fn start(dir: &Path) -> NatsServer {
+        Self::start_with(dir, "")
+    }
+
+    /// Starts a server whose configuration also has `extra` (e.g. a `tls { }` block, an
+    /// `authorization { }` block).
+    pub fn start_with(dir: &Path, extra: &str) -> NatsServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        Self::start_on(dir, port)
+        Self::start_on(dir, port, extra)
     }
 
-    fn start_on(dir: &Path, port: u16) -> NatsServer {
+    fn start_on(dir: &Path, port: u16, extra: &str) -> NatsServer {
         std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n{extra}\n",
+                dir.join("js").display()
+            ),
+        )
+        .unwrap();
         let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir)
+            .arg("-c")
+            .arg(&config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("nats.log")).unwrap())
             .spawn()
             .expect("nats-server (scripts/setup.sh installs Debian's nats-server)");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "nats-server did not listen on {port}"
+                "nats-server did not listen on {port}: {}",
+                std::fs::read_to_string(dir.join("nats.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -46,6 +65,7 @@ impl NatsServer {
             child,
             port,
             dir: dir.to_path_buf(),
+            extra: extra.to_string(),
         }
     }
 
@@ -61,7 +81,7 @@ impl NatsServer {
             .status();
         let _ = self.child.wait();
         std::thread::sleep(down);
-        *self = NatsServer::start_on(&self.dir, self.port);
+        *self = NatsServer::start_on(&self.dir, self.port, &self.extra.clone());
     }
 }
 
