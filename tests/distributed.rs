@@ -134,6 +134,17 @@ impl Store {
     }
 }
 
+/// An s3s-fs server with a `units` bucket, and the store at `s3://units/work` on it.
+fn s3_store(dir: &Path) -> (S3Server, Store) {
+    let root = dir.join("s3");
+    std::fs::create_dir_all(root.join("units")).unwrap();
+    let server = S3Server::start(&root, free_port());
+    let store = Store::S3 {
+        endpoint: server.endpoint(),
+    };
+    (server, store)
+}
+
 /// A coordinator: `reel run JOB --json --nats URL --store ...`, its events read as they come.
 struct Coordinator {
     child: Child,
@@ -278,12 +289,7 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
     let src = source(dir.path());
     let nats = NatsServer::start(&dir.path().join("nats"));
     // An S3 store: the workers read the source by HTTP ranges from it (moov at the end).
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(s3_root.join("units")).unwrap();
-    let s3 = S3Server::start(&s3_root, free_port());
-    let store = Store::S3 {
-        endpoint: s3.endpoint(),
-    };
+    let (_s3, store) = s3_store(dir.path());
     // One worker with two lanes, one with one: every unit may run beside another.
     let workers = [
         Worker::start_with(dir.path(), "w1", &nats.url(), &store, &[], 2),
@@ -341,7 +347,7 @@ fn a_worker_killed_mid_unit_costs_that_unit_only() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
     let nats = NatsServer::start(&dir.path().join("nats"));
-    let store = Store::Folder(dir.path().join("store"));
+    let (_s3, store) = s3_store(dir.path());
     let mut victim = Worker::start(dir.path(), "victim", &nats.url(), &store, &[]);
     let mut coordinator = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store);
     // The victim takes a unit alone; it dies in the middle of it.
@@ -383,8 +389,12 @@ fn a_coordinator_killed_and_started_again_reuses_every_finished_unit() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
     let nats = NatsServer::start(&dir.path().join("nats"));
-    let store = Store::Folder(dir.path().join("store"));
-    let workers = [Worker::start(dir.path(), "w1", &nats.url(), &store, &[])];
+    let (_s3, store) = s3_store(dir.path());
+    let workers = [
+        Worker::start(dir.path(), "w1", &nats.url(), &store, &[]),
+        Worker::start(dir.path(), "w2", &nats.url(), &store, &[]),
+        Worker::start(dir.path(), "w3", &nats.url(), &store, &[]),
+    ];
     let job = job(dir.path(), &src);
     let mut first = Coordinator::start(&job, &nats.url(), &store);
     first
