@@ -275,6 +275,15 @@ fn encodes(workers: &[&Worker]) -> BTreeMap<String, usize> {
     n
 }
 
+/// The error of the run's `failed` event.
+fn failure(events: &[Value]) -> &str {
+    let failed = events
+        .iter()
+        .find(|v| v["event"] == "failed")
+        .expect("no error");
+    failed["error"].as_str().unwrap()
+}
+
 fn units_done(events: &[Value]) -> usize {
     events.iter().filter(|v| v["event"] == "unit_done").count()
 }
@@ -451,11 +460,7 @@ fn a_unit_that_fails_every_attempt_fails_the_job_naming_the_chunk() {
     let (ok, events) = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store)
         .finish(Duration::from_secs(120));
     assert!(!ok, "{events:?}");
-    let failed = events
-        .iter()
-        .find(|v| v["event"] == "failed")
-        .expect("no error");
-    let error = failed["error"].as_str().unwrap();
+    let error = failure(&events);
     assert!(
         error.contains("chunk ")
             && error.contains("after 3 attempts")
@@ -511,11 +516,7 @@ fn a_title_with_no_worker_running_fails_saying_so_within_the_bound() {
     )
     .finish(Duration::from_secs(60));
     assert!(!ok, "{events:?}");
-    let failed = events
-        .iter()
-        .find(|v| v["event"] == "failed")
-        .expect("no error");
-    let error = failed["error"].as_str().unwrap();
+    let error = failure(&events);
     assert!(
         error.contains("no worker has taken a unit") && error.contains("reel worker --nats"),
         "{error}"
