@@ -51,7 +51,7 @@ packages=(
   curl                             # the load benchmark's requests
   wrk                              # the load benchmark's load generator
   nginx                            # the load benchmark's peer for the origin
-  openssl                          # the packaging benchmark's keys
+  openssl                          # the packaging benchmark's keys; the NATS TLS test's CA
   nats-server                      # the distributed tests' NATS JetStream server (2.9.10)
 )
 # Installed only where the command is missing: NodeSource's nodejs carries its own npm and
