@@ -154,7 +154,10 @@ impl Objects {
             return Ok(path);
         }
         let dir = path.parent().expect("a cache path has a folder");
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        // Two lanes of one worker may copy the same source at once: a name of their own each.
+        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
         let io = |p: &Path| {
             let p = p.to_path_buf();
             move |source| DispatchError::Io { path: p, source }

@@ -1,5 +1,6 @@
-//! `reel worker`: pulls units from the work queue one at a time, encodes each, puts its files
-//! and record into the object store and only then acknowledges it.
+//! `reel worker`: pulls units from the work queue (in `--units` lanes, one unit at a time
+//! each), encodes each, puts its files and record into the object store and only then
+//! acknowledges it.
 
 use crate::objects::{Objects, SourceAccess};
 use crate::task::{key_of, report_subject, Report, UnitTask};

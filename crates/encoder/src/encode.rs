@@ -169,11 +169,12 @@ const DECODED_SINK: &str = "decoded";
 pub(crate) const NO_ORIGIN: i64 = i64::MIN;
 
 /// How long a chunk's pipeline may take to decode its first frame (preroll) before its seek.
-/// One frame takes well under a second; but with two chunks starting at once, about one
-/// pipeline in thirty never gets there: `uridecodebin3` (GStreamer 1.22) leaves the parsed
-/// streams in its source's multiqueue and never links its video pad (seen in a dump of the
-/// stalled pipeline; cause not found, none in 90 chunks one at a time). The unit then fails
-/// and the pool runs it again, so the bound is what such a stall costs.
+/// One frame takes well under a second; but about one pipeline in thirty never gets there:
+/// `uridecodebin3` (GStreamer 1.22) leaves the parsed streams in its source's multiqueue and
+/// never links its video pad (seen in a dump of the stalled pipeline; cause not found). First
+/// seen with two chunks starting at once; since, also one at a time (1 in 30 chunks of five
+/// 60-s runs in 10-s chunks). The unit then fails and the pool runs it again, so the bound is
+/// what such a stall costs.
 const PREROLL_SECONDS: u64 = 10;
 
 /// Decoding past a chunk's end by this much lets the last frames out of a decoder that
