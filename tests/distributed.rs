@@ -691,6 +691,8 @@ fn a_title_runs_through_a_nats_server_that_requires_tls_and_an_nkey() {
     let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_reel"))
         .args(["worker", "--nats", &url, "--nats-ca", ca.to_str().unwrap()])
+        .arg("--work")
+        .arg(dir.path().join("refused-work"))
         .args(store.args())
         .output()
         .unwrap();
