@@ -153,26 +153,7 @@ impl Objects {
         if path.is_file() {
             return Ok(path);
         }
-        let dir = path.parent().expect("a cache path has a folder");
-        // Two lanes of one worker may copy the same source at once: a name of their own each.
-        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| DispatchError::Io { path: p, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let (file, got) = reel_publish::download(self.store.as_ref(), key, size, &tmp)?;
-        file.sync_all().map_err(io(&tmp))?;
-        if got != sha256 {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(DispatchError::Objects {
-                location: self.location(),
-                detail: format!("'{key}' has SHA-256 {got}, expected {sha256}"),
-            });
-        }
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        reel_publish::copy_to_file(self.store.as_ref(), key, size, Some(sha256), &path)?;
         Ok(path)
     }
 

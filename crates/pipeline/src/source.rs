@@ -43,10 +43,6 @@ pub(crate) fn local_source(
     let dir = work.join(SOURCE_DIR);
     let path = dir.join(file_name);
     let record = dir.join(format!(".{file_name}.sha256"));
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| PipelineError::Io { path: p, source }
-    };
     let copied = std::fs::read_to_string(&record).ok();
     let same = |sha256: &str| object.sha256.as_deref().is_none_or(|s| s == sha256);
     if let (Some(sha256), Ok(meta)) = (copied.as_deref(), std::fs::metadata(&path)) {
@@ -58,22 +54,11 @@ pub(crate) fn local_source(
         "copying the source {name} ({:.1} MB) into the work folder",
         object.size as f64 / 1e6
     ));
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let (file, sha256) = reel_publish::download(&store, key, object.size, &tmp)?;
-    file.sync_all().map_err(io(&tmp))?;
-    if !same(&sha256) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(PipelineError::Publish(
-            reel_publish::PublishError::ChecksumMismatch {
-                location: store.location(),
-                key: key.clone(),
-                stored: object.sha256.clone().unwrap_or_default(),
-                expected: sha256,
-            },
-        ));
-    }
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    std::fs::write(&record, &sha256).map_err(io(&record))?;
+    let sha256 =
+        reel_publish::copy_to_file(&store, key, object.size, object.sha256.as_deref(), &path)?;
+    std::fs::write(&record, &sha256).map_err(|source| PipelineError::Io {
+        path: record.clone(),
+        source,
+    })?;
     Ok(path)
 }

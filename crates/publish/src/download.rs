@@ -3,6 +3,7 @@
 use crate::{ObjectStore, PublishError};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Ranged reads go in pieces of this size: memory stays bounded whatever the object's size.
 pub const RANGE_BYTES: u64 = 8 << 20;
@@ -48,6 +49,46 @@ pub fn download(
     Ok((file, hex::encode(hasher.finalize())))
 }
 
+/// Copies object `key` of `store` (`size` bytes) to a file at `path`, whole or not at all:
+/// written under a temporary name beside it (its own for each call, so two threads copying
+/// the same object do not share one), synced, checked against `expected` (SHA-256, hex) when
+/// given, then renamed into place. Returns the copy's SHA-256. A mismatch removes the
+/// temporary file and is an error naming the key and both hashes.
+pub fn copy_to_file(
+    store: &dyn ObjectStore,
+    key: &str,
+    size: u64,
+    expected: Option<&str>,
+    path: &Path,
+) -> Result<String, PublishError> {
+    static COPIES: AtomicU64 = AtomicU64::new(0);
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| PublishError::Io { path: p, source }
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let n = COPIES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let (file, got) = download(store, key, size, &tmp)?;
+    file.sync_all().map_err(io(&tmp))?;
+    if let Some(expected) = expected.filter(|e| *e != got) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(PublishError::ChecksumMismatch {
+            location: store.location(),
+            key: key.to_string(),
+            stored: got,
+            expected: expected.to_string(),
+        });
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(got)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +119,43 @@ mod tests {
         assert!(e.to_string().contains("came back as"), "{e}");
         let e = download(&store, "a/none", 5, &out).unwrap_err();
         assert!(e.to_string().contains("not in the store"), "{e}");
+    }
+
+    #[test]
+    fn a_copy_is_renamed_into_place_only_when_its_hash_is_the_expected_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(&dir.path().join("store")).unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"mezzanine bytes").unwrap();
+        let (sha256, size) = crate::file_sha256(&src).unwrap();
+        let meta = ObjectMeta {
+            content_type: "application/octet-stream".into(),
+            cache_control: "private".into(),
+            sha256: sha256.clone(),
+            size,
+        };
+        store.put_file("m/a.mov", &src, &meta).unwrap();
+        let copies = dir.path().join("copies");
+        let path = copies.join("a.mov");
+        let e = copy_to_file(&store, "m/a.mov", size, Some(&"0".repeat(64)), &path).unwrap_err();
+        assert!(
+            e.to_string().contains("'m/a.mov'") && e.to_string().contains(&sha256),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&copies).unwrap().count(),
+            0,
+            "a temporary file stayed"
+        );
+        assert_eq!(
+            copy_to_file(&store, "m/a.mov", size, Some(&sha256), &path).unwrap(),
+            sha256
+        );
+        assert_eq!(
+            copy_to_file(&store, "m/a.mov", size, None, &path).unwrap(),
+            sha256
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"mezzanine bytes");
+        assert_eq!(std::fs::read_dir(&copies).unwrap().count(), 1);
     }
 }

@@ -34,7 +34,7 @@ mod publish;
 mod s3;
 
 pub use dest::{Destination, S3Options};
-pub use download::{download, RANGE_BYTES};
+pub use download::{copy_to_file, download, RANGE_BYTES};
 pub use journal::{Journal, JournalEntry};
 pub use local::LocalStore;
 pub use publish::{
