@@ -476,13 +476,8 @@ fn a_worker_that_loses_the_object_store_mid_unit_tries_again_and_the_job_complet
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
     let nats = NatsServer::start(&dir.path().join("nats"));
-    let s3_root = dir.path().join("s3");
-    std::fs::create_dir_all(s3_root.join("units")).unwrap();
-    let port = free_port();
-    let s3 = S3Server::start(&s3_root, port);
-    let store = Store::S3 {
-        endpoint: s3.endpoint(),
-    };
+    let (s3, store) = s3_store(dir.path());
+    let (s3_root, port) = (dir.path().join("s3"), s3.port);
     let workers = [Worker::start(dir.path(), "w1", &nats.url(), &store, &[])];
     let mut coordinator = Coordinator::start(&job(dir.path(), &src), &nats.url(), &store);
     coordinator

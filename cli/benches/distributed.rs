@@ -66,8 +66,19 @@ impl Cluster {
         }
     }
 
-    fn url(&self) -> String {
-        self.nats.url()
+    /// `reel run JOB --json` coordinated through this cluster.
+    fn run(&self, reel: &Path, job: &Path) -> Command {
+        let mut cmd = Command::new(reel);
+        cmd.args([
+            "run",
+            job.to_str().unwrap(),
+            "--json",
+            "--nats",
+            &self.nats.url(),
+        ])
+        .arg("--store")
+        .arg(&self.store);
+        cmd
     }
 
     /// Stops the workers (SIGINT: they finish and exit) and the server; the workers' peaks.
@@ -139,19 +150,7 @@ fn main() {
 
         let cluster = Cluster::start(&reel, &base.join("cluster"), 2);
         let j = job(&base.join("nats"), &source);
-        let (_, t, _) = timed(
-            "through NATS",
-            Command::new(&reel)
-                .args([
-                    "run",
-                    j.to_str().unwrap(),
-                    "--json",
-                    "--nats",
-                    &cluster.url(),
-                ])
-                .arg("--store")
-                .arg(&cluster.store),
-        );
+        let (_, t, _) = timed("through NATS", &mut cluster.run(&reel, &j));
         cluster.stop();
         nats.push(t);
     }
@@ -173,19 +172,7 @@ fn main() {
         let title = title_of(&source, seconds);
         let cluster = Cluster::start(&reel, &base.join("memory"), 1);
         let j = job(&base.join(format!("memory{seconds}")), &title);
-        timed(
-            "memory run",
-            Command::new(&reel)
-                .args([
-                    "run",
-                    j.to_str().unwrap(),
-                    "--json",
-                    "--nats",
-                    &cluster.url(),
-                ])
-                .arg("--store")
-                .arg(&cluster.store),
-        );
+        timed("memory run", &mut cluster.run(&reel, &j));
         let peaks = cluster.stop();
         println!(
             "  worker peak RSS, {seconds:>3}-s title: {:.0} MB",
