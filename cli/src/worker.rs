@@ -84,9 +84,10 @@ pub struct WorkerArgs {
     /// Its name in reports (default: host-pid).
     #[arg(long)]
     pub name: Option<String>,
-    /// Units encoded at a time. A unit runs its rungs side by side, one thread per H.264 rung
-    /// (x264's frame threads would make other bytes on every run), so it keeps about three
-    /// cores busy: the default is one unit per four cores, at least one.
+    /// Units encoded at a time. A unit runs its video rungs side by side, at least a core each
+    /// (one thread per H.264 rung: x264's frame threads would make other bytes on every run);
+    /// a worker does not know the titles' ladders in advance, so the default is a guess, not
+    /// measured above two cores: one unit per four cores, at least one.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub units: Option<u16>,
     /// One JSON line per unit.
@@ -147,7 +148,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     } else {
         eprintln!(
             "worker {name}: taking units from {}, store {store}",
-            reel_dispatch::without_credentials(nats)
+            opts.nats.shown()
         );
     }
     reel_dispatch::worker::run(&opts, &mut |log| {

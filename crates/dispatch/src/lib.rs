@@ -141,7 +141,7 @@ impl std::fmt::Debug for NatsAccess {
 
 /// `url` (or a comma-separated list of them) without user names, passwords or tokens:
 /// `nats://user:secret@host:4222` is shown as `nats://host:4222`.
-pub fn without_credentials(url: &str) -> String {
+pub(crate) fn without_credentials(url: &str) -> String {
     url.split(',')
         .map(|one| {
             let (scheme, rest) = one.split_once("://").unwrap_or(("", one));
