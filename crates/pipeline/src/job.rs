@@ -374,25 +374,27 @@ impl Job {
     /// The source: a file relative to `base`, or an object in S3.
     pub fn source_location(&self, base: &Path) -> Result<SourceLocation, String> {
         let text = self.title.source.to_string_lossy();
-        let Some(rest) = text.strip_prefix("s3://") else {
+        if !text.starts_with("s3://") {
             if self.title.source_s3.is_some() {
                 return Err("title.source_s3 is only for an s3:// source".into());
             }
             return Ok(SourceLocation::File(base.join(&self.title.source)));
-        };
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() || key.is_empty() || key.ends_with('/') {
-            return Err(format!(
-                "title.source '{text}' must be s3://BUCKET/KEY naming one object"
-            ));
         }
-        reel_publish::check_key(key).map_err(|e| format!("title.source: {e}"))?;
-        let at = self.title.source_s3.clone().unwrap_or_default();
-        Ok(SourceLocation::S3 {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            options: S3Options::at(at.endpoint, at.region, at.path_style),
-        })
+        // The one parser of s3:// URLs (bucket name and key checked); a source is one object.
+        let parsed = Destination::parse(&text).map_err(|e| format!("title.source: {e}"))?;
+        match parsed {
+            Destination::S3 { bucket, prefix } if !prefix.is_empty() && !text.ends_with('/') => {
+                let at = self.title.source_s3.clone().unwrap_or_default();
+                Ok(SourceLocation::S3 {
+                    bucket,
+                    key: prefix,
+                    options: S3Options::at(at.endpoint, at.region, at.path_style),
+                })
+            }
+            _ => Err(format!(
+                "title.source '{text}' must be s3://BUCKET/KEY naming one object"
+            )),
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
