@@ -161,26 +161,23 @@ impl Objects {
     pub fn put_unit(&self, units: &UnitStore, record: &UnitRecord) -> Result<(), DispatchError> {
         for o in &record.outputs {
             let path = units.file(&record.key, &o.file);
-            let (sha256, size) = file_sha256(&path)?;
-            let meta = ObjectMeta {
-                content_type: "video/mp4".into(),
-                cache_control: "private".into(),
-                sha256,
-                size,
-            };
-            self.store
-                .put_file(&unit_key(&record.key, &o.file), &path, &meta)?;
+            self.put_private(&unit_key(&record.key, &o.file), &path, "video/mp4")?;
         }
         let path = units.file(&record.key, RECORD);
-        let (sha256, size) = file_sha256(&path)?;
+        self.put_private(&unit_key(&record.key, RECORD), &path, "application/json")
+    }
+
+    /// Puts the file at `path` under `key`, for workers and coordinators only (`private`),
+    /// with its SHA-256.
+    fn put_private(&self, key: &str, path: &Path, content_type: &str) -> Result<(), DispatchError> {
+        let (sha256, size) = file_sha256(path)?;
         let meta = ObjectMeta {
-            content_type: "application/json".into(),
+            content_type: content_type.into(),
             cache_control: "private".into(),
             sha256,
             size,
         };
-        self.store
-            .put_file(&unit_key(&record.key, RECORD), &path, &meta)?;
+        self.store.put_file(key, path, &meta)?;
         Ok(())
     }
 
