@@ -94,13 +94,11 @@ mod tests {
     use super::*;
     use crate::{LocalStore, ObjectMeta};
 
-    #[test]
-    fn an_object_comes_back_whole_over_several_ranges_and_a_short_one_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(&dir.path().join("store")).unwrap();
-        let body: Vec<u8> = (0..(RANGE_BYTES + 1000)).map(|i| (i % 251) as u8).collect();
-        let src = dir.path().join("src");
-        std::fs::write(&src, &body).unwrap();
+    /// A folder store in `dir` holding `body` under `key`; its SHA-256 and size.
+    fn store_with(dir: &Path, key: &str, body: &[u8]) -> (LocalStore, String, u64) {
+        let store = LocalStore::new(&dir.join("store")).unwrap();
+        let src = dir.join("src");
+        std::fs::write(&src, body).unwrap();
         let (sha256, size) = crate::file_sha256(&src).unwrap();
         let meta = ObjectMeta {
             content_type: "application/octet-stream".into(),
@@ -108,7 +106,15 @@ mod tests {
             sha256: sha256.clone(),
             size,
         };
-        store.put_file("a/b", &src, &meta).unwrap();
+        store.put_file(key, &src, &meta).unwrap();
+        (store, sha256, size)
+    }
+
+    #[test]
+    fn an_object_comes_back_whole_over_several_ranges_and_a_short_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..(RANGE_BYTES + 1000)).map(|i| (i % 251) as u8).collect();
+        let (store, sha256, size) = store_with(dir.path(), "a/b", &body);
         let out = dir.path().join("out");
         let (_, got) = download(&store, "a/b", size, &out).unwrap();
         assert_eq!(got, sha256);
@@ -124,17 +130,7 @@ mod tests {
     #[test]
     fn a_copy_is_renamed_into_place_only_when_its_hash_is_the_expected_one() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(&dir.path().join("store")).unwrap();
-        let src = dir.path().join("src");
-        std::fs::write(&src, b"mezzanine bytes").unwrap();
-        let (sha256, size) = crate::file_sha256(&src).unwrap();
-        let meta = ObjectMeta {
-            content_type: "application/octet-stream".into(),
-            cache_control: "private".into(),
-            sha256: sha256.clone(),
-            size,
-        };
-        store.put_file("m/a.mov", &src, &meta).unwrap();
+        let (store, sha256, size) = store_with(dir.path(), "m/a.mov", b"mezzanine bytes");
         let copies = dir.path().join("copies");
         let path = copies.join("a.mov");
         let e = copy_to_file(&store, "m/a.mov", size, Some(&"0".repeat(64)), &path).unwrap_err();
