@@ -4,6 +4,8 @@
 //! plays; and the faults: a worker SIGKILLed mid-unit, the coordinator SIGKILLed and started
 //! again, nats-server restarted mid-job, a unit that fails every attempt, the object store
 //! gone while a unit encodes.
+// Both server harnesses read their port with the same small `listening.rs`, each its own copy.
+#![allow(clippy::duplicate_mod)]
 
 mod common;
 
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../crates/publish/tests/support/s3_server.rs"]
 mod s3_server;
-use s3_server::{free_port, S3Server, ACCESS, SECRET};
+use s3_server::{S3Server, ACCESS, SECRET};
 
 #[path = "../crates/dispatch/tests/support/nats_server.rs"]
 mod nats_server;
@@ -53,6 +55,7 @@ const CHUNK_SECONDS: u32 = 6;
 struct Worker {
     child: Child,
     log: PathBuf,
+    err: PathBuf,
 }
 
 impl Worker {
@@ -70,6 +73,7 @@ impl Worker {
         units: u32,
     ) -> Worker {
         let log = dir.join(format!("{name}.jsonl"));
+        let err = dir.join(format!("{name}.err"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reel"));
         cmd.args(["worker", "--json", "--nats", nats, "--name", name])
             .args(["--units", &units.to_string(), "--work"])
@@ -78,10 +82,11 @@ impl Worker {
             .envs(store.env())
             .envs(env.iter().copied())
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.join(format!("{name}.err"))).unwrap());
+            .stderr(std::fs::File::create(&err).unwrap());
         Worker {
             child: cmd.spawn().unwrap(),
             log,
+            err,
         }
     }
 
@@ -102,8 +107,22 @@ impl Worker {
 }
 
 impl Drop for Worker {
+    /// Stops the worker; when a test fails, shows what it said (its folder goes with the test).
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let tail = |p: &Path| {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            };
+            eprintln!(
+                "--- worker {}: stdout\n{}\n--- stderr\n{}",
+                self.log.display(),
+                tail(&self.log),
+                tail(&self.err)
+            );
+        }
     }
 }
 
@@ -138,7 +157,7 @@ impl Store {
 fn s3_store(dir: &Path) -> (S3Server, Store) {
     let root = dir.join("s3");
     std::fs::create_dir_all(root.join("units")).unwrap();
-    let server = S3Server::start(&root, free_port());
+    let server = S3Server::start(&root);
     let store = Store::S3 {
         endpoint: server.endpoint(),
     };
@@ -150,6 +169,8 @@ struct Coordinator {
     child: Child,
     events: mpsc::Receiver<Value>,
     seen: Vec<Value>,
+    /// Its standard error, shown when the run fails.
+    err: PathBuf,
 }
 
 impl Coordinator {
@@ -158,13 +179,14 @@ impl Coordinator {
     }
 
     fn start_with(job: &Path, nats: &str, store: &Store, env: &[(&str, &str)]) -> Coordinator {
+        let err = job.with_extension("err");
         let mut child = Command::new(env!("CARGO_BIN_EXE_reel"))
             .args(["run", job.to_str().unwrap(), "--json", "--nats", nats])
             .args(store.args())
             .envs(store.env())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -183,6 +205,7 @@ impl Coordinator {
             child,
             events,
             seen: Vec::new(),
+            err,
         }
     }
 
@@ -218,6 +241,12 @@ impl Coordinator {
         };
         let ok = end.as_ref().is_some_and(|v| v["event"] == "summary")
             && status.is_some_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "--- coordinator's stderr\n{}",
+                std::fs::read_to_string(&self.err).unwrap_or_default()
+            );
+        }
         (ok, self.seen)
     }
 
@@ -485,7 +514,7 @@ fn a_worker_that_loses_the_object_store_mid_unit_tries_again_and_the_job_complet
         .expect("no unit started");
     drop(s3);
     std::thread::sleep(Duration::from_secs(4));
-    let _s3 = S3Server::start(&s3_root, port);
+    let _s3 = S3Server::start_on(&s3_root, port);
     let (ok, events) = coordinator.finish(RUN_LIMIT);
     assert!(ok, "{events:?}");
     let logs = workers[0].units();

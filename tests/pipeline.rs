@@ -599,7 +599,7 @@ fn test_store(endpoint: &str, prefix: &str) -> S3Store {
 #[test]
 fn the_job_publishes_to_s3_and_the_title_read_back_plays() {
     let dir = tempfile::tempdir().unwrap();
-    let server = S3Server::start(&dir.path().join("s3"), free_port());
+    let server = S3Server::start(&dir.path().join("s3"));
     let endpoint = format!("http://127.0.0.1:{}", server.port);
     let job = job(
         dir.path(),
@@ -686,7 +686,7 @@ fn s3_down_during_the_encode_then_back_up() {
         "the encode finished: {text}"
     );
 
-    let server = S3Server::start(&root, port);
+    let server = S3Server::start_on(&root, port);
     let out = ok(&reel_run(&[job.to_str().unwrap(), "--json"]));
     let summary: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let summary = &summary["summary"];
@@ -710,7 +710,7 @@ fn a_multipart_upload_left_open_by_a_kill_is_aborted_by_the_next_publish() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("s3");
     std::fs::create_dir_all(root.join("media")).unwrap();
-    let server = S3Server::start(&root, free_port());
+    let server = S3Server::start(&root);
     // 160 MiB: twenty 8-MiB parts, long enough to be caught in the middle.
     let folder = dir.path().join("title");
     std::fs::create_dir_all(&folder).unwrap();
@@ -948,7 +948,7 @@ fn ctrl_c_stops_cleanly_and_the_next_run_finishes() {
 #[test]
 fn a_source_in_s3_is_copied_once_by_ranges_and_a_missing_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let server = S3Server::start(&dir.path().join("s3"), free_port());
+    let server = S3Server::start(&dir.path().join("s3"));
     std::fs::create_dir_all(dir.path().join("s3/mezz")).unwrap();
     let endpoint = format!("http://127.0.0.1:{}", server.port);
     let fixture = fixture("mezz_720p25.mp4");

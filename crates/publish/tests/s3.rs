@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 #[path = "support/s3_server.rs"]
 mod s3_server;
-use s3_server::{free_port, S3Server as Server, ACCESS, SECRET};
+use s3_server::{S3Server as Server, ACCESS, SECRET};
 
 fn options(port: u16) -> S3Options {
     S3Options {
@@ -66,8 +66,8 @@ fn title_files(dir: &Path) -> Vec<Upload> {
 #[test]
 fn publishes_reads_back_and_resumes_after_the_server_dies() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = Server::start(&dir.path().join("s3"), port);
+    let server = Server::start(&dir.path().join("s3"));
+    let port = server.port;
     let store = S3Store::new("media", "titles/t1", &options(server.port)).unwrap();
     store.ensure_bucket().unwrap();
     store.ensure_bucket().unwrap(); // twice is fine
@@ -132,7 +132,7 @@ fn publishes_reads_back_and_resumes_after_the_server_dies() {
     assert!(text.contains("s3://media/titles/t2"), "{text}");
     assert!(!text.contains(SECRET), "no secret in errors");
     // Same data folder, same port: the objects that landed are still there.
-    let _server = Server::start(&dir.path().join("s3"), port);
+    let _server = Server::start_on(&dir.path().join("s3"), port);
     assert!(
         store2.head("manifest.mpd").unwrap().is_none(),
         "no manifest went up early"
@@ -202,7 +202,7 @@ fn throttling_proxy(upstream: u16, failures: usize) -> (u16, Arc<AtomicUsize>) {
 #[test]
 fn throttling_is_retried_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("s3"), free_port());
+    let server = Server::start(&dir.path().join("s3"));
     S3Store::new("media", "", &options(server.port))
         .unwrap()
         .ensure_bucket()
@@ -260,7 +260,7 @@ fn credentials_are_required_and_never_shown() {
 #[test]
 fn the_server_checks_each_object_against_its_sha256() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("s3"), free_port());
+    let server = Server::start(&dir.path().join("s3"));
     let store = S3Store::new("media", "t", &options(server.port)).unwrap();
     store.ensure_bucket().unwrap();
     let src = dir.path().join("seg");
@@ -288,7 +288,7 @@ fn the_server_checks_each_object_against_its_sha256() {
 #[test]
 fn ranged_reads_fetch_only_the_bytes_asked_for() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("s3"), free_port());
+    let server = Server::start(&dir.path().join("s3"));
     let store = S3Store::new("media", "t", &options(server.port)).unwrap();
     store.ensure_bucket().unwrap();
     let src = dir.path().join("seg");

@@ -172,9 +172,9 @@ both!(origin);
 /// (ranges included) and poster served by the origin through the S3 store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_serves_a_title_published_to_s3() {
-    use crate::s3_server::{free_port, S3Server, ACCESS, SECRET};
+    use crate::s3_server::{S3Server, ACCESS, SECRET};
     let root = tempfile::tempdir().unwrap();
-    let server = S3Server::start(&root.path().join("s3"), free_port());
+    let server = S3Server::start(&root.path().join("s3"));
     let extra = vec![
         "--s3-endpoint".to_string(),
         server.endpoint(),

@@ -3,10 +3,12 @@
 //! killed on drop. Shared by the distributed tests and the NATS benchmarks (`#[path]`).
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "../../../publish/tests/support/listening.rs"]
+mod listening;
 
 pub struct NatsServer {
     child: Child,
@@ -18,7 +20,8 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server on a free port with its data in `dir`, and waits until it listens.
+    /// Starts a server on a port the system picks, with its data in `dir`, and waits until it
+    /// listens.
     pub fn start(dir: &Path) -> NatsServer {
         Self::start_with(dir, "")
     }
@@ -26,15 +29,12 @@ impl NatsServer {
     /// Starts a server whose configuration also has `extra` (e.g. a `tls { }` block, an
     /// `authorization { }` block).
     pub fn start_with(dir: &Path, extra: &str) -> NatsServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(dir, port, extra)
+        Self::start_on(dir, -1, extra)
     }
 
-    fn start_on(dir: &Path, port: u16, extra: &str) -> NatsServer {
+    /// Starts a server on `port` (-1: one the system picks); panics, with the server's log,
+    /// if it cannot have that port.
+    fn start_on(dir: &Path, port: i32, extra: &str) -> NatsServer {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("nats.conf");
         std::fs::write(
@@ -45,22 +45,20 @@ impl NatsServer {
             ),
         )
         .unwrap();
-        let child = Command::new("nats-server")
+        let log = dir.join("nats.log");
+        let mut child = Command::new("nats-server")
             .arg("-c")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("nats.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("nats-server (scripts/setup.sh installs Debian's nats-server)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on {port}: {}",
-                std::fs::read_to_string(dir.join("nats.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = listening::port_from_log(
+            &mut child,
+            &log,
+            "Listening for client connections on",
+            "nats-server",
+        );
         NatsServer {
             child,
             port,
@@ -81,7 +79,7 @@ impl NatsServer {
             .status();
         let _ = self.child.wait();
         std::thread::sleep(down);
-        *self = NatsServer::start_on(&self.dir, self.port, &self.extra.clone());
+        *self = NatsServer::start_on(&self.dir, i32::from(self.port), &self.extra.clone());
     }
 }
 

@@ -3,10 +3,12 @@
 //! may name the binary. Shared by the publish, pipeline and services tests (`#[path]`).
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+#[path = "listening.rs"]
+mod listening;
 
 /// The credentials every test server accepts.
 pub const ACCESS: &str = "reel-test-access";
@@ -25,7 +27,7 @@ fn binary() -> PathBuf {
         .expect("s3s-fs not found: run scripts/setup.sh (cargo install s3s-fs --features binary)")
 }
 
-/// A port nothing listens on now.
+/// A port nothing listens on now (for a store that is down: nothing must answer there).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -41,22 +43,28 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts the server on `port` and waits until it listens.
-    pub fn start(root: &Path, port: u16) -> S3Server {
+    /// Starts the server on a port the system picks and waits until it listens.
+    pub fn start(root: &Path) -> S3Server {
+        S3Server::start_on(root, 0)
+    }
+
+    /// Starts the server on `port` (0: one the system picks) and waits until it listens;
+    /// panics, with the server's log, if it cannot have that port.
+    pub fn start_on(root: &Path, port: u16) -> S3Server {
         std::fs::create_dir_all(root).unwrap();
-        let child = Command::new(binary())
+        // s3s-fs logs to standard output.
+        let log = root.with_extension("log");
+        let mut child = Command::new(binary())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS, "--secret-key", SECRET])
             .arg(root)
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "s3s_fs=info")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3s-fs");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = listening::port_from_log(&mut child, &log, "server is running at", "s3s-fs");
         S3Server { child, port }
     }
 
