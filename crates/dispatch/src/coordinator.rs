@@ -185,13 +185,17 @@ impl Coordinator {
         let mut looks: BTreeMap<usize, Look> =
             outstanding.values().map(|&i| (i, Look::new())).collect();
         let mut poll = tokio::time::interval(STORE_POLL);
+        let mut check = tokio::time::interval(STORE_POLL);
         // Since when every look into the store has failed.
         let mut store_down: Option<Instant> = None;
         // When a report on one of this title's units last came (or they were queued).
         let mut heard = Instant::now();
         let mut halt = tokio::time::interval(Duration::from_millis(200));
         while !outstanding.is_empty() {
+            // Reports first: after a slow look into the store, the reports that came meanwhile
+            // are read before anyone judges how long it has been since the last one.
             tokio::select! {
+                biased;
                 msg = reports.next() => {
                     let Some(msg) = msg else {
                         return Err((first, nats_error(&self.url, "following reports")("the subscription ended".into())));
@@ -209,14 +213,16 @@ impl Coordinator {
                         looks.remove(&i);
                     }
                 }
-                _ = poll.tick() => {
-                    self.look_in_store(&mut outstanding, &mut looks, &mut store_down).await?;
-                    self.check_workers(heard, first).await?;
-                }
                 _ = halt.tick() => {
                     if self.stop.load(Ordering::Relaxed) || self.cancel.load(Ordering::Relaxed) {
                         return Ok(());
                     }
+                }
+                _ = poll.tick() => {
+                    self.look_in_store(&mut outstanding, &mut looks, &mut store_down).await?;
+                }
+                _ = check.tick() => {
+                    self.check_workers(heard, first, &mut outstanding).await?;
                 }
             }
         }
@@ -268,9 +274,16 @@ impl Coordinator {
 
     /// When nothing has been heard of this title's units for the stall bound, asks JetStream
     /// whether any worker holds a unit (of any title). If one does, the units wait their turn
-    /// in a shared queue: the title is told it is waiting, not stalled. If none does, no
-    /// worker is taking units at all, and the title fails saying so.
-    async fn check_workers(&mut self, heard: Instant, first: usize) -> Result<(), Failed> {
+    /// in a shared queue: the title is told it is waiting, not stalled. If none does but units
+    /// wait in the queue, no worker is taking units at all. If the queue is empty, the units
+    /// ended without a report reaching us: those the store has are done; any other left the
+    /// queue unfinished, and the title fails saying so.
+    async fn check_workers(
+        &mut self,
+        heard: Instant,
+        first: usize,
+        outstanding: &mut BTreeMap<String, usize>,
+    ) -> Result<(), Failed> {
         let limit = reel_encoder::stall_limit();
         if heard.elapsed() < limit
             || self
@@ -295,15 +308,41 @@ impl Coordinator {
             });
             return Ok(());
         }
-        Err((
-            first,
-            nats_error(&self.url, "waiting for workers")(format!(
-                "no worker has taken a unit for {} s ({} units waiting): is a `reel worker --nats {} --store ...` running?",
-                heard.elapsed().as_secs(),
-                info.num_pending,
-                without_credentials(&self.url)
+        let waited = heard.elapsed().as_secs();
+        let url = without_credentials(&self.url);
+        if info.num_pending > 0 {
+            return Err((
+                first,
+                nats_error(&self.url, "waiting for workers")(format!(
+                    "no worker has taken a unit for {waited} s ({} units waiting): is a `reel worker --nats {url} --store ...` running?",
+                    info.num_pending,
+                )),
+            ));
+        }
+        let mut lost = Vec::new();
+        let pending: Vec<usize> = outstanding.values().copied().collect();
+        for i in pending {
+            if self
+                .fetch_if_finished(i, "a worker")
+                .await
+                .map_err(|e| (i, e))?
+            {
+                outstanding.remove(&self.units[i].key);
+            } else {
+                lost.push(i);
+            }
+        }
+        match lost.first() {
+            None => Ok(()),
+            Some(&i) => Err((
+                i,
+                nats_error(&self.url, "waiting for workers")(format!(
+                    "{} units (the first: {}) are neither queued, nor in a worker's hands, nor finished in the store, and no word of them came for {waited} s: run the title again to queue them anew",
+                    lost.len(),
+                    self.units[i].name(),
+                )),
             )),
-        ))
+        }
     }
 
     /// Passes a worker's report on; true once the unit needs no more following (it is in the

@@ -9,9 +9,10 @@
 //! encoders differ refuses rather than mixes bytes), encode it, put its files and then its
 //! record into the object store, and only then acknowledge it. While a unit encodes, the
 //! worker tells JetStream it is in progress; a worker that dies stops doing so and the unit is
-//! delivered again after the ack wait. A unit is delivered at most [`reel_units::ATTEMPTS`]
-//! times; the worker that sees the last attempt fail reports it and takes the unit off the
-//! queue, and the coordinator fails the title naming the chunk.
+//! delivered again after the ack wait. A unit is attempted at most [`reel_units::ATTEMPTS`]
+//! times; the worker that sees the last attempt fail, or receives the unit once more after
+//! workers died on every attempt, reports it and takes the unit off the queue, and the
+//! coordinator fails the title naming the chunk.
 //!
 //! What decides is durable: the queue (a unit is queued once) and the object store (a record
 //! means a finished unit). Reports are core NATS messages, a fast path: a coordinator that
@@ -230,7 +231,10 @@ pub(crate) async fn connect(nats: &NatsAccess, name: &str) -> Result<Queue, Disp
                 durable_name: Some(task::CONSUMER.into()),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: ACK_WAIT,
-                max_deliver: i64::from(reel_units::ATTEMPTS),
+                // Unbounded: the worker that receives a delivery past the last attempt gives
+                // the unit up with a report (see `worker`), so no unit leaves the queue
+                // without a word, as one whose deliveries JetStream stopped would.
+                max_deliver: -1,
                 ..Default::default()
             },
         )

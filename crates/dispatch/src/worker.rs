@@ -148,6 +148,16 @@ impl Worker<'_> {
             }
         };
         let name = task.work.name(task.plan.frame_rate);
+        if attempt > ATTEMPTS {
+            let error = format!(
+                "delivered {attempt} times and never finished: the workers that had it stopped \
+                 reporting (killed, crashed, or cut off from the NATS server)"
+            );
+            return Some(
+                self.give_up(&msg, &key, &name, attempt, error, started)
+                    .await,
+            );
+        }
         match self.encode(&task, attempt, &msg).await {
             Ok(encoded) => {
                 let (record, outcome) = match encoded {
