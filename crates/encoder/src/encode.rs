@@ -2,7 +2,7 @@
 //! an [`EncodePlan`].
 //!
 //! ```text
-//! uridecodebin3 ─video─▶ queue ▶ I420 ▶ deinterlace ▶ videoflip ▶ videorate ▶ appsink
+//! decodebin3 ─video─▶ queue ▶ I420 ▶ deinterlace ▶ videoflip ▶ videorate ▶ appsink
 //!               │           ── scale thread (resize, one scaler per rung size) ──
 //!               │        appsrc (one per size) ▶ tee ┬▶ queue ▶ appsink ▶ rav1e thread
 //!               │                                    └▶ queue ▶ x264enc ▶ h264parse ▶ appsink
@@ -15,7 +15,7 @@
 
 use crate::av1enc::{self, Av1Job, RawFrame};
 use crate::coded::{coded_sink, CodedTrack};
-use crate::gst_util::{caps_filter, decode_only, file_uri, init, make};
+use crate::gst_util::{add_decoder, caps_filter, decode_only, init, make};
 use crate::plan::{AudioPlan, EncodePlan, RungPlan};
 use crate::scale::ScaleState;
 use crate::stream::{watch_bus, Event, Feed, Msg, SampleStream, Watch, EVENT_QUEUE};
@@ -51,19 +51,6 @@ fn link_chain(pipeline: &gst::Pipeline, elements: &[&gst::Element]) -> Result<()
 pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     init()?;
     let path = plan.source.path.clone();
-    let uri = match &plan.source_url {
-        Some(url) => {
-            // uridecodebin3 reads http(s) URLs with this element (it seeks by ranges).
-            make("souphttpsrc")?;
-            url.clone()
-        }
-        None => file_uri(
-            &std::path::absolute(&path).map_err(|source| EncodeError::Io {
-                path: path.clone(),
-                source,
-            })?,
-        )?,
-    };
     let (tx, rx) = crossbeam_channel::bounded(EVENT_QUEUE);
     let feed = Feed::new(tx);
     let stop = feed.stop.clone();
@@ -72,9 +59,7 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     }
     let started = Instant::now();
     let pipeline = gst::Pipeline::new();
-    let decode = make("uridecodebin3")?;
-    decode.set_property("uri", &uri);
-    pipeline.add(&decode)?;
+    let decode = add_decoder(&pipeline, &path, plan.source_url.as_deref())?;
 
     // A chunk's frames are placed on the title's timeline by this origin (see `seek_to_range`).
     let origin = Arc::new(AtomicI64::new(NO_ORIGIN));
@@ -117,7 +102,7 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
     decode.connect_pad_added(move |_, pad| {
         let name = pad.name();
         // Serialise pad-added calls; a branch takes a pad whenever it has none linked, so a
-        // stream that uridecodebin3 exposes again (after a stream-collection update removed
+        // stream that decodebin3 exposes again (after a stream-collection update removed
         // its first pad) still reaches the encoders instead of a fake sink.
         let _guard = linked.lock().unwrap();
         // By the caps as well as the name: a pad made before its stream's type was known is
@@ -169,12 +154,9 @@ const DECODED_SINK: &str = "decoded";
 pub(crate) const NO_ORIGIN: i64 = i64::MIN;
 
 /// How long a chunk's pipeline may take to decode its first frame (preroll) before its seek.
-/// One frame takes well under a second; but about one pipeline in thirty never gets there:
-/// `uridecodebin3` (GStreamer 1.22) leaves the parsed streams in its source's multiqueue and
-/// never links its video pad (seen in a dump of the stalled pipeline; cause not found). First
-/// seen with two chunks starting at once; since, also one at a time (1 in 30 chunks of five
-/// 60-s runs in 10-s chunks). The unit then fails and the pool runs it again, so the bound is
-/// what such a stall costs.
+/// One frame takes well under a second. (With `uridecodebin3`, about one pipeline in thirty
+/// never got there; see [`add_decoder`]. A stall that still happens fails the unit, and the
+/// pool runs it again: the bound is what a stall costs.)
 const PREROLL_SECONDS: u64 = 10;
 
 /// Decoding past a chunk's end by this much lets the last frames out of a decoder that
@@ -203,6 +185,13 @@ fn seek_to_range(
     let ns = |frame: u64| frames_ns(frame, frame_rate);
     pipeline.set_state(gst::State::Paused)?;
     let (result, current, _) = pipeline.state(gst::ClockTime::from_seconds(PREROLL_SECONDS));
+    // A pipeline that failed (rather than took too long) says why on its bus.
+    let error = pipeline
+        .bus()
+        .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]));
+    if let Some(gst::MessageView::Error(err)) = error.as_ref().map(|m| m.view()) {
+        return Err(crate::gst_util::bus_error(path, err));
+    }
     if result.is_err() || current != gst::State::Paused {
         return Err(failed(format!(
             "the chunk at frames {}..{} did not start decoding within {PREROLL_SECONDS} s",

@@ -22,7 +22,7 @@
 //! println!("{} bytes", bytes.iter().sum::<u64>());
 //! ```
 
-use crate::gst_util::{bus_error, caps_filter, existing_file, file_uri, init, make};
+use crate::gst_util::{add_decoder, bus_error, caps_filter, init, make};
 use crate::x264::X264Settings;
 use crate::{EncodeError, RateControl};
 use gstreamer as gst;
@@ -231,9 +231,10 @@ pub fn decode_frames(
     ranges: &[(f64, f64)],
     on_frame: &mut dyn FnMut(DecodedFrame) -> bool,
 ) -> Result<u64, EncodeError> {
-    // A uridecodebin3 pipeline now and then stops delivering without an error or an end of
-    // stream (seen about once in fifty decodes here; cause not found yet). A fresh pipeline
-    // then carries on after the last picture delivered, so the caller sees every frame once.
+    // A pipeline that stops delivering without an error or an end of stream (with
+    // uridecodebin3, about once in fifty decodes; see `add_decoder`) is replaced by a fresh
+    // one that carries on after the last picture delivered, so the caller sees every frame
+    // once.
     let mut delivered: Option<f64> = None;
     let mut index = 0u64;
     let mut attempt = 0;
@@ -251,7 +252,7 @@ pub fn decode_frames(
 struct KeyFrames(Mutex<std::collections::VecDeque<u64>>);
 
 impl KeyFrames {
-    /// Watches every video decoder `pipeline` makes (inside `uridecodebin3`).
+    /// Watches every video decoder `pipeline` makes (inside `decodebin3`).
     fn watch(self: &Arc<Self>, pipeline: &gst::Pipeline) {
         let keys = Arc::downgrade(self);
         pipeline.connect_deep_element_added(move |_, _, element| {
@@ -312,10 +313,7 @@ fn decode_attempt(
 ) -> Result<u64, EncodeError> {
     let skip_until = *delivered;
     init()?;
-    let abs = existing_file(source)?;
     let pipeline = gst::Pipeline::new();
-    let decode = make("uridecodebin3")?;
-    decode.set_property("uri", file_uri(&abs)?);
     let queue = make("queue")?;
     let scale = scaler("lanczos")?;
     let caps = caps_filter(i420_caps(size.0, size.1, None))?;
@@ -328,19 +326,19 @@ fn decode_attempt(
     let mut chain: Vec<&gst::Element> = vec![&queue];
     chain.extend(upright.iter());
     chain.extend([&scale, &caps, &sink_el]);
-    pipeline.add(&decode)?;
+    let decode = add_decoder(&pipeline, source, None)?;
     pipeline.add_many(chain.iter().copied())?;
     gst::Element::link_many(chain.iter().copied())?;
     // Decode the video stream only: audio and subtitles are never selected, so no branch
     // of this pipeline waits on a stream nobody reads.
-    // (A stream whose type is not known yet is left to uridecodebin3: -1.)
+    // (A stream whose type is not known yet is left to decodebin3: -1.)
     crate::gst_util::decode_only(&decode, gst::StreamType::VIDEO);
     let video_in = queue.static_pad("sink").expect("queue has a sink pad");
     let linked = Arc::new(Mutex::new(false));
     let weak = pipeline.downgrade();
     decode.connect_pad_added(move |_, pad| {
         // Serialises pad-added calls. The video branch takes a video pad whenever it has none
-        // linked: uridecodebin3 may remove the first pad and expose the stream again after a
+        // linked: decodebin3 may remove the first pad and expose the stream again after a
         // stream-collection update, and a one-shot flag then sent the stream into a fake sink
         // and the pipeline stalled.
         let _guard = linked.lock().unwrap();
