@@ -165,24 +165,55 @@ impl Found {
 /// blocking task does every file-system step of a small answer.
 fn find_local(root: &std::path::Path, key: &str, range: Option<&str>, body: bool) -> Result<Found> {
     use std::os::unix::fs::FileExt;
-    let root = std::fs::canonicalize(root).map_err(|_| ServiceError::NotFound)?;
-    let resolved = std::fs::canonicalize(root.join(key)).map_err(|_| ServiceError::NotFound)?;
-    if !resolved.starts_with(&root) {
-        return Err(ServiceError::NotFound);
-    }
-    let file = std::fs::File::open(&resolved).map_err(|_| ServiceError::NotFound)?;
+    let file = open_beneath(root, key)?;
     let meta = file.metadata().map_err(|_| ServiceError::NotFound)?;
     if !meta.is_file() {
         return Err(ServiceError::NotFound);
     }
     let file = Arc::new(file);
+    let key = key.to_string();
     let reader: ChunkReader = Arc::new(move |start, end| {
         let mut buf = vec![0u8; (end - start + 1) as usize];
         file.read_exact_at(&mut buf, start)
-            .map_err(|e| ServiceError::Internal(format!("{}: {e}", resolved.display())))?;
+            .map_err(|e| ServiceError::Internal(format!("{key}: {e}")))?;
         Ok(buf)
     });
     Found::new(meta.len(), range, body, reader)
+}
+
+/// Opens `key` for reading beneath `root`: the kernel resolves the path in the open itself
+/// (`openat2` with `RESOLVE_BENEATH`), so `..`, absolute symlinks and symlinks that lead out
+/// of the root are refused, and nothing can be swapped in between a check and the open.
+/// Non-blocking, so that a FIFO planted in a title's folder cannot hold a thread (it is then
+/// refused as not a regular file). Where the kernel has no `openat2` (before Linux 5.6, or a
+/// sandbox that forbids it), the real path is checked and then opened without following a
+/// final symlink, which narrows the window to a swapped folder.
+fn open_beneath(root: &std::path::Path, key: &str) -> Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|_| ServiceError::NotFound)?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(&dir, key, flags, Mode::empty(), resolve) {
+        Ok(fd) => Ok(std::fs::File::from(fd)),
+        Err(Errno::NOSYS) | Err(Errno::PERM) => {
+            let root = std::fs::canonicalize(root).map_err(|_| ServiceError::NotFound)?;
+            let real =
+                std::fs::canonicalize(root.join(key)).map_err(|_| ServiceError::NotFound)?;
+            if !real.starts_with(&root) {
+                return Err(ServiceError::NotFound);
+            }
+            let fd = rustix::fs::open(&real, flags | OFlags::NOFOLLOW, Mode::empty())
+                .map_err(|_| ServiceError::NotFound)?;
+            Ok(std::fs::File::from(fd))
+        }
+        Err(_) => Err(ServiceError::NotFound),
+    }
 }
 
 /// The largest poster served.

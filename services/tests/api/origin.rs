@@ -140,6 +140,23 @@ async fn origin(h: H) {
             "{path}"
         );
     }
+    // A FIFO planted in the title's folder is refused at once, not waited on (opening it for
+    // reading would block until a writer came).
+    let fifo = h.t1.dir.join("stuck.m4s");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        get(format!("/origin/{token}/stuck.m4s"), vec![]),
+    )
+    .await
+    .expect("the origin waited on a FIFO");
+    assert_eq!(answer.0, StatusCode::NOT_FOUND);
+    // A relative symlink that stays inside the title is followed.
+    std::os::unix::fs::symlink("720p/init.mp4", h.t1.dir.join("alias.mp4")).unwrap();
+    let (s, body, _) = get(format!("/origin/{token}/alias.mp4"), vec![]).await;
+    assert_eq!((s, body.len()), (StatusCode::OK, 256));
+
     // Tokens: forged, expired, none.
     let mut forged = token.clone();
     forged.insert(4, 'Q');
