@@ -2,7 +2,7 @@
 //! refresh tokens (stored hashed; a reused one revokes its whole family), per-address and
 //! per-account sign-in limits, and one answer for a wrong email and a wrong password.
 
-use crate::error::{Result, ServiceError};
+use crate::error::{JsonBody, Result, ServiceError};
 use crate::tokens::AccessClaims;
 use crate::util::{b64, now_ms, random_bytes, random_id};
 use crate::AppState;
@@ -57,7 +57,7 @@ async fn admin_update_account(
     State(state): State<AppState>,
     Admin(_admin): Admin,
     axum::extract::Path(id): axum::extract::Path<String>,
-    Json(body): Json<AccountUpdate>,
+    JsonBody(body): JsonBody<AccountUpdate>,
 ) -> Result<StatusCode> {
     check_plan(&state, &body.plan)?;
     let updated = sqlx::query("UPDATE accounts SET plan_id = $2 WHERE id = $1")
@@ -321,7 +321,7 @@ pub async fn create_account(
 async fn signup(
     State(state): State<AppState>,
     ClientAddress(ip): ClientAddress,
-    Json(body): Json<SignUp>,
+    JsonBody(body): JsonBody<SignUp>,
 ) -> Result<(StatusCode, Json<Value>)> {
     state
         .signup_ip
@@ -379,7 +379,7 @@ async fn issue_tokens(
 async fn signin(
     State(state): State<AppState>,
     ClientAddress(ip): ClientAddress,
-    Json(body): Json<SignIn>,
+    JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Json<TokenPair>> {
     state
         .signin_ip
@@ -420,7 +420,7 @@ async fn signin(
 
 async fn refresh(
     State(state): State<AppState>,
-    Json(body): Json<RefreshRequest>,
+    JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenPair>> {
     let hash = token_hash(&body.refresh_token);
     let row: Option<(String, String, i64, i64)> = sqlx::query_as(
@@ -464,7 +464,7 @@ async fn refresh(
 
 async fn signout(
     State(state): State<AppState>,
-    Json(body): Json<RefreshRequest>,
+    JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode> {
     let hash = token_hash(&body.refresh_token);
     let family: Option<(String,)> =
@@ -511,7 +511,7 @@ pub struct ProfileUpdate {
 async fn update_me(
     State(state): State<AppState>,
     Viewer(claims): Viewer,
-    Json(body): Json<ProfileUpdate>,
+    JsonBody(body): JsonBody<ProfileUpdate>,
 ) -> Result<StatusCode> {
     if !(0..=18).contains(&body.max_age) {
         return Err(ServiceError::BadRequest("max_age: 0 to 18".into()));

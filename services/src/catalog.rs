@@ -3,7 +3,7 @@
 //! windows, maturity ratings, posters, "continue watching" and "more like this".
 
 use crate::auth::{Admin, Viewer};
-use crate::error::{Result, ServiceError};
+use crate::error::{JsonBody, Result, ServiceError};
 use crate::util::now_ms;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -602,7 +602,7 @@ pub struct ImportRequest {
 async fn admin_import(
     State(state): State<AppState>,
     Admin(admin): Admin,
-    Json(body): Json<ImportRequest>,
+    JsonBody(body): JsonBody<ImportRequest>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let report = import_title(
         &state,
@@ -647,7 +647,7 @@ async fn admin_update(
     State(state): State<AppState>,
     Admin(admin): Admin,
     Path(id): Path<String>,
-    Json(u): Json<TitleUpdate>,
+    JsonBody(u): JsonBody<TitleUpdate>,
 ) -> Result<Json<Value>> {
     let mut t = load_title(&state, &id)
         .await?

@@ -10,6 +10,13 @@ use serde_json::json;
 pub enum ServiceError {
     #[error("{0}")]
     BadRequest(String),
+    /// A request body that could not be read as the JSON asked for.
+    #[error("{message}")]
+    Unreadable {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// Missing, expired or forged credentials. The message is the same for every cause.
     #[error("not signed in, or the token has expired")]
     Unauthorized,
@@ -48,6 +55,7 @@ impl ServiceError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ServiceError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ServiceError::Unreadable { status, code, .. } => (*status, code),
             ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ServiceError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             ServiceError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
@@ -98,5 +106,50 @@ impl IntoResponse for ServiceError {
             _ => {}
         }
         response
+    }
+}
+
+/// A JSON request body. A body that is not JSON, not the JSON asked for, too large or of
+/// another content type is answered in the API's error shape (axum's own `Json` answers in
+/// plain text), with axum's status for it.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ServiceError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self> {
+        axum::Json::<T>::from_request(req, state)
+            .await
+            .map(|axum::Json(v)| JsonBody(v))
+            .map_err(ServiceError::from)
+    }
+}
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::OptionalFromRequest<S>
+    for JsonBody<T>
+{
+    type Rejection = ServiceError;
+
+    /// No body (no JSON content type) is `None`; a body that is there must be right.
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Option<Self>> {
+        <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(req, state)
+            .await
+            .map(|v| v.map(|axum::Json(v)| JsonBody(v)))
+            .map_err(ServiceError::from)
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ServiceError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        let code = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "bad_request",
+        };
+        ServiceError::Unreadable {
+            status: rejection.status(),
+            code,
+            message: rejection.body_text(),
+        }
     }
 }

@@ -104,6 +104,11 @@ pub struct Config {
     /// Largest request body, bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body: usize,
+    /// A bearer token that lets a scraper (Prometheus) read `/metrics`; without it, only a
+    /// signed-in administrator can. From the environment, so that it is not on the command
+    /// line for every user of the machine to see.
+    #[arg(long, env = "REEL_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -357,6 +362,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .merge(ops::router())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(web::security_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::observe,

@@ -105,7 +105,30 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// The metrics, for a scraper with the configured token or a signed-in administrator only:
+/// they tell request rates per route, licences issued and sign-in failures.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    // Digests compared, so that the time taken says nothing about the token's bytes.
+    let digest = |t: &str| <sha2::Sha256 as sha2::Digest>::digest(t.as_bytes());
+    let scraper = state
+        .config
+        .metrics_token
+        .as_deref()
+        .zip(bearer)
+        .is_some_and(|(want, got)| digest(want) == digest(got));
+    let admin = || {
+        bearer
+            .and_then(|t| state.signer.verify_access(t, crate::util::now_ms()))
+            .is_some_and(|c| c.role == "admin")
+    };
+    if !scraper && !admin() {
+        return crate::error::ServiceError::Unauthorized.into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -203,8 +203,7 @@ fn open_beneath(root: &std::path::Path, key: &str) -> Result<std::fs::File> {
         Ok(fd) => Ok(std::fs::File::from(fd)),
         Err(Errno::NOSYS) | Err(Errno::PERM) => {
             let root = std::fs::canonicalize(root).map_err(|_| ServiceError::NotFound)?;
-            let real =
-                std::fs::canonicalize(root.join(key)).map_err(|_| ServiceError::NotFound)?;
+            let real = std::fs::canonicalize(root.join(key)).map_err(|_| ServiceError::NotFound)?;
             if !real.starts_with(&root) {
                 return Err(ServiceError::NotFound);
             }

@@ -4,7 +4,7 @@
 
 use crate::auth::Viewer;
 use crate::catalog::{cached_title, PublishedTitle};
-use crate::error::{Result, ServiceError};
+use crate::error::{JsonBody, Result, ServiceError};
 use crate::tokens::PlaybackClaims;
 use crate::util::{now_ms, random_id};
 use crate::AppState;
@@ -49,10 +49,10 @@ async fn authorise(
     State(state): State<AppState>,
     Viewer(viewer): Viewer,
     Path(title_id): Path<String>,
-    body: Option<Json<AuthoriseRequest>>,
+    body: Option<JsonBody<AuthoriseRequest>>,
 ) -> Result<Json<Value>> {
     let device = body
-        .and_then(|Json(b)| b.device)
+        .and_then(|JsonBody(b)| b.device)
         .unwrap_or_else(|| "default".into());
     if device.is_empty() || device.len() > 128 {
         return Err(ServiceError::BadRequest("device: 1-128 bytes".into()));
@@ -361,7 +361,7 @@ async fn heartbeat(
     State(state): State<AppState>,
     Viewer(viewer): Viewer,
     Path(id): Path<String>,
-    Json(p): Json<Position>,
+    JsonBody(p): JsonBody<Position>,
 ) -> Result<StatusCode> {
     let position = position_ms(p.position)?;
     let (title, _) = own_session(&state, &viewer.sub, &id).await?;
@@ -395,7 +395,7 @@ async fn stop(
     State(state): State<AppState>,
     Viewer(viewer): Viewer,
     Path(id): Path<String>,
-    Json(p): Json<Position>,
+    JsonBody(p): JsonBody<Position>,
 ) -> Result<StatusCode> {
     let position = position_ms(p.position)?;
     let (title, _) = own_session(&state, &viewer.sub, &id).await?;
@@ -417,7 +417,7 @@ async fn event(
     State(state): State<AppState>,
     Viewer(viewer): Viewer,
     Path(id): Path<String>,
-    Json(e): Json<PlaybackEvent>,
+    JsonBody(e): JsonBody<PlaybackEvent>,
 ) -> Result<StatusCode> {
     if !EVENT_KINDS.contains(&e.kind.as_str()) {
         return Err(ServiceError::BadRequest(format!(

@@ -225,7 +225,8 @@ impl Req<'_> {
         }
     }
 
-    /// A body sent as `application/json`, whatever its bytes.
+    /// A body sent as `application/json` (unless a `content-type` header says otherwise),
+    /// whatever its bytes.
     pub fn body(mut self, bytes: Vec<u8>) -> Self {
         self.body = Some(bytes);
         self
@@ -247,7 +248,11 @@ impl Req<'_> {
         if let Some(t) = &self.bearer {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        if self.body.is_some() {
+        let typed = self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        if self.body.is_some() && !typed {
             req = req.header("content-type", "application/json");
         }
         for (k, v) in &self.headers {

@@ -123,8 +123,68 @@ async fn operations(h: H) {
     // Every route the router serves is described.
     let metrics = {
         h.get("/v1/plans").send().await.parts();
-        String::from_utf8(h.get("/metrics").send().await.raw_parts().1).unwrap()
+        let (s, body, _) = h.get("/metrics").auth(&h.admin).send().await.raw_parts();
+        assert_eq!(s, StatusCode::OK);
+        String::from_utf8(body).unwrap()
     };
+    // Metrics are not for everyone: no token, or a viewer's, is refused.
+    let v = viewer(&h, "ops-viewer@example.com", "basic").await;
+    for token in [None, Some(v.as_str()), Some("not-a-token")] {
+        let (s, body, _) = h.get("/metrics").auth_opt(token).send().await.parts();
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+        );
+    }
+    // A body that is not the JSON asked for gets the API's JSON error shape.
+    let (s, body, _) = h
+        .post("/v1/auth/signin")
+        .body(b"{\"email\": ".to_vec())
+        .send()
+        .await
+        .parts();
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request")),
+        "{body}"
+    );
+    let (s, body, _) = h
+        .post("/v1/auth/signin")
+        .body(b"{\"email\": 7}".to_vec())
+        .send()
+        .await
+        .parts();
+    assert_eq!(body["error"], "bad_request", "{s}: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("email"),
+        "{body}"
+    );
+    let (s, body, _) = h
+        .post("/v1/auth/signin")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(b"email=a".to_vec())
+        .send()
+        .await
+        .parts();
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    // Security headers on the page and on the API's answers alike.
+    for path in ["/", "/v1/plans"] {
+        let (_, _, headers) = h.get(path).send().await.raw_parts();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["x-frame-options"], "DENY");
+    }
     for path in [
         "/v1/auth/signup",
         "/v1/auth/signin",
@@ -182,3 +242,31 @@ async fn operations(h: H) {
     assert!(s == StatusCode::OK && String::from_utf8_lossy(&page).contains("/app.js"));
 }
 both!(operations);
+
+/// A scraper reads `/metrics` with the token it was configured with, and only with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraper_reads_metrics_with_its_token() {
+    let h = harness_with(
+        Backend::Sqlite,
+        "metrics_token",
+        &["--metrics-token".into(), "scrape-secret-1".into()],
+    )
+    .await;
+    let (s, body, _) = h
+        .get("/metrics")
+        .auth("scrape-secret-1")
+        .send()
+        .await
+        .raw_parts();
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("reel_http_requests_total"));
+    let (s, _, _) = h
+        .get("/metrics")
+        .auth("scrape-secret-2")
+        .send()
+        .await
+        .raw_parts();
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

@@ -269,7 +269,7 @@ async fn playback_and_licences(h: H) {
     assert_eq!(stored.len(), 6);
     no_key_leaks(&h, &stored.iter().map(|s| s.0.clone()).collect::<Vec<_>>());
 
-    let (_, metrics, _) = h.get("/metrics").send().await.raw_parts();
+    let (_, metrics, _) = h.get("/metrics").auth(&h.admin).send().await.raw_parts();
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(
         metrics.contains("reel_licences_issued_total 3"),
