@@ -97,6 +97,11 @@ pub struct Config {
     /// Failed sign-ins per account per 15 minutes before it is locked for the rest of them.
     #[arg(long, default_value_t = 5)]
     pub signin_failures: u32,
+    /// Rows an account may add per minute: playback sessions, playback events and licence
+    /// requests (each audited) together. A player adds a few per minute; a script that
+    /// floods the tables is told to wait (429).
+    #[arg(long, default_value_t = 600)]
+    pub writes_per_account: u32,
     /// Behind a proxy you run: take the client address from the entry that proxy appends to
     /// `X-Forwarded-For` (the rightmost), never from what the client wrote.
     #[arg(long)]
@@ -178,6 +183,8 @@ pub struct Inner {
     pub signin_ip: Limiter,
     pub signin_account: Limiter,
     pub signup_ip: Limiter,
+    /// Rows each account adds (see [`Config::writes_per_account`]).
+    pub account_writes: Limiter,
     /// An argon2id hash of nothing, verified against when the email is unknown, so that a
     /// wrong email costs as long as a wrong password.
     pub dummy_hash: String,
@@ -193,6 +200,16 @@ pub struct Inner {
     pub write_gate: tokio::sync::Mutex<()>,
     /// Serialises playback authorisations per account (stream-limit check, then insert).
     pub account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Inner {
+    /// Counts one row `account` adds, or refuses it (429) when the account has used up its
+    /// minute (see [`Config::writes_per_account`]).
+    pub fn account_writes(&self, account: &str) -> Result<()> {
+        self.account_writes
+            .take(account)
+            .map_err(|retry_after| ServiceError::RateLimited { retry_after })
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -323,6 +340,7 @@ impl AppState {
             signin_ip: Limiter::new(config.signin_per_ip, Duration::from_secs(60)),
             signin_account: Limiter::new(config.signin_failures, Duration::from_secs(15 * 60)),
             signup_ip: Limiter::new(config.signin_per_ip, Duration::from_secs(60)),
+            account_writes: Limiter::new(config.writes_per_account, Duration::from_secs(60)),
             dummy_hash,
             metrics: ops::Metrics::new(),
             stores: Mutex::new(HashMap::new()),

@@ -53,6 +53,7 @@ async fn licence(
     }
     // The session even when it has ended: the refusal is audited like an issue.
     let session = crate::session::session_of(&state, &claims).await?;
+    state.account_writes(&session.account)?;
     let (account, title) = (session.account.clone(), session.title.clone());
     let cached = crate::catalog::cached_title(&state, &title).await?;
     // A title hidden or out of its availability window since the session started gets no

@@ -58,6 +58,7 @@ async fn authorise(
         return Err(ServiceError::BadRequest("device: 1-128 bytes".into()));
     }
     crate::util::plain_text("device", &device)?;
+    state.account_writes(&viewer.sub)?;
     let now = now_ms();
     let cached = cached_title(&state, &title_id)
         .await?
@@ -433,6 +434,7 @@ async fn event(
         ));
     }
     let (title, _) = own_session(&state, &viewer.sub, &id).await?;
+    state.account_writes(&viewer.sub)?;
     sqlx::query(
         "INSERT INTO playback_events (id, session_id, account_id, title_id, kind, position_ms, detail, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -448,3 +448,75 @@ both!(
     "--heartbeat-timeout",
     "3"
 );
+
+/// Sessions, events and licence requests each add a row: an account adds at most
+/// `--writes-per-account` a minute, then is told to wait; other accounts are not held up.
+async fn rows_per_account_are_limited(h: H) {
+    let v = viewer(&h, "flood@example.com", "basic").await;
+    let (s, grant, _) = h
+        .post("/v1/playback/lighthouse")
+        .auth(&v)
+        .json(json!({ "device": "tv" }))
+        .send()
+        .await
+        .parts();
+    assert_eq!(s, StatusCode::OK, "{grant}");
+    let session = grant["session"].as_str().unwrap().to_string();
+    let licence = grant["licence"].as_str().unwrap().to_string();
+    let kids = json!({ "kids": [kid_of(&h.t1, TrackClass::Audio)] });
+    assert_eq!(
+        h.post(&licence).json(kids.clone()).send().await.parts().0,
+        StatusCode::OK
+    );
+    let event = json!({ "kind": "seek", "position": 1.0 });
+    let events = format!("/v1/playback/sessions/{session}/events");
+    for _ in 0..3 {
+        let (s, _, _) = h
+            .post(&events)
+            .auth(&v)
+            .json(event.clone())
+            .send()
+            .await
+            .parts();
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+    // Five rows so far: the sixth of any kind waits.
+    let (s, body, headers) = h
+        .post(&events)
+        .auth(&v)
+        .json(event.clone())
+        .send()
+        .await
+        .parts();
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(
+        h.post(&licence).json(kids).send().await.parts().0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let (s, _, _) = h
+        .post("/v1/playback/lighthouse")
+        .auth(&v)
+        .send()
+        .await
+        .parts();
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    let rows: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM playback_events")
+        .fetch_one(&h.state.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.0, 3);
+    // Another account is not held up.
+    let other = viewer(&h, "calm@example.com", "basic").await;
+    let (s, _, _) = h
+        .post("/v1/playback/lighthouse")
+        .auth(&other)
+        .send()
+        .await
+        .parts();
+    assert_eq!(s, StatusCode::OK);
+}
+both!(rows_per_account_are_limited, "--writes-per-account", "5");
