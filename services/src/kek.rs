@@ -5,6 +5,7 @@
 use crate::util::{b64, random_bytes, unb64};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use zeroize::Zeroizing;
 
 /// The key-encryption key. Its `Debug` shows nothing of it.
 #[derive(Clone)]
@@ -44,24 +45,31 @@ impl Kek {
         b64(&out)
     }
 
-    /// The key, or `None` when the wrapped value was altered, moved or wrapped under another KEK.
-    pub fn unwrap(&self, title: &str, kid: &str, wrapped: &str) -> Option<[u8; 16]> {
+    /// The key, or `None` when the wrapped value was altered, moved or wrapped under another
+    /// KEK. Every copy of the key this makes is zeroed when dropped.
+    pub fn unwrap(&self, title: &str, kid: &str, wrapped: &str) -> Option<Zeroizing<[u8; 16]>> {
         let raw = unb64(wrapped)?;
         if raw.len() != 12 + 16 + 16 {
             return None;
         }
         let aad = Self::aad(title, kid);
-        let key = self
-            .0
-            .decrypt(
-                Nonce::from_slice(&raw[..12]),
-                Payload {
-                    msg: &raw[12..],
-                    aad: &aad,
-                },
-            )
-            .ok()?;
-        key.try_into().ok()
+        let key = Zeroizing::new(
+            self.0
+                .decrypt(
+                    Nonce::from_slice(&raw[..12]),
+                    Payload {
+                        msg: &raw[12..],
+                        aad: &aad,
+                    },
+                )
+                .ok()?,
+        );
+        if key.len() != 16 {
+            return None;
+        }
+        let mut out = Zeroizing::new([0u8; 16]);
+        out.copy_from_slice(&key);
+        Some(out)
     }
 }
 
@@ -74,7 +82,7 @@ mod tests {
         let kek = Kek::new([3; 32]);
         let w = kek.wrap("t1", "kid1", &[9; 16]);
         assert!(!w.contains(&b64(&[9; 16])));
-        assert_eq!(kek.unwrap("t1", "kid1", &w), Some([9; 16]));
+        assert_eq!(kek.unwrap("t1", "kid1", &w).as_deref(), Some(&[9; 16]));
         assert_eq!(kek.unwrap("t2", "kid1", &w), None);
         assert_eq!(kek.unwrap("t1", "kid2", &w), None);
         assert_eq!(Kek::new([4; 32]).unwrap("t1", "kid1", &w), None);

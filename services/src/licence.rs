@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -93,7 +93,7 @@ async fn licence(
             keys.push(json!({
                 "kty": "oct",
                 "kid": b64(&hex::decode(kid).unwrap_or_default()),
-                "k": b64(&key),
+                "k": b64(&*key),
             }));
         }
     }
@@ -129,12 +129,50 @@ async fn licence(
         ));
     }
     state.metrics.licences_issued.inc();
+    let mut licence = json!({
+        "keys": keys,
+        // Licences are never persistent, whatever the request asked for.
+        "type": "temporary",
+    });
+    let body = serde_json::to_vec(&licence)
+        .map_err(|e| ServiceError::Internal(format!("a licence did not serialise: {e}")))?;
+    // The keys' base64 text is zeroed here; the body goes to the HTTP stack, which frees
+    // its buffers without zeroing them.
+    zero_strings(&mut licence);
     Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({
-            "keys": keys,
-            // Licences are never persistent, whatever the request asked for.
-            "type": "temporary",
-        })),
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "application/json"),
+        ],
+        body,
     ))
+}
+
+/// Overwrites every string in `value` with zeros (licences hold keys as base64 text).
+fn zero_strings(value: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(zero_strings),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(zero_strings),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_string_of_a_licence_is_zeroed() {
+        let mut licence = json!({
+            "keys": [{ "kty": "oct", "kid": "a2lk", "k": "c2VjcmV0LWtleS1ieXRlcw" }],
+            "type": "temporary",
+        });
+        zero_strings(&mut licence);
+        assert_eq!(
+            licence,
+            json!({ "keys": [{ "kty": "", "kid": "", "k": "" }], "type": "" })
+        );
+    }
 }
