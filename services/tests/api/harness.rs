@@ -314,6 +314,19 @@ pub async fn viewer(h: &H, email: &str, plan: &str) -> String {
     signin(h, email, "correct horse").await
 }
 
+/// Starts playback of the lighthouse title on the `tv` device; the grant, which must be 200.
+pub async fn play_on_tv(h: &H, token: &str) -> Value {
+    let (s, grant, _) = h
+        .post("/v1/playback/lighthouse")
+        .auth(token)
+        .json(json!({ "device": "tv" }))
+        .send()
+        .await
+        .parts();
+    assert_eq!(s, StatusCode::OK, "{grant}");
+    grant
+}
+
 pub fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -34,14 +34,7 @@ async fn playback_and_licences(h: H) {
     );
 
     // Basic (576 lines): SD and audio keys, never the HD key.
-    let (s, grant, _) = h
-        .post("/v1/playback/lighthouse")
-        .auth(&basic)
-        .json(json!({ "device": "tv" }))
-        .send()
-        .await
-        .parts();
-    assert_eq!(s, StatusCode::OK, "{grant}");
+    let grant = play_on_tv(&h, &basic).await;
     assert_eq!(grant["max_height"], 432);
     let licence = grant["licence"].as_str().unwrap().to_string();
     let all_kids = json!({ "kids": [kid_of(&h.t1, TrackClass::Sd), kid_of(&h.t1, TrackClass::Hd), kid_of(&h.t1, TrackClass::Audio)], "type": "temporary" });
@@ -215,14 +208,7 @@ async fn playback_and_licences(h: H) {
         .await
         .parts();
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    let (s, again, _) = h
-        .post("/v1/playback/lighthouse")
-        .auth(&basic)
-        .json(json!({ "device": "tv" }))
-        .send()
-        .await
-        .parts();
-    assert_eq!(s, StatusCode::OK, "{again}");
+    let again = play_on_tv(&h, &basic).await;
     // The replaced session gets no more keys.
     let (s, v, _) = h.post(&licence).json(all_kids.clone()).send().await.parts();
     assert_eq!(
@@ -453,14 +439,7 @@ both!(
 /// `--writes-per-account` a minute, then is told to wait; other accounts are not held up.
 async fn rows_per_account_are_limited(h: H) {
     let v = viewer(&h, "flood@example.com", "basic").await;
-    let (s, grant, _) = h
-        .post("/v1/playback/lighthouse")
-        .auth(&v)
-        .json(json!({ "device": "tv" }))
-        .send()
-        .await
-        .parts();
-    assert_eq!(s, StatusCode::OK, "{grant}");
+    let grant = play_on_tv(&h, &v).await;
     let session = grant["session"].as_str().unwrap().to_string();
     let licence = grant["licence"].as_str().unwrap().to_string();
     let kids = json!({ "kids": [kid_of(&h.t1, TrackClass::Audio)] });
