@@ -5,13 +5,15 @@
 //! SQLite and on PostgreSQL.
 
 mod common;
+#[path = "../crates/publish/tests/support/listening.rs"]
+mod listening;
 #[path = "../services/tests/support/mod.rs"]
 mod support;
 
 use common::{fixture, node, reel};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const LADDER: &str = r#"
@@ -93,29 +95,17 @@ impl Drop for Server {
     }
 }
 
+/// Starts `reel serve` on a port the system picks (read from what it prints), logging to `log`.
 fn start(data: &Path, database: Option<&str>, log: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = serve_command(data, database)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
+    let said = log.with_extension("out");
+    let mut child = serve_command(data, database)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::fs::File::create(&said).unwrap())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "reel serve did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Server(child, url)
+    let port = listening::port_from_log(&mut child, &said, "Reel is serving on", "reel serve");
+    Server(child, format!("http://127.0.0.1:{port}"))
 }
 
 /// Licence-audit rows (issued key IDs) and playback sessions of an account.
