@@ -104,7 +104,17 @@ fn start(data: &Path, database: Option<&str>, log: &Path) -> Server {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let port = listening::port_from_log(&mut child, &said, "Reel is serving on", "reel serve");
+    // What went wrong at start-up is in its log (standard error), not in what it prints.
+    let port = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        listening::port_from_log(&mut child, &said, "Reel is serving on", "reel serve")
+    }))
+    .unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!(
+            "reel serve did not start; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    });
     Server(child, format!("http://127.0.0.1:{port}"))
 }
 

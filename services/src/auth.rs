@@ -113,18 +113,22 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = ServiceError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ServiceError::Unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or(ServiceError::Unauthorized)?;
         state
             .signer
-            .verify_access(token.trim(), now_ms())
+            .verify_access(token, now_ms())
             .map(Viewer)
             .ok_or(ServiceError::Unauthorized)
     }
+}
+
+/// The token of `Authorization: Bearer <token>`, if the request has one.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 impl FromRequestParts<AppState> for Admin {

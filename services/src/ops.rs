@@ -108,11 +108,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// The metrics, for a scraper with the configured token or a signed-in administrator only:
 /// they tell request rates per route, licences issued and sign-in failures.
 async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let bearer = crate::auth::bearer_token(&headers);
     // Digests compared, so that the time taken says nothing about the token's bytes.
     let digest = |t: &str| <sha2::Sha256 as sha2::Digest>::digest(t.as_bytes());
     let scraper = state

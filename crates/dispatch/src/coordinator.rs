@@ -309,13 +309,13 @@ impl Coordinator {
             return Ok(());
         }
         let waited = heard.elapsed().as_secs();
-        let url = without_credentials(&self.url);
         if info.num_pending > 0 {
             return Err((
                 first,
                 nats_error(&self.url, "waiting for workers")(format!(
-                    "no worker has taken a unit for {waited} s ({} units waiting): is a `reel worker --nats {url} --store ...` running?",
+                    "no worker has taken a unit for {waited} s ({} units waiting): is a `reel worker --nats {} --store ...` running?",
                     info.num_pending,
+                    without_credentials(&self.url),
                 )),
             ));
         }

@@ -92,11 +92,10 @@ impl S3Store {
             )
             .timeout_config(
                 // A server that takes a request and then says nothing is given up after a
-                // minute and the request retried:
-                // the read timeout runs from the request's start to the response's headers,
-                // and a single request carries at most 16 MiB (the multipart threshold), a
-                // minute even at 2.3 Mbit/s. Stalled bodies are the SDK's stalled-stream
-                // protection's (on by default).
+                // minute and the request retried. The read timeout runs from the request's
+                // start to the response's headers, and a single request carries at most
+                // 16 MiB (the multipart threshold): a minute even at 2.3 Mbit/s. Stalled
+                // bodies are the SDK's stalled-stream protection's (on by default).
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .read_timeout(Duration::from_secs(60))

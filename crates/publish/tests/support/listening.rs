@@ -1,7 +1,8 @@
 //! The port a test server listens on, read from its own log: the server binds the port it
 //! is given (0 or -1: one the system picks), so no other test can take it between a free-port
 //! probe and the server's bind, and no test talks by mistake to another test's server on a
-//! port its own server failed to bind. Shared by `s3_server.rs`, `nats_server.rs` and the `reel serve` tests.
+//! port its own server failed to bind. Shared by `s3_server.rs`, `nats_server.rs` and the
+//! `reel serve` tests.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -9,7 +10,8 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Waits (at most 20 s) until `log` has a line with `marker` followed by `HOST:PORT` (or a
-/// URL `http://HOST:PORT/`), and returns PORT. Panics with the log if the server exits first or never says so.
+/// URL `http://HOST:PORT/`), and returns PORT. Panics with the log if the server exits
+/// first or never says so.
 pub fn port_from_log(child: &mut Child, log: &Path, marker: &str, server: &str) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
