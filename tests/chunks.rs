@@ -24,8 +24,9 @@ height = 180
 bitrate = 250
 [[rung]]
 codec = "av1"
+encoder = "svt-av1"
 height = 144
-quality = 120
+crf = 40
 [audio]
 codec = "aac"
 bitrate = 96

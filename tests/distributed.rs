@@ -39,8 +39,9 @@ height = 360
 bitrate = 600
 [[rung]]
 codec = "av1"
+encoder = "svt-av1"
 height = 144
-quality = 120
+crf = 40
 [audio]
 codec = "aac"
 bitrate = 96

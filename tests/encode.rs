@@ -168,6 +168,9 @@ fn h264_ladder_on_720p_fixture() {
     }
 }
 
+/// Both AV1 encoders in one ladder, from one decode: SVT-AV1 at a CRF (480p), rav1e at a
+/// quantizer (360p), and the default encoder (SVT-AV1) at a bitrate (240p). Key frames,
+/// frame counts and quality are checked by ffprobe/ffmpeg for every rung alike.
 #[test]
 fn av1_ladder_on_720p_fixture() {
     let src = fixture("mezz_720p25.mp4");
@@ -179,11 +182,13 @@ fn av1_ladder_on_720p_fixture() {
 keyframe_interval = 2.0
 [[rung]]
 codec = "av1"
+encoder = "svt-av1"
 height = 480
-quality = 100
-speed = 10
+crf = 35
+preset = 10
 [[rung]]
 codec = "av1"
+encoder = "rav1e"
 height = 360
 quality = 100
 speed = 10

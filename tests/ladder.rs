@@ -406,7 +406,7 @@ fn metric_pair() -> (Vec<Picture>, Vec<Picture>) {
     .unwrap();
     assert_eq!(refs.len(), 25);
     let spec = TrialSpec {
-        codec: Codec::H264,
+        encoder: reel_encoder::VideoEncoder::X264,
         width: 640,
         height: 360,
         rate: reel_encoder::RateControl::Quality(30),

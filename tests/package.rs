@@ -30,10 +30,12 @@ const AV1: &str = r#"
 keyframe_interval = 2.0
 [[rung]]
 codec = "av1"
+encoder = "svt-av1"
 height = 480
-quality = 120
+crf = 40
 [[rung]]
 codec = "av1"
+encoder = "rav1e"
 height = 240
 quality = 120
 [audio]

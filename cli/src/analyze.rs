@@ -48,12 +48,18 @@ pub struct AnalyzeArgs {
         default_value = "0.008,0.02,0.05,0.12,0.3,0.75"
     )]
     pub bpp: Vec<f64>,
-    /// Codec of the trials and the ladder: `h264` (x264) or `av1` (rav1e).
+    /// Codec of the trials and the ladder: `h264` (x264) or `av1` (SVT-AV1 when built in,
+    /// else rav1e).
     #[arg(long, default_value = "h264", value_parser = video_codec)]
     pub codec: reel_media::Codec,
+    /// Encoder of the trials and the rungs: `svt-av1` or `rav1e` for AV1, `x264` for H.264;
+    /// by default the codec's.
+    #[arg(long, value_parser = video_encoder)]
+    pub encoder: Option<reel_encoder::VideoEncoder>,
     /// Constant-quality settings tried at each height (with `--rate-control crf`),
-    /// comma-separated: x264 CRFs (0-50; default 16,22,28,34,40) or rav1e quantizers (0-255;
-    /// default 50,80,110,140,170,200,230).
+    /// comma-separated, on the encoder's scale: x264 CRFs (0-50; default 16,22,28,34,40),
+    /// SVT-AV1 CRFs (1-63; default 13,20,28,35,43,50,58) or rav1e quantizers (0-255; default
+    /// 50,80,110,140,170,200,230).
     #[arg(long, value_delimiter = ',')]
     pub crfs: Option<Vec<u32>>,
     /// Share of the title the trials encode (within --min-sample and --max-sample seconds).
@@ -68,7 +74,8 @@ pub struct AnalyzeArgs {
     #[arg(long, default_value_t = 2.0)]
     pub window: f64,
     /// Encoder speed of the trials: x264 preset 1 (placebo) ... 10 (ultrafast), default 8 =
-    /// veryfast as the rungs are encoded; for AV1 rav1e's speed 0-10, default 10 as the rungs.
+    /// veryfast as the rungs are encoded; SVT-AV1 preset 0-13 or rav1e speed 0-10, default 10
+    /// as the rungs.
     #[arg(long)]
     pub trial_preset: Option<u8>,
     /// How the ladder's rungs are encoded: `bitrate` (the predicted bitrate as a CBR target,
@@ -89,20 +96,43 @@ fn video_codec(name: &str) -> std::result::Result<reel_media::Codec, String> {
         .ok_or_else(|| format!("'{name}' is not h264 or av1"))
 }
 
+/// `--encoder`: a video encoder's name.
+fn video_encoder(name: &str) -> std::result::Result<reel_encoder::VideoEncoder, String> {
+    serde_json::from_value(serde_json::Value::String(name.into()))
+        .map_err(|_| format!("'{name}' is not svt-av1, rav1e or x264"))
+}
+
 impl AnalyzeArgs {
     pub fn options(&self) -> Result<AnalyzeOptions> {
         let codec = self.codec;
-        let mut o = AnalyzeOptions::for_codec(codec);
+        let encoder = match self.encoder {
+            Some(e) if e.codec() != codec => bail!(
+                "--encoder {} encodes {}, not {} (--codec)",
+                e.name(),
+                e.codec().name(),
+                codec.name()
+            ),
+            Some(e) if !e.built_in() => bail!(
+                "--encoder {} is not in this build of Reel (built without the svt-av1 feature)",
+                e.name()
+            ),
+            Some(e) => e,
+            None => reel_encoder::VideoEncoder::default_for(codec)
+                .ok_or_else(|| anyhow::anyhow!("{} is not a video codec", codec.name()))?,
+        };
+        let mut o = AnalyzeOptions::for_encoder(encoder);
         let crfs = self.crfs.clone().unwrap_or_else(|| o.qualities.clone());
         if self.heights.is_empty() || crfs.is_empty() {
             bail!("--heights and --crfs need at least one value each");
         }
-        let (max_quality, what) = match codec {
-            reel_media::Codec::Av1 => (255, "rav1e's maximum quantizer 255"),
-            _ => (50, "x264enc's maximum CRF 50"),
-        };
-        if let Some(q) = crfs.iter().find(|&&q| q > max_quality) {
-            bail!("--crfs: {q} is above {what}");
+        let (scale, qualities) = encoder.qualities();
+        if let Some(q) = crfs.iter().find(|&&q| !qualities.contains(&q)) {
+            bail!(
+                "--crfs: {q} is outside {}'s {scale} range {}-{}",
+                encoder.name(),
+                qualities.start(),
+                qualities.end()
+            );
         }
         if self.step_ratio.is_nan() || self.step_ratio < 1.0 {
             bail!("--step-ratio must be at least 1 (got {})", self.step_ratio);
@@ -119,13 +149,16 @@ impl AnalyzeArgs {
         if self.window.is_nan() || self.window <= 0.0 {
             bail!("--window must be positive");
         }
-        match (self.trial_preset, codec) {
-            (Some(p), reel_media::Codec::H264) if !(1..=10).contains(&p) => {
-                bail!("--trial-preset must be 1-10 for H.264")
-            }
-            (Some(p), _) if p > 10 => bail!("--trial-preset must be 0-10 for AV1"),
-            (Some(p), _) => o.trial_speed = p,
-            (None, _) => {}
+        let speeds = encoder.speeds();
+        match self.trial_preset {
+            Some(p) if !speeds.contains(&p) => bail!(
+                "--trial-preset must be {}-{} for {}",
+                speeds.start(),
+                speeds.end(),
+                encoder.name()
+            ),
+            Some(p) => o.trial_speed = p,
+            None => {}
         }
         o.heights = self.heights.clone();
         o.qualities = crfs;
@@ -137,9 +170,9 @@ impl AnalyzeArgs {
         match self.rate_control.as_deref() {
             Some("crf") => o.rate_control = reel_ladder::RungRateControl::Crf,
             Some(_) if codec == reel_media::Codec::Av1 => bail!(
-                "--rate-control bitrate: AV1 ladders are analysed with constant-quantizer trials \
-                 and rungs (rav1e's bitrate control does not settle within a sample window); \
-                 use --rate-control crf"
+                "--rate-control bitrate: AV1 ladders are analysed with constant-quality trials \
+                 and rungs (an AV1 encoder's bitrate control does not settle within a sample \
+                 window); use --rate-control crf"
             ),
             Some(_) => o.rate_control = reel_ladder::RungRateControl::Bitrate,
             None => {}

@@ -1,8 +1,9 @@
-//! The AV1 rung: raw frames from an `appsink` handed to a `rav1e` context on its own thread.
+//! The AV1 rung: raw frames from an `appsink` handed to an AV1 encoder (rav1e, or SVT-AV1
+//! with the `svt-av1` feature) on its own thread.
 
 use crate::stream::{Event, Feed, Msg, Progress};
 use crate::timing::{ns_to_ticks, snap};
-use crate::{EncodeError, RateControl};
+use crate::{EncodeError, RateControl, VideoEncoder};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use gstreamer as gst;
 use gstreamer_video as gst_video;
@@ -34,9 +35,26 @@ pub(crate) struct Av1Job {
     pub timescale: u32,
     pub frame_duration: u32,
     pub keyframe_frames: u64,
+    pub encoder: VideoEncoder,
     pub rate: RateControl,
     pub speed: u8,
+    /// Threads for the encoder's own use (SVT-AV1's logical processors); 0: every core.
+    pub threads: u32,
     pub frames_total: Option<u64>,
+}
+
+/// A coded temporal unit, whichever encoder made it.
+struct Coded {
+    data: Vec<u8>,
+    pts: i64,
+    key: bool,
+}
+
+/// The encoder behind a rung.
+enum Backend {
+    Rav1e(Box<Context<u8>>),
+    #[cfg(feature = "svt-av1")]
+    Svt(reel_svt_av1::Encoder),
 }
 
 pub(crate) fn spawn(
@@ -46,7 +64,7 @@ pub(crate) fn spawn(
     started: Instant,
 ) -> JoinHandle<()> {
     std::thread::Builder::new()
-        .name(format!("rav1e-{}", job.name))
+        .name(format!("{}-{}", job.encoder.name(), job.name))
         .spawn(move || {
             if let Err(e) = Worker::new(job, feed.clone(), started).run(frames) {
                 feed.send(Msg::Error(e));
@@ -59,7 +77,7 @@ struct Worker {
     job: Av1Job,
     feed: Feed,
     started: Instant,
-    ctx: Option<Context<u8>>,
+    backend: Option<Backend>,
     /// Colour description of the frames, known from their caps.
     color: Option<ColorInfo>,
     frames_in: u64,
@@ -74,7 +92,7 @@ impl Worker {
             job,
             feed,
             started,
-            ctx: None,
+            backend: None,
             color: None,
             frames_in: 0,
             frames_out: 0,
@@ -86,7 +104,7 @@ impl Worker {
     fn fail(&self, detail: impl std::fmt::Display) -> EncodeError {
         EncodeError::Encoder {
             path: self.job.path.clone(),
-            encoder: "rav1e",
+            encoder: self.job.encoder.name(),
             detail: format!("rung {}: {detail}", self.job.name),
         }
     }
@@ -114,8 +132,8 @@ impl Worker {
                     }
                 }
                 RawFrame::Eos => {
-                    if let Some(ctx) = self.ctx.as_mut() {
-                        ctx.flush();
+                    if self.backend.is_some() {
+                        self.flush()?;
                         self.drain()?;
                     }
                     self.progress(true);
@@ -128,10 +146,24 @@ impl Worker {
         }
     }
 
-    fn context(&self, info: &gst_video::VideoInfo) -> Result<Context<u8>, EncodeError> {
+    fn backend(&self, info: &gst_video::VideoInfo) -> Result<Backend, EncodeError> {
+        let color = color_info(info);
+        match self.job.encoder {
+            #[cfg(feature = "svt-av1")]
+            VideoEncoder::SvtAv1 => self.svt_encoder(color).map(Backend::Svt),
+            VideoEncoder::Rav1e => self
+                .rav1e_context(color)
+                .map(|c| Backend::Rav1e(Box::new(c))),
+            other => Err(self.fail(format!(
+                "{} is not an AV1 encoder in this build",
+                other.name()
+            ))),
+        }
+    }
+
+    fn rav1e_context(&self, color: ColorInfo) -> Result<Context<u8>, EncodeError> {
         let job = &self.job;
         let mut enc = encoder_config(job.width, job.height, job.frame_rate, job.speed, job.rate);
-        let color = color_info(info);
         enc.pixel_range = if color.full_range {
             PixelRange::Full
         } else {
@@ -168,13 +200,40 @@ impl Worker {
             .map_err(|e| self.fail(e))
     }
 
+    /// SVT-AV1 with the rung's settings: key frames on the shared cadence only (closed GOPs,
+    /// no scene-cut key frames), the frames' colour description.
+    #[cfg(feature = "svt-av1")]
+    fn svt_encoder(&self, color: ColorInfo) -> Result<reel_svt_av1::Encoder, EncodeError> {
+        let job = &self.job;
+        let settings = svt_settings(
+            job.width,
+            job.height,
+            job.frame_rate,
+            job.speed,
+            job.rate,
+            job.keyframe_frames,
+            job.threads,
+        )
+        .map_err(|e| self.fail(e))?;
+        let settings = reel_svt_av1::Settings {
+            color: (color.primaries != 2).then_some(reel_svt_av1::ColorDescription {
+                primaries: color.primaries,
+                transfer: color.transfer,
+                matrix: color.matrix,
+            }),
+            full_range: color.full_range,
+            ..settings
+        };
+        reel_svt_av1::Encoder::new(&settings).map_err(|e| self.fail(e))
+    }
+
     fn send_frame(&mut self, sample: &gst::Sample) -> Result<(), EncodeError> {
         let caps = sample
             .caps()
             .ok_or_else(|| self.fail("frame without caps"))?;
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| self.fail(e))?;
-        if self.ctx.is_none() {
-            self.ctx = Some(self.context(&info)?);
+        if self.backend.is_none() {
+            self.backend = Some(self.backend(&info)?);
             self.color = Some(color_info(&info)).filter(|c| c.primaries != 2);
         }
         let buffer = sample
@@ -190,55 +249,62 @@ impl Worker {
         );
         let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
             .map_err(|e| self.fail(e))?;
-        let ctx = self.ctx.as_mut().expect("context created above");
-        let mut frame = ctx.new_frame();
-        for (p, plane) in frame.planes.iter_mut().enumerate() {
-            let data = vframe
-                .plane_data(p as u32)
-                .map_err(|e| EncodeError::Encoder {
-                    path: self.job.path.clone(),
-                    encoder: "rav1e",
-                    detail: e.to_string(),
-                })?;
-            let stride = vframe.plane_stride()[p] as usize;
-            plane.copy_from_raw_u8(data, stride, 1);
-        }
-        let params = FrameParameters {
-            frame_type_override: if self.frames_in.is_multiple_of(self.job.keyframe_frames) {
-                FrameTypeOverride::Key
-            } else {
-                FrameTypeOverride::No
-            },
-            opaque: Some(rav1e::prelude::Opaque::new(pts)),
-            t35_metadata: Box::new([]),
-        };
+        let key = self.frames_in.is_multiple_of(self.job.keyframe_frames);
         self.frames_in += 1;
-        ctx.send_frame((frame, params)).map_err(|e| self.fail(e))
+        let sent = match self.backend.as_mut().expect("backend made above") {
+            Backend::Rav1e(ctx) => send_rav1e(ctx, &vframe, pts, key),
+            #[cfg(feature = "svt-av1")]
+            Backend::Svt(enc) => send_svt(enc, &vframe, pts),
+        };
+        sent.map_err(|e| self.fail(e))
     }
 
-    /// Emits every packet rav1e has ready. Returns false when the consumer is gone.
+    fn flush(&mut self) -> Result<(), EncodeError> {
+        let flushed = match self.backend.as_mut() {
+            Some(Backend::Rav1e(ctx)) => {
+                ctx.flush();
+                Ok(())
+            }
+            #[cfg(feature = "svt-av1")]
+            Some(Backend::Svt(enc)) => enc.flush().map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        flushed.map_err(|e| self.fail(e))
+    }
+
+    /// Emits every packet the encoder has ready (after the flush: every packet left).
+    /// Returns false when the consumer is gone.
     fn drain(&mut self) -> Result<bool, EncodeError> {
         loop {
-            let ctx = self.ctx.as_mut().expect("drain after the first frame");
-            match ctx.receive_packet() {
-                Ok(packet) => {
-                    if !self.emit(packet)? {
+            let next = match self.backend.as_mut().expect("drain after the first frame") {
+                Backend::Rav1e(ctx) => receive_rav1e(ctx, self.job.frame_duration),
+                #[cfg(feature = "svt-av1")]
+                Backend::Svt(enc) => enc
+                    .receive_packet()
+                    .map(|p| {
+                        p.map(|p| Coded {
+                            data: p.data,
+                            pts: p.pts,
+                            key: p.key,
+                        })
+                    })
+                    .map_err(|e| e.to_string()),
+            };
+            match next.map_err(|e| self.fail(e))? {
+                Some(coded) => {
+                    if !self.emit(coded)? {
                         return Ok(false);
                     }
                 }
-                Err(EncoderStatus::Encoded) => continue,
-                Err(EncoderStatus::NeedMoreData) | Err(EncoderStatus::LimitReached) => {
-                    return Ok(true)
-                }
-                Err(e) => return Err(self.fail(e)),
+                None => return Ok(true),
             }
         }
     }
 
-    fn emit(&mut self, packet: Packet<u8>) -> Result<bool, EncodeError> {
+    fn emit(&mut self, coded: Coded) -> Result<bool, EncodeError> {
         let job = &self.job;
         if !self.announced {
-            let config = Av1Config::from_obus(&packet.data).map_err(|e| self.fail(e))?;
+            let config = Av1Config::from_obus(&coded.data).map_err(|e| self.fail(e))?;
             let info = TrackInfo {
                 id: job.track_id,
                 config: CodecConfig::Av1(config),
@@ -259,18 +325,13 @@ impl Worker {
                 return Ok(false);
             }
         }
-        let pts = packet
-            .opaque
-            .and_then(|o| o.downcast::<i64>().ok())
-            .map(|b| *b)
-            .unwrap_or(packet.input_frameno as i64 * i64::from(job.frame_duration));
-        let data = av1::strip_temporal_delimiters(&packet.data).map_err(|e| self.fail(e))?;
+        let data = av1::strip_temporal_delimiters(&coded.data).map_err(|e| self.fail(e))?;
         let sample = EncodedSample {
             data,
-            dts: pts,
-            pts,
+            dts: coded.pts,
+            pts: coded.pts,
             duration: job.frame_duration,
-            sync: packet.frame_type == FrameType::KEY,
+            sync: coded.key,
         };
         self.frames_out += 1;
         self.feed.pulse.beat();
@@ -296,6 +357,106 @@ impl Worker {
             self.started,
         )));
     }
+}
+
+/// Hands one frame to rav1e, a key frame forced when `key`.
+fn send_rav1e(
+    ctx: &mut Context<u8>,
+    vframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
+    pts: i64,
+    key: bool,
+) -> Result<(), String> {
+    let mut frame = ctx.new_frame();
+    for (p, plane) in frame.planes.iter_mut().enumerate() {
+        let data = vframe.plane_data(p as u32).map_err(|e| e.to_string())?;
+        let stride = vframe.plane_stride()[p] as usize;
+        plane.copy_from_raw_u8(data, stride, 1);
+    }
+    let params = FrameParameters {
+        frame_type_override: if key {
+            FrameTypeOverride::Key
+        } else {
+            FrameTypeOverride::No
+        },
+        opaque: Some(rav1e::prelude::Opaque::new(pts)),
+        t35_metadata: Box::new([]),
+    };
+    ctx.send_frame((frame, params)).map_err(|e| e.to_string())
+}
+
+/// The next packet rav1e has ready, if any.
+fn receive_rav1e(ctx: &mut Context<u8>, frame_duration: u32) -> Result<Option<Coded>, String> {
+    loop {
+        match ctx.receive_packet() {
+            Ok(packet) => {
+                let pts = packet
+                    .opaque
+                    .and_then(|o| o.downcast::<i64>().ok())
+                    .map(|b| *b)
+                    .unwrap_or(packet.input_frameno as i64 * i64::from(frame_duration));
+                return Ok(Some(Coded {
+                    key: packet.frame_type == FrameType::KEY,
+                    data: packet.data,
+                    pts,
+                }));
+            }
+            Err(EncoderStatus::Encoded) => continue,
+            Err(EncoderStatus::NeedMoreData) | Err(EncoderStatus::LimitReached) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Hands one frame to SVT-AV1 (which copies it); key frames follow from its settings.
+#[cfg(feature = "svt-av1")]
+fn send_svt(
+    enc: &mut reel_svt_av1::Encoder,
+    vframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
+    pts: i64,
+) -> Result<(), String> {
+    let plane = |p: u32| vframe.plane_data(p).map_err(|e| e.to_string());
+    let strides = vframe.plane_stride();
+    let picture = reel_svt_av1::Picture {
+        planes: [plane(0)?, plane(1)?, plane(2)?],
+        strides: [
+            strides[0] as usize,
+            strides[1] as usize,
+            strides[2] as usize,
+        ],
+    };
+    enc.send_picture(&picture, pts).map_err(|e| e.to_string())
+}
+
+/// SVT-AV1's settings for 8-bit 4:2:0 pictures of `width` x `height` at `frame_rate`, at
+/// preset `speed` and `rate` (a CRF or a bitrate), a key frame every `keyframe_frames` and
+/// nowhere else. Rungs and trials both start here.
+#[cfg(feature = "svt-av1")]
+pub(crate) fn svt_settings(
+    width: u32,
+    height: u32,
+    frame_rate: Rational,
+    speed: u8,
+    rate: RateControl,
+    keyframe_frames: u64,
+    threads: u32,
+) -> Result<reel_svt_av1::Settings, String> {
+    let rate = match rate {
+        RateControl::Quality(crf) => reel_svt_av1::Rate::Crf(crf),
+        RateControl::Bitrate(kbps) => reel_svt_av1::Rate::Bitrate { kbps },
+    };
+    let keyframe_interval = u32::try_from(keyframe_frames)
+        .map_err(|_| format!("a key frame every {keyframe_frames} frames is too far apart"))?;
+    Ok(reel_svt_av1::Settings {
+        threads,
+        ..reel_svt_av1::Settings::new(
+            width,
+            height,
+            (frame_rate.num, frame_rate.den),
+            speed,
+            rate,
+            keyframe_interval,
+        )
+    })
 }
 
 /// rav1e's configuration for 8-bit 4:2:0 pictures of `width` x `height` at `frame_rate`, at

@@ -4,7 +4,7 @@
 //! ```text
 //! decodebin3 ─video─▶ queue ▶ I420 ▶ deinterlace ▶ videoflip ▶ videorate ▶ appsink
 //!               │           ── scale thread (resize, one scaler per rung size) ──
-//!               │        appsrc (one per size) ▶ tee ┬▶ queue ▶ appsink ▶ rav1e thread
+//!               │        appsrc (one per size) ▶ tee ┬▶ queue ▶ appsink ▶ AV1 thread
 //!               │                                    └▶ queue ▶ x264enc ▶ h264parse ▶ appsink
 //!               └─audio─▶ queue ▶ tee ┬▶ queue ▶ audioconvert ▶ audioresample ▶ audiorate ▶ stereo ▶ avenc_aac|opusenc ▶ appsink
 //!                                     └▶ ... 5.1 ▶ avenc_aac ▶ appsink
@@ -458,7 +458,14 @@ fn rung_queue_and_sink() -> Result<(gst::Element, gst_app::AppSink), EncodeError
     Ok((q, crate::gst_util::free_running_appsink(2)))
 }
 
-/// An AV1 rung: scaled frames leave GStreamer for a rav1e thread. Returns the rung's input pad.
+/// SVT-AV1's logical processors per rung in a chunk's encode. Units run several at a time and
+/// their rungs beside each other, which keeps the cores busy; an encoder sized for every core
+/// in each of them only multiplies threads and buffers. (SVT-AV1's output does not depend on
+/// its thread count, unlike x264's: see `CHUNK_X264_THREADS`.)
+const CHUNK_SVT_THREADS: u32 = 1;
+
+/// An AV1 rung: scaled frames leave GStreamer for an AV1 encoder's thread (rav1e or
+/// SVT-AV1). Returns the rung's input pad.
 fn av1_rung(
     pipeline: &gst::Pipeline,
     plan: &EncodePlan,
@@ -473,7 +480,7 @@ fn av1_rung(
     link_chain(pipeline, &[&q, &sink_el])?;
     let (ftx, frx) = crossbeam_channel::bounded::<RawFrame>(2);
     let ftx_eos = ftx.clone();
-    // rav1e never sees a chunk's lead-in (see `FrameRange`): its first frame is the chunk's.
+    // The AV1 encoder never sees a chunk's lead-in (see `FrameRange`): its first frame is the chunk's.
     let lead_in = plan.range.map_or(0, |r| r.lead_in);
     let lead_in_ns = i128::from(frames_ns(lead_in, plan.frame_rate));
     let half_frame_ns = i128::from(half_frame_ns(plan.frame_rate));
@@ -507,8 +514,10 @@ fn av1_rung(
             timescale: plan.timescale,
             frame_duration: plan.frame_duration,
             keyframe_frames: plan.keyframe_frames,
+            encoder: rung.encoder,
             rate: rung.rate,
             speed: rung.speed,
+            threads: plan.range.map_or(0, |_| CHUNK_SVT_THREADS),
             frames_total: Some(plan.frames_total),
         },
         frx,

@@ -3,6 +3,7 @@
 use crate::EncodeError;
 use reel_media::Codec;
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 /// How a rung spends bits.
@@ -11,8 +12,91 @@ use std::path::{Path, PathBuf};
 pub enum RateControl {
     /// Target average bitrate in kbit/s.
     Bitrate(u32),
-    /// Constant quality: rav1e quantizer (0-255) for AV1, CRF (0-50) for H.264.
+    /// Constant quality: rav1e's quantizer (0-255), SVT-AV1's CRF (1-63) or x264's CRF
+    /// (0-50), as [`VideoEncoder::qualities`] says.
     Quality(u32),
+}
+
+/// The program that encodes a video rung. Each reads a rung's `quality` and `speed` on its own
+/// scale; on every scale a higher speed is faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VideoEncoder {
+    /// AV1 through the `rav1e` crate: pure Rust, always built in.
+    Rav1e,
+    /// AV1 through SVT-AV1 (the system's `libSvtAv1Enc`, the `svt-av1` feature): several
+    /// times faster than rav1e at equal quality, and the AV1 default when built in.
+    SvtAv1,
+    /// H.264 through GStreamer's `x264enc`.
+    X264,
+}
+
+impl VideoEncoder {
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoEncoder::Rav1e => "rav1e",
+            VideoEncoder::SvtAv1 => "svt-av1",
+            VideoEncoder::X264 => "x264",
+        }
+    }
+
+    pub fn codec(self) -> Codec {
+        match self {
+            VideoEncoder::Rav1e | VideoEncoder::SvtAv1 => Codec::Av1,
+            VideoEncoder::X264 => Codec::H264,
+        }
+    }
+
+    /// Whether this build has the encoder (SVT-AV1 needs the `svt-av1` feature).
+    pub fn built_in(self) -> bool {
+        self != VideoEncoder::SvtAv1 || cfg!(feature = "svt-av1")
+    }
+
+    /// The encoder a rung of `codec` gets when it names none: SVT-AV1 for AV1 when built in,
+    /// else rav1e; x264 for H.264.
+    pub fn default_for(codec: Codec) -> Option<VideoEncoder> {
+        match codec {
+            Codec::Av1 if VideoEncoder::SvtAv1.built_in() => Some(VideoEncoder::SvtAv1),
+            Codec::Av1 => Some(VideoEncoder::Rav1e),
+            Codec::H264 => Some(VideoEncoder::X264),
+            _ => None,
+        }
+    }
+
+    /// What `quality` means and the values it takes.
+    pub fn qualities(self) -> (&'static str, RangeInclusive<u32>) {
+        match self {
+            VideoEncoder::Rav1e => ("quantizer", 0..=255),
+            VideoEncoder::SvtAv1 => ("CRF", 1..=63),
+            VideoEncoder::X264 => ("CRF", 0..=50),
+        }
+    }
+
+    /// The speeds (presets) the encoder takes; higher is faster.
+    pub fn speeds(self) -> RangeInclusive<u8> {
+        match self {
+            VideoEncoder::Rav1e => 0..=10,
+            VideoEncoder::SvtAv1 => 0..=13,
+            // x264's presets, placebo (1) to ultrafast (10).
+            VideoEncoder::X264 => 1..=10,
+        }
+    }
+
+    /// The smallest width and height the encoder takes.
+    pub fn least_size(self) -> u32 {
+        match self {
+            VideoEncoder::SvtAv1 => 64,
+            VideoEncoder::Rav1e | VideoEncoder::X264 => 16,
+        }
+    }
+
+    /// The speed a rung gets when it names none.
+    pub fn default_speed(self) -> u8 {
+        match self {
+            VideoEncoder::Rav1e | VideoEncoder::SvtAv1 => 10,
+            VideoEncoder::X264 => 8,
+        }
+    }
 }
 
 /// One video rendition.
@@ -30,26 +114,60 @@ pub struct Rung {
     /// Target bitrate in kbit/s (mutually exclusive with `quality`).
     #[serde(default)]
     pub bitrate: Option<u32>,
-    /// Quantizer / CRF (mutually exclusive with `bitrate`).
-    #[serde(default)]
+    /// Quantizer / CRF on the encoder's scale (mutually exclusive with `bitrate`); `crf` is
+    /// another name for it.
+    #[serde(default, alias = "crf")]
     pub quality: Option<u32>,
-    /// Encoder speed: rav1e speed preset 0-10; x264 preset name index is not used for AV1.
-    #[serde(default)]
+    /// Speed preset on the encoder's scale (higher is faster); `preset` is another name for it.
+    #[serde(default, alias = "preset")]
     pub speed: Option<u8>,
+    /// `rav1e` or `svt-av1` for AV1, `x264` for H.264; by default SVT-AV1 for AV1 when this
+    /// build has it, else rav1e.
+    #[serde(default)]
+    pub encoder: Option<VideoEncoder>,
 }
 
 impl Rung {
+    /// The rung's encoder: the one it names, else its codec's default.
+    pub fn video_encoder(&self) -> Result<VideoEncoder, EncodeError> {
+        let invalid =
+            |why: String| EncodeError::InvalidLadder(format!("rung {}: {why}", self.name));
+        let encoder = match self.encoder {
+            Some(e) => e,
+            None => VideoEncoder::default_for(self.codec)
+                .ok_or_else(|| invalid(format!("{} is not a video codec", self.codec.name())))?,
+        };
+        if encoder.codec() != self.codec {
+            return Err(invalid(format!(
+                "{} encodes {}, not {}",
+                encoder.name(),
+                encoder.codec().name(),
+                self.codec.name()
+            )));
+        }
+        if !encoder.built_in() {
+            return Err(invalid(format!(
+                "{} is not in this build of Reel (built without the svt-av1 feature); \
+                 use encoder = \"rav1e\"",
+                encoder.name()
+            )));
+        }
+        Ok(encoder)
+    }
+
     pub fn rate_control(&self) -> Result<RateControl, EncodeError> {
         match (self.bitrate, self.quality) {
             (Some(b), None) if b > 0 => Ok(RateControl::Bitrate(b)),
             (None, Some(q)) => {
-                // x264enc takes CRF 0-50.
-                let max = if self.codec == Codec::Av1 { 255 } else { 50 };
-                if q > max {
+                let encoder = self.video_encoder()?;
+                let (scale, range) = encoder.qualities();
+                if !range.contains(&q) {
                     return Err(EncodeError::InvalidLadder(format!(
-                        "rung {}: quality {q} is above {max} for {}",
+                        "rung {}: quality {q} is outside {}-{} ({} {scale})",
                         self.name,
-                        self.codec.name()
+                        range.start(),
+                        range.end(),
+                        encoder.name(),
                     )));
                 }
                 Ok(RateControl::Quality(q))
@@ -153,10 +271,15 @@ impl Ladder {
                     r.name
                 )));
             }
-            if r.speed.is_some_and(|s| s > 10) {
+            let encoder = r.video_encoder()?;
+            let speeds = encoder.speeds();
+            if let Some(speed) = r.speed.filter(|s| !speeds.contains(s)) {
                 return Err(EncodeError::InvalidLadder(format!(
-                    "rung {}: speed must be 0-10",
-                    r.name
+                    "rung {}: speed {speed} is outside {}-{} ({})",
+                    r.name,
+                    speeds.start(),
+                    speeds.end(),
+                    encoder.name()
                 )));
             }
             r.rate_control()?;
@@ -174,12 +297,19 @@ impl Ladder {
     }
 }
 
+/// The built-in AV1 ladder's SVT-AV1 CRF: at preset 10 on the 720p Big Buck Bunny excerpt,
+/// fewer bytes and a higher PSNR than rav1e at [`AV1_QUANTIZER`] (issue 20's table).
+const AV1_CRF: u32 = 40;
+/// The built-in AV1 ladder's rav1e quantizer, in a build without SVT-AV1.
+const AV1_QUANTIZER: u32 = 110;
+
 /// The ladders built in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuiltinLadder {
     /// `h264`: 1080p to 240p, AAC 128 kbit/s.
     H264,
-    /// `av1`: rav1e speed 10, constant quantizer, Opus 96 kbit/s.
+    /// `av1`: SVT-AV1 preset 10 at CRF 40 (rav1e speed 10 at quantizer 110 in a build
+    /// without SVT-AV1), Opus 96 kbit/s.
     Av1,
     /// `fixed`: Apple's HLS authoring-spec H.264 ladder, the baseline per-title is judged by.
     Fixed,
@@ -214,6 +344,12 @@ impl BuiltinLadder {
             bitrate,
             quality,
             speed: None,
+            encoder: None,
+        };
+        // The AV1 rungs' constant quality on their default encoder's scale.
+        let av1_quality = match VideoEncoder::default_for(Codec::Av1) {
+            Some(VideoEncoder::SvtAv1) => AV1_CRF,
+            _ => AV1_QUANTIZER,
         };
         match self {
             BuiltinLadder::H264 => Ladder {
@@ -235,11 +371,11 @@ impl BuiltinLadder {
             BuiltinLadder::Av1 => Ladder {
                 keyframe_interval: 2.0,
                 rungs: vec![
-                    rung(Codec::Av1, 1080, None, Some(110)),
-                    rung(Codec::Av1, 720, None, Some(110)),
-                    rung(Codec::Av1, 480, None, Some(110)),
-                    rung(Codec::Av1, 360, None, Some(110)),
-                    rung(Codec::Av1, 240, None, Some(110)),
+                    rung(Codec::Av1, 1080, None, Some(av1_quality)),
+                    rung(Codec::Av1, 720, None, Some(av1_quality)),
+                    rung(Codec::Av1, 480, None, Some(av1_quality)),
+                    rung(Codec::Av1, 360, None, Some(av1_quality)),
+                    rung(Codec::Av1, 240, None, Some(av1_quality)),
                 ],
                 audio: Some(AudioSpec {
                     codec: Codec::Opus,
@@ -403,6 +539,7 @@ mod tests {
             keyframe_interval = 2
             [[rung]]
             codec = "av1"
+            encoder = "rav1e"
             height = 480
             quality = 100
             speed = 10
@@ -429,5 +566,44 @@ mod tests {
         l.rungs[0].codec = Codec::Aac;
         assert!(l.validate().is_err());
         assert!(toml::from_str::<Ladder>("[[rung]]\ncodec='h264'\nheight=1\nfoo=1").is_err());
+    }
+
+    #[test]
+    fn each_encoder_reads_quality_and_speed_on_its_own_scale() {
+        let parse = |text: &str| toml::from_str::<Ladder>(text).unwrap().validate();
+        let rung = "[[rung]]\ncodec = 'av1'\nheight = 360\n";
+        parse(&format!(
+            "{rung}encoder = 'rav1e'\nquality = 200\nspeed = 10"
+        ))
+        .unwrap();
+        let e = parse(&format!(
+            "{rung}encoder = 'rav1e'\nquality = 40\nspeed = 12"
+        ));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("speed 12 is outside 0-10 (rav1e)"));
+        let e = parse(&format!("{rung}encoder = 'x264'\nquality = 20"));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("x264 encodes h264, not av1"));
+        if VideoEncoder::SvtAv1.built_in() {
+            parse(&format!("{rung}encoder = 'svt-av1'\ncrf = 40\npreset = 12")).unwrap();
+            // Without an encoder, AV1 is SVT-AV1's: a rav1e quantizer is out of its range.
+            let e = parse(&format!("{rung}quality = 110"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("quality 110 is outside 1-63 (svt-av1 CRF)"),
+                "{e}"
+            );
+            let e = parse(&format!("{rung}encoder = 'svt-av1'\ncrf = 0"));
+            assert!(e.unwrap_err().to_string().contains("outside 1-63"));
+        } else {
+            let e = parse(&format!("{rung}encoder = 'svt-av1'\ncrf = 40"));
+            assert!(e.unwrap_err().to_string().contains("not in this build"));
+        }
+        Ladder::builtin("av1").unwrap().validate().unwrap();
     }
 }

@@ -41,7 +41,7 @@ mod x264;
 pub use demux::{demux, summary};
 pub use encode::encode;
 pub use error::EncodeError;
-pub use ladder::{AudioSpec, BuiltinLadder, Ladder, LadderChoice, RateControl, Rung};
+pub use ladder::{AudioSpec, BuiltinLadder, Ladder, LadderChoice, RateControl, Rung, VideoEncoder};
 pub use plan::{even, needs_own_height, AudioPlan, EncodePlan, FrameRange, RungPlan};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
 pub use raw::{

@@ -3,7 +3,7 @@
 
 use crate::stream::SampleStream;
 use crate::timing::video_timescale;
-use crate::{EncodeError, Ladder, MediaInfo, RateControl, Rung};
+use crate::{EncodeError, Ladder, MediaInfo, RateControl, Rung, VideoEncoder};
 use reel_media::{Codec, Rational};
 
 /// One video rendition as it will be encoded.
@@ -12,10 +12,12 @@ pub struct RungPlan {
     pub track_id: u32,
     pub name: String,
     pub codec: Codec,
+    /// The encoder of the codec (rav1e or SVT-AV1 for AV1, x264 for H.264).
+    pub encoder: VideoEncoder,
     pub width: u32,
     pub height: u32,
     pub rate: RateControl,
-    /// rav1e speed preset (AV1) or x264 preset index 1-10 (H.264; 10 = ultrafast).
+    /// Speed preset on the encoder's scale ([`VideoEncoder::speeds`]; higher is faster).
     pub speed: u8,
 }
 
@@ -217,16 +219,29 @@ impl EncodePlan {
         } else {
             r.name.clone()
         };
+        let encoder = r.video_encoder()?;
+        let least = encoder.least_size();
+        if width < least || height < least {
+            return Err(EncodeError::InvalidLadder(format!(
+                "rung {name}: {} encodes pictures of at least {least} pixels each way, not \
+                 {width}x{height}{}",
+                encoder.name(),
+                if encoder == VideoEncoder::SvtAv1 {
+                    " (rav1e does: encoder = \"rav1e\")"
+                } else {
+                    ""
+                }
+            )));
+        }
         Ok(RungPlan {
             track_id: 0,
             name,
             codec: r.codec,
+            encoder,
             width,
             height,
             rate: r.rate_control()?,
-            speed: r
-                .speed
-                .unwrap_or(if r.codec == Codec::Av1 { 10 } else { 8 }),
+            speed: r.speed.unwrap_or(encoder.default_speed()),
         })
     }
 
@@ -254,8 +269,12 @@ impl EncodePlan {
         if self.rungs.iter().any(|r| r.codec == Codec::H264) {
             out.push(("x264enc".into(), plugin("x264enc")));
         }
-        if self.rungs.iter().any(|r| r.codec == Codec::Av1) {
+        if self.rungs.iter().any(|r| r.encoder == VideoEncoder::Rav1e) {
             out.push(("rav1e".into(), rav1e::version::full()));
+        }
+        #[cfg(feature = "svt-av1")]
+        if self.rungs.iter().any(|r| r.encoder == VideoEncoder::SvtAv1) {
+            out.push(("svt-av1".into(), reel_svt_av1::version()));
         }
         for a in &self.audio {
             let element = if a.codec == Codec::Opus {
@@ -409,7 +428,7 @@ mod tests {
         let av1 = Ladder::builtin("av1").unwrap();
         let r = rungs_for_source(&av1.rungs, 270, &mut notes);
         assert_eq!(heights(&r), [(270, None), (240, None)]);
-        assert_eq!(r[0].quality, Some(110));
+        assert_eq!(r[0].quality, av1.rungs[0].quality);
         assert_eq!(r[0].name, "");
         assert!(
             notes.iter().any(|n| n.contains("own height (270 lines)")),

@@ -3,8 +3,8 @@
 //! back to the display size so that a quality metric can compare it with the source.
 //!
 //! ```no_run
-//! use reel_encoder::{decode_pictures, trial_encode, RateControl, TrialSpec};
-//! use reel_media::{Codec, Rational};
+//! use reel_encoder::{decode_pictures, trial_encode, RateControl, TrialSpec, VideoEncoder};
+//! use reel_media::Rational;
 //! let mut frames = Vec::new();
 //! decode_pictures("mezzanine.mp4".as_ref(), (1280, 720), &[(0.0, 2.0)], &mut |_, _, p| {
 //!     frames.push(p);
@@ -12,7 +12,7 @@
 //! })
 //! .unwrap();
 //! let spec = TrialSpec {
-//!     codec: Codec::H264, width: 640, height: 360, rate: RateControl::Quality(28), speed: 9,
+//!     encoder: VideoEncoder::X264, width: 640, height: 360, rate: RateControl::Quality(28), speed: 9,
 //!     frame_rate: Rational::new(25, 1), display: (1280, 720), score_every: 1,
 //! };
 //! let bytes = trial_encode(&frames, &spec, &mut |i, decoded| {
@@ -24,13 +24,13 @@
 
 use crate::gst_util::{add_decoder, bus_error, caps_filter, init, make};
 use crate::x264::X264Settings;
-use crate::{EncodeError, RateControl};
+use crate::{EncodeError, RateControl, VideoEncoder};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
-use reel_media::{Codec, Picture, Rational};
+use reel_media::{Picture, Rational};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -475,14 +475,15 @@ fn decode_attempt(
 /// What one trial encode makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrialSpec {
-    /// `H264` (x264) or `Av1` (rav1e).
-    pub codec: Codec,
+    /// x264, rav1e or SVT-AV1.
+    pub encoder: VideoEncoder,
     pub width: u32,
     pub height: u32,
     /// A CRF (0-50, x264enc's range) or a target bitrate (kbit/s; CBR with a 2 s VBV, as the
     /// encoder's bitrate rungs).
     pub rate: RateControl,
-    /// x264 preset 1 (placebo) ... 10 (ultrafast); rav1e speed 0-10.
+    /// On the encoder's scale: x264 preset 1 (placebo) ... 10 (ultrafast); rav1e speed 0-10;
+    /// SVT-AV1 preset 0-13.
     pub speed: u8,
     pub frame_rate: Rational,
     /// The size decoded pictures are scaled back to (bicubic, Catmull-Rom) for comparison.
@@ -528,13 +529,39 @@ fn run_raw(
     let Some(first) = frames.first() else {
         return Ok(());
     };
+    let input = Input {
+        caps: i420_caps(first.width, first.height, Some(frame_rate)),
+        max_bytes: 4 * (first.width as u64 * first.height as u64 * 3 / 2),
+        count: frames.len(),
+    };
+    let buffer = |i: usize| buffer_from(&frames[i], i as u64, frame_rate);
+    run_chain(&input, &buffer, chain, what, on_picture)
+}
+
+/// What enters a [`run_chain`] pipeline: caps, room in the appsrc, and how many buffers.
+struct Input {
+    caps: gst::Caps,
+    max_bytes: u64,
+    count: usize,
+}
+
+/// Pushes `input.count` buffers made by `buffer(i)` through `chain` (appsrc ! chain !
+/// appsink) and hands every picture that comes out to `on_picture`; errors if fewer or more
+/// pictures come out than buffers went in.
+fn run_chain(
+    input: &Input,
+    buffer: &(dyn Fn(usize) -> Result<gst::Buffer, EncodeError> + Sync),
+    chain: &[gst::Element],
+    what: &'static str,
+    on_picture: &mut dyn FnMut(usize, Picture),
+) -> Result<(), EncodeError> {
     let path = Path::new("<trial>");
     let pipeline = gst::Pipeline::new();
     let src = gst_app::AppSrc::builder()
-        .caps(&i420_caps(first.width, first.height, Some(frame_rate)))
+        .caps(&input.caps)
         .format(gst::Format::Time)
         .block(true)
-        .max_bytes(4 * (first.width as u64 * first.height as u64 * 3 / 2))
+        .max_bytes(input.max_bytes)
         .build();
     let sink = gst_app::AppSink::builder()
         .max_buffers(4)
@@ -551,8 +578,8 @@ fn run_raw(
     running.0.set_state(gst::State::Playing)?;
     std::thread::scope(|scope| {
         let feeder = scope.spawn(|| -> Result<(), EncodeError> {
-            for (i, p) in frames.iter().enumerate() {
-                let buffer = match buffer_from(p, i as u64, frame_rate) {
+            for i in 0..input.count {
+                let buffer = match buffer(i) {
                     Ok(b) => b,
                     Err(e) => {
                         // The end of stream makes the drain return.
@@ -585,13 +612,13 @@ fn run_raw(
             .join()
             .unwrap_or_else(|_| Err(EncodeError::Gst("the frame feeder panicked".into())));
         r.and(fed).and_then(|()| {
-            if n == frames.len() {
+            if n == input.count {
                 Ok(())
             } else {
                 Err(EncodeError::Encoder {
                     path: path.to_path_buf(),
                     encoder: what,
-                    detail: format!("{} frames in, {n} out", frames.len()),
+                    detail: format!("{} frames in, {n} out", input.count),
                 })
             }
         })
@@ -619,12 +646,15 @@ pub fn trial_encode(
         }
         _ => frames,
     };
-    if spec.codec == Codec::Av1 {
-        return trial_encode_av1(frames, spec, on_decoded);
+    match spec.encoder {
+        VideoEncoder::Rav1e => return trial_encode_av1(frames, spec, on_decoded),
+        #[cfg(feature = "svt-av1")]
+        VideoEncoder::SvtAv1 => return trial_encode_svt(frames, spec, on_decoded),
+        _ => {}
     }
     let mut chain = Vec::new();
-    let decoder = match spec.codec {
-        Codec::H264 => {
+    let decoder = match spec.encoder {
+        VideoEncoder::X264 => {
             let enc = X264Settings {
                 speed: spec.speed,
                 rate: spec.rate,
@@ -639,7 +669,7 @@ pub fn trial_encode(
         }
         other => {
             return Err(EncodeError::InvalidLadder(format!(
-                "trial encodes support H.264 and AV1 only, not {}",
+                "{} is not in this build of Reel (built without the svt-av1 feature)",
                 other.name()
             )))
         }
@@ -688,6 +718,119 @@ pub fn trial_encode(
     }
     let bytes = std::mem::take(&mut *bytes.lock().unwrap());
     Ok(bytes)
+}
+
+/// The SVT-AV1 trial: SVT-AV1 (one logical processor, the first frame the only key frame)
+/// encodes `frames` (already at the trial's size), then libaom's decoder (`av1dec`) decodes
+/// the temporal units, whose pictures are scaled to the display size as the H.264 trial's
+/// are. The coded bytes are attributed to the frame each temporal unit shows.
+#[cfg(feature = "svt-av1")]
+fn trial_encode_svt(
+    frames: &[Picture],
+    spec: &TrialSpec,
+    on_decoded: &mut dyn FnMut(usize, Picture),
+) -> Result<Vec<u64>, EncodeError> {
+    let fail = |detail: String| EncodeError::Encoder {
+        path: "<trial>".into(),
+        encoder: "svt-av1",
+        detail,
+    };
+    let (Some(first), n) = (frames.first(), frames.len()) else {
+        return Ok(Vec::new());
+    };
+    let (w, h) = (first.width, first.height);
+    let settings =
+        crate::av1enc::svt_settings(w, h, spec.frame_rate, spec.speed, spec.rate, n as u64, 1)
+            .map_err(fail)?;
+    let mut encoder = reel_svt_av1::Encoder::new(&settings).map_err(|e| fail(e.to_string()))?;
+    let mut units: Vec<reel_svt_av1::Packet> = Vec::with_capacity(n);
+    let mut take = |encoder: &mut reel_svt_av1::Encoder| -> Result<(), EncodeError> {
+        while let Some(p) = encoder.receive_packet().map_err(|e| fail(e.to_string()))? {
+            units.push(p);
+        }
+        Ok(())
+    };
+    for (i, picture) in frames.iter().enumerate() {
+        let (cw, _) = picture.plane_size(1);
+        let svt_picture = reel_svt_av1::Picture {
+            planes: [&picture.planes[0], &picture.planes[1], &picture.planes[2]],
+            strides: [w as usize, cw as usize, cw as usize],
+        };
+        encoder
+            .send_picture(&svt_picture, i as i64)
+            .map_err(|e| fail(e.to_string()))?;
+        take(&mut encoder)?;
+    }
+    encoder.flush().map_err(|e| fail(e.to_string()))?;
+    take(&mut encoder)?;
+    drop(encoder);
+    if units.len() != n {
+        return Err(fail(format!("{n} frames in, {} out", units.len())));
+    }
+    let mut bytes = vec![0u64; n];
+    for u in &units {
+        if let Some(b) = usize::try_from(u.pts).ok().and_then(|i| bytes.get_mut(i)) {
+            *b += u.data.len() as u64;
+        }
+    }
+    let input = Input {
+        caps: gst::Caps::builder("video/x-av1")
+            .field("stream-format", "obu-stream")
+            .field("alignment", "tu")
+            .field("width", w as i32)
+            .field("height", h as i32)
+            .field(
+                "framerate",
+                gst::Fraction::new(spec.frame_rate.num as i32, spec.frame_rate.den as i32),
+            )
+            .build(),
+        max_bytes: 4 * (u64::from(w) * u64::from(h) * 3 / 2),
+        count: n,
+    };
+    let frame_ns = |i: u64| {
+        gst::ClockTime::from_nseconds(
+            (u128::from(i) * 1_000_000_000 * u128::from(spec.frame_rate.den)
+                / u128::from(spec.frame_rate.num.max(1))) as u64,
+        )
+    };
+    let buffer = |i: usize| -> Result<gst::Buffer, EncodeError> {
+        let mut b = gst::Buffer::from_slice(units[i].data.clone());
+        let pts = units[i].pts.max(0) as u64;
+        let b_mut = b.get_mut().expect("a new buffer is writable");
+        b_mut.set_pts(frame_ns(pts));
+        b_mut.set_duration(frame_ns(pts + 1) - frame_ns(pts));
+        if !units[i].key {
+            b_mut.set_flags(gst::BufferFlags::DELTA_UNIT);
+        }
+        Ok(b)
+    };
+    let decoder = make("av1dec")?;
+    let chain = [make("av1parse")?, decoder];
+    let mut up = crate::resize::PlaneScaler::new(crate::resize::Filter::CatmullRom);
+    let mut failed: Option<String> = None;
+    let every = spec.score_every.max(1) as usize;
+    run_chain(&input, &buffer, &chain, "svt-av1", &mut |i, p| {
+        if i % every != every / 2 {
+            return;
+        }
+        if (p.width, p.height) == spec.display {
+            on_decoded(i, p);
+        } else {
+            match up.picture(&p, spec.display.0, spec.display.1) {
+                Ok(d) => on_decoded(i, d),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+    })?;
+    match failed {
+        Some(detail) => Err(EncodeError::Decode {
+            path: "<trial>".into(),
+            detail,
+        }),
+        None => Ok(bytes),
+    }
 }
 
 /// The AV1 trial: rav1e (one thread, no tiles, the first frame a key frame) encodes `frames`
@@ -822,7 +965,7 @@ mod tests {
     fn h264_trial_of_a_width_gstreamer_pads() {
         let frames = gradient(100, 64, 10);
         let spec = TrialSpec {
-            codec: Codec::H264,
+            encoder: VideoEncoder::X264,
             width: 100,
             height: 64,
             rate: RateControl::Quality(20),
@@ -866,7 +1009,7 @@ mod tests {
             })
             .collect();
         let spec = TrialSpec {
-            codec: Codec::Av1,
+            encoder: VideoEncoder::Rav1e,
             width: w,
             height: h,
             rate: RateControl::Quality(40),
@@ -897,5 +1040,39 @@ mod tests {
         let mut picked = Vec::new();
         trial_encode(&frames, &every_third, &mut |i, _| picked.push(i)).unwrap();
         assert_eq!(picked, vec![1, 4, 7, 10]);
+    }
+
+    /// The SVT-AV1 trial: every frame comes back once, in order, decoded by libaom and close
+    /// to its input, with the key frame's bytes on frame 0.
+    #[cfg(feature = "svt-av1")]
+    #[test]
+    fn svt_trial_hands_back_decoded_pictures_in_order() {
+        let (w, h) = (128u32, 72u32);
+        let frames = gradient(w, h, 20);
+        let spec = TrialSpec {
+            encoder: VideoEncoder::SvtAv1,
+            width: w,
+            height: h,
+            rate: RateControl::Quality(20),
+            speed: 12,
+            frame_rate: Rational::new(25, 1),
+            display: (w, h),
+            score_every: 1,
+        };
+        let mut seen = Vec::new();
+        let bytes = trial_encode(&frames, &spec, &mut |i, p| {
+            let diff: u64 = p.planes[0]
+                .iter()
+                .zip(&frames[i].planes[0])
+                .map(|(&a, &b)| u64::from(a.abs_diff(b)))
+                .sum();
+            seen.push((i, diff as f64 / f64::from(w * h)));
+        })
+        .unwrap();
+        let order: Vec<usize> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(order, (0..20).collect::<Vec<_>>());
+        assert!(seen.iter().all(|s| s.1 < 3.0), "{seen:?}");
+        assert_eq!(bytes.len(), 20);
+        assert!(bytes[0] > bytes[10], "{bytes:?}");
     }
 }

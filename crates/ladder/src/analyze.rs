@@ -12,7 +12,7 @@ use crate::{LadderError, ReferenceMotion};
 use rayon::prelude::*;
 use reel_encoder::{
     decode_frames, decode_pictures, even, probe, scale_pictures, trial_encode, AudioSpec, Ladder,
-    Rung, TrialSpec,
+    Rung, TrialSpec, VideoEncoder,
 };
 use reel_media::{Codec, Picture, Rational};
 use serde::{Deserialize, Serialize};
@@ -43,19 +43,20 @@ pub const CANDIDATE_HEIGHTS: [u32; 7] = [1080, 720, 540, 432, 360, 270, 234];
 /// What the analysis tries and what the ladder may contain.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnalyzeOptions {
-    /// Codec of the trials and of the ladder: H.264 (x264) or AV1 (rav1e). Start from
-    /// [`AnalyzeOptions::for_codec`] to get the codec's settings grid and speeds.
-    pub codec: Codec,
+    /// Encoder of the trials and of the ladder's rungs (x264 for H.264; SVT-AV1 or rav1e for
+    /// AV1). Start from [`AnalyzeOptions::for_codec`] or [`AnalyzeOptions::for_encoder`] to
+    /// get the encoder's settings grid and speeds.
+    pub encoder: VideoEncoder,
     /// Candidate heights; those above the source are skipped.
     pub heights: Vec<u32>,
-    /// Constant-quality settings tried at every height (when the rungs are CRF): x264 CRFs,
-    /// or rav1e quantizers (0-255) for AV1.
+    /// Constant-quality settings tried at every height (when the rungs are CRF), on the
+    /// encoder's scale: x264 or SVT-AV1 CRFs, or rav1e quantizers (0-255).
     pub qualities: Vec<u32>,
     /// Target bitrates tried at every height, in bits per pixel per frame (when the rungs
     /// target a bitrate): kbit/s = bpp x width x height x frame rate / 1000.
     pub bits_per_pixel: Vec<f64>,
-    /// Encoder speed of the trials: x264 preset (1 placebo ... 10 ultrafast) or rav1e speed
-    /// (0 ... 10 fastest).
+    /// Encoder speed of the trials on the encoder's scale: x264 preset (1 placebo ... 10
+    /// ultrafast), SVT-AV1 preset (0 ... 13 fastest) or rav1e speed (0 ... 10 fastest).
     pub trial_speed: u8,
     /// Encoder speed the ladder's rungs are encoded with (as `trial_speed`).
     pub speed: u8,
@@ -78,7 +79,7 @@ pub struct AnalyzeOptions {
 impl Default for AnalyzeOptions {
     fn default() -> Self {
         Self {
-            codec: Codec::H264,
+            encoder: VideoEncoder::X264,
             heights: CANDIDATE_HEIGHTS.to_vec(),
             qualities: vec![16, 22, 28, 34, 40],
             bits_per_pixel: vec![0.008, 0.02, 0.05, 0.12, 0.3, 0.75],
@@ -100,31 +101,46 @@ impl Default for AnalyzeOptions {
 }
 
 impl AnalyzeOptions {
-    /// The defaults for `codec`: H.264 as [`Default`]; AV1 with rav1e at speed 10 (as the
-    /// built-in AV1 ladder encodes) for trials and rungs, constant-quantizer trials and rungs
-    /// (quantizers 50-230). AV1 trials cannot target a bitrate: rav1e's rate control does not
-    /// settle within a sample window (a 1-second window came out at the same size for targets
-    /// 2.5x apart), so its trials would not predict its rungs.
+    /// The defaults for `codec` with its default encoder ([`VideoEncoder::default_for`]).
     ///
     /// ```
     /// use reel_ladder::AnalyzeOptions;
     /// use reel_media::Codec;
     /// let o = AnalyzeOptions::for_codec(Codec::Av1);
-    /// assert_eq!((o.codec, o.speed), (Codec::Av1, 10));
+    /// assert_eq!((o.codec(), o.speed), (Codec::Av1, 10));
     /// ```
     pub fn for_codec(codec: Codec) -> AnalyzeOptions {
+        VideoEncoder::default_for(codec)
+            .map(AnalyzeOptions::for_encoder)
+            .unwrap_or_default()
+    }
+
+    /// The defaults for `encoder`: x264 as [`Default`]; for AV1, the encoder at speed 10 (as
+    /// the built-in AV1 ladder encodes) for trials and rungs, constant-quality trials and
+    /// rungs over the encoder's useful range (rav1e quantizers 50-230, SVT-AV1 CRFs 13-58,
+    /// the same quantizer indices). AV1 trials do not target a bitrate: rav1e's rate control
+    /// does not settle within a sample window (a 1-second window came out at the same size
+    /// for targets 2.5x apart), so its trials would not predict its rungs.
+    pub fn for_encoder(encoder: VideoEncoder) -> AnalyzeOptions {
         let base = AnalyzeOptions::default();
-        match codec {
-            Codec::Av1 => AnalyzeOptions {
-                codec,
-                qualities: vec![50, 80, 110, 140, 170, 200, 230],
-                trial_speed: 10,
-                speed: 10,
-                rate_control: RungRateControl::Crf,
-                ..base
-            },
-            _ => AnalyzeOptions { codec, ..base },
+        let av1 = |qualities: Vec<u32>| AnalyzeOptions {
+            encoder,
+            qualities,
+            trial_speed: 10,
+            speed: 10,
+            rate_control: RungRateControl::Crf,
+            ..base.clone()
+        };
+        match encoder {
+            VideoEncoder::Rav1e => av1(vec![50, 80, 110, 140, 170, 200, 230]),
+            VideoEncoder::SvtAv1 => av1(vec![13, 20, 28, 35, 43, 50, 58]),
+            VideoEncoder::X264 => base,
         }
+    }
+
+    /// The codec of the trials and the ladder.
+    pub fn codec(&self) -> Codec {
+        self.encoder.codec()
     }
 }
 
@@ -495,7 +511,7 @@ fn start(source: &Path, opts: &AnalyzeOptions) -> Result<(Analysis, Geometry), L
         frame_rate,
         frame_seconds: frame_rate.den as f64 / frame_rate.num as f64,
     };
-    let mut ladder = fallback_ladder(opts.codec, display_height);
+    let mut ladder = fallback_ladder(opts.codec(), display_height);
     ladder.keyframe_interval = opts.keyframe_interval;
     ladder.audio = opts.audio.clone();
     let analysis = Analysis {
@@ -523,17 +539,17 @@ fn start(source: &Path, opts: &AnalyzeOptions) -> Result<(Analysis, Geometry), L
         seconds: 0.0,
         phases: Phases::default(),
     };
-    if opts.codec == Codec::Av1 && opts.rate_control == RungRateControl::Bitrate {
+    if opts.codec() == Codec::Av1 && opts.rate_control == RungRateControl::Bitrate {
         return Err(LadderError::Unsupported(
             "AV1 ladders are analysed with constant-quantizer trials and rungs (rate control \
              crf): rav1e's bitrate control does not settle within a sample window"
                 .into(),
         ));
     }
-    if !matches!(opts.codec, Codec::H264 | Codec::Av1) {
+    if !matches!(opts.codec(), Codec::H264 | Codec::Av1) {
         return Err(LadderError::Unsupported(format!(
             "per-title analysis trial-encodes video (H.264 or AV1), not {}",
-            opts.codec.name()
+            opts.codec().name()
         )));
     }
     Ok((analysis, geometry))
@@ -543,7 +559,7 @@ fn device_level(opts: &AnalyzeOptions) -> Result<Option<crate::device::Level>, S
     let Some(name) = &opts.constraints.level else {
         return Ok(None);
     };
-    crate::device::Level::parse(opts.codec, name)
+    crate::device::Level::parse(opts.codec(), name)
         .map(Some)
         .map_err(|e| Stop::Error(LadderError::Unsupported(format!("constraints.level: {e}"))))
 }
@@ -580,7 +596,7 @@ fn candidate_heights(
     if let (true, Some(l)) = (heights.is_empty() && !beyond_level.is_empty(), level) {
         return Err(Stop::Fallback(format!(
             "no candidate height fits {} level {} at {fps:.3} frames/s (the smallest tried: {} lines)",
-            opts.codec.name(),
+            opts.codec().name(),
             l.name,
             beyond_level.iter().min().copied().unwrap_or(0)
         )));
@@ -743,7 +759,7 @@ impl TrialGrid {
     ) -> Result<TrialScore, LadderError> {
         let p = self.points[i];
         let spec = TrialSpec {
-            codec: opts.codec,
+            encoder: opts.encoder,
             width: p.width,
             height: p.height,
             rate: self.rate(p.setting),
@@ -1107,7 +1123,8 @@ fn choose_rungs(
         .iter()
         .map(|r| Rung {
             name: r.name.clone(),
-            codec: opts.codec,
+            codec: opts.codec(),
+            encoder: Some(opts.encoder),
             height: r.height,
             width: Some(r.width),
             bitrate: (opts.rate_control == RungRateControl::Bitrate)

@@ -109,10 +109,14 @@ impl SourceLocation {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisSpec {
-    /// Codec of the per-title ladder: `h264` (the default) or `av1` (rav1e trials and
-    /// constant-quantizer rungs).
+    /// Codec of the per-title ladder: `h264` (the default) or `av1` (constant-quality trials
+    /// and rungs).
     #[serde(default, with = "video_codec")]
     pub codec: Option<Codec>,
+    /// The encoder of the trials and the rungs: `svt-av1` or `rav1e` for AV1 (SVT-AV1 by
+    /// default when built in), `x264` for H.264.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<reel_encoder::VideoEncoder>,
     pub max_rungs: Option<usize>,
     pub ceiling: Option<f64>,
     pub floor: Option<f64>,
@@ -126,7 +130,35 @@ pub struct AnalysisSpec {
 impl AnalysisSpec {
     /// The ladder's codec: H.264 unless the job says otherwise.
     pub fn codec(&self) -> Codec {
-        self.codec.unwrap_or(Codec::H264)
+        self.codec
+            .or(self.encoder.map(|e| e.codec()))
+            .unwrap_or(Codec::H264)
+    }
+
+    /// The encoder of the trials and the rungs: the one named, else the codec's default.
+    /// Errors when it is not the codec's or not in this build.
+    pub fn encoder(&self) -> Result<reel_encoder::VideoEncoder, String> {
+        let codec = self.codec();
+        let encoder = match self.encoder {
+            Some(e) => e,
+            None => reel_encoder::VideoEncoder::default_for(codec)
+                .ok_or_else(|| format!("analysis.codec {} is not a video codec", codec.name()))?,
+        };
+        if encoder.codec() != codec {
+            return Err(format!(
+                "analysis.encoder {} encodes {}, not {}",
+                encoder.name(),
+                encoder.codec().name(),
+                codec.name()
+            ));
+        }
+        if !encoder.built_in() {
+            return Err(format!(
+                "analysis.encoder {} is not in this build of Reel (built without the svt-av1 feature)",
+                encoder.name()
+            ));
+        }
+        Ok(encoder)
     }
 }
 
@@ -411,6 +443,7 @@ impl Job {
         }
         reel_packager::check_segment_duration(self.packaging.segment_duration)
             .map_err(|e| format!("packaging.segment_duration: {e}"))?;
+        self.analysis.encoder()?;
         if let Some(l) = &self.analysis.level {
             reel_ladder::device::Level::parse(self.analysis.codec(), l)
                 .map_err(|e| format!("analysis.level: {e}"))?;

@@ -798,7 +798,7 @@ fn per_title(
     on_event(PipelineEvent::PhaseStarted(Phase::Analyze));
     let t = Instant::now();
     let a = &job.analysis;
-    let mut o = AnalyzeOptions::for_codec(a.codec());
+    let mut o = AnalyzeOptions::for_encoder(a.encoder().map_err(PipelineError::Unsupported)?);
     if let Some(v) = a.max_rungs {
         o.constraints.max_rungs = v;
     }

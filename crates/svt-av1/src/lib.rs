@@ -275,7 +275,8 @@ impl Encoder {
         let mut handle: *mut sys::EbComponentType = ptr::null_mut();
         let mut config = sys::EbSvtAv1EncConfiguration::default();
         // SAFETY: both pointers are valid for the call; the library fills in its defaults.
-        let code = unsafe { sys::svt_av1_enc_init_handle(&mut handle, ptr::null_mut(), &mut config) };
+        let code =
+            unsafe { sys::svt_av1_enc_init_handle(&mut handle, ptr::null_mut(), &mut config) };
         check("init_handle", code)?;
         let handle = NonNull::new(handle).ok_or(SvtError::Library {
             call: "init_handle",
@@ -298,7 +299,9 @@ impl Encoder {
             sys::svt_av1_enc_set_parameter(encoder.handle.as_ptr(), &mut config)
         })?;
         // SAFETY: a live, configured handle.
-        check("init", unsafe { sys::svt_av1_enc_init(encoder.handle.as_ptr()) })?;
+        check("init", unsafe {
+            sys::svt_av1_enc_init(encoder.handle.as_ptr())
+        })?;
         encoder.initialised = true;
         Ok(encoder)
     }
@@ -466,7 +469,9 @@ pub fn version() -> String {
         return "unknown".into();
     }
     // SAFETY: checked non-null above; static for the life of the process.
-    unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn check(call: &'static str, code: sys::EbErrorType) -> Result<(), SvtError> {
@@ -536,8 +541,16 @@ mod tests {
         let packets = encode(&settings, 60);
         assert_eq!(packets.len(), 60, "one packet per picture");
         let pts: Vec<i64> = packets.iter().map(|p| p.pts).collect();
-        assert_eq!(pts, (0..60).map(|n| n * 10).collect::<Vec<_>>(), "presentation order");
-        let keys: Vec<i64> = packets.iter().filter(|p| p.key).map(|p| p.pts / 10).collect();
+        assert_eq!(
+            pts,
+            (0..60).map(|n| n * 10).collect::<Vec<_>>(),
+            "presentation order"
+        );
+        let keys: Vec<i64> = packets
+            .iter()
+            .filter(|p| p.key)
+            .map(|p| p.pts / 10)
+            .collect();
         assert_eq!(keys, vec![0, 25, 50]);
     }
 
