@@ -27,13 +27,14 @@ packages=(
   libclang-14-dev                  # bindgen loads libclang
   xxd                              # libvmaf's build embeds its VMAF models with xxd (without
                                    # it the build succeeds and every VMAF score fails at run time)
+  libsvtav1enc-dev                 # SvtAv1Enc.pc, EbSvtAv1Enc.h: SVT-AV1 (reel-svt-av1's bindgen, link)
   # GStreamer: the elements Reel, the fixtures and the tests create, and the demuxers and
   # decoders uridecodebin3 plugs for the sources Reel reads.
   libgstreamer1.0-0                # core elements: queue, tee, capsfilter, filesrc, fakesink
   gstreamer1.0-tools               # gst-launch-1.0 (fixtures), gst-inspect-1.0 (this check)
   gstreamer1.0-plugins-base        # videoconvert, videoscale, audioconvert, uridecodebin3, opus
   gstreamer1.0-plugins-good        # qtdemux, mp4mux, matroska, png
-  gstreamer1.0-plugins-bad         # h264parse, tsdemux
+  gstreamer1.0-plugins-bad         # h264parse, tsdemux, av1parse and av1dec (SVT-AV1 trials)
   gstreamer1.0-plugins-ugly        # x264enc
   gstreamer1.0-libav               # avdec_h264, avdec_aac, avenc_aac, FFV1
   gstreamer1.0-x                   # timeoverlay (the fixtures' burnt-in time code)

@@ -356,7 +356,7 @@ fn demux_round_trips_encoded_files_without_reencoding() {
     let ladder = dir.path().join("l.json");
     std::fs::write(
         &ladder,
-        r#"{"rung":[{"codec":"av1","height":180,"quality":120}]}"#,
+        r#"{"rung":[{"codec":"av1","height":180,"crf":40}]}"#,
     )
     .unwrap();
     encode(&src, ladder.to_str().unwrap(), &enc);
@@ -408,7 +408,7 @@ fn mixed_av1_and_h264_ladder_with_audio_does_not_stall() {
     let ladder = dir.path().join("l.toml");
     std::fs::write(
         &ladder,
-        "[[rung]]\ncodec = \"h264\"\nheight = 180\nbitrate = 300\n[[rung]]\ncodec = \"av1\"\nheight = 180\nquality = 150\n[[rung]]\ncodec = \"av1\"\nheight = 90\nquality = 150\n[audio]\ncodec = \"aac\"\nbitrate = 96\n",
+        "[[rung]]\ncodec = \"h264\"\nheight = 180\nbitrate = 300\n[[rung]]\ncodec = \"av1\"\nheight = 180\ncrf = 40\n[[rung]]\ncodec = \"av1\"\nencoder = \"rav1e\"\nheight = 90\nquality = 150\n[audio]\ncodec = \"aac\"\nbitrate = 96\n",
     )
     .unwrap();
     let out = dir.path().join("out");

@@ -616,15 +616,16 @@ fn key_frames_are_found_and_windows_start_on_them() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// AV1 ladders: rav1e trials at constant quantizers, a ladder of AV1 quantizer rungs that
-/// `reel encode` takes, landing near the predicted bitrates; a bitrate-targeting AV1 analysis
-/// is refused with the reason.
+/// AV1 ladders: SVT-AV1 trials at constant CRFs, a ladder of AV1 CRF rungs that `reel encode`
+/// takes, landing near the predicted bitrates; a bitrate-targeting AV1 analysis is refused
+/// with the reason.
 #[test]
-fn av1_ladders_come_from_rav1e_trials() {
+fn av1_ladders_come_from_svt_av1_trials() {
     let dir = temp("av1");
     let r = analyze("easy_540p25.mp4", &dir, &["--codec", "av1"]);
     check_ladder("easy (av1)", &r);
-    assert_eq!(r["options"]["codec"], "av1");
+    // SVT-AV1, the AV1 default, runs the trials as it encodes the rungs.
+    assert_eq!(r["options"]["encoder"], "svt-av1");
     assert_eq!(r["options"]["rate_control"], "crf");
     let rungs = r["rungs"].as_array().unwrap();
     let ladder = std::fs::read_to_string(dir.join("ladder.toml")).unwrap();

@@ -392,7 +392,7 @@ fn the_job_publishes_a_protected_title_to_a_folder_and_a_second_run_changes_noth
     );
 }
 
-/// A per-title AV1 job (`analysis.codec = "av1"`): rav1e trials choose the ladder, its
+/// A per-title AV1 job (`analysis.codec = "av1"`): SVT-AV1 trials choose the ladder, its
 /// renditions are AV1, the title is published encrypted and plays to the end.
 #[test]
 fn a_per_title_av1_job_publishes_an_av1_title_that_plays() {
@@ -419,7 +419,7 @@ fn a_per_title_av1_job_publishes_an_av1_title_that_plays() {
     let report: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("work/analysis.json")).unwrap())
             .unwrap();
-    assert_eq!(report["options"]["codec"], "av1");
+    assert_eq!(report["options"]["encoder"], "svt-av1");
     assert!(report["fallback"].is_null(), "{}", report["fallback"]);
     // The player tells renditions apart by height.
     let mut heights: Vec<u64> = video

@@ -68,7 +68,9 @@ fn main() {
     let ladder = dir.path().join("ladder.toml");
     let mut toml = String::from("keyframe_interval = 2.0\n");
     for h in [720, 480, 360, 240] {
-        toml += &format!("[[rung]]\ncodec = \"av1\"\nheight = {h}\nquality = 100\nspeed = 10\n");
+        toml += &format!(
+            "[[rung]]\ncodec = \"av1\"\nencoder = \"rav1e\"\nheight = {h}\nquality = 100\nspeed = 10\n"
+        );
     }
     std::fs::write(&ladder, toml).unwrap();
 

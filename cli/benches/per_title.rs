@@ -18,12 +18,14 @@
 //! the built-in AV1 ladder (`--ladder av1`, trimmed to the source) instead of Apple's H.264
 //! rungs; outputs go to `target/bench-out/per-title-av1/`.
 
-use reel_encoder::decode_pictures;
-use reel_ladder::{bd_rate, bd_rate_piecewise, Vmaf};
+mod support;
+
+use reel_ladder::{bd_rate, bd_rate_piecewise};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use support::{reference_frames, vmaf};
 
 fn run(label: &str, cmd: &mut Command) -> (String, f64) {
     let t = Instant::now();
@@ -64,47 +66,6 @@ fn make_fixture(dir: &Path, name: &str, graph: &str) -> PathBuf {
     assert!(st.success(), "making {name}");
     std::fs::rename(&tmp, &path).unwrap();
     path
-}
-
-/// Decodes `source` once to raw I420 frames of `size` in `path` (the reference every rung is
-/// scored against).
-fn reference_frames(source: &Path, size: (u32, u32), path: &Path) {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    decode_pictures(source, size, &[], &mut |_, _, p| {
-        for plane in &p.planes {
-            out.write_all(plane).unwrap();
-        }
-        true
-    })
-    .unwrap();
-    out.flush().unwrap();
-}
-
-/// Mean VMAF of `rendition` (decoded and scaled to `size`) against the raw reference frames,
-/// every frame, libvmaf on two threads. One GStreamer pipeline at a time: two `decode_pictures`
-/// pipelines running at once in one process have stalled here (not yet understood).
-fn vmaf(reference: &Path, rendition: &Path, size: (u32, u32)) -> f64 {
-    use std::io::Read;
-    let mut file = std::io::BufReader::new(std::fs::File::open(reference).unwrap());
-    let mut v = Vmaf::with_threads(size.0, size.1, 1, 2).unwrap();
-    let mut read_frame = || {
-        let mut r = reel_media::Picture::filled(size.0, size.1, 0, 0);
-        for plane in r.planes.iter_mut() {
-            file.read_exact(plane).ok()?;
-        }
-        Some(r)
-    };
-    decode_pictures(rendition, size, &[], &mut |_, _, d| match read_frame() {
-        Some(r) => {
-            v.push(&r, &d).unwrap();
-            true
-        }
-        None => false,
-    })
-    .unwrap();
-    let s = v.finish().unwrap();
-    s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64
 }
 
 struct Rung {

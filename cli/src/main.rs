@@ -188,6 +188,7 @@ fn main() -> ExitCode {
         Command::Run { .. } | Command::Encode { .. } | Command::Worker { .. }
     ) {
         limit_malloc_arenas();
+        quiet_svt_av1();
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -211,6 +212,15 @@ fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, ARENAS);
         }
+    }
+}
+
+/// SVT-AV1 prints a banner of its settings on stderr for every encoder it starts (one per AV1
+/// rung and chunk), between our progress lines: keep its errors only, unless `SVT_LOG` says
+/// otherwise. Called before any thread starts (the library reads the variable at each init).
+fn quiet_svt_av1() {
+    if std::env::var_os("SVT_LOG").is_none() {
+        std::env::set_var("SVT_LOG", "1");
     }
 }
 

@@ -6,12 +6,27 @@ use std::process::Command;
 
 /// Runs `cmd` under GNU time; returns (stdout, wall seconds, peak RSS in MB).
 pub fn timed(label: &str, cmd: &mut Command) -> (String, f64, f64) {
+    let t = timing(label, cmd);
+    (t.stdout, t.wall, t.rss_mb)
+}
+
+/// What GNU time saw of one command.
+pub struct Timing {
+    pub stdout: String,
+    pub wall: f64,
+    /// User plus system CPU seconds.
+    pub cpu: f64,
+    pub rss_mb: f64,
+}
+
+/// Runs `cmd` under GNU time.
+pub fn timing(label: &str, cmd: &mut Command) -> Timing {
     let stats = std::env::temp_dir().join(format!("reel-bench-time-{}", std::process::id()));
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let mut wrapped = Command::new("/usr/bin/time");
     wrapped
-        .args(["-f", "%e %M", "-o"])
+        .args(["-f", "%e %M %U %S", "-o"])
         .arg(&stats)
         .arg(program)
         .args(args);
@@ -31,10 +46,57 @@ pub fn timed(label: &str, cmd: &mut Command) -> (String, f64, f64) {
     );
     let text = std::fs::read_to_string(&stats).unwrap();
     let _ = std::fs::remove_file(&stats);
-    let mut it = text.split_whitespace();
-    let secs: f64 = it.next().unwrap().parse().unwrap();
-    let kb: f64 = it.next().unwrap().parse().unwrap();
-    (String::from_utf8(out.stdout).unwrap(), secs, kb / 1024.0)
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    Timing {
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        wall: f[0],
+        cpu: f[2] + f[3],
+        rss_mb: f[1] / 1024.0,
+    }
+}
+
+/// Decodes `source` once to raw I420 frames of `size` in `path` (the reference every rung is
+/// scored against).
+pub fn reference_frames(source: &Path, size: (u32, u32), path: &Path) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    reel_encoder::decode_pictures(source, size, &[], &mut |_, _, p| {
+        for plane in &p.planes {
+            out.write_all(plane).unwrap();
+        }
+        true
+    })
+    .unwrap();
+    out.flush().unwrap();
+}
+
+/// Mean VMAF of `rendition` (decoded and scaled to `size`) against the raw reference frames,
+/// every frame, libvmaf on two threads. One GStreamer pipeline at a time: two `decode_pictures`
+/// pipelines running at once in one process have stalled here (not yet understood).
+pub fn vmaf(reference: &Path, rendition: &Path, size: (u32, u32)) -> f64 {
+    use std::io::Read;
+    let mut file = std::io::BufReader::new(std::fs::File::open(reference).unwrap());
+    let mut v = reel_ladder::Vmaf::with_threads(size.0, size.1, 1, 2).unwrap();
+    let mut read_frame = || {
+        let mut r = reel_media::Picture::filled(size.0, size.1, 0, 0);
+        for plane in r.planes.iter_mut() {
+            file.read_exact(plane).ok()?;
+        }
+        Some(r)
+    };
+    reel_encoder::decode_pictures(rendition, size, &[], &mut |_, _, d| match read_frame() {
+        Some(r) => {
+            v.push(&r, &d).unwrap();
+            true
+        }
+        None => false,
+    })
+    .unwrap();
+    let s = v.finish().unwrap();
+    s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64
 }
 
 /// The 60-second 720p title with audio (cached in `dir`).

@@ -128,10 +128,19 @@ pub struct Rung {
 }
 
 impl Rung {
+    /// The rung's name for messages: its own, else its height (as the plan will name it).
+    fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!("{}p", self.height)
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// The rung's encoder: the one it names, else its codec's default.
     pub fn video_encoder(&self) -> Result<VideoEncoder, EncodeError> {
         let invalid =
-            |why: String| EncodeError::InvalidLadder(format!("rung {}: {why}", self.name));
+            |why: String| EncodeError::InvalidLadder(format!("rung {}: {why}", self.label()));
         let encoder = match self.encoder {
             Some(e) => e,
             None => VideoEncoder::default_for(self.codec)
@@ -164,7 +173,7 @@ impl Rung {
                 if !range.contains(&q) {
                     return Err(EncodeError::InvalidLadder(format!(
                         "rung {}: quality {q} is outside {}-{} ({} {scale})",
-                        self.name,
+                        self.label(),
                         range.start(),
                         range.end(),
                         encoder.name(),
@@ -174,7 +183,7 @@ impl Rung {
             }
             _ => Err(EncodeError::InvalidLadder(format!(
                 "rung {}: give exactly one of bitrate (kbit/s, > 0) or quality",
-                self.name
+                self.label()
             ))),
         }
     }
@@ -258,7 +267,7 @@ impl Ladder {
             if r.codec.kind() != reel_media::TrackKind::Video {
                 return Err(EncodeError::InvalidLadder(format!(
                     "rung {}: {} is not a video codec",
-                    r.name,
+                    r.label(),
                     r.codec.name()
                 )));
             }
@@ -268,7 +277,7 @@ impl Ladder {
             {
                 return Err(EncodeError::InvalidLadder(format!(
                     "rung {}: size must be between 16 and 7680x4320",
-                    r.name
+                    r.label()
                 )));
             }
             let encoder = r.video_encoder()?;
@@ -276,7 +285,7 @@ impl Ladder {
             if let Some(speed) = r.speed.filter(|s| !speeds.contains(s)) {
                 return Err(EncodeError::InvalidLadder(format!(
                     "rung {}: speed {speed} is outside {}-{} ({})",
-                    r.name,
+                    r.label(),
                     speeds.start(),
                     speeds.end(),
                     encoder.name()
