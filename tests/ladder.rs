@@ -6,7 +6,7 @@ mod common;
 
 use common::{fixture, keyframe_times, reel, reel_ok, tool};
 use reel_encoder::{decode_frames, decode_pictures, trial_encode, TrialSpec};
-use reel_media::{Codec, Picture, Rational};
+use reel_media::{Picture, Rational};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 

@@ -224,28 +224,34 @@ fn peer(reel: &Path, input: &Path, work: &Path) {
     );
 }
 
-/// VMAF of every rendition of an encode; (height, kbps, VMAF) per rung.
-fn scored(renditions: &[Rendition], reference: &Path, size: (u32, u32)) -> Vec<(u32, f64, f64)> {
+/// One rung of an encode, scored.
+struct Point {
+    height: u32,
+    kbps: f64,
+    vmaf: f64,
+}
+
+/// One encoder setting's encode of the ladder: its wall time and its scored rungs.
+struct Curve {
+    wall: f64,
+    points: Vec<Point>,
+}
+
+/// VMAF of every rendition of an encode.
+fn scored(renditions: &[Rendition], reference: &Path, size: (u32, u32)) -> Vec<Point> {
     renditions
         .iter()
-        .map(|r| (r.height, r.kbps, vmaf(reference, &r.path, size)))
+        .map(|r| Point {
+            height: r.height,
+            kbps: r.kbps,
+            vmaf: vmaf(reference, &r.path, size),
+        })
         .collect()
 }
 
 fn main() {
     let root = support::root();
-    let input: PathBuf = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let st = Command::new("bash")
-                .arg(root.join("fixtures/make.sh"))
-                .status()
-                .unwrap();
-            assert!(st.success());
-            root.join("fixtures/out/mezz_720p25.mp4")
-        });
+    let input = support::input_or_fixture(&root);
     let reel = support::release_reel(&root);
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
@@ -257,7 +263,7 @@ fn main() {
     let size = size_of(&input);
     let reference = work.join("reference.yuv");
     reference_frames(&input, size, &reference);
-    let mut curves: Vec<(String, f64, Vec<(u32, f64, f64)>)> = Vec::new();
+    let mut curves: Vec<Curve> = Vec::new();
     let svt: Vec<Setting> = [28, 34, 40, 46]
         .map(|crf| Setting::Svt { preset: 10, crf })
         .into();
@@ -271,17 +277,25 @@ fn main() {
         let (t, renditions) = reel_encode(&reel, &input, *setting, &HEIGHTS, &work.join("curve"));
         let points = scored(&renditions, &reference, size);
         print!("  {:<26} wall {:6.2} s ", setting.label(), t.wall);
-        for (h, kbps, v) in &points {
-            print!(" {h}p {kbps:6.0} kbit/s VMAF {v:5.2} ");
+        for p in &points {
+            print!(" {}p {:6.0} kbit/s VMAF {:5.2} ", p.height, p.kbps, p.vmaf);
         }
         println!();
-        curves.push((setting.label(), t.wall, points));
+        curves.push(Curve {
+            wall: t.wall,
+            points,
+        });
     }
     let (svt_curves, rav1e_curves) = curves.split_at(svt.len());
-    let per_rung = |curves: &[(String, f64, Vec<(u32, f64, f64)>)], h: u32| -> Vec<(f64, f64)> {
+    let per_rung = |curves: &[Curve], h: u32| -> Vec<(f64, f64)> {
         curves
             .iter()
-            .flat_map(|c| c.2.iter().filter(|p| p.0 == h).map(|p| (p.1, p.2)))
+            .flat_map(|c| {
+                c.points
+                    .iter()
+                    .filter(|p| p.height == h)
+                    .map(|p| (p.kbps, p.vmaf))
+            })
             .collect()
     };
     let mut bds = Vec::new();
@@ -295,7 +309,7 @@ fn main() {
             None => println!("  {h}p BD-rate: the VMAF ranges do not overlap"),
         }
     }
-    let wall = |c: &[(String, f64, Vec<(u32, f64, f64)>)]| c.iter().map(|c| c.1).sum::<f64>();
+    let wall = |c: &[Curve]| c.iter().map(|c| c.wall).sum::<f64>();
     println!(
         "  result: BD-rate (VMAF) svt-av1 vs rav1e, mean over rungs {:+.1}%; wall time rav1e/svt-av1 {:.2}x ({:.1} s against {:.1} s for the four points)",
         bds.iter().sum::<f64>() / bds.len().max(1) as f64,
@@ -309,11 +323,11 @@ fn main() {
         let setting = Setting::Svt { preset, crf: 40 };
         let (t, renditions) = reel_encode(&reel, &input, setting, &HEIGHTS, &work.join("preset"));
         let points = scored(&renditions, &reference, size);
-        let kbps: f64 = points.iter().map(|p| p.1).sum();
-        let mean_vmaf = points.iter().map(|p| p.2).sum::<f64>() / points.len() as f64;
+        let kbps: f64 = points.iter().map(|p| p.kbps).sum();
+        let mean_vmaf = points.iter().map(|p| p.vmaf).sum::<f64>() / points.len() as f64;
         println!(
             "  preset {preset:>2}: wall {:6.2} s  ladder {kbps:6.0} kbit/s  mean VMAF {mean_vmaf:5.2}  720p {:6.0} kbit/s VMAF {:5.2}",
-            t.wall, points[0].1, points[0].2
+            t.wall, points[0].kbps, points[0].vmaf
         );
     }
     let _ = std::fs::remove_file(&reference);

@@ -6,7 +6,9 @@
 //! Run: `cargo bench -p reel-cli --bench ladder [-- INPUT]` (default: the 720p fixture).
 //! Uses GNU time (`/usr/bin/time`) for CPU and peak RSS of each whole process.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
 struct Run {
@@ -45,18 +47,7 @@ fn main() {
         .parent()
         .unwrap()
         .to_path_buf();
-    let input: PathBuf = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let st = Command::new("bash")
-                .arg(root.join("fixtures/make.sh"))
-                .status()
-                .unwrap();
-            assert!(st.success());
-            root.join("fixtures/out/mezz_720p25.mp4")
-        });
+    let input = support::input_or_fixture(&root);
     let reel = root.join("target/release/reel");
     let st = Command::new("cargo")
         .args(["build", "--release", "-p", "reel-cli"])

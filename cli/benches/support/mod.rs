@@ -58,6 +58,23 @@ pub fn timing(label: &str, cmd: &mut Command) -> Timing {
     }
 }
 
+/// The bench's input: the first argument that is not an option, else the 720p fixture (made
+/// by `fixtures/make.sh` if missing).
+pub fn input_or_fixture(root: &Path) -> PathBuf {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let st = Command::new("bash")
+                .arg(root.join("fixtures/make.sh"))
+                .status()
+                .unwrap();
+            assert!(st.success());
+            root.join("fixtures/out/mezz_720p25.mp4")
+        })
+}
+
 /// Decodes `source` once to raw I420 frames of `size` in `path` (the reference every rung is
 /// scored against).
 pub fn reference_frames(source: &Path, size: (u32, u32), path: &Path) {

@@ -692,32 +692,62 @@ pub fn trial_encode(
             }
             gst::PadProbeReturn::Ok
         });
-    let mut up = crate::resize::PlaneScaler::new(crate::resize::Filter::CatmullRom);
-    let mut failed: Option<String> = None;
-    let every = spec.score_every.max(1) as usize;
+    let mut scored = ScoredPictures::new(spec, on_decoded);
     run_raw(frames, spec.frame_rate, &chain, "x264", &mut |i, p| {
+        scored.take(i, p)
+    })?;
+    scored.finish()?;
+    let bytes = std::mem::take(&mut *bytes.lock().unwrap());
+    Ok(bytes)
+}
+
+/// Hands a trial's decoded pictures on: every `spec.score_every`-th (the middle one of each
+/// run), scaled to the display size (Catmull-Rom) unless already at it. A scaling failure is
+/// kept for [`finish`](Self::finish), as the pictures come out of a callback.
+struct ScoredPictures<'a> {
+    spec: &'a TrialSpec,
+    on_decoded: &'a mut dyn FnMut(usize, Picture),
+    up: crate::resize::PlaneScaler,
+    failed: Option<String>,
+}
+
+impl<'a> ScoredPictures<'a> {
+    fn new(spec: &'a TrialSpec, on_decoded: &'a mut dyn FnMut(usize, Picture)) -> Self {
+        ScoredPictures {
+            spec,
+            on_decoded,
+            up: crate::resize::PlaneScaler::new(crate::resize::Filter::CatmullRom),
+            failed: None,
+        }
+    }
+
+    fn take(&mut self, i: usize, p: Picture) {
+        let every = self.spec.score_every.max(1) as usize;
         if i % every != every / 2 {
             return;
         }
-        if (p.width, p.height) == spec.display {
-            on_decoded(i, p);
+        let (w, h) = self.spec.display;
+        if (p.width, p.height) == (w, h) {
+            (self.on_decoded)(i, p);
         } else {
-            match up.picture(&p, spec.display.0, spec.display.1) {
-                Ok(d) => on_decoded(i, d),
+            match self.up.picture(&p, w, h) {
+                Ok(d) => (self.on_decoded)(i, d),
                 Err(e) => {
-                    failed.get_or_insert(e);
+                    self.failed.get_or_insert(e);
                 }
             }
         }
-    })?;
-    if let Some(detail) = failed {
-        return Err(EncodeError::Decode {
-            path: "<trial>".into(),
-            detail,
-        });
     }
-    let bytes = std::mem::take(&mut *bytes.lock().unwrap());
-    Ok(bytes)
+
+    fn finish(self) -> Result<(), EncodeError> {
+        match self.failed {
+            Some(detail) => Err(EncodeError::Decode {
+                path: "<trial>".into(),
+                detail,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The SVT-AV1 trial: SVT-AV1 (one logical processor, the first frame the only key frame)
@@ -804,33 +834,13 @@ fn trial_encode_svt(
         }
         Ok(b)
     };
-    let decoder = make("av1dec")?;
-    let chain = [make("av1parse")?, decoder];
-    let mut up = crate::resize::PlaneScaler::new(crate::resize::Filter::CatmullRom);
-    let mut failed: Option<String> = None;
-    let every = spec.score_every.max(1) as usize;
+    let chain = [make("av1parse")?, make("av1dec")?];
+    let mut scored = ScoredPictures::new(spec, on_decoded);
     run_chain(&input, &buffer, &chain, "svt-av1", &mut |i, p| {
-        if i % every != every / 2 {
-            return;
-        }
-        if (p.width, p.height) == spec.display {
-            on_decoded(i, p);
-        } else {
-            match up.picture(&p, spec.display.0, spec.display.1) {
-                Ok(d) => on_decoded(i, d),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
-            }
-        }
+        scored.take(i, p)
     })?;
-    match failed {
-        Some(detail) => Err(EncodeError::Decode {
-            path: "<trial>".into(),
-            detail,
-        }),
-        None => Ok(bytes),
-    }
+    scored.finish()?;
+    Ok(bytes)
 }
 
 /// The AV1 trial: rav1e (one thread, no tiles, the first frame a key frame) encodes `frames`
@@ -958,6 +968,22 @@ mod tests {
             .collect()
     }
 
+    /// Runs a trial of `frames`: each handed-back picture's index and mean absolute luma
+    /// difference from its input, and the coded bytes per frame.
+    fn round_trip(frames: &[Picture], spec: &TrialSpec) -> (Vec<(usize, f64)>, Vec<u64>) {
+        let mut seen = Vec::new();
+        let bytes = trial_encode(frames, spec, &mut |i, p| {
+            let diff: u64 = p.planes[0]
+                .iter()
+                .zip(&frames[i].planes[0])
+                .map(|(&a, &b)| u64::from(a.abs_diff(b)))
+                .sum();
+            seen.push((i, diff as f64 / p.planes[0].len() as f64));
+        })
+        .unwrap();
+        (seen, bytes)
+    }
+
     /// A width whose chroma rows GStreamer pads (100 / 2 = 50, stride 52): the pictures reach
     /// x264 in GStreamer's layout, and every one comes back. Packed tightly, x264enc refused
     /// the first frame and the trial waited forever for the feeder (issue 17).
@@ -974,16 +1000,7 @@ mod tests {
             display: (100, 64),
             score_every: 1,
         };
-        let mut seen = Vec::new();
-        trial_encode(&frames, &spec, &mut |i, p| {
-            let diff: u64 = p.planes[0]
-                .iter()
-                .zip(&frames[i].planes[0])
-                .map(|(&a, &b)| u64::from(a.abs_diff(b)))
-                .sum();
-            seen.push((i, diff as f64 / 6400.0));
-        })
-        .unwrap();
+        let (seen, _) = round_trip(&frames, &spec);
         assert_eq!(
             seen.iter().map(|s| s.0).collect::<Vec<_>>(),
             (0..10).collect::<Vec<_>>()
@@ -997,17 +1014,7 @@ mod tests {
     #[test]
     fn av1_trial_hands_back_reconstructions_in_order() {
         let (w, h) = (64u32, 48u32);
-        let frames: Vec<Picture> = (0..12u32)
-            .map(|t| {
-                let mut p = Picture::filled(w, h, 0, 128);
-                for y in 0..h {
-                    for x in 0..w {
-                        p.planes[0][(y * w + x) as usize] = (x * 2 + y + t) as u8;
-                    }
-                }
-                p
-            })
-            .collect();
+        let frames = gradient(w, h, 12);
         let spec = TrialSpec {
             encoder: VideoEncoder::Rav1e,
             width: w,
@@ -1018,16 +1025,7 @@ mod tests {
             display: (w, h),
             score_every: 1,
         };
-        let mut seen = Vec::new();
-        let bytes = trial_encode(&frames, &spec, &mut |i, p| {
-            let diff: u64 = p.planes[0]
-                .iter()
-                .zip(&frames[i].planes[0])
-                .map(|(&a, &b)| u64::from(a.abs_diff(b)))
-                .sum();
-            seen.push((i, diff as f64 / f64::from(w * h)));
-        })
-        .unwrap();
+        let (seen, bytes) = round_trip(&frames, &spec);
         let order: Vec<usize> = seen.iter().map(|s| s.0).collect();
         assert_eq!(order, (0..12).collect::<Vec<_>>());
         assert!(seen.iter().all(|s| s.1 < 3.0), "{seen:?}");
@@ -1059,16 +1057,7 @@ mod tests {
             display: (w, h),
             score_every: 1,
         };
-        let mut seen = Vec::new();
-        let bytes = trial_encode(&frames, &spec, &mut |i, p| {
-            let diff: u64 = p.planes[0]
-                .iter()
-                .zip(&frames[i].planes[0])
-                .map(|(&a, &b)| u64::from(a.abs_diff(b)))
-                .sum();
-            seen.push((i, diff as f64 / f64::from(w * h)));
-        })
-        .unwrap();
+        let (seen, bytes) = round_trip(&frames, &spec);
         let order: Vec<usize> = seen.iter().map(|s| s.0).collect();
         assert_eq!(order, (0..20).collect::<Vec<_>>());
         assert!(seen.iter().all(|s| s.1 < 3.0), "{seen:?}");

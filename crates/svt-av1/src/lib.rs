@@ -145,7 +145,7 @@ impl Settings {
         if !SIZES.contains(&self.height) {
             return Err(outside("height", self.height.into(), range(&SIZES)));
         }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return Err(SvtError::Picture(format!(
                 "{}x{} is not even in both directions (4:2:0)",
                 self.width, self.height
