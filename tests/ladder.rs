@@ -376,7 +376,7 @@ fn bad_sources_fall_back_to_the_trimmed_fixed_ladder_and_say_why() {
     assert!(!report.exists());
     // Nonsense options are refused before any work.
     let err = analyze_refused(&["--crfs", "60"]);
-    assert!(err.contains("CRF 50"), "{err}");
+    assert!(err.contains("x264's CRF range 0-50"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
