@@ -39,6 +39,7 @@ pub(crate) struct Av1Job {
     pub rate: RateControl,
     pub speed: u8,
     /// Threads for the encoder's own use (SVT-AV1's logical processors); 0: every core.
+    #[cfg_attr(not(feature = "svt-av1"), allow(dead_code))]
     pub threads: u32,
     pub frames_total: Option<u64>,
 }
@@ -260,7 +261,7 @@ impl Worker {
     }
 
     fn flush(&mut self) -> Result<(), EncodeError> {
-        let flushed = match self.backend.as_mut() {
+        let flushed: Result<(), String> = match self.backend.as_mut() {
             Some(Backend::Rav1e(ctx)) => {
                 ctx.flush();
                 Ok(())
