@@ -2,7 +2,8 @@
 //! 4-rung ladder (720p/480p/360p/240p, key frame every 2 s), all in one run:
 //!
 //! 1. **Peer.** `reel encode` with SVT-AV1 against ffmpeg `split=4` + libsvtav1 at the same
-//!    preset and CRF (alternated, best of `ROUNDS`): wall time, CPU, peak RSS, and each
+//!    preset and CRF (alternated, `ROUNDS` rounds: best against best, and the median of the
+//!    rounds' ratios, as single runs here swing by 15%): wall time, CPU, peak RSS, and each
 //!    rung's coded video bytes (packet sizes by ffprobe, so container overhead is left out).
 //! 2. **SVT-AV1 against rav1e.** Reel encodes the ladder with SVT-AV1 preset 10 at four CRFs
 //!    and with rav1e speed 10 at four quantizers; every rung is scored with VMAF (libvmaf,
@@ -15,7 +16,7 @@
 //!    included). The 1080p input is the fixture scaled up by ffmpeg (cached).
 //!
 //! Run: `cargo bench -p reel-cli --bench av1 [-- INPUT]` (default: the 720p fixture).
-//! `ROUNDS` (default 2) sets the peer rounds.
+//! `ROUNDS` (default 5) sets the peer rounds.
 
 mod support;
 
@@ -184,12 +185,14 @@ fn peer(reel: &Path, input: &Path, work: &Path) {
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(5)
+        .max(1);
     let setting = Setting::Svt {
         preset: PRESET,
         crf: CRF,
     };
     let (mut best_ff, mut best_reel): (Option<Timing>, Option<Timing>) = (None, None);
+    let mut ratios = Vec::new();
     let mut files = (Vec::new(), Vec::new());
     for round in 1..=rounds {
         let (mut cmd, outs) = ffmpeg_command(input, work, size_of(input));
@@ -197,6 +200,7 @@ fn peer(reel: &Path, input: &Path, work: &Path) {
         let (r, renditions) = reel_encode(reel, input, setting, &HEIGHTS, &work.join("peer"));
         print_timing(&format!("round {round}: ffmpeg + libsvtav1"), &f);
         print_timing(&format!("round {round}: reel encode"), &r);
+        ratios.push(r.wall / f.wall);
         files = (
             outs,
             renditions.into_iter().map(|r| r.path).collect::<Vec<_>>(),
@@ -217,8 +221,9 @@ fn peer(reel: &Path, input: &Path, work: &Path) {
         );
     }
     println!(
-        "  result: reel/ffmpeg wall-time ratio {:.2} (best of {rounds}); CPU reel {:.1} s, ffmpeg {:.1} s",
+        "  result: reel/ffmpeg wall-time ratio {:.2} (best of {rounds} against best), median of the rounds' ratios {:.2}; CPU reel {:.1} s, ffmpeg {:.1} s (best rounds)",
         r.wall / f.wall,
+        support::median(&ratios),
         r.cpu,
         f.cpu
     );
