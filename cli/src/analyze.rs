@@ -105,21 +105,8 @@ fn video_encoder(name: &str) -> std::result::Result<reel_encoder::VideoEncoder, 
 impl AnalyzeArgs {
     pub fn options(&self) -> Result<AnalyzeOptions> {
         let codec = self.codec;
-        let encoder = match self.encoder {
-            Some(e) if e.codec() != codec => bail!(
-                "--encoder {} encodes {}, not {} (--codec)",
-                e.name(),
-                e.codec().name(),
-                codec.name()
-            ),
-            Some(e) if !e.built_in() => bail!(
-                "--encoder {} is not in this build of Reel (built without the svt-av1 feature)",
-                e.name()
-            ),
-            Some(e) => e,
-            None => reel_encoder::VideoEncoder::default_for(codec)
-                .ok_or_else(|| anyhow::anyhow!("{} is not a video codec", codec.name()))?,
-        };
+        let encoder = reel_encoder::VideoEncoder::choose(self.encoder, codec)
+            .map_err(|why| anyhow::anyhow!("--encoder/--codec: {why}"))?;
         let mut o = AnalyzeOptions::for_encoder(encoder);
         let crfs = self.crfs.clone().unwrap_or_else(|| o.qualities.clone());
         if self.heights.is_empty() || crfs.is_empty() {

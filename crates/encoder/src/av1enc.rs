@@ -147,6 +147,8 @@ impl Worker {
         }
     }
 
+    /// The rung's encoder for frames like `info`'s, with their range and (from `self.color`)
+    /// their colour description.
     fn backend(&self, info: &gst_video::VideoInfo) -> Result<Backend, EncodeError> {
         let color = color_info(info);
         match self.job.encoder {
@@ -170,18 +172,18 @@ impl Worker {
         } else {
             PixelRange::Limited
         };
-        if let (Some(p), Some(t), Some(m)) = (
-            ColorPrimaries::from_u8(color.primaries),
-            TransferCharacteristics::from_u8(color.transfer),
-            MatrixCoefficients::from_u8(color.matrix),
-        ) {
-            if color.primaries != 2 {
-                enc.color_description = Some(ColorDescription {
-                    color_primaries: p,
-                    transfer_characteristics: t,
-                    matrix_coefficients: m,
-                });
-            }
+        if let Some((p, t, m)) = self.color.and_then(|c| {
+            Some((
+                ColorPrimaries::from_u8(c.primaries)?,
+                TransferCharacteristics::from_u8(c.transfer)?,
+                MatrixCoefficients::from_u8(c.matrix)?,
+            ))
+        }) {
+            enc.color_description = Some(ColorDescription {
+                color_primaries: p,
+                transfer_characteristics: t,
+                matrix_coefficients: m,
+            });
         }
         enc.level_idx = Some(av1::level_for(
             job.width,
@@ -217,10 +219,10 @@ impl Worker {
         )
         .map_err(|e| self.fail(e))?;
         let settings = reel_svt_av1::Settings {
-            color: (color.primaries != 2).then_some(reel_svt_av1::ColorDescription {
-                primaries: color.primaries,
-                transfer: color.transfer,
-                matrix: color.matrix,
+            color: self.color.map(|c| reel_svt_av1::ColorDescription {
+                primaries: c.primaries,
+                transfer: c.transfer,
+                matrix: c.matrix,
             }),
             full_range: color.full_range,
             ..settings
@@ -234,8 +236,9 @@ impl Worker {
             .ok_or_else(|| self.fail("frame without caps"))?;
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| self.fail(e))?;
         if self.backend.is_none() {
-            self.backend = Some(self.backend(&info)?);
+            // Described only when the primaries are known (2: unspecified).
             self.color = Some(color_info(&info)).filter(|c| c.primaries != 2);
+            self.backend = Some(self.backend(&info)?);
         }
         let buffer = sample
             .buffer()

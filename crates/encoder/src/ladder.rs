@@ -63,6 +63,32 @@ impl VideoEncoder {
         }
     }
 
+    /// The encoder of `codec` a ladder, job or command gets: `named`, else the codec's
+    /// default. Errors (for the caller to prefix with what named it) when `named` encodes
+    /// another codec or is not in this build, or `codec` is not a video codec.
+    pub fn choose(named: Option<VideoEncoder>, codec: Codec) -> Result<VideoEncoder, String> {
+        let encoder = match named {
+            Some(e) => e,
+            None => VideoEncoder::default_for(codec)
+                .ok_or_else(|| format!("{} is not a video codec", codec.name()))?,
+        };
+        if encoder.codec() != codec {
+            return Err(format!(
+                "{} encodes {}, not {}",
+                encoder.name(),
+                encoder.codec().name(),
+                codec.name()
+            ));
+        }
+        if !encoder.built_in() {
+            return Err(format!(
+                "{} is not in this build of Reel (built without the svt-av1 feature)",
+                encoder.name()
+            ));
+        }
+        Ok(encoder)
+    }
+
     /// What `quality` means and the values it takes.
     pub fn qualities(self) -> (&'static str, RangeInclusive<u32>) {
         match self {
@@ -139,29 +165,8 @@ impl Rung {
 
     /// The rung's encoder: the one it names, else its codec's default.
     pub fn video_encoder(&self) -> Result<VideoEncoder, EncodeError> {
-        let invalid =
-            |why: String| EncodeError::InvalidLadder(format!("rung {}: {why}", self.label()));
-        let encoder = match self.encoder {
-            Some(e) => e,
-            None => VideoEncoder::default_for(self.codec)
-                .ok_or_else(|| invalid(format!("{} is not a video codec", self.codec.name())))?,
-        };
-        if encoder.codec() != self.codec {
-            return Err(invalid(format!(
-                "{} encodes {}, not {}",
-                encoder.name(),
-                encoder.codec().name(),
-                self.codec.name()
-            )));
-        }
-        if !encoder.built_in() {
-            return Err(invalid(format!(
-                "{} is not in this build of Reel (built without the svt-av1 feature); \
-                 use encoder = \"rav1e\"",
-                encoder.name()
-            )));
-        }
-        Ok(encoder)
+        VideoEncoder::choose(self.encoder, self.codec)
+            .map_err(|why| EncodeError::InvalidLadder(format!("rung {}: {why}", self.label())))
     }
 
     pub fn rate_control(&self) -> Result<RateControl, EncodeError> {

@@ -138,27 +138,8 @@ impl AnalysisSpec {
     /// The encoder of the trials and the rungs: the one named, else the codec's default.
     /// Errors when it is not the codec's or not in this build.
     pub fn encoder(&self) -> Result<reel_encoder::VideoEncoder, String> {
-        let codec = self.codec();
-        let encoder = match self.encoder {
-            Some(e) => e,
-            None => reel_encoder::VideoEncoder::default_for(codec)
-                .ok_or_else(|| format!("analysis.codec {} is not a video codec", codec.name()))?,
-        };
-        if encoder.codec() != codec {
-            return Err(format!(
-                "analysis.encoder {} encodes {}, not {}",
-                encoder.name(),
-                encoder.codec().name(),
-                codec.name()
-            ));
-        }
-        if !encoder.built_in() {
-            return Err(format!(
-                "analysis.encoder {} is not in this build of Reel (built without the svt-av1 feature)",
-                encoder.name()
-            ));
-        }
-        Ok(encoder)
+        reel_encoder::VideoEncoder::choose(self.encoder, self.codec())
+            .map_err(|why| format!("analysis: {why}"))
     }
 }
 
