@@ -153,9 +153,9 @@ impl Worker {
         let color = color_info(info);
         match self.job.encoder {
             #[cfg(feature = "svt-av1")]
-            VideoEncoder::SvtAv1 => self.svt_encoder(color).map(Backend::Svt),
+            VideoEncoder::SvtAv1 => self.svt_encoder(info, color).map(Backend::Svt),
             VideoEncoder::Rav1e => self
-                .rav1e_context(color)
+                .rav1e_context(info, color)
                 .map(|c| Backend::Rav1e(Box::new(c))),
             other => Err(self.fail(format!(
                 "{} is not an AV1 encoder in this build",
@@ -164,9 +164,18 @@ impl Worker {
         }
     }
 
-    fn rav1e_context(&self, color: ColorInfo) -> Result<Context<u8>, EncodeError> {
+    fn rav1e_context(
+        &self,
+        info: &gst_video::VideoInfo,
+        color: ColorInfo,
+    ) -> Result<Context<u8>, EncodeError> {
         let job = &self.job;
         let mut enc = encoder_config(job.width, job.height, job.frame_rate, job.speed, job.rate);
+        enc.chroma_sample_position = match ChromaSite::of(info) {
+            ChromaSite::Unknown => ChromaSamplePosition::Unknown,
+            ChromaSite::Vertical => ChromaSamplePosition::Vertical,
+            ChromaSite::Colocated => ChromaSamplePosition::Colocated,
+        };
         enc.pixel_range = if color.full_range {
             PixelRange::Full
         } else {
@@ -206,7 +215,11 @@ impl Worker {
     /// SVT-AV1 with the rung's settings: key frames on the shared cadence only (closed GOPs,
     /// no scene-cut key frames), the frames' colour description.
     #[cfg(feature = "svt-av1")]
-    fn svt_encoder(&self, color: ColorInfo) -> Result<reel_svt_av1::Encoder, EncodeError> {
+    fn svt_encoder(
+        &self,
+        info: &gst_video::VideoInfo,
+        color: ColorInfo,
+    ) -> Result<reel_svt_av1::Encoder, EncodeError> {
         let job = &self.job;
         let settings = svt_settings(
             job.width,
@@ -225,6 +238,11 @@ impl Worker {
                 matrix: c.matrix,
             }),
             full_range: color.full_range,
+            chroma_position: match ChromaSite::of(info) {
+                ChromaSite::Unknown => reel_svt_av1::ChromaPosition::Unknown,
+                ChromaSite::Vertical => reel_svt_av1::ChromaPosition::Vertical,
+                ChromaSite::Colocated => reel_svt_av1::ChromaPosition::Colocated,
+            },
             ..settings
         };
         reel_svt_av1::Encoder::new(&settings).map_err(|e| self.fail(e))
@@ -503,6 +521,28 @@ pub(crate) fn progress(track: u32, done: u64, total: Option<u64>, started: Insta
         frames_total: total,
         fps,
         eta,
+    }
+}
+
+/// Where the frames' chroma sits, as AV1 can say it: GStreamer's `mpeg2` siting (horizontally
+/// co-sited, H.264's default) is AV1's vertical position; fully co-sited is co-located;
+/// centred (`jpeg`) and the rest have no AV1 code and stay unknown.
+enum ChromaSite {
+    Unknown,
+    Vertical,
+    Colocated,
+}
+
+impl ChromaSite {
+    fn of(info: &gst_video::VideoInfo) -> ChromaSite {
+        let site = info.chroma_site();
+        if site == gst_video::VideoChromaSite::MPEG2 {
+            ChromaSite::Vertical
+        } else if site == gst_video::VideoChromaSite::COSITED {
+            ChromaSite::Colocated
+        } else {
+            ChromaSite::Unknown
+        }
     }
 }
 

@@ -88,6 +88,17 @@ pub struct ColorDescription {
     pub matrix: u8,
 }
 
+/// Where 4:2:0 chroma samples sit against the luma grid (AV1 `chroma_sample_position`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChromaPosition {
+    #[default]
+    Unknown,
+    /// Horizontally with the first luma sample, between two rows (MPEG-2, H.264's default).
+    Vertical,
+    /// With the first luma sample in both directions.
+    Colocated,
+}
+
 /// Everything that decides an encode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -104,6 +115,7 @@ pub struct Settings {
     pub color: Option<ColorDescription>,
     /// Full-range samples (0-255) rather than studio range.
     pub full_range: bool,
+    pub chroma_position: ChromaPosition,
     /// Logical processors the library's threads may use; 0 lets it use all.
     pub threads: u32,
 }
@@ -127,6 +139,7 @@ impl Settings {
             keyframe_interval,
             color: None,
             full_range: false,
+            chroma_position: ChromaPosition::Unknown,
             threads: 0,
         }
     }
@@ -219,6 +232,11 @@ impl Settings {
             config.matrix_coefficients = c.matrix.into();
         }
         config.color_range = u32::from(self.full_range) as _;
+        config.chroma_sample_position = match self.chroma_position {
+            ChromaPosition::Unknown => sys::EB_CSP_UNKNOWN,
+            ChromaPosition::Vertical => sys::EB_CSP_VERTICAL,
+            ChromaPosition::Colocated => sys::EB_CSP_COLOCATED,
+        };
         config.logical_processors = self.threads;
     }
 }
