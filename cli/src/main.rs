@@ -94,6 +94,11 @@ enum Command {
         /// file per segment.
         #[arg(long)]
         single_file: bool,
+        /// A WebVTT (.vtt) or SubRip (.srt) file as a text track: LANGUAGE[,KIND[,NAME]]=FILE,
+        /// with a BCP 47 language and KIND subtitles (the default), captions (SDH) or forced.
+        /// Repeat for each language and kind. Example: --subtitles en,captions=en-sdh.srt
+        #[arg(long = "subtitles", value_name = "LANGUAGE[,KIND[,NAME]]=FILE")]
+        subtitles: Vec<reel_pipeline::SubtitleInput>,
         #[command(flatten)]
         encryption: keys::EncryptArgs,
         #[arg(long)]
@@ -301,6 +306,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             segment_duration,
             single_file,
+            subtitles,
             encryption,
             json,
         } => {
@@ -324,7 +330,7 @@ fn run(cli: Cli) -> Result<()> {
             // Fail closed: a failed run leaves no folder behind that it created (and never
             // a manifest, which is written last).
             let existed = out.exists();
-            let tracks = package::run(&inputs, &out, opts).inspect_err(|_| {
+            let tracks = package::run(&inputs, &subtitles, &out, opts).inspect_err(|_| {
                 if !existed {
                     let _ = std::fs::remove_dir_all(&out);
                 }

@@ -7,10 +7,19 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// Packages `inputs` into `out` (see `reel_pipeline::package_files`).
-pub fn run(inputs: &[PathBuf], out: &Path, opts: PackageOptions) -> Result<Vec<PackagedTrack>> {
-    Ok(reel_pipeline::package_files(inputs, out, opts, &mut |n| {
-        eprintln!("note: {n}")
-    })?)
+pub fn run(
+    inputs: &[PathBuf],
+    subtitles: &[reel_pipeline::SubtitleInput],
+    out: &Path,
+    opts: PackageOptions,
+) -> Result<Vec<PackagedTrack>> {
+    Ok(reel_pipeline::package_files(
+        inputs,
+        subtitles,
+        out,
+        opts,
+        &mut |n| eprintln!("note: {n}"),
+    )?)
 }
 
 #[derive(Serialize)]

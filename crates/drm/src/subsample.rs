@@ -44,6 +44,12 @@ impl SubsampleMap {
                 tiles: Box::new(TileLocator::new(c)),
                 align,
             },
+            // Text tracks go out in the clear (they are not media a licence protects).
+            CodecConfig::WebVtt(_) => {
+                return Err(crate::DrmError::Unsupported {
+                    problem: "text tracks are never encrypted".into(),
+                })
+            }
         })
     }
 

@@ -10,6 +10,8 @@ pub enum Codec {
     H264,
     Aac,
     Opus,
+    /// WebVTT text (ISO/IEC 14496-30 `wvtt` in MP4).
+    WebVtt,
 }
 
 impl Codec {
@@ -17,13 +19,20 @@ impl Codec {
         match self {
             Codec::Av1 | Codec::H264 => TrackKind::Video,
             Codec::Aac | Codec::Opus => TrackKind::Audio,
+            Codec::WebVtt => TrackKind::Text,
         }
     }
 
     pub fn from_name(name: &str) -> Option<Codec> {
-        [Codec::Av1, Codec::H264, Codec::Aac, Codec::Opus]
-            .into_iter()
-            .find(|c| c.name() == name)
+        [
+            Codec::Av1,
+            Codec::H264,
+            Codec::Aac,
+            Codec::Opus,
+            Codec::WebVtt,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -32,6 +41,7 @@ impl Codec {
             Codec::H264 => "h264",
             Codec::Aac => "aac",
             Codec::Opus => "opus",
+            Codec::WebVtt => "webvtt",
         }
     }
 }
@@ -41,6 +51,44 @@ impl Codec {
 pub enum TrackKind {
     Video,
     Audio,
+    Text,
+}
+
+/// What a text track is for (DASH `Role`, HLS `FORCED` and `CHARACTERISTICS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextKind {
+    /// Dialogue in another language.
+    #[default]
+    Subtitles,
+    /// Captions for deaf and hard-of-hearing viewers (SDH): dialogue, speakers, sounds, music.
+    Captions,
+    /// Forced narratives: only what the audio's language does not carry (foreign dialogue, signs).
+    Forced,
+}
+
+impl TextKind {
+    pub const ALL: [TextKind; 3] = [TextKind::Subtitles, TextKind::Captions, TextKind::Forced];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextKind::Subtitles => "subtitles",
+            TextKind::Captions => "captions",
+            TextKind::Forced => "forced",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TextKind> {
+        TextKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// What manifests say of a text track beyond its `TrackInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextTrackInfo {
+    /// BCP 47 tag (`pt-BR`); `TrackInfo::language` holds its ISO 639-2 code for `mdhd`.
+    pub language: String,
+    pub kind: TextKind,
 }
 
 /// MPEG-4 `AudioSpecificConfig` (ISO/IEC 14496-3 1.6.2.1), kept byte-exact.
@@ -172,6 +220,8 @@ pub enum CodecConfig {
     Avc(AvcConfig),
     Aac(AudioSpecificConfig),
     Opus(OpusConfig),
+    /// WebVTT: the `vttC` configuration (the file header, `WEBVTT`).
+    WebVtt(String),
 }
 
 impl CodecConfig {
@@ -181,6 +231,7 @@ impl CodecConfig {
             CodecConfig::Avc(_) => Codec::H264,
             CodecConfig::Aac(_) => Codec::Aac,
             CodecConfig::Opus(_) => Codec::Opus,
+            CodecConfig::WebVtt(_) => Codec::WebVtt,
         }
     }
 
@@ -192,6 +243,7 @@ impl CodecConfig {
             CodecConfig::Aac(c) => format!("mp4a.40.{}", c.object_type),
             // The sample entry is `Opus`; the codecs parameter is lower-case `opus`.
             CodecConfig::Opus(_) => "opus".to_string(),
+            CodecConfig::WebVtt(_) => "wvtt".to_string(),
         }
     }
 }

@@ -118,28 +118,30 @@ fn trak(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Result<()> {
                 o.u16(0);
                 Ok(())
             })?;
+            // WebVTT (14496-30 7.2): handler `text`, null media header `nmhd`.
+            let (handler, handler_name): (&[u8; 4], &[u8]) = match track.kind() {
+                TrackKind::Video => (b"vide", b"VideoHandler\0"),
+                TrackKind::Audio => (b"soun", b"SoundHandler\0"),
+                TrackKind::Text => (b"text", b"TextHandler\0"),
+            };
             write_full_box(o, b"hdlr", 0, 0, |o| {
                 o.u32(0);
-                o.extend_from_slice(if audio { b"soun" } else { b"vide" });
+                o.extend_from_slice(handler);
                 o.zeros(12);
-                o.extend_from_slice(if audio {
-                    b"SoundHandler\0"
-                } else {
-                    b"VideoHandler\0"
-                });
+                o.extend_from_slice(handler_name);
                 Ok(())
             })?;
             write_box(o, b"minf", |o| {
-                if audio {
-                    write_full_box(o, b"smhd", 0, 0, |o| {
+                match track.kind() {
+                    TrackKind::Audio => write_full_box(o, b"smhd", 0, 0, |o| {
                         o.u32(0);
                         Ok(())
-                    })?;
-                } else {
-                    write_full_box(o, b"vmhd", 0, 1, |o| {
+                    })?,
+                    TrackKind::Video => write_full_box(o, b"vmhd", 0, 1, |o| {
                         o.zeros(8);
                         Ok(())
-                    })?;
+                    })?,
+                    TrackKind::Text => write_full_box(o, b"nmhd", 0, 0, |_| Ok(()))?,
                 }
                 write_box(o, b"dinf", |o| {
                     write_full_box(o, b"dref", 0, 0, |o| {
@@ -283,6 +285,22 @@ fn sample_entry(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Resul
                 protection(o, fourcc, opts)
             })
         }
+        // 14496-30 7.5: WVTTSampleEntry, a plain text sample entry with `vttC` (the WebVTT
+        // file header) and the recommended `vlab` (a label of the source, which Shaka
+        // Packager's reader requires): the track's name. Text is never encrypted.
+        CodecConfig::WebVtt(config) => write_box(o, b"wvtt", |o| {
+            o.zeros(6);
+            o.u16(1); // data reference index
+            write_box(o, b"vttC", |o| {
+                o.extend_from_slice(config.as_bytes());
+                Ok(())
+            })?;
+            write_box(o, b"vlab", |o| {
+                o.extend_from_slice(track.name.as_bytes());
+                Ok(())
+            })?;
+            btrt(o, opts)
+        }),
     }
 }
 

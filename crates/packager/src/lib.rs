@@ -30,6 +30,7 @@ mod init;
 mod manifest;
 mod package;
 mod protect;
+mod text;
 mod writer;
 
 pub use file::{FragmentPolicy, FragmentedMp4File};
@@ -41,6 +42,7 @@ pub use package::{
     SegmentRecord, DEFAULT_SEGMENT_SECONDS,
 };
 pub use protect::{KeySource, Protection, ProtectionSettings, Signalling, TrackProtection};
+pub use text::{write_text_track, TextSegment};
 pub use writer::WrittenSegment;
 
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use m3u8_rs::{
 };
 use m3u8_rs::{ExtTag, Key, KeyMethod, SessionKey};
 use reel_drm::{DrmSystem, Scheme};
-use reel_media::{Codec, TrackKind};
+use reel_media::{Codec, TextKind, TrackKind};
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,6 +44,16 @@ struct SetKey {
     codec: Codec,
     language: String,
     channels: Option<u8>,
+    text: Option<TextKind>,
+}
+
+/// DASH roles (ISO/IEC 23009-1 5.8.5.5) of a text track's kind.
+fn text_role(kind: TextKind) -> &'static str {
+    match kind {
+        TextKind::Subtitles => "subtitle",
+        TextKind::Captions => "caption",
+        TextKind::Forced => "forced-subtitle",
+    }
 }
 
 /// Builds the static MPD.
@@ -58,8 +68,13 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
         let key = SetKey {
             kind: t.info.kind(),
             codec: t.info.config.codec(),
-            language: t.info.language.clone(),
+            // Text carries its BCP 47 tag (`pt-BR`), which `mdhd` cannot.
+            language: t
+                .text
+                .as_ref()
+                .map_or_else(|| t.info.language.clone(), |x| x.language.clone()),
             channels: t.info.audio.map(|a| a.channels),
+            text: t.text.as_ref().map(|x| x.kind),
         };
         match sets.iter_mut().find(|s| s.0 == key) {
             Some(s) => s.1.push(t),
@@ -70,6 +85,30 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
     for (i, (key, members)) in sets.into_iter().enumerate() {
         let (kind, lang) = (key.kind, key.language);
         let video = kind == TrackKind::Video;
+        let (content_type, mime_type) = match kind {
+            TrackKind::Video => ("video", "video/mp4"),
+            TrackKind::Audio => ("audio", "audio/mp4"),
+            TrackKind::Text => ("text", "application/mp4"),
+        };
+        let role_scheme = "urn:mpeg:dash:role:2011".to_string();
+        let roles = key
+            .text
+            .map(|k| mpd::Role {
+                schemeIdUri: role_scheme.clone(),
+                value: Some(text_role(k).into()),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
+        // Captions are for the hard of hearing (TV-Anytime AudioPurposeCS 2, as DASH-IF uses it).
+        let accessibility = (key.text == Some(TextKind::Captions))
+            .then(|| mpd::Accessibility {
+                schemeIdUri: "urn:tva:metadata:cs:AudioPurposeCS:2007".into(),
+                value: Some("2".into()),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
         let mut reps = Vec::new();
         for t in members.iter() {
             let mut rep = mpd::Representation {
@@ -161,8 +200,20 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
         adaptations.push(mpd::AdaptationSet {
             ContentProtection: set_protection,
             id: Some(i.to_string()),
-            contentType: Some(if video { "video" } else { "audio" }.into()),
-            mimeType: Some(if video { "video/mp4" } else { "audio/mp4" }.into()),
+            contentType: Some(content_type.into()),
+            mimeType: Some(mime_type.into()),
+            Role: roles,
+            Accessibility: accessibility,
+            // Text sets carry the name players show in their menus.
+            Label: members
+                .iter()
+                .filter(|t| t.text.is_some())
+                .take(1)
+                .map(|t| mpd::Label {
+                    content: t.info.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
             lang: (!video && lang != "und").then(|| lang.clone()),
             segmentAlignment: Some(true),
             subsegmentAlignment: single.then_some(true),
@@ -411,6 +462,31 @@ fn media_playlist(t: &PackagedTrack) -> MediaPlaylist {
     }
 }
 
+/// The `GROUP-ID` of the text renditions in the HLS master playlist.
+const SUBTITLES_GROUP: &str = "subs";
+
+/// A text track's HLS playlist: its segments as WebVTT files (`N.vtt`, beside `N.m4s`).
+fn text_playlist(t: &PackagedTrack) -> MediaPlaylist {
+    let ts = f64::from(t.timescale());
+    MediaPlaylist {
+        version: Some(7),
+        target_duration: t.max_segment_secs().ceil() as u64,
+        segments: t
+            .segments
+            .iter()
+            .map(|s| MediaSegment {
+                uri: format!("{}.vtt", s.number),
+                duration: (s.duration as f64 / ts) as f32,
+                ..Default::default()
+            })
+            .collect(),
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        independent_segments: true,
+        ..Default::default()
+    }
+}
+
 fn playlist_keys(t: &PackagedTrack) -> Vec<ExtTag> {
     t.protection
         .as_ref()
@@ -544,6 +620,30 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
             });
         }
     }
+    // Text: one SUBTITLES group that every variant names; its playlists list WebVTT files.
+    let text: Vec<&PackagedTrack> = tracks.iter().filter(|t| t.text.is_some()).collect();
+    for t in &text {
+        let meta = t.text.as_ref().expect("text tracks have text info");
+        let path = playlist_path(t, "playlist");
+        files.push((path.clone(), render(|w| text_playlist(t).write_to(w))));
+        alternatives.push(AlternativeMedia {
+            media_type: AlternativeMediaType::Subtitles,
+            uri: Some(path),
+            group_id: SUBTITLES_GROUP.into(),
+            language: Some(meta.language.clone()),
+            name: t.info.name.clone(),
+            default: false,
+            autoselect: true,
+            forced: meta.kind == TextKind::Forced,
+            characteristics: (meta.kind == TextKind::Captions).then(|| {
+                "public.accessibility.transcribes-spoken-dialog,\
+                 public.accessibility.describes-music-and-sound"
+                    .into()
+            }),
+            ..Default::default()
+        });
+    }
+    let subtitles = (!text.is_empty()).then(|| SUBTITLES_GROUP.to_string());
     // Every video variant once per audio group (the stereo group's first, so that a player
     // that starts with the first variant starts with audio every device plays), as Apple's
     // authoring specification asks for multichannel audio; each variant's bandwidth counts
@@ -577,6 +677,7 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
                 frame_rate: (!p.frame_rate.is_zero())
                     .then(|| (p.frame_rate.as_f64() * 1000.0).round() / 1000.0),
                 audio: g.map(|g| g.id.clone()),
+                subtitles: subtitles.clone(),
                 ..Default::default()
             });
         }

@@ -88,6 +88,8 @@ pub struct PackagedTrack {
     pub segments: Vec<SegmentRecord>,
     /// Key ID, scheme and DRM signalling when the track is encrypted.
     pub protection: Option<crate::TrackProtection>,
+    /// Language tag and kind of a text track (see [`crate::write_text_track`]).
+    pub text: Option<reel_media::TextTrackInfo>,
 }
 
 impl PackagedTrack {
@@ -224,6 +226,14 @@ impl Packager {
 
     /// Registers a track; its init segment is written when the track finishes.
     pub fn add_track(&mut self, info: TrackInfo) -> Result<()> {
+        if info.kind() == TrackKind::Text {
+            return Err(PackagerError::InvalidTrack {
+                track: info.id,
+                problem: "text tracks follow the video's segments: use write_text_track after \
+                          finish"
+                    .into(),
+            });
+        }
         if self.tracks.iter().any(|t| t.info.id == info.id) {
             return Err(PackagerError::InvalidTrack {
                 track: info.id,
@@ -382,6 +392,7 @@ impl Packager {
                 t.undecided.push_back(sample);
                 self.settle_audio(i)
             }
+            TrackKind::Text => Err(bad("text tracks are written by write_text_track".into())),
         }
     }
 
@@ -734,6 +745,7 @@ impl Packager {
             index_size: 0,
             segments: t.segments.clone(),
             protection: t.protection.clone(),
+            text: None,
         };
         let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         let init = init_segment(
@@ -819,6 +831,7 @@ impl Packager {
             index_size,
             segments: t.segments,
             protection: t.protection,
+            text: None,
         })
     }
 }

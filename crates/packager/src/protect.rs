@@ -190,6 +190,12 @@ pub(crate) fn protect_track(
         (TrackKind::Audio, _) => TrackClass::Audio,
         (TrackKind::Video, Some(v)) => TrackClass::of_video(v.width, v.height),
         (TrackKind::Video, None) => TrackClass::Hd,
+        (TrackKind::Text, _) => {
+            return Err(PackagerError::Protection {
+                track: Some(track.name.clone()),
+                problem: "text tracks are never encrypted".into(),
+            })
+        }
     };
     let fail = |problem: String| PackagerError::Protection {
         track: Some(track.name.clone()),

@@ -21,6 +21,7 @@ mod record;
 mod run;
 mod source;
 mod state;
+mod subtitles;
 
 pub use job::{
     AnalysisSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, S3Endpoint, SourceLocation,
@@ -31,6 +32,7 @@ pub use poster::{poster_frame, poster_from_picture, poster_jpeg, POSTER_FILE};
 pub use reel_media::{Rendition, TitleRecord};
 pub use run::{dry_run, folder_uploads, run, DryRun, Phase, PipelineEvent, RunOptions, RunSummary};
 pub use state::{EncodeRecord, State};
+pub use subtitles::SubtitleInput;
 
 use std::path::PathBuf;
 

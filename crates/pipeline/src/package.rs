@@ -8,9 +8,11 @@ use reel_publish::{content_type_for, EarlyReport, EarlyUploads, Journal, Tier, U
 use std::path::{Path, PathBuf};
 
 /// Packages `inputs` into `out`. Files with video go first, so that audio segments can follow
-/// the video's boundaries as they come. Track names come from the file names.
+/// the video's boundaries as they come. Track names come from the file names. `subtitles`
+/// become text tracks on the video's segments.
 pub fn package_files(
     inputs: &[PathBuf],
+    subtitles: &[crate::SubtitleInput],
     out: &Path,
     mut opts: PackageOptions,
     on_notice: &mut dyn FnMut(String),
@@ -80,7 +82,8 @@ pub fn package_files(
             });
         }
     }
-    let tracks = packager.finish()?;
+    let mut tracks = packager.finish()?;
+    crate::subtitles::add_subtitles(out, &mut tracks, subtitles, on_notice)?;
     reel_packager::write_manifests(out, &tracks)?;
     Ok(tracks)
 }

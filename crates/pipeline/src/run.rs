@@ -558,6 +558,7 @@ impl<'a> TitleRun<'a> {
                 let _ = std::fs::remove_dir_all(&self.package_tmp);
                 crate::package_files(
                     &inputs,
+                    &[],
                     &self.package_tmp,
                     package_options(self.job, self.protection()?, None),
                     &mut |n| on_event(PipelineEvent::Notice(n)),

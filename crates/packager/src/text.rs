@@ -1,0 +1,93 @@
+//! Text tracks (WebVTT subtitles and captions), packaged after the media on the reference
+//! video's segment boundaries: segment N of the text covers exactly segment N of the video,
+//! so players fetch them together. Each segment is written twice: as CMAF (`wvtt` samples,
+//! `TRACK/N.m4s`, for DASH) and as a WebVTT file (`TRACK/N.vtt`, for HLS, whose players read
+//! text segments as WebVTT). Text is never encrypted.
+
+use crate::package::{io, write_atomically, Addressing, PackagedTrack, SegmentRecord};
+use crate::{init_segment, media_fragment, InitOptions, PackagerError, Result};
+use reel_media::{EncodedSample, TextTrackInfo, TrackInfo, TrackKind};
+use std::path::Path;
+
+/// One text segment's contents, for the span `[start, start + duration)` of the video's
+/// segment of the same number (in the text track's timescale).
+pub struct TextSegment {
+    /// `wvtt` samples tiling the span.
+    pub samples: Vec<EncodedSample>,
+    /// The same cues as a WebVTT file, for HLS.
+    pub webvtt: String,
+}
+
+/// Writes `info`'s text track into `dir` (folder `text_LANGUAGE_KIND`) on the segment
+/// boundaries of `reference` (a packaged video track; the text track takes its timescale),
+/// asking `segment(start, end)` for each segment's contents. Segment-file addressing only.
+pub fn write_text_track(
+    dir: &Path,
+    reference: &PackagedTrack,
+    mut info: TrackInfo,
+    text: TextTrackInfo,
+    segment: &mut dyn FnMut(i64, i64) -> TextSegment,
+) -> Result<PackagedTrack> {
+    let invalid = |problem: String| PackagerError::InvalidTrack {
+        track: info.id,
+        problem,
+    };
+    if info.kind() != TrackKind::Text {
+        return Err(invalid("not a text track".into()));
+    }
+    if reference.addressing != Addressing::SegmentFiles {
+        return Err(invalid(
+            "subtitles are packaged as segment files only; leave out --single-file".into(),
+        ));
+    }
+    if reference.segments.is_empty() {
+        return Err(invalid(format!(
+            "the video track {} has no segments",
+            reference.stem
+        )));
+    }
+    info.timescale = reference.timescale();
+    let stem = crate::safe_file_name(&format!("text_{}_{}", text.language, text.kind.name()));
+    let folder = dir.join(&stem);
+    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+    let mut file_info = info.clone();
+    file_info.id = 1;
+    let mut segments = Vec::with_capacity(reference.segments.len());
+    for (i, video) in reference.segments.iter().enumerate() {
+        let (start, end) = (video.start, video.start + video.duration as i64);
+        let contents = segment(start, end);
+        let covered: i64 = contents.samples.iter().map(|s| i64::from(s.duration)).sum();
+        if contents.samples.first().map(|s| s.pts) != Some(start) || covered != end - start {
+            return Err(invalid(format!(
+                "text segment {} does not cover the video segment {start}-{end}",
+                i + 1
+            )));
+        }
+        let fragment = media_fragment(&file_info, i as u32 + 1, &contents.samples, 0, true)?;
+        write_atomically(&folder.join(format!("{}.m4s", video.number)), &fragment)?;
+        write_atomically(
+            &folder.join(format!("{}.vtt", video.number)),
+            contents.webvtt.as_bytes(),
+        )?;
+        segments.push(SegmentRecord {
+            number: video.number,
+            start,
+            duration: video.duration,
+            offset: 0,
+            size: fragment.len() as u64,
+            iframes: Vec::new(),
+        });
+    }
+    let init = init_segment(&file_info, &InitOptions::default())?;
+    write_atomically(&folder.join("init.mp4"), &init)?;
+    Ok(PackagedTrack {
+        info,
+        stem,
+        addressing: Addressing::SegmentFiles,
+        init_size: init.len() as u64,
+        index_size: 0,
+        segments,
+        protection: None,
+        text: Some(text),
+    })
+}

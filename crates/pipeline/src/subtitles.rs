@@ -1,0 +1,220 @@
+//! Subtitle and caption sidecars into a package: each file read and checked once
+//! (`reel_text`), trimmed to the video, and written as a text track on the video's segment
+//! boundaries before the manifests list it.
+
+use crate::PipelineError;
+use reel_media::{CodecConfig, TextKind, TextTrackInfo, TrackInfo, TrackKind};
+use reel_packager::{PackagedTrack, TextSegment};
+use reel_text::{hls, wvtt, Language};
+use std::path::{Path, PathBuf};
+
+/// A subtitle file to package: `LANGUAGE[,KIND[,NAME]]=FILE` on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtitleInput {
+    pub path: PathBuf,
+    /// BCP 47 tag, checked against the registry.
+    pub language: String,
+    pub kind: TextKind,
+    /// What players show in their menus; the language's name (and kind) when not given.
+    pub name: Option<String>,
+}
+
+impl std::str::FromStr for SubtitleInput {
+    type Err = String;
+
+    /// `en=subs/en.vtt`, `en,captions=en-sdh.srt`, `fr,forced,Français (forcé)=fr.vtt`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (head, path) = text.split_once('=').ok_or_else(|| {
+            format!("'{text}': expected LANGUAGE[,KIND[,NAME]]=FILE, e.g. en,captions=en.srt")
+        })?;
+        let mut parts = head.splitn(3, ',');
+        let language = parts.next().unwrap_or("").trim();
+        let tag = Language::parse(language).map_err(|e| e.to_string())?.tag;
+        let kind = match parts.next().map(str::trim) {
+            None | Some("") => TextKind::Subtitles,
+            Some(k) => TextKind::from_name(k).ok_or_else(|| {
+                format!("'{text}': kind '{k}' is not subtitles, captions or forced")
+            })?,
+        };
+        let name = parts
+            .next()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty());
+        if path.is_empty() {
+            return Err(format!("'{text}': no file after '='"));
+        }
+        Ok(SubtitleInput {
+            path: PathBuf::from(path),
+            language: tag,
+            kind,
+            name,
+        })
+    }
+}
+
+/// Reads every subtitle input and writes it into `out` as a text track on the segments of
+/// the package's first video track, appending the packaged tracks to `tracks`. Warnings
+/// (cues out of order, overlapping, past the video's end) go to `on_notice`.
+pub(crate) fn add_subtitles(
+    out: &Path,
+    tracks: &mut Vec<PackagedTrack>,
+    inputs: &[SubtitleInput],
+    on_notice: &mut dyn FnMut(String),
+) -> Result<(), PipelineError> {
+    if inputs.is_empty() {
+        return Ok(());
+    }
+    let reference = tracks
+        .iter()
+        .find(|t| t.info.kind() == TrackKind::Video)
+        .cloned()
+        .ok_or_else(|| {
+            PipelineError::Unsupported("subtitles need a video track to follow".into())
+        })?;
+    let first_id = tracks.iter().map(|t| t.info.id).max().unwrap_or(0) + 1;
+    for (id, input) in (first_id..).zip(inputs) {
+        refuse_second_track(tracks, input)?;
+        let track = text_track(out, &reference, id, input, on_notice)?;
+        tracks.push(track);
+    }
+    Ok(())
+}
+
+/// One track per language and kind: players could not tell two apart.
+fn refuse_second_track(
+    tracks: &[PackagedTrack],
+    input: &SubtitleInput,
+) -> Result<(), PipelineError> {
+    let same = |t: &PackagedTrack| {
+        t.text
+            .as_ref()
+            .is_some_and(|x| x.language == input.language && x.kind == input.kind)
+    };
+    if tracks.iter().any(same) {
+        return Err(PipelineError::Unsupported(format!(
+            "{}: a second {} track in '{}'; give each language and kind one file",
+            input.path.display(),
+            input.kind.name(),
+            input.language
+        )));
+    }
+    Ok(())
+}
+
+/// Reads `input`, trims it to the video and writes it as track `id` on `reference`'s segments.
+fn text_track(
+    out: &Path,
+    reference: &PackagedTrack,
+    id: u32,
+    input: &SubtitleInput,
+    on_notice: &mut dyn FnMut(String),
+) -> Result<PackagedTrack, PipelineError> {
+    let timescale = reference.timescale();
+    let video_end = reference
+        .segments
+        .last()
+        .map_or(0, |s| ticks_to_ms(s.start + s.duration as i64, timescale));
+    let language = Language::parse(&input.language).map_err(text_error)?;
+    let mut subs = reel_text::read(&input.path).map_err(text_error)?;
+    subs.trim_to(video_end);
+    for w in subs.warnings.drain(..) {
+        on_notice(w);
+    }
+    let info = TrackInfo {
+        id,
+        config: CodecConfig::WebVtt(wvtt::CONFIG.into()),
+        timescale,
+        video: None,
+        audio: None,
+        language: language.iso639_2.clone(),
+        name: input
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(&language, input.kind)),
+    };
+    let text = TextTrackInfo {
+        language: language.tag.clone(),
+        kind: input.kind,
+    };
+    let cues = subs.cues;
+    let mut segment = |start: i64, end: i64| TextSegment {
+        samples: wvtt::segment_samples(&cues, start, end, timescale),
+        webvtt: hls::segment(
+            &cues,
+            ticks_to_ms(start, timescale),
+            ticks_to_ms(end, timescale),
+        ),
+    };
+    Ok(reel_packager::write_text_track(
+        out,
+        reference,
+        info,
+        text,
+        &mut segment,
+    )?)
+}
+
+fn text_error(e: reel_text::TextError) -> PipelineError {
+    PipelineError::Unsupported(e.to_string())
+}
+
+fn ticks_to_ms(ticks: i64, timescale: u32) -> u64 {
+    (ticks.max(0) as u128 * 1000 / u128::from(timescale.max(1))) as u64
+}
+
+/// `English`, `English (captions)`, `English (forced)`, with the region when the tag has one.
+fn default_name(language: &Language, kind: TextKind) -> String {
+    let base = isolang::Language::from_639_3(&language.iso639_2)
+        .map_or_else(|| language.tag.clone(), |l| l.to_name().to_string());
+    let region = language
+        .tag
+        .split('-')
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("-");
+    let label = if region.is_empty() {
+        base
+    } else {
+        format!("{base} ({region})")
+    };
+    match kind {
+        TextKind::Subtitles => label,
+        kind => format!("{label} [{}]", kind.name()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_parse_at_the_edge() {
+        let s: SubtitleInput = "pt-br,captions,Português=subs/pt.srt".parse().unwrap();
+        assert_eq!(s.language, "pt-BR");
+        assert_eq!(s.kind, TextKind::Captions);
+        assert_eq!(s.name.as_deref(), Some("Português"));
+        assert_eq!(s.path, PathBuf::from("subs/pt.srt"));
+        let s: SubtitleInput = "en=a=b.vtt".parse().unwrap();
+        assert_eq!(
+            (s.kind, s.path),
+            (TextKind::Subtitles, PathBuf::from("a=b.vtt"))
+        );
+        for (bad, says) in [
+            ("en.vtt", "expected LANGUAGE"),
+            ("xx=a.vtt", "language 'xx'"),
+            ("en,sdh=a.vtt", "kind 'sdh'"),
+            ("en=", "no file"),
+        ] {
+            let err = bad.parse::<SubtitleInput>().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_names() {
+        let l = Language::parse("pt-BR").unwrap();
+        assert_eq!(default_name(&l, TextKind::Subtitles), "Portuguese (BR)");
+        let l = Language::parse("en").unwrap();
+        assert_eq!(default_name(&l, TextKind::Captions), "English [captions]");
+    }
+}

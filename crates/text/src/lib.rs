@@ -1,0 +1,335 @@
+//! Subtitles and captions: sidecar files read into [`Cue`]s, checked once at the edge, and
+//! written for the package as WebVTT-in-ISOBMFF samples ([`wvtt`], ISO/IEC 14496-30) for DASH
+//! and as segmented WebVTT ([`hls`]) for HLS.
+//!
+//! Readers follow the formats' own rules (WebVTT: W3C's parser; SRT: the de-facto SubRip
+//! layout) and never drop a cue silently: a cue the format cannot hold is an error naming the
+//! file and the line; one that is legal but surprising (cues out of order, overlapping, past
+//! the end of the video) is kept or trimmed with a warning that names them too.
+//!
+//! ```
+//! let subs = reel_text::parse("a.srt", "1\n00:00:01,000 --> 00:00:02,500\n<i>Hello</i>\n").unwrap();
+//! assert_eq!(subs.cues[0].start, 1000);
+//! assert_eq!(subs.cues[0].text, "<i>Hello</i>");
+//! ```
+
+pub mod hls;
+mod language;
+mod srt;
+mod time;
+mod webvtt;
+pub mod wvtt;
+
+pub use language::Language;
+pub use reel_media::TextKind;
+pub use time::{format_timestamp, parse_timestamp, Millis};
+
+use std::path::{Path, PathBuf};
+
+/// One cue: text shown from `start` to `end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cue {
+    /// The cue's identifier (WebVTT) or number (SRT); may be empty.
+    pub id: String,
+    pub start: Millis,
+    pub end: Millis,
+    /// WebVTT cue settings (`line:0 align:start`), empty for the defaults.
+    pub settings: String,
+    /// WebVTT cue text: lines joined by `\n`, `<i>`/`<b>`/`<u>` and other WebVTT tags kept,
+    /// `&`, `<` and `>` escaped where they are text.
+    pub text: String,
+    /// Line of the cue's timing in its file (1-based), for messages.
+    pub line: usize,
+}
+
+/// A file's cues in time order, with the warnings reading it gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subtitles {
+    pub path: PathBuf,
+    pub cues: Vec<Cue>,
+    /// Each names the file and the line.
+    pub warnings: Vec<String>,
+}
+
+/// Errors reading subtitles; each names the file, and the line where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {problem}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
+    #[error("{path}: {problem}")]
+    File { path: PathBuf, problem: String },
+    #[error("language '{tag}': {problem}")]
+    Language { tag: String, problem: String },
+}
+
+pub type Result<T> = std::result::Result<T, TextError>;
+
+/// Subtitle file formats read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    WebVtt,
+    Srt,
+}
+
+impl Format {
+    fn of(path: &Path) -> Result<Format> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("vtt") | Some("webvtt") => Ok(Format::WebVtt),
+            Some("srt") => Ok(Format::Srt),
+            _ => Err(TextError::File {
+                path: path.to_path_buf(),
+                problem: "not a subtitle format Reel reads: name WebVTT files .vtt and SubRip \
+                          files .srt (TTML/IMSC1 is not read yet)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+/// Reads a `.vtt` or `.srt` file.
+pub fn read(path: &Path) -> Result<Subtitles> {
+    let format = Format::of(path)?;
+    let bytes = std::fs::read(path).map_err(|source| TextError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = decode(path, &bytes)?;
+    parse_as(path, &text, format)
+}
+
+/// Parses `text` as the format `name`'s extension says (for text already in memory).
+pub fn parse(name: impl AsRef<Path>, text: &str) -> Result<Subtitles> {
+    let path = name.as_ref();
+    parse_as(path, text, Format::of(path)?)
+}
+
+fn parse_as(path: &Path, text: &str, format: Format) -> Result<Subtitles> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let mut subs = Subtitles {
+        path: path.to_path_buf(),
+        cues: Vec::new(),
+        warnings: Vec::new(),
+    };
+    match format {
+        Format::WebVtt => webvtt::parse(&lines, &mut subs)?,
+        Format::Srt => srt::parse(&lines, &mut subs)?,
+    }
+    subs.order();
+    Ok(subs)
+}
+
+/// The file's text: UTF-8 (with or without a byte-order mark) or UTF-16 with one. Anything
+/// else is refused naming the line of the first byte that is not UTF-8, as a Latin-1 or
+/// Windows-1252 file read as UTF-8 would show wrong letters that look like a finished job.
+fn decode(path: &Path, bytes: &[u8]) -> Result<String> {
+    let utf16 = |big: bool| {
+        let units = bytes[2..].chunks_exact(2).map(|c| {
+            if big {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_le_bytes([c[0], c[1]])
+            }
+        });
+        char::decode_utf16(units)
+            .collect::<std::result::Result<String, _>>()
+            .map_err(|_| TextError::File {
+                path: path.to_path_buf(),
+                problem: "not valid UTF-16 although it starts with a UTF-16 byte-order mark".into(),
+            })
+    };
+    match bytes {
+        [0xFF, 0xFE, ..] => utf16(false),
+        [0xFE, 0xFF, ..] => utf16(true),
+        _ => match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(s.to_string()),
+            Err(e) => {
+                let good = &bytes[..e.valid_up_to()];
+                let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+                let column = 1 + good.iter().rev().take_while(|&&b| b != b'\n').count();
+                Err(TextError::Syntax {
+                    path: path.to_path_buf(),
+                    line,
+                    problem: format!(
+                        "byte 0x{:02X} at column {column} is not UTF-8; save the file as UTF-8 \
+                         (it may be Latin-1 or Windows-1252)",
+                        bytes[e.valid_up_to()]
+                    ),
+                })
+            }
+        },
+    }
+}
+
+impl Subtitles {
+    fn warn(&mut self, line: usize, message: impl std::fmt::Display) {
+        self.warnings
+            .push(format!("{}, line {line}: {message}", self.path.display()));
+    }
+
+    /// Puts cues in time order (stable), warning of each cue that was out of order and of
+    /// overlapping cues (legal: players show both).
+    fn order(&mut self) {
+        let mut notes = Vec::new();
+        let mut latest: Option<&Cue> = None;
+        for cue in &self.cues {
+            if let Some(prev) = latest {
+                if cue.start < prev.start {
+                    notes.push((
+                        cue.line,
+                        format!(
+                            "cue at {} is before the cue at line {} ({}); cues are put in time order",
+                            format_timestamp(cue.start),
+                            prev.line,
+                            format_timestamp(prev.start)
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            latest = Some(cue);
+        }
+        for (line, note) in notes {
+            self.warn(line, note);
+        }
+        self.cues.sort_by_key(|c| c.start);
+        let mut overlaps = Vec::new();
+        for pair in self.cues.windows(2) {
+            if pair[1].start < pair[0].end {
+                overlaps.push((
+                    pair[1].line,
+                    format!(
+                        "cue overlaps the cue at line {} until {}; both are shown at once",
+                        pair[0].line,
+                        format_timestamp(pair[0].end)
+                    ),
+                ));
+            }
+        }
+        for (line, note) in overlaps {
+            self.warn(line, note);
+        }
+    }
+
+    /// Trims the cues to a title of `duration` ms: a cue that ends later is cut at the end and
+    /// one that starts at or after it is dropped, each with a warning naming its line.
+    pub fn trim_to(&mut self, duration: Millis) {
+        let mut notes = Vec::new();
+        self.cues.retain_mut(|cue| {
+            if cue.start >= duration {
+                notes.push((
+                    cue.line,
+                    format!(
+                        "cue at {} starts after the video ends ({}); left out",
+                        format_timestamp(cue.start),
+                        format_timestamp(duration)
+                    ),
+                ));
+                false
+            } else {
+                if cue.end > duration {
+                    notes.push((
+                        cue.line,
+                        format!(
+                            "cue ends at {}, after the video ({}); cut at the end",
+                            format_timestamp(cue.end),
+                            format_timestamp(duration)
+                        ),
+                    ));
+                    cue.end = duration;
+                }
+                true
+            }
+        });
+        for (line, note) in notes {
+            self.warn(line, note);
+        }
+    }
+}
+
+/// Escapes `&`, `<` and `>` for WebVTT cue text.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_other_encodings_naming_the_line() {
+        let bytes = b"1\n00:00:01,000 --> 00:00:02,000\nCaf\xe9\n";
+        let err = decode(Path::new("x.srt"), bytes).unwrap_err().to_string();
+        assert!(
+            err.starts_with("x.srt, line 3: byte 0xE9 at column 4"),
+            "{err}"
+        );
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "WEBVTT\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        assert_eq!(decode(Path::new("x.vtt"), &utf16).unwrap(), "WEBVTT\n");
+        assert_eq!(
+            decode(Path::new("x.vtt"), b"\xef\xbb\xbfWEBVTT").unwrap(),
+            "\u{feff}WEBVTT"
+        );
+    }
+
+    #[test]
+    fn unordered_and_overlapping_cues_warn_and_are_kept() {
+        let subs = parse(
+            "o.srt",
+            "1\n00:00:05,000 --> 00:00:06,000\nB\n\n2\n00:00:01,000 --> 00:00:02,000\nA\n\n\
+             3\n00:00:05,500 --> 00:00:07,000\nC\n",
+        )
+        .unwrap();
+        let starts: Vec<_> = subs.cues.iter().map(|c| c.start).collect();
+        assert_eq!(starts, [1000, 5000, 5500]);
+        assert_eq!(subs.warnings.len(), 2, "{:?}", subs.warnings);
+        assert!(subs.warnings[0].starts_with("o.srt, line 6: cue at 00:00:01.000 is before"));
+        assert!(subs.warnings[1].starts_with("o.srt, line 10: cue overlaps the cue at line 2"));
+    }
+
+    #[test]
+    fn trimming_to_the_video_warns() {
+        let mut subs = parse(
+            "t.vtt",
+            "WEBVTT\n\n00:01.000 --> 00:03.000\nA\n\n00:05.000 --> 00:06.000\nB\n",
+        )
+        .unwrap();
+        subs.trim_to(2500);
+        assert_eq!(subs.cues.len(), 1);
+        assert_eq!(subs.cues[0].end, 2500);
+        assert_eq!(subs.warnings.len(), 2, "{:?}", subs.warnings);
+        assert!(subs.warnings[0].contains("line 3: cue ends at 00:00:03.000"));
+        assert!(subs.warnings[1].contains("line 6: cue at 00:00:05.000 starts after"));
+    }
+
+    #[test]
+    fn unknown_extensions_are_refused() {
+        let err = read(Path::new("subs.ass")).unwrap_err().to_string();
+        assert!(err.contains("subs.ass: not a subtitle format"), "{err}");
+    }
+}

@@ -1,0 +1,198 @@
+// Text tracks, read by tools independent of Reel.
+//
+//   node text.mjs --samples DIR
+//     Parses a CMAF WebVTT track (DIR/init.mp4 + DIR/N.m4s in order) with mp4box.js and its
+//     14496-30 sample parser; prints one JSON line per sample: {t, d, cues: [{id, settings, text}]}
+//     (seconds).
+//
+//   node text.mjs --root DIR --manifest M --player shaka|dashjs|hlsjs [--player ...]
+//        --probe LANG:SECONDS [--probe ...]
+//     Loads the manifest in headless Chromium, lists the text tracks the player offers
+//     (language, kind, roles, label, forced), then for each probe selects that language's
+//     first track, seeks to SECONDS (paused) and reads the cues the browser shows there (the
+//     video element's active cues). One JSON line per player: {player, tracks, probes, errors}.
+//     REEL_PLAY_DEBUG=1 prints the page's console and the requests to stderr.
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createFile, MP4BoxBuffer, VTTin4Parser } from 'mp4box';
+import { launchChromium } from './chromium.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name) => args.flatMap((a, i) => (a === `--${name}` ? [args[i + 1]] : []));
+
+if (opt('samples').length) {
+  const dir = opt('samples')[0];
+  const numbers = fs.readdirSync(dir).filter((f) => /^\d+\.m4s$/.test(f)).map((f) => parseInt(f, 10)).sort((a, b) => a - b);
+  const bytes = Buffer.concat([fs.readFileSync(path.join(dir, 'init.mp4')), ...numbers.map((n) => fs.readFileSync(path.join(dir, `${n}.m4s`)))]);
+  const mp4 = createFile();
+  const errors = [];
+  mp4.onError = (m, e) => errors.push(`${m}: ${e}`);
+  const samples = [];
+  mp4.onReady = (info) => {
+    const track = info.tracks[0];
+    if (track.codec !== 'wvtt') errors.push('codec ' + track.codec);
+    mp4.setExtractionOptions(track.id, null, { nbSamples: 1 << 20 });
+    mp4.start();
+  };
+  mp4.onSamples = (_, __, list) => samples.push(...list);
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  mp4.appendBuffer(MP4BoxBuffer.fromArrayBuffer(ab, 0));
+  mp4.flush();
+  const parser = new VTTin4Parser();
+  for (const s of samples) {
+    // mp4box.js parses `payl`; `iden` and `sttg` it keeps as unknown boxes with their bytes.
+    const child = (c, type) => {
+      const b = (c.boxes || []).find((x) => x.type === type);
+      return b && b.data ? new TextDecoder().decode(b.data) : '';
+    };
+    const cues = parser.parseSample(s.data).map((c) => ({
+      id: child(c, 'iden'), settings: child(c, 'sttg'), text: c.payl ? c.payl.text : '',
+    }));
+    console.log(JSON.stringify({ t: s.cts / s.timescale, d: s.duration / s.timescale, cues }));
+  }
+  if (!samples.length) errors.push('no samples');
+  if (errors.length) console.log(JSON.stringify({ errors }));
+  process.exit(errors.length ? 1 : 0);
+}
+
+const root = path.resolve(opt('root')[0]);
+const manifest = opt('manifest')[0];
+const probes = opt('probe').map((p) => { const i = p.lastIndexOf(':'); return { lang: p.slice(0, i), at: Number(p.slice(i + 1)) }; });
+const libs = {
+  shaka: 'node_modules/shaka-player/dist/shaka-player.compiled.js',
+  dashjs: 'node_modules/dashjs/dist/modern/umd/dash.all.min.js',
+  hlsjs: 'node_modules/hls.js/dist/hls.min.js',
+};
+const page = (player) => `<!doctype html><html><body>
+<video id="v" muted playsinline width="640"></video>
+<script src="/lib/${player}.js"></script>
+<script>
+const video = document.getElementById('v');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(cond, ms) { const end = Date.now() + ms; while (Date.now() < end) { if (cond()) return true; await sleep(50); } return false; }
+const describe = () => [...video.textTracks].map((t) => t.label + '/' + t.language + '/' + t.mode + '/' + (t.cues ? t.cues.length : '-')).join(' | ');
+// The cues on show from tracks of \`lang\` (or of no language: shaka-player's one display track);
+// none while a track of another language is still showing (a switch in progress).
+const shown = (lang) => {
+  const showing = [...video.textTracks].filter((t) => t.mode === 'showing');
+  if (showing.some((t) => t.language && t.language.toLowerCase() !== lang.toLowerCase())) return [];
+  return showing.flatMap((t) => [...(t.activeCues || [])]).map((c) => ({ text: c.text, start: c.startTime, end: c.endTime }));
+};
+window.run = async (src, probes) => {
+  const errors = [];
+  let tracks = [], select;
+  if ('${player}' === 'shaka') {
+    shaka.polyfill.installAll();
+    const p = new shaka.Player();
+    await p.attach(video);
+    p.addEventListener('error', (e) => errors.push('shaka ' + e.detail.code));
+    await p.load(src);
+    const list = p.getTextTracks();
+    tracks = list.map((t) => ({ language: t.language, kind: t.kind, roles: t.roles, label: t.label, forced: t.forced }));
+    // shaka-player 5 has no visibility switch of its own: its one native track is shown here.
+    select = async (i) => {
+      p.selectTextTrack(list[i]);
+      // shaka-player 5 keeps text hidden until its displayer is told to show it.
+      const displayer = p.getTextDisplayer && p.getTextDisplayer();
+      if (displayer) displayer.setTextVisibility(true);
+      await waitFor(() => [...video.textTracks].some((t) => t.language === list[i].language), 2000);
+      for (const t of video.textTracks) if (t.language === list[i].language) t.mode = 'showing';
+    };
+  } else if ('${player}' === 'dashjs') {
+    const p = dashjs.MediaPlayer().create();
+    p.updateSettings({ debug: { logLevel: 1 } });
+    p.on(dashjs.MediaPlayer.events.ERROR, (e) => errors.push('dash.js ' + JSON.stringify(e.error || e).slice(0, 200)));
+    p.initialize(video, src, false);
+    await new Promise((r) => p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, r));
+    const list = p.getTracksFor('text');
+    tracks = list.map((t) => ({ language: t.lang, roles: (t.roles || []).map((r) => r.value || r), label: (t.labels || [])[0]?.text, accessibility: (t.accessibility || []).map((a) => a.value || a) }));
+    // dash.js switches text by the index of its native track (the order it added them).
+    select = async (i) => {
+      p.enableText(true);
+      p.setTextTrack([...video.textTracks].findIndex((t) => t.language === list[i].lang && t.kind !== 'metadata'));
+    };
+  } else {
+    const h = new Hls({ renderTextTracksNatively: true });
+    h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) errors.push('hls.js ' + d.details); });
+    h.loadSource(src);
+    h.attachMedia(video);
+    await new Promise((r) => h.on(Hls.Events.MANIFEST_PARSED, r));
+    tracks = h.allSubtitleTracks.map((t) => ({ language: t.lang, label: t.name, forced: t.forced, characteristics: t.attrs.CHARACTERISTICS || null }));
+    select = async (i) => { h.subtitleDisplay = true; h.subtitleTrack = i; };
+  }
+  await waitFor(() => video.readyState >= 1 && video.duration > 0, 15000);
+  const results = [];
+  for (const probe of probes) {
+    const i = tracks.findIndex((t) => t.language === probe.lang);
+    if (i < 0) { errors.push('no text track in ' + probe.lang); continue; }
+    await select(i);
+    // A paused player fetches text on a seek, and not always on the first after a switch:
+    // seek again (away and back) a few times before giving up.
+    for (let attempt = 0; attempt < 4 && (attempt === 0 || !shown(probe.lang).length); attempt++) {
+      if (attempt) {
+        // Choose the track again (as a viewer would) and seek away and back.
+        if (attempt === 2) await select(i);
+        video.currentTime = Math.max(0, probe.at - 0.5);
+        await waitFor(() => !video.seeking, 5000);
+      }
+      video.currentTime = probe.at;
+      await waitFor(() => !video.seeking && video.readyState >= 2, 10000);
+      await waitFor(() => shown(probe.lang).length > 0, 4000);
+    }
+    results.push({ lang: probe.lang, at: probe.at, currentTime: video.currentTime, cues: shown(probe.lang) });
+    if (!results[results.length - 1].cues.length) console.log('no cue shown; text tracks: ' + describe());
+  }
+  return { tracks, probes: results, errors };
+};
+</script></body></html>`;
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  if (process.env.REEL_PLAY_DEBUG) process.stderr.write('GET ' + url.pathname + '\n');
+  let file;
+  if (url.pathname.startsWith('/lib/')) {
+    file = libs[path.basename(url.pathname, '.js')] && path.join(here, libs[path.basename(url.pathname, '.js')]);
+  } else if (url.pathname.startsWith('/page/')) {
+    res.writeHead(200, { 'content-type': 'text/html' }).end(page(path.basename(url.pathname)));
+    return;
+  } else {
+    file = path.join(root, decodeURIComponent(url.pathname));
+    if (!file.startsWith(root + path.sep)) file = null;
+  }
+  if (!file || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
+  const types = { '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.vtt': 'text/vtt', '.js': 'text/javascript' };
+  res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' }).end(fs.readFileSync(file));
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const port = server.address().port;
+const { browser, close } = await launchChromium();
+let failed = false;
+try {
+  for (const player of opt('player')) {
+    const tab = await browser.newPage();
+    const pageErrors = [];
+    tab.on('pageerror', (e) => pageErrors.push('page error: ' + e.message));
+    if (process.env.REEL_PLAY_DEBUG) tab.on('console', (m) => process.stderr.write(m.text() + '\n'));
+    let result;
+    try {
+      await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
+      let timer;
+      const limit = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('no result within 90 s')), 90000); });
+      result = await Promise.race([tab.evaluate(([s, p]) => window.run(s, p), [`http://127.0.0.1:${port}/${manifest}`, probes]), limit]).finally(() => clearTimeout(timer));
+    } catch (e) {
+      result = { errors: ['harness: ' + e.message] };
+    }
+    result.player = player;
+    result.errors = [...(result.errors || []), ...pageErrors];
+    console.log(JSON.stringify(result));
+    failed ||= result.errors.length > 0;
+    await tab.close();
+  }
+} finally {
+  await close();
+  server.close();
+}
+process.exit(failed ? 1 : 0);

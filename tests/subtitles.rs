@@ -1,0 +1,446 @@
+//! End-to-end: subtitle and caption sidecars packaged with `reel package --subtitles`, judged by
+//! mp4box.js (WebVTT-in-MP4 samples), the dash-mpd and m3u8-rs parsers, and shaka-player,
+//! dash.js and hls.js in headless Chromium reading the cues the browser shows.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const LADDER: &str = r#"
+keyframe_interval = 2.0
+[[rung]]
+codec = "h264"
+height = 360
+bitrate = 600
+[[rung]]
+codec = "h264"
+height = 240
+bitrate = 300
+[audio]
+codec = "aac"
+bitrate = 96
+"#;
+
+/// English subtitles (WebVTT: an id, italics, a line setting, a cue across a segment join,
+/// a comment), French Canadian captions (SRT with CRLF, an ASS position tag, `&` and `<` as
+/// text) and German forced narratives, all inside the 5-s fixture but the last English cue.
+const EN_VTT: &str = "WEBVTT\n\nNOTE made for the subtitles test\n\nfirst\n00:00:01.000 --> 00:00:01.800\n\
+<i>One</i> line\n\n00:01.900 --> 00:02.600 line:0\nAcross the join\n\n00:04.200 --> 00:06.000\nPast the end\n";
+const FR_SRT: &str = "1\r\n00:00:00,600 --> 00:00:01,400\r\n[PORTE QUI GRINCE]\r\n\r\n\
+2\r\n00:00:03,000 --> 00:00:03,960\r\n{\\an8}Toi & moi <3\r\n";
+const DE_VTT: &str = "WEBVTT\n\n00:00:02.200 --> 00:00:03.400\nSchild: Ausgang\n";
+
+struct Title {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+/// The fixture's renditions, encoded once for the tests of this file.
+fn renditions() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| encode("subtitles", LADDER))
+}
+
+fn package(extra: &[&str]) -> Title {
+    let renditions = renditions();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("en.vtt", EN_VTT),
+        ("fr-sdh.srt", FR_SRT),
+        ("de.vtt", DE_VTT),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = dir.path().join("pkg");
+    let en = format!("en={}", dir.path().join("en.vtt").display());
+    let fr = format!("fr-ca,captions={}", dir.path().join("fr-sdh.srt").display());
+    let de = format!(
+        "de,forced,Deutsch (erzwungen)={}",
+        dir.path().join("de.vtt").display()
+    );
+    let enc = renditions.join("enc");
+    let mut args = vec!["package".to_string()];
+    for f in ["360p.mp4", "240p.mp4", "audio.mp4"] {
+        args.push(enc.join(f).display().to_string());
+    }
+    args.extend([
+        "--out".into(),
+        out.display().to_string(),
+        "--segment-duration".into(),
+        "2".into(),
+    ]);
+    for s in [en, fr, de] {
+        args.extend(["--subtitles".into(), s]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = reel(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "reel package: {stderr}");
+    // The cue past the video's end is cut there, with a warning naming the file and line.
+    assert!(
+        stderr.contains("en.vtt, line 12: cue ends at 00:00:06.000, after the video"),
+        "{stderr}"
+    );
+    Title { _dir: dir, out }
+}
+
+/// mp4box.js's reading of a text track: (start, end, text, settings) of every cue, pieces
+/// that continue in the next sample joined.
+fn cues_in_mp4(track: &Path) -> Vec<(f64, f64, String, String)> {
+    let (ok, samples, err) = node("text.mjs", &["--samples", track.to_str().unwrap()]);
+    assert!(ok, "mp4box.js on {}: {samples:?} {err}", track.display());
+    let mut cues: Vec<(f64, f64, String, String)> = Vec::new();
+    let mut end_of_previous_sample = 0.0;
+    for s in &samples {
+        let (t, d) = (num(s, "t"), num(s, "d"));
+        assert!(
+            (t - end_of_previous_sample).abs() < 1e-6,
+            "samples tile the time: {samples:?}"
+        );
+        end_of_previous_sample = t + d;
+        for c in s["cues"].as_array().unwrap() {
+            let (text, settings) = (c["text"].as_str().unwrap(), c["settings"].as_str().unwrap());
+            match cues
+                .iter_mut()
+                .find(|x| x.2 == text && (x.1 - t).abs() < 1e-6)
+            {
+                Some(open) => open.1 = t + d,
+                None => cues.push((t, t + d, text.to_string(), settings.to_string())),
+            }
+        }
+    }
+    cues
+}
+
+#[test]
+fn subtitles_and_captions_reach_every_player_at_their_times() {
+    let title = package(&[]);
+    let out = &title.out;
+
+    // mp4box.js reads the CMAF text tracks: every cue once, at its times, styling kept.
+    let en = cues_in_mp4(&out.join("text_en_subtitles"));
+    let round = |c: &(f64, f64, String, String)| {
+        (
+            (c.0 * 1000.0).round() as u64,
+            (c.1 * 1000.0).round() as u64,
+            c.2.clone(),
+            c.3.clone(),
+        )
+    };
+    let en: Vec<_> = en.iter().map(round).collect();
+    assert_eq!(
+        en,
+        [
+            (1000, 1800, "<i>One</i> line".into(), "".into()),
+            (1900, 2600, "Across the join".into(), "line:0".into()),
+            (4200, 5000, "Past the end".into(), "".into()),
+        ],
+        "English cues as mp4box.js reads them"
+    );
+    let fr: Vec<_> = cues_in_mp4(&out.join("text_fr-CA_captions"))
+        .iter()
+        .map(round)
+        .collect();
+    assert_eq!(
+        fr,
+        [
+            (600, 1400, "[PORTE QUI GRINCE]".into(), "".into()),
+            (3000, 3960, "Toi &amp; moi &lt;3".into(), "line:0".into()),
+        ]
+    );
+
+    // DASH: one text set per language and kind, with lang, Role, Accessibility and Label,
+    // on the video's segment timeline; nothing else changed.
+    let mpd_text = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    let mpd = dash_mpd_core::parse(&mpd_text).expect("MPD parses");
+    let sets = &mpd.periods[0].adaptations;
+    let video_timeline = &sets[0].representations[0]
+        .SegmentTemplate
+        .as_ref()
+        .unwrap()
+        .SegmentTimeline;
+    let text: Vec<_> = sets
+        .iter()
+        .filter(|s| s.contentType.as_deref() == Some("text"))
+        .collect();
+    let summary: Vec<(String, String, Vec<String>, String)> = text
+        .iter()
+        .map(|s| {
+            assert_eq!(s.mimeType.as_deref(), Some("application/mp4"));
+            let r = &s.representations[0];
+            assert_eq!(r.codecs.as_deref(), Some("wvtt"));
+            assert!(r.ContentProtection.is_empty() && s.ContentProtection.is_empty());
+            assert_eq!(
+                &r.SegmentTemplate.as_ref().unwrap().SegmentTimeline,
+                video_timeline
+            );
+            (
+                s.lang.clone().unwrap(),
+                s.Role
+                    .iter()
+                    .map(|x| x.value.clone().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                s.Accessibility
+                    .iter()
+                    .map(|a| format!("{}={}", a.schemeIdUri, a.value.clone().unwrap()))
+                    .collect(),
+                s.Label[0].content.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("en".into(), "subtitle".into(), vec![], "English".into()),
+            (
+                "fr-CA".into(),
+                "caption".into(),
+                vec!["urn:tva:metadata:cs:AudioPurposeCS:2007=2".to_string()],
+                "French (CA) [captions]".into()
+            ),
+            (
+                "de".into(),
+                "forced-subtitle".into(),
+                vec![],
+                "Deutsch (erzwungen)".into()
+            ),
+        ]
+    );
+
+    // HLS: SUBTITLES renditions with LANGUAGE, NAME, FORCED and CHARACTERISTICS, named by
+    // every variant; their playlists list WebVTT segments that exist.
+    let master = std::fs::read(out.join("master.m3u8")).unwrap();
+    let m3u8_rs::Playlist::MasterPlaylist(master) = m3u8_rs::parse_playlist_res(&master).unwrap()
+    else {
+        panic!("master.m3u8 is not a master playlist")
+    };
+    let subs: Vec<_> = master
+        .alternatives
+        .iter()
+        .filter(|a| a.media_type == m3u8_rs::AlternativeMediaType::Subtitles)
+        .collect();
+    assert_eq!(subs.len(), 3);
+    let fr = subs
+        .iter()
+        .find(|a| a.language.as_deref() == Some("fr-CA"))
+        .unwrap();
+    assert_eq!(
+        fr.characteristics.as_deref(),
+        Some("public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound")
+    );
+    let de = subs
+        .iter()
+        .find(|a| a.language.as_deref() == Some("de"))
+        .unwrap();
+    assert!(de.forced && de.autoselect && !de.default);
+    assert_eq!(de.name, "Deutsch (erzwungen)");
+    for v in master.variants.iter().filter(|v| !v.is_i_frame) {
+        assert_eq!(v.subtitles.as_deref(), Some("subs"), "{}", v.uri);
+    }
+    for a in &subs {
+        let uri = a.uri.as_ref().unwrap();
+        let playlist = std::fs::read(out.join(uri)).unwrap();
+        let m3u8_rs::Playlist::MediaPlaylist(p) = m3u8_rs::parse_playlist_res(&playlist).unwrap()
+        else {
+            panic!("{uri} is not a media playlist")
+        };
+        assert_eq!(p.segments.len(), 3, "{uri}");
+        for s in &p.segments {
+            let vtt = out.join(uri).parent().unwrap().join(&s.uri);
+            let text = std::fs::read_to_string(&vtt).unwrap();
+            assert!(
+                text.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"),
+                "{text}"
+            );
+        }
+    }
+
+    // Players list the tracks with their languages and roles and show each cue at its time
+    // (within a frame) with its text.
+    // The cue across the segment join at 2 s shows on both sides of it: a player reading
+    // CMAF may show it as two cues (14496-30 repeats it in each sample), never with a gap.
+    let probes = ["en:1.05", "fr-CA:3.05", "de:2.25", "en:1.95", "en:2.3"];
+    let expect = [
+        ("en", Some(1.0), "<i>One</i> line"),
+        ("fr-CA", Some(3.0), "Toi &amp; moi &lt;3"),
+        ("de", Some(2.2), "Schild: Ausgang"),
+        ("en", Some(1.9), "Across the join"),
+        ("en", None, "Across the join"),
+    ];
+    for (manifest, players) in [
+        ("manifest.mpd", &["shaka", "dashjs"][..]),
+        // shaka-player 5.2 on HLS shows these WebVTT cues in some runs only (the segments are
+        // fetched each time; the cues never reach its text track in the others), so HLS is
+        // judged by hls.js here; see the README's "Not done yet".
+        ("master.m3u8", &["hlsjs"][..]),
+    ] {
+        let mut args = vec!["--root", out.to_str().unwrap(), "--manifest", manifest];
+        for p in players {
+            args.extend(["--player", p]);
+        }
+        for p in &probes {
+            args.extend(["--probe", p]);
+        }
+        let (_, results, err) = node("text.mjs", &args);
+        assert_eq!(results.len(), players.len(), "text harness: {err}");
+        for r in &results {
+            eprintln!("{r}");
+            assert_eq!(r["errors"], Value::Array(vec![]), "{manifest}: {r}");
+            let tracks = r["tracks"].as_array().unwrap();
+            let languages: Vec<String> = tracks
+                .iter()
+                .map(|t| t["language"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(languages, ["en", "fr-CA", "de"], "{manifest}: {r}");
+            // The captions are marked as such, the forced narratives as forced, each in the
+            // player's own terms.
+            let said = |i: usize| tracks[i].to_string();
+            assert!(
+                said(1).contains("caption") || said(1).contains("transcribes-spoken-dialog"),
+                "{r}"
+            );
+            assert!(
+                !said(0).contains("caption") && !said(0).contains("transcribes"),
+                "{r}"
+            );
+            assert!(
+                said(2).contains("\"forced\":true") || said(2).contains("forced-subtitle"),
+                "{r}"
+            );
+            for (probe, (lang, start, text)) in r["probes"].as_array().unwrap().iter().zip(expect) {
+                let shown = probe["cues"].as_array().unwrap();
+                let cue = shown.iter().find(|c| {
+                    c["text"]
+                        .as_str()
+                        .unwrap()
+                        .replace("&amp;", "&")
+                        .replace("&lt;", "<")
+                        == text.replace("&amp;", "&").replace("&lt;", "<")
+                });
+                let cue = cue.unwrap_or_else(|| {
+                    panic!(
+                        "{} on {manifest}: no '{text}' in {lang} at {}: {r}",
+                        r["player"], probe["at"]
+                    )
+                });
+                // Shown at the time asked for, and active then.
+                let at = num(probe, "at");
+                assert!((num(probe, "currentTime") - at).abs() < 0.01, "{r}");
+                assert!(num(cue, "start") <= at && at < num(cue, "end"), "{r}");
+                if let Some(start) = start {
+                    assert!(
+                        (num(cue, "start") - start).abs() <= 0.04,
+                        "{} on {manifest}: cue '{text}' starts at {}: {r}",
+                        r["player"],
+                        cue["start"]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn text_tracks_stay_clear_in_an_encrypted_package() {
+    let title = package(&[
+        "--encrypt",
+        "cenc",
+        "--key",
+        "00112233445566778899aabbccddeeff:0123456789abcdef0123456789abcdef",
+    ]);
+    let out = &title.out;
+    let mpd = std::fs::read_to_string(out.join("manifest.mpd")).unwrap();
+    let mpd = dash_mpd_core::parse(&mpd).unwrap();
+    for set in &mpd.periods[0].adaptations {
+        let protected = !set.ContentProtection.is_empty()
+            || !set.representations[0].ContentProtection.is_empty();
+        assert_eq!(
+            protected,
+            set.contentType.as_deref() != Some("text"),
+            "{:?}",
+            set.contentType
+        );
+    }
+    let dir = out.join("text_en_subtitles");
+    let files: Vec<String> = ["init.mp4", "1.m4s", "2.m4s", "3.m4s"]
+        .iter()
+        .map(|f| dir.join(f).display().to_string())
+        .collect();
+    let args: Vec<&str> = files.iter().map(String::as_str).collect();
+    let (ok, lines, err) = node("mp4check.mjs", &args);
+    assert!(ok, "mp4box.js: {lines:?} {err}");
+    for l in &lines {
+        let boxes = l["all"].to_string();
+        for b in ["sinf", "enct", "senc", "saiz", "pssh"] {
+            assert!(!boxes.contains(b), "{b} in a text file: {l}");
+        }
+    }
+    assert!(lines[0]["all"].to_string().contains("wvtt"), "{}", lines[0]);
+    let playlist = std::fs::read_to_string(dir.join("playlist.m3u8")).unwrap();
+    assert!(!playlist.contains("EXT-X-KEY"), "{playlist}");
+    // The media is encrypted all the same.
+    assert!(std::fs::read_to_string(out.join("360p/playlist.m3u8"))
+        .unwrap()
+        .contains("EXT-X-KEY"));
+}
+
+#[test]
+fn bad_subtitles_are_refused_naming_the_file_and_line() {
+    let renditions = renditions();
+    let dir = tempfile::tempdir().unwrap();
+    let video = renditions.join("enc/360p.mp4");
+    let cases: [(&str, &[u8], &str, &str); 5] = [
+        (
+            "bad-time.vtt",
+            b"WEBVTT\n\n00:00:01.000 --> 00:00:0x.000\nHi\n",
+            "en",
+            "bad-time.vtt, line 3: `00:00:0x.000` is not a WebVTT timestamp",
+        ),
+        (
+            "backwards.srt",
+            b"1\n00:00:02,000 --> 00:00:01,000\nHi\n",
+            "en",
+            "backwards.srt, line 2: the cue ends (00:00:01,000) before it starts",
+        ),
+        (
+            "latin1.srt",
+            b"1\n00:00:01,000 --> 00:00:02,000\nCaf\xe9\n",
+            "fr",
+            "latin1.srt, line 3: byte 0xE9 at column 4 is not UTF-8",
+        ),
+        ("fine.vtt", b"WEBVTT\n", "xx", "language 'xx'"),
+        (
+            "subs.ass",
+            b"[Script Info]\n",
+            "en",
+            "subs.ass: not a subtitle format Reel reads",
+        ),
+    ];
+    for (name, bytes, lang, says) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let out = dir.path().join(format!("out-{name}"));
+        let spec = format!("{lang}={}", file.display());
+        let o = reel(&[
+            "package",
+            video.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--subtitles",
+            &spec,
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{name} was accepted");
+        assert!(stderr.contains(says), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(
+            !out.exists(),
+            "{name}: a failed package left {}",
+            out.display()
+        );
+    }
+}
