@@ -66,9 +66,17 @@ pub fn report(out: &Path, tracks: &[PackagedTrack], json: bool) -> Result<()> {
         return Ok(());
     }
     let mut text = String::new();
+    // Text tracks have long names (`text_fr-CA_captions`): the column fits the longest.
+    let w = r
+        .tracks
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let _ = writeln!(
         text,
-        "{:<10} {:<16} {:>10} {:>9} {:>9} {:>12} {:>12}",
+        "{:<w$} {:<16} {:>10} {:>9} {:>9} {:>12} {:>12}",
         "track", "codec", "size", "segments", "seconds", "peak kb/s", "avg kb/s"
     );
     for t in &r.tracks {
@@ -78,7 +86,7 @@ pub fn report(out: &Path, tracks: &[PackagedTrack], json: bool) -> Result<()> {
         };
         let _ = writeln!(
             text,
-            "{:<10} {:<16} {:>10} {:>9} {:>9.3} {:>12.1} {:>12.1}",
+            "{:<w$} {:<16} {:>10} {:>9} {:>9.3} {:>12.1} {:>12.1}",
             t.name,
             t.codec,
             size,
