@@ -6,8 +6,8 @@ use crate::{write_atomically, PackagerError, Result};
 use base64::Engine;
 use dash_mpd_core as mpd;
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, ByteRange, Map, MasterPlaylist, MediaPlaylist,
-    MediaPlaylistType, MediaSegment, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, ByteRange, ClosedCaptionGroupId, Map, MasterPlaylist,
+    MediaPlaylist, MediaPlaylistType, MediaSegment, Resolution, VariantStream,
 };
 use m3u8_rs::{ExtTag, Key, KeyMethod, SessionKey};
 use reel_drm::{DrmSystem, Scheme};
@@ -678,6 +678,8 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
                     .then(|| (p.frame_rate.as_f64() * 1000.0).round() / 1000.0),
                 audio: g.map(|g| g.id.clone()),
                 subtitles: subtitles.clone(),
+                // No CEA-608/708 captions in the video: said, so players do not look for them.
+                closed_captions: Some(ClosedCaptionGroupId::None),
                 ..Default::default()
             });
         }

@@ -45,6 +45,25 @@ pub struct Job {
     #[serde(default)]
     pub encryption: Option<EncryptionSpec>,
     pub destination: DestinationSpec,
+    /// Subtitle and caption files (`[[subtitles]]`), packaged as text tracks.
+    #[serde(default)]
+    pub subtitles: Vec<SubtitleSpec>,
+}
+
+/// A subtitle or caption file of the title.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubtitleSpec {
+    /// WebVTT (`.vtt`) or SubRip (`.srt`), relative to the job file.
+    pub path: PathBuf,
+    /// BCP 47 language tag (`en`, `fr-CA`).
+    pub language: String,
+    /// `subtitles` (default), `captions` (SDH) or `forced`.
+    #[serde(default)]
+    pub kind: reel_media::TextKind,
+    /// What players list; the language's name (and the kind) when left out.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 fn default_ladder() -> LadderChoice {
@@ -443,6 +462,17 @@ impl Job {
         if self.destination.parallel_uploads == 0 || self.destination.parallel_uploads > 64 {
             return Err("destination.parallel_uploads must be 1-64".into());
         }
+        for (i, sub) in self.subtitles.iter().enumerate() {
+            reel_text::Language::parse(&sub.language)
+                .map_err(|e| format!("subtitles[{i}] ({}): {e}", sub.path.display()))?;
+        }
+        if self.packaging.single_file && !self.subtitles.is_empty() {
+            return Err(
+                "subtitles are packaged as segment files only: packaging.single_file \
+                        cannot go with [[subtitles]]"
+                    .into(),
+            );
+        }
         if let Some(e) = &self.encryption {
             if e.keys != GENERATE_KEYS && e.keys_out.is_some() {
                 return Err(
@@ -482,12 +512,39 @@ impl Job {
         Ok(fingerprint(&what))
     }
 
-    /// A fingerprint of what decides the package, beyond the renditions.
-    pub(crate) fn package_fingerprint(&self) -> String {
+    /// A fingerprint of what decides the package, beyond the renditions: the packaging and
+    /// encryption settings and the subtitles (their settings and their files' bytes).
+    pub(crate) fn package_fingerprint(&self, base: &Path) -> String {
+        use sha2::Digest;
+        let files: Vec<String> = self
+            .subtitles
+            .iter()
+            .map(|s| {
+                std::fs::read(base.join(&s.path)).map_or_else(
+                    |_| "unreadable".into(),
+                    |b| hex::encode(sha2::Sha256::digest(b)),
+                )
+            })
+            .collect();
         fingerprint(&serde_json::json!({
             "packaging": self.packaging,
             "encryption": self.encryption,
+            "subtitles": self.subtitles,
+            "subtitle_files": files,
         }))
+    }
+
+    /// The subtitle files as the packager takes them, paths resolved against `base`.
+    pub(crate) fn subtitle_inputs(&self, base: &Path) -> Vec<crate::SubtitleInput> {
+        self.subtitles
+            .iter()
+            .map(|s| crate::SubtitleInput {
+                path: base.join(&s.path),
+                language: s.language.clone(),
+                kind: s.kind,
+                name: s.name.clone(),
+            })
+            .collect()
     }
 }
 
@@ -535,6 +592,20 @@ mod tests {
             (
                 format!("{base}\n[analysis]\nlevel = \"3.3\""),
                 "analysis.level",
+            ),
+            (
+                format!("{base}\n[[subtitles]]\npath = \"en.vtt\"\nlanguage = \"english\""),
+                "subtitles[0] (en.vtt): language 'english'",
+            ),
+            (
+                format!("{base}\n[[subtitles]]\npath = \"a.vtt\"\nlanguage = \"en\"\nkind = \"sdh\""),
+                "kind",
+            ),
+            (
+                format!(
+                    "{base}\n[packaging]\nsingle_file = true\n[[subtitles]]\npath = \"a.vtt\"\nlanguage = \"en\""
+                ),
+                "single_file cannot go with [[subtitles]]",
             ),
             (base.replace("[title]", "colour = 1\n[title]"), "colour"),
             (

@@ -253,18 +253,24 @@ impl LivePackage {
         Ok(())
     }
 
-    /// The last segments, init segments and manifests; what the title record needs. With
-    /// early uploads, waits for them and gives back the journal and what they did.
-    pub(crate) fn finish(mut self) -> Result<LiveOutcome, PipelineError> {
+    /// The last segments, init segments, the `subtitles`' text tracks and the manifests; what
+    /// the title record needs. With early uploads, waits for them and gives back the journal
+    /// and what they did.
+    pub(crate) fn finish(
+        mut self,
+        subtitles: &[crate::SubtitleInput],
+        on_notice: &mut dyn FnMut(String),
+    ) -> Result<LiveOutcome, PipelineError> {
         if !self.started() {
             return Err(PipelineError::State {
                 path: self.out.clone(),
                 detail: "the encode ended before every rendition had started".into(),
             });
         }
-        let tracks = self.packager.take().expect("finished once").finish()?;
+        let mut tracks = self.packager.take().expect("finished once").finish()?;
         // The last segments are written now.
         self.send_written();
+        crate::subtitles::add_subtitles(&self.out, &mut tracks, subtitles, on_notice)?;
         reel_packager::write_manifests(&self.out, &tracks)?;
         Ok(LiveOutcome {
             tracks,

@@ -25,6 +25,7 @@ pub(crate) fn renditions(
             key_id: t.protection.as_ref().map(|p| p.kid().to_string()),
             key_class: t.protection.as_ref().map(|p| p.class.name().to_string()),
             predicted_vmaf: predicted(&t.stem),
+            text: t.text.clone(),
         })
         .collect()
 }

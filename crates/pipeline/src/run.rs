@@ -273,7 +273,7 @@ impl<'a> TitleRun<'a> {
     /// What decides the package beyond the job: the renditions' contents and the key IDs.
     fn package_fingerprint(&self, wanted: &[String]) -> String {
         crate::job::fingerprint(&serde_json::json!({
-            "job": self.job.package_fingerprint(),
+            "job": self.job.package_fingerprint(self.base),
             "title": [&self.job.title.id, &self.job.title.name, &self.job.title.metadata],
             "renditions": wanted.iter().map(|n| &self.state.finished[n].sha256).collect::<Vec<_>>(),
             "keys": self.keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
@@ -533,7 +533,9 @@ impl<'a> TitleRun<'a> {
         on_event(PipelineEvent::PhaseStarted(Phase::Package));
         let tracks = match encode.live.take() {
             Some(live) => {
-                let crate::package::LiveOutcome { tracks, early } = live.finish()?;
+                let subtitles = self.job.subtitle_inputs(self.base);
+                let crate::package::LiveOutcome { tracks, early } =
+                    live.finish(&subtitles, &mut |n| on_event(PipelineEvent::Notice(n)))?;
                 if let Some((journal, mut report)) = early {
                     outcome.journal = Some(journal);
                     for e in std::mem::take(&mut report.events) {
@@ -558,7 +560,7 @@ impl<'a> TitleRun<'a> {
                 let _ = std::fs::remove_dir_all(&self.package_tmp);
                 crate::package_files(
                     &inputs,
-                    &[],
+                    &self.job.subtitle_inputs(self.base),
                     &self.package_tmp,
                     package_options(self.job, self.protection()?, None),
                     &mut |n| on_event(PipelineEvent::Notice(n)),
