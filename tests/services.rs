@@ -56,10 +56,27 @@ keys_out = "keys.cpix"
 drm = ["clearkey"]
 [destination]
 url = "file://published"
+[[subtitles]]
+path = "en.vtt"
+language = "en"
+[[subtitles]]
+path = "fr.vtt"
+language = "fr"
+kind = "captions"
 "#,
         fixture("mezz_720p25.mp4").display()
     );
     std::fs::write(dir.join("job.toml"), job).unwrap();
+    std::fs::write(
+        dir.join("en.vtt"),
+        "WEBVTT\n\n00:01.000 --> 00:02.000\nHello\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("fr.vtt"),
+        "WEBVTT\n\n00:01.000 --> 00:02.000\n[Musique]\n",
+    )
+    .unwrap();
     let out = reel(&["run", dir.join("job.toml").to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -228,6 +245,16 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
             .any(|s| s.as_str().unwrap().contains("p · ") && s.as_str().unwrap().contains("kb/s")),
         "the page shows resolution and bitrate: {r}"
     );
+    // The page offers the title's subtitles (DASH text tracks) by name and language.
+    assert_eq!(
+        a["subtitles"],
+        serde_json::json!([
+            {"text": "Off", "lang": ""},
+            {"text": "English", "lang": "en"},
+            {"text": "French [captions]", "lang": "fr"}
+        ]),
+        "{r}"
+    );
     let b = &r["b"];
     assert!(
         b["message"]
@@ -260,6 +287,8 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
         .as_array()
         .unwrap()
         .iter()
+        // Text tracks are never encrypted: every other rendition has a key.
+        .filter(|r| r["kind"] != "text")
         .map(|r| r["key_id"].as_str().unwrap().replace('-', ""))
         .collect();
     kids.sort();

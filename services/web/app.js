@@ -105,6 +105,31 @@ function showStats() {
   if (video.videoHeight && reel.heights[reel.heights.length - 1] !== video.videoHeight) reel.heights.push(video.videoHeight);
 }
 
+// The title's text tracks (language, kind, name) as a menu; Off hides text.
+function showSubtitleChoices() {
+  const menu = $('subtitles');
+  const tracks = player.getTextTracks();
+  // The package names each track (language, kind); a track without a name shows its language.
+  const label = (t) => t.label || t.language + (t.kind === 'caption' ? ' (captions)' : '') + (t.forced ? ' (forced)' : '');
+  const off = document.createElement('option');
+  off.value = '';
+  off.textContent = 'Off';
+  menu.replaceChildren(off, ...tracks.map((t) => {
+    const o = document.createElement('option');
+    o.value = String(t.id);
+    o.textContent = label(t);
+    o.lang = t.language;
+    return o;
+  }));
+  menu.onchange = () => {
+    const t = tracks.find((x) => String(x.id) === menu.value);
+    const displayer = player.getTextDisplayer && player.getTextDisplayer();
+    if (t) player.selectTextTrack(t);
+    if (displayer) displayer.setTextVisibility(Boolean(t));
+    event('subtitles', { language: t ? t.language : null });
+  };
+}
+
 async function play() {
   message('');
   const t = reel.title;
@@ -139,6 +164,7 @@ async function play() {
   };
   try {
     await player.load(new URL(grant.dash, location.href).href);
+    showSubtitleChoices();
     reel.playing = t.id;
     event('start');
     showStats();

@@ -77,7 +77,8 @@ try {
   }
   const a = await page.evaluate(() => ({ ended: window.reel.ended, errors: window.reel.errors, heights: window.reel.heights,
     message: document.getElementById('message').hidden ? '' : document.getElementById('message').textContent }));
-  result.a = { ...a, browse, posterWidth, stats: [...stats], licenceRequests: licenceRequests.length };
+  const subtitles = await page.$$eval('#subtitles option', (os) => os.map((o) => ({ text: o.textContent, lang: o.lang })));
+  result.a = { ...a, browse, posterWidth, stats: [...stats], subtitles, licenceRequests: licenceRequests.length };
 
   // Account B: a plan below the title's lowest rendition.
   await page.click('#signout');
