@@ -118,6 +118,10 @@ impl Worker {
                     if self.feed.stopped() {
                         return Ok(());
                     }
+                    // Packets finished while no frame came are taken out now (see below).
+                    if self.backend.is_some() && !self.drain()? {
+                        return Ok(());
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -127,6 +131,13 @@ impl Worker {
                     // A frame taken in is progress too: at low speeds rav1e may hold many
                     // before its first packet.
                     self.feed.pulse.beat();
+                    // Take out what the encoder finished while this frame was on its way
+                    // before handing it over: SVT-AV1's send waits when its input queue is
+                    // full, and that queue empties only as finished packets are taken out, so
+                    // a send made while packets sit unclaimed can wait for ever.
+                    if self.backend.is_some() && !self.drain()? {
+                        return Ok(());
+                    }
                     self.send_frame(&sample)?;
                     if !self.drain()? {
                         return Ok(());
