@@ -449,6 +449,32 @@ fn bad_subtitles_are_refused_naming_the_file_and_line() {
             out.display()
         );
     }
+    // One track per language and kind, however the tag is written.
+    let (a, b) = (dir.path().join("a.vtt"), dir.path().join("b.vtt"));
+    for f in [&a, &b] {
+        std::fs::write(f, "WEBVTT\n").unwrap();
+    }
+    let out = dir.path().join("out-twice");
+    let o = reel(&[
+        "package",
+        video.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--subtitles",
+        &format!("fr-ca,captions={}", a.display()),
+        "--subtitles",
+        &format!("fr-CA,captions={}", b.display()),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "two French caption tracks were accepted"
+    );
+    assert!(
+        stderr.contains("a second captions track in 'fr-CA'"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
 }
 
 /// A job's `[[subtitles]]` reach the published title and its record; a changed subtitle file

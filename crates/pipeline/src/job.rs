@@ -66,6 +66,21 @@ pub struct SubtitleSpec {
     pub name: Option<String>,
 }
 
+impl SubtitleSpec {
+    /// The file as the packager takes it: the path resolved against `base`, the language
+    /// checked against the registry.
+    fn input(&self, base: &Path) -> Result<crate::SubtitleInput, String> {
+        let language = reel_text::Language::parse(&self.language)
+            .map_err(|e| format!("({}): {e}", self.path.display()))?;
+        Ok(crate::SubtitleInput {
+            path: base.join(&self.path),
+            language,
+            kind: self.kind,
+            name: self.name.clone(),
+        })
+    }
+}
+
 fn default_ladder() -> LadderChoice {
     LadderChoice::PerTitle
 }
@@ -463,8 +478,8 @@ impl Job {
             return Err("destination.parallel_uploads must be 1-64".into());
         }
         for (i, sub) in self.subtitles.iter().enumerate() {
-            reel_text::Language::parse(&sub.language)
-                .map_err(|e| format!("subtitles[{i}] ({}): {e}", sub.path.display()))?;
+            sub.input(Path::new(""))
+                .map_err(|e| format!("subtitles[{i}] {e}"))?;
         }
         if self.packaging.single_file && !self.subtitles.is_empty() {
             return Err(
@@ -535,15 +550,13 @@ impl Job {
     }
 
     /// The subtitle files as the packager takes them, paths resolved against `base`.
-    pub(crate) fn subtitle_inputs(&self, base: &Path) -> Vec<crate::SubtitleInput> {
+    pub(crate) fn subtitle_inputs(
+        &self,
+        base: &Path,
+    ) -> Result<Vec<crate::SubtitleInput>, PipelineError> {
         self.subtitles
             .iter()
-            .map(|s| crate::SubtitleInput {
-                path: base.join(&s.path),
-                language: s.language.clone(),
-                kind: s.kind,
-                name: s.name.clone(),
-            })
+            .map(|s| s.input(base).map_err(PipelineError::Unsupported))
             .collect()
     }
 }
@@ -632,6 +645,30 @@ mod tests {
             let e = Job::from_toml(&edit).unwrap_err().to_string();
             assert!(e.contains(needle), "{needle}: {e}");
         }
+    }
+
+    /// Subtitle languages reach the packager in BCP 47's case, so `fr-ca` and `fr-CA` are
+    /// one language when tracks are told apart.
+    #[test]
+    fn subtitle_languages_are_parsed_once_at_load() {
+        let job = Job::from_toml(
+            r#"
+            [title]
+            id = "t1"
+            source = "a.mp4"
+            [destination]
+            url = "file://out"
+            [[subtitles]]
+            path = "fr.srt"
+            language = "fr-ca"
+            kind = "captions"
+        "#,
+        )
+        .unwrap();
+        let inputs = job.subtitle_inputs(Path::new("/jobs")).unwrap();
+        assert_eq!(inputs[0].language.tag, "fr-CA");
+        assert_eq!(inputs[0].language.iso639_2, "fra");
+        assert_eq!(inputs[0].path, Path::new("/jobs/fr.srt"));
     }
 
     #[test]

@@ -533,7 +533,7 @@ impl<'a> TitleRun<'a> {
         on_event(PipelineEvent::PhaseStarted(Phase::Package));
         let tracks = match encode.live.take() {
             Some(live) => {
-                let subtitles = self.job.subtitle_inputs(self.base);
+                let subtitles = self.job.subtitle_inputs(self.base)?;
                 let crate::package::LiveOutcome { tracks, early } =
                     live.finish(&subtitles, &mut |n| on_event(PipelineEvent::Notice(n)))?;
                 if let Some((journal, mut report)) = early {
@@ -560,7 +560,7 @@ impl<'a> TitleRun<'a> {
                 let _ = std::fs::remove_dir_all(&self.package_tmp);
                 crate::package_files(
                     &inputs,
-                    &self.job.subtitle_inputs(self.base),
+                    &self.job.subtitle_inputs(self.base)?,
                     &self.package_tmp,
                     package_options(self.job, self.protection()?, None),
                     &mut |n| on_event(PipelineEvent::Notice(n)),

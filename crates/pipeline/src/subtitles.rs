@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubtitleInput {
     pub path: PathBuf,
-    /// BCP 47 tag, checked against the registry.
-    pub language: String,
+    /// Checked against the registry once, here at the edge.
+    pub language: Language,
     pub kind: TextKind,
     /// What players show in their menus; the language's name (and kind) when not given.
     pub name: Option<String>,
@@ -28,8 +28,8 @@ impl std::str::FromStr for SubtitleInput {
             format!("'{text}': expected LANGUAGE[,KIND[,NAME]]=FILE, e.g. en,captions=en.srt")
         })?;
         let mut parts = head.splitn(3, ',');
-        let language = parts.next().unwrap_or("").trim();
-        let tag = Language::parse(language).map_err(|e| e.to_string())?.tag;
+        let language =
+            Language::parse(parts.next().unwrap_or("").trim()).map_err(|e| e.to_string())?;
         let kind = match parts.next().map(str::trim) {
             None | Some("") => TextKind::Subtitles,
             Some(k) => TextKind::from_name(k).ok_or_else(|| {
@@ -45,7 +45,7 @@ impl std::str::FromStr for SubtitleInput {
         }
         Ok(SubtitleInput {
             path: PathBuf::from(path),
-            language: tag,
+            language,
             kind,
             name,
         })
@@ -88,14 +88,14 @@ fn refuse_second_track(
     let same = |t: &PackagedTrack| {
         t.text
             .as_ref()
-            .is_some_and(|x| x.language == input.language && x.kind == input.kind)
+            .is_some_and(|x| x.language == input.language.tag && x.kind == input.kind)
     };
     if tracks.iter().any(same) {
         return Err(PipelineError::Unsupported(format!(
             "{}: a second {} track in '{}'; give each language and kind one file",
             input.path.display(),
             input.kind.name(),
-            input.language
+            input.language.tag
         )));
     }
     Ok(())
@@ -114,7 +114,7 @@ fn text_track(
         .segments
         .last()
         .map_or(0, |s| ticks_to_ms(s.start + s.duration as i64, timescale));
-    let language = Language::parse(&input.language).map_err(text_error)?;
+    let language = &input.language;
     let mut subs = reel_text::read(&input.path).map_err(text_error)?;
     subs.trim_to(video_end);
     for w in subs.warnings.drain(..) {
@@ -130,7 +130,7 @@ fn text_track(
         name: input
             .name
             .clone()
-            .unwrap_or_else(|| default_name(&language, input.kind)),
+            .unwrap_or_else(|| default_name(language, input.kind)),
     };
     let text = TextTrackInfo {
         language: language.tag.clone(),
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn arguments_parse_at_the_edge() {
         let s: SubtitleInput = "pt-br,captions,Português=subs/pt.srt".parse().unwrap();
-        assert_eq!(s.language, "pt-BR");
+        assert_eq!(s.language.tag, "pt-BR");
         assert_eq!(s.kind, TextKind::Captions);
         assert_eq!(s.name.as_deref(), Some("Português"));
         assert_eq!(s.path, PathBuf::from("subs/pt.srt"));
