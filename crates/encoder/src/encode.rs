@@ -27,9 +27,9 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use reel_media::Codec;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Probes `source`, applies `ladder` and starts encoding every rung.
 pub fn encode(source: &Path, ladder: &Ladder) -> Result<SampleStream, EncodeError> {
@@ -505,6 +505,7 @@ fn av1_rung(
     let lead_in = plan.range.map_or(0, |r| r.lead_in);
     let lead_in_ns = i128::from(frames_ns(lead_in, plan.frame_rate));
     let half_frame_ns = i128::from(half_frame_ns(plan.frame_rate));
+    let (stop, stop_eos) = (feed.stop.clone(), feed.stop.clone());
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
@@ -515,12 +516,10 @@ fn av1_rung(
                 if lead_in > 0 && pts.is_some_and(|t| t < lead_in_ns - half_frame_ns) {
                     return Ok(gst::FlowSuccess::Ok);
                 }
-                ftx.send(RawFrame::Frame(sample))
-                    .map_err(|_| gst::FlowError::Flushing)?;
-                Ok(gst::FlowSuccess::Ok)
+                hand_over(&ftx, RawFrame::Frame(sample), &stop)
             })
             .eos(move |_| {
-                let _ = ftx_eos.send(RawFrame::Eos);
+                let _ = hand_over(&ftx_eos, RawFrame::Eos, &stop_eos);
             })
             .build(),
     );
@@ -546,6 +545,27 @@ fn av1_rung(
         started,
     ));
     Ok(q.static_pad("sink").expect("queue has a sink pad"))
+}
+
+/// Hands `frame` to an AV1 rung's thread, waiting while its queue is full, but never once
+/// the session stops: this runs on a streaming thread, which the pipeline's stop waits for,
+/// and the encoder thread may be gone or stuck.
+fn hand_over(
+    to: &crossbeam_channel::Sender<RawFrame>,
+    mut frame: RawFrame,
+    stop: &AtomicBool,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    loop {
+        match to.send_timeout(frame, Duration::from_millis(200)) {
+            Ok(()) => return Ok(gst::FlowSuccess::Ok),
+            Err(crossbeam_channel::SendTimeoutError::Timeout(f))
+                if !stop.load(Ordering::Relaxed) =>
+            {
+                frame = f
+            }
+            Err(_) => return Err(gst::FlowError::Flushing),
+        }
+    }
 }
 
 /// x264's threads per rung in a chunk's encode: one, so that a unit has the same bytes on
@@ -682,6 +702,61 @@ fn scale_into_sizes(
 #[cfg(test)]
 mod tests {
     use super::share_of_cores;
+    use crate::{Event, Ladder};
+    use std::time::Duration;
+
+    /// A session dropped in the middle, its decode far ahead of slow rungs (the decoded
+    /// frames' callback waiting for room in a full appsrc), stops within a bound. Stopping
+    /// the pipeline without a flush first waited for ever, in one run of a few, whenever the
+    /// decoded frames' sink was stopped before the rungs' sinks: a unit that failed half-way
+    /// then held its worker for good.
+    #[test]
+    fn a_session_dropped_mid_stream_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.mp4");
+        let made = std::process::Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=25",
+            ])
+            .args([
+                "-t",
+                "10",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "25",
+            ])
+            .arg(&source)
+            .status()
+            .expect("ffmpeg (scripts/setup.sh installs it)");
+        assert!(made.success());
+        // Slow rungs at full size: the decode runs ahead and fills every queue.
+        let ladder: Ladder = toml::from_str(
+            "[[rung]]\ncodec = 'h264'\nheight = 720\nbitrate = 3000\nspeed = 3\n\
+             [[rung]]\ncodec = 'h264'\nheight = 540\nbitrate = 2000\nspeed = 3\n",
+        )
+        .unwrap();
+        for round in 0..3 {
+            let mut stream = super::encode(&source, &ladder).unwrap();
+            let first = stream.find(|e| matches!(e, Ok(Event::Sample { .. })));
+            assert!(first.is_some(), "round {round}: no sample");
+            std::thread::sleep(Duration::from_millis(300));
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                drop(stream);
+                let _ = tx.send(());
+            });
+            rx.recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("round {round}: the dropped session never stopped"));
+        }
+    }
 
     /// Pixels of 720p, 480p, 360p and 240p rungs.
     const LADDER: [u64; 4] = [1280 * 720, 854 * 480, 640 * 360, 426 * 240];

@@ -241,6 +241,12 @@ impl SampleStream {
         // Drop the receiver first so that any stage blocked on a full queue wakes up.
         self.rx.take();
         if let Some(p) = self.pipeline.take() {
+            // Stopped mid-stream (an error, a stall, the consumer gone), a streaming thread may
+            // be waiting inside the pipeline: the decoded frames' callback for room in a rung
+            // size's full appsrc, whose branches wait in turn. Going to Null waits for every
+            // streaming thread, sinks first, and a sink whose thread waits on an appsrc that
+            // is stopped after it never stops. A flush first releases every such wait.
+            p.send_event(gst::event::FlushStart::new());
             let _ = p.set_state(gst::State::Null);
         }
         for w in self.workers.drain(..) {
