@@ -65,7 +65,7 @@ async fn null_worker(url: String, objects: Arc<Objects>, scratch: UnitStore, nam
             let (objects, scratch, r) = (objects.clone(), scratch.clone(), record.clone());
             tokio::task::spawn_blocking(move || {
                 let tmp = scratch.begin(&r.key).unwrap();
-                scratch.commit(&tmp, &r).unwrap();
+                scratch.commit(tmp, &r).unwrap();
                 objects.put_unit(&scratch, &r).unwrap();
                 scratch.remove(std::slice::from_ref(&r.key));
             })

@@ -216,7 +216,7 @@ impl Objects {
                 &tmp.join(&o.file),
             )?;
         }
-        units.commit(&tmp, record)?;
+        units.commit(tmp, record)?;
         Ok(())
     }
 
@@ -262,7 +262,7 @@ mod tests {
             }],
             seconds: 1.0,
         };
-        here.commit(&tmp, &record).unwrap();
+        here.commit(tmp, &record).unwrap();
         assert!(objects.unit_record(key).unwrap().is_none());
         objects.put_unit(&here, &record).unwrap();
         assert_eq!(objects.unit_record(key).unwrap(), Some(record.clone()));

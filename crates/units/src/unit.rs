@@ -273,6 +273,6 @@ pub fn run_unit(
         outputs,
         seconds: started.elapsed().as_secs_f64(),
     };
-    store.commit(&tmp, &record)?;
+    store.commit(tmp, &record)?;
     Ok(record)
 }
