@@ -1,5 +1,5 @@
 //! End-to-end: subtitle and caption sidecars packaged with `reel package --subtitles`, judged by
-//! mp4box.js (WebVTT-in-MP4 samples), the dash-mpd and m3u8-rs parsers, and shaka-player,
+//! mp4box.js (WebVTT-in-MP4 and IMSC1-in-MP4 samples), the dash-mpd and m3u8-rs parsers, and shaka-player,
 //! dash.js and hls.js in headless Chromium reading the cues the browser shows.
 
 mod common;
@@ -25,12 +25,23 @@ bitrate = 96
 
 /// English subtitles (WebVTT: an id, italics, a line setting, a cue across a segment join,
 /// a comment), French Canadian captions (SRT with CRLF, an ASS position tag, `&` and `<` as
-/// text) and German forced narratives, all inside the 5-s fixture but the last English cue.
+/// text) and German forced narratives (IMSC1: frames, a div's begin, a region at the top),
+/// all inside the 5-s fixture but the last English cue.
 const EN_VTT: &str = "WEBVTT\n\nNOTE made for the subtitles test\n\nfirst\n00:00:01.000 --> 00:00:01.800\n\
 <i>One</i> line\n\n00:01.900 --> 00:02.600 line:0\nAcross the join\n\n00:04.200 --> 00:06.000\nPast the end\n";
 const FR_SRT: &str = "1\r\n00:00:00,600 --> 00:00:01,400\r\n[PORTE QUI GRINCE]\r\n\r\n\
 2\r\n00:00:03,000 --> 00:00:03,960\r\n{\\an8}Toi & moi <3\r\n";
-const DE_VTT: &str = "WEBVTT\n\n00:00:02.200 --> 00:00:03.400\nSchild: Ausgang\n";
+const DE_TTML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter"
+    xmlns:tts="http://www.w3.org/ns/ttml#styling" ttp:frameRate="25" xml:lang="de">
+  <head><layout>
+    <region xml:id="top" tts:origin="10% 5%" tts:extent="80% 15%"/>
+  </layout></head>
+  <body region="top"><div begin="2s">
+    <p begin="5f" end="00:00:01:10">Schild: Ausgang</p>
+  </div></body>
+</tt>
+"#;
 
 struct Title {
     _dir: tempfile::TempDir,
@@ -49,7 +60,7 @@ fn package(extra: &[&str]) -> Title {
     for (name, text) in [
         ("en.vtt", EN_VTT),
         ("fr-sdh.srt", FR_SRT),
-        ("de.vtt", DE_VTT),
+        ("de.ttml", DE_TTML),
     ] {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
@@ -58,7 +69,7 @@ fn package(extra: &[&str]) -> Title {
     let fr = format!("fr-ca,captions={}", dir.path().join("fr-sdh.srt").display());
     let de = format!(
         "de,forced,Deutsch (erzwungen)={}",
-        dir.path().join("de.vtt").display()
+        dir.path().join("de.ttml").display()
     );
     let enc = renditions.join("enc");
     let mut args = vec!["package".to_string()];
@@ -140,6 +151,25 @@ fn subtitles_and_captions_reach_every_player_at_their_times() {
         ],
         "English cues as mp4box.js reads them"
     );
+    // The German TTML stays TTML for DASH: an IMSC1 document per segment (`stpp`), each
+    // sample its segment, the cue in the second one at its times.
+    let (ok, samples, err) = node(
+        "text.mjs",
+        &["--samples", out.join("text_de_forced").to_str().unwrap()],
+    );
+    assert!(ok, "mp4box.js on the German track: {samples:?} {err}");
+    let spans: Vec<(f64, f64)> = samples.iter().map(|s| (num(s, "t"), num(s, "d"))).collect();
+    assert_eq!(spans, [(0.0, 2.0), (2.0, 2.0), (4.0, 1.0)], "{samples:?}");
+    for (i, s) in samples.iter().enumerate() {
+        // mp4box.js names the sample entry.
+        assert_eq!(s["codec"], "stpp", "{s}");
+        let xml = s["xml"].as_str().unwrap();
+        assert!(xml.contains("ttp:profile=\"http://www.w3.org/ns/ttml/profile/imsc1/text\""));
+        let has_cue = xml.contains(
+            "<p begin=\"00:00:02.200\" end=\"00:00:03.400\" region=\"top\">Schild: Ausgang</p>",
+        );
+        assert_eq!(has_cue, i == 1, "sample {i}: {xml}");
+    }
     let fr: Vec<_> = cues_in_mp4(&out.join("text_fr-CA_captions"))
         .iter()
         .map(round)
@@ -171,7 +201,13 @@ fn subtitles_and_captions_reach_every_player_at_their_times() {
         .map(|s| {
             assert_eq!(s.mimeType.as_deref(), Some("application/mp4"));
             let r = &s.representations[0];
-            assert_eq!(r.codecs.as_deref(), Some("wvtt"));
+            // WebVTT and SRT as WebVTT cues, TTML as IMSC1.
+            let codecs = if s.lang.as_deref() == Some("de") {
+                "stpp.ttml.im1t"
+            } else {
+                "wvtt"
+            };
+            assert_eq!(r.codecs.as_deref(), Some(codecs));
             assert!(r.ContentProtection.is_empty() && s.ContentProtection.is_empty());
             assert_eq!(
                 &r.SegmentTemplate.as_ref().unwrap().SegmentTimeline,
@@ -399,7 +435,7 @@ fn bad_subtitles_are_refused_naming_the_file_and_line() {
     let renditions = renditions();
     let dir = tempfile::tempdir().unwrap();
     let video = renditions.join("enc/360p.mp4");
-    let cases: [(&str, &[u8], &str, &str); 5] = [
+    let cases: [(&str, &[u8], &str, &str); 6] = [
         (
             "bad-time.vtt",
             b"WEBVTT\n\n00:00:01.000 --> 00:00:0x.000\nHi\n",
@@ -419,6 +455,12 @@ fn bad_subtitles_are_refused_naming_the_file_and_line() {
             "latin1.srt, line 3: byte 0xE9 at column 4 is not UTF-8",
         ),
         ("fine.vtt", b"WEBVTT\n", "xx", "language 'xx'"),
+        (
+            "no-end.ttml",
+            b"<tt xmlns=\"http://www.w3.org/ns/ttml\"><body><div>\n<p begin=\"1s\">Hi</p>\n</div></body></tt>",
+            "en",
+            "no-end.ttml, line 2: the paragraph has no end",
+        ),
         (
             "subs.ass",
             b"[Script Info]\n",

@@ -94,8 +94,9 @@ enum Command {
         /// file per segment.
         #[arg(long)]
         single_file: bool,
-        /// A WebVTT (.vtt) or SubRip (.srt) file as a text track: LANGUAGE[,KIND[,NAME]]=FILE,
-        /// with a BCP 47 language and KIND subtitles (the default), captions (SDH) or forced.
+        /// A WebVTT (.vtt), SubRip (.srt) or TTML/IMSC1 (.ttml, .dfxp, .xml) file as a text
+        /// track: LANGUAGE[,KIND[,NAME]]=FILE, with a BCP 47 language and KIND subtitles (the
+        /// default), captions (SDH) or forced.
         /// Repeat for each language and kind. Example: --subtitles en,captions=en-sdh.srt
         #[arg(long = "subtitles", value_name = "LANGUAGE[,KIND[,NAME]]=FILE")]
         subtitles: Vec<reel_pipeline::SubtitleInput>,

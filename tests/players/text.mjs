@@ -1,9 +1,9 @@
 // Text tracks, read by tools independent of Reel.
 //
 //   node text.mjs --samples DIR
-//     Parses a CMAF WebVTT track (DIR/init.mp4 + DIR/N.m4s in order) with mp4box.js and its
-//     14496-30 sample parser; prints one JSON line per sample: {t, d, cues: [{id, settings, text}]}
-//     (seconds).
+//     Parses a CMAF text track (DIR/init.mp4 + DIR/N.m4s in order) with mp4box.js; prints one
+//     JSON line per sample (times in seconds): WebVTT (`wvtt`, read with its 14496-30 sample
+//     parser) {codec, t, d, cues: [{id, settings, text}]}; TTML (`stpp`) {codec, t, d, xml}.
 //
 //   node text.mjs --root DIR --manifest M --player shaka|dashjs|hlsjs [--player ...]
 //        --probe LANG:SECONDS [--probe ...]
@@ -31,9 +31,11 @@ if (opt('samples').length) {
   const errors = [];
   mp4.onError = (m, e) => errors.push(`${m}: ${e}`);
   const samples = [];
+  let codec = '';
   mp4.onReady = (info) => {
     const track = info.tracks[0];
-    if (track.codec !== 'wvtt') errors.push('codec ' + track.codec);
+    codec = track.codec;
+    if (codec !== 'wvtt' && !codec.startsWith('stpp')) errors.push('codec ' + codec);
     mp4.setExtractionOptions(track.id, null, { nbSamples: 1 << 20 });
     mp4.start();
   };
@@ -43,6 +45,11 @@ if (opt('samples').length) {
   mp4.flush();
   const parser = new VTTin4Parser();
   for (const s of samples) {
+    if (codec.startsWith('stpp')) {
+      const xml = new TextDecoder('utf-8', { fatal: true }).decode(s.data);
+      console.log(JSON.stringify({ codec, t: s.cts / s.timescale, d: s.duration / s.timescale, xml }));
+      continue;
+    }
     // mp4box.js parses `payl`; `iden` and `sttg` it keeps as unknown boxes with their bytes.
     const child = (c, type) => {
       const b = (c.boxes || []).find((x) => x.type === type);
@@ -51,7 +58,7 @@ if (opt('samples').length) {
     const cues = parser.parseSample(s.data).map((c) => ({
       id: child(c, 'iden'), settings: child(c, 'sttg'), text: c.payl ? c.payl.text : '',
     }));
-    console.log(JSON.stringify({ t: s.cts / s.timescale, d: s.duration / s.timescale, cues }));
+    console.log(JSON.stringify({ codec, t: s.cts / s.timescale, d: s.duration / s.timescale, cues }));
   }
   if (!samples.length) errors.push('no samples');
   if (errors.length) console.log(JSON.stringify({ errors }));
@@ -68,6 +75,7 @@ const libs = {
 };
 const page = (player) => `<!doctype html><html><body>
 <video id="v" muted playsinline width="640"></video>
+<div id="ttml" style="position:absolute;left:0;top:0;width:640px;height:360px;pointer-events:none"></div>
 <script src="/lib/${player}.js"></script>
 <script>
 const video = document.getElementById('v');
@@ -79,7 +87,12 @@ const describe = () => [...video.textTracks].map((t) => t.label + '/' + t.langua
 const shown = (lang) => {
   const showing = [...video.textTracks].filter((t) => t.mode === 'showing');
   if (showing.some((t) => t.language && t.language.toLowerCase() !== lang.toLowerCase())) return [];
-  return showing.flatMap((t) => [...(t.activeCues || [])]).map((c) => ({ text: c.text, start: c.startTime, end: c.endTime }));
+  // A cue rendered as HTML (dash.js's IMSC1 cues) has no text of its own: its text is what
+  // the rendering div shows while it is active.
+  const rendered = () => document.getElementById('ttml').innerText.trim();
+  return showing.flatMap((t) => [...(t.activeCues || [])])
+    .map((c) => ({ text: c.text || rendered(), start: c.startTime, end: c.endTime }))
+    .filter((c) => c.text);
 };
 window.run = async (src, probes) => {
   const errors = [];
@@ -106,6 +119,8 @@ window.run = async (src, probes) => {
     p.updateSettings({ debug: { logLevel: 1 } });
     p.on(dashjs.MediaPlayer.events.ERROR, (e) => errors.push('dash.js ' + JSON.stringify(e.error || e).slice(0, 200)));
     p.initialize(video, src, false);
+    // dash.js renders IMSC1 (TTML) cues into a div of the page, as a page that shows them does.
+    p.attachTTMLRenderingDiv(document.getElementById('ttml'));
     await new Promise((r) => p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, r));
     const list = p.getTracksFor('text');
     tracks = list.map((t) => ({ language: t.lang, roles: (t.roles || []).map((r) => r.value || r), label: (t.labels || [])[0]?.text, accessibility: (t.accessibility || []).map((a) => a.value || a) }));

@@ -45,7 +45,7 @@ impl SubsampleMap {
                 align,
             },
             // Text tracks go out in the clear (they are not media a licence protects).
-            CodecConfig::WebVtt(_) => {
+            CodecConfig::WebVtt(_) | CodecConfig::Imsc1 => {
                 return Err(crate::DrmError::Unsupported {
                     problem: "text tracks are never encrypted".into(),
                 })

@@ -12,6 +12,8 @@ pub enum Codec {
     Opus,
     /// WebVTT text (ISO/IEC 14496-30 `wvtt` in MP4).
     WebVtt,
+    /// TTML text in the IMSC1 text profile (ISO/IEC 14496-30 `stpp` in MP4).
+    Imsc1,
 }
 
 impl Codec {
@@ -19,7 +21,7 @@ impl Codec {
         match self {
             Codec::Av1 | Codec::H264 => TrackKind::Video,
             Codec::Aac | Codec::Opus => TrackKind::Audio,
-            Codec::WebVtt => TrackKind::Text,
+            Codec::WebVtt | Codec::Imsc1 => TrackKind::Text,
         }
     }
 
@@ -30,6 +32,7 @@ impl Codec {
             Codec::Aac,
             Codec::Opus,
             Codec::WebVtt,
+            Codec::Imsc1,
         ]
         .into_iter()
         .find(|c| c.name() == name)
@@ -42,6 +45,7 @@ impl Codec {
             Codec::Aac => "aac",
             Codec::Opus => "opus",
             Codec::WebVtt => "webvtt",
+            Codec::Imsc1 => "imsc1",
         }
     }
 }
@@ -222,6 +226,8 @@ pub enum CodecConfig {
     Opus(OpusConfig),
     /// WebVTT: the `vttC` configuration (the file header, `WEBVTT`).
     WebVtt(String),
+    /// IMSC1 text: nothing but the TTML namespace, which the sample entry states.
+    Imsc1,
 }
 
 impl CodecConfig {
@@ -232,6 +238,7 @@ impl CodecConfig {
             CodecConfig::Aac(_) => Codec::Aac,
             CodecConfig::Opus(_) => Codec::Opus,
             CodecConfig::WebVtt(_) => Codec::WebVtt,
+            CodecConfig::Imsc1 => Codec::Imsc1,
         }
     }
 
@@ -244,6 +251,8 @@ impl CodecConfig {
             // The sample entry is `Opus`; the codecs parameter is lower-case `opus`.
             CodecConfig::Opus(_) => "opus".to_string(),
             CodecConfig::WebVtt(_) => "wvtt".to_string(),
+            // ISO/IEC 14496-30 and DASH-IF: the sample entry, then the IMSC1 text profile.
+            CodecConfig::Imsc1 => "stpp.ttml.im1t".to_string(),
         }
     }
 }

@@ -118,10 +118,13 @@ fn trak(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Result<()> {
                 o.u16(0);
                 Ok(())
             })?;
-            // WebVTT (14496-30 7.2): handler `text`, null media header `nmhd`.
+            // 14496-30: WebVTT has handler `text` and the null media header `nmhd` (7.2),
+            // TTML handler `subt` and the subtitle media header `sthd` (6.2).
+            let imsc1 = matches!(track.config, CodecConfig::Imsc1);
             let (handler, handler_name): (&[u8; 4], &[u8]) = match track.kind() {
                 TrackKind::Video => (b"vide", b"VideoHandler\0"),
                 TrackKind::Audio => (b"soun", b"SoundHandler\0"),
+                TrackKind::Text if imsc1 => (b"subt", b"SubtitleHandler\0"),
                 TrackKind::Text => (b"text", b"TextHandler\0"),
             };
             write_full_box(o, b"hdlr", 0, 0, |o| {
@@ -141,6 +144,7 @@ fn trak(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Result<()> {
                         o.zeros(8);
                         Ok(())
                     })?,
+                    TrackKind::Text if imsc1 => write_full_box(o, b"sthd", 0, 0, |_| Ok(()))?,
                     TrackKind::Text => write_full_box(o, b"nmhd", 0, 0, |_| Ok(()))?,
                 }
                 write_box(o, b"dinf", |o| {
@@ -301,8 +305,23 @@ fn sample_entry(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Resul
             })?;
             btrt(o, opts)
         }),
+        // 14496-30 6.5 (ISO/IEC 14496-12 12.6.3): XMLSubtitleSampleEntry `stpp`, the
+        // document's namespace, no schema location, no auxiliary MIME types (null-terminated
+        // strings). Text is never encrypted.
+        CodecConfig::Imsc1 => write_box(o, b"stpp", |o| {
+            o.zeros(6);
+            o.u16(1); // data reference index
+            for field in [TTML_NAMESPACE, "", ""] {
+                o.extend_from_slice(field.as_bytes());
+                o.u8(0);
+            }
+            btrt(o, opts)
+        }),
     }
 }
+
+/// The TTML namespace an `stpp` sample entry names.
+const TTML_NAMESPACE: &str = "http://www.w3.org/ns/ttml";
 
 fn protection(o: &mut Vec<u8>, original: &[u8; 4], opts: &InitOptions) -> Result<()> {
     match &opts.protection {

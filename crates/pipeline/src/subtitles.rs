@@ -3,9 +3,9 @@
 //! boundaries before the manifests list it.
 
 use crate::PipelineError;
-use reel_media::{CodecConfig, TextKind, TextTrackInfo, TrackInfo, TrackKind};
+use reel_media::{CodecConfig, EncodedSample, TextKind, TextTrackInfo, TrackInfo, TrackKind};
 use reel_packager::{PackagedTrack, TextSegment};
-use reel_text::{hls, wvtt, Language};
+use reel_text::{hls, imsc1, wvtt, Language};
 use std::path::{Path, PathBuf};
 
 /// A subtitle file to package: `LANGUAGE[,KIND[,NAME]]=FILE` on the command line.
@@ -120,9 +120,16 @@ fn text_track(
     for w in subs.warnings.drain(..) {
         on_notice(w);
     }
+    // DASH text keeps the form it came in, as Shaka Packager's does: TTML as IMSC1 documents
+    // (`stpp`), WebVTT and SRT as WebVTT cues (`wvtt`). HLS takes WebVTT either way.
+    let imsc1 = reel_text::Format::of(&input.path).map_err(text_error)? == reel_text::Format::Ttml;
     let info = TrackInfo {
         id,
-        config: CodecConfig::WebVtt(wvtt::CONFIG.into()),
+        config: if imsc1 {
+            CodecConfig::Imsc1
+        } else {
+            CodecConfig::WebVtt(wvtt::CONFIG.into())
+        },
         timescale,
         video: None,
         audio: None,
@@ -136,14 +143,25 @@ fn text_track(
         language: language.tag.clone(),
         kind: input.kind,
     };
-    let cues = subs.cues;
-    let mut segment = |start: i64, end: i64| TextSegment {
-        samples: wvtt::segment_samples(&cues, start, end, timescale),
-        webvtt: hls::segment(
-            &cues,
-            ticks_to_ms(start, timescale),
-            ticks_to_ms(end, timescale),
-        ),
+    let (cues, tag) = (subs.cues, text.language.clone());
+    let mut segment = |start: i64, end: i64| {
+        let (from, to) = (ticks_to_ms(start, timescale), ticks_to_ms(end, timescale));
+        let samples = if imsc1 {
+            // One document for the whole segment.
+            vec![EncodedSample {
+                data: imsc1::document(&cues, from, to, &tag).into_bytes(),
+                dts: start,
+                pts: start,
+                duration: (end - start) as u32,
+                sync: true,
+            }]
+        } else {
+            wvtt::segment_samples(&cues, start, end, timescale)
+        };
+        TextSegment {
+            samples,
+            webvtt: hls::segment(&cues, from, to),
+        }
     };
     Ok(reel_packager::write_text_track(
         out,

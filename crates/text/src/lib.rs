@@ -1,9 +1,10 @@
 //! Subtitles and captions: sidecar files read into [`Cue`]s, checked once at the edge, and
-//! written for the package as WebVTT-in-ISOBMFF samples ([`wvtt`], ISO/IEC 14496-30) for DASH
-//! and as segmented WebVTT ([`hls`]) for HLS.
+//! written for the package as WebVTT-in-ISOBMFF samples ([`wvtt`], ISO/IEC 14496-30) or IMSC1
+//! documents ([`imsc1`], `stpp` samples) for DASH and as segmented WebVTT ([`hls`]) for HLS.
 //!
 //! Readers follow the formats' own rules (WebVTT: W3C's parser; SRT: the de-facto SubRip
-//! layout) and never drop a cue silently: a cue the format cannot hold is an error naming the
+//! layout; TTML and IMSC1: W3C's timing and styling, what WebVTT can carry of it) and never
+//! drop a cue silently: a cue the format cannot hold is an error naming the
 //! file and the line; one that is legal but surprising (cues out of order, overlapping, past
 //! the end of the video) is kept or trimmed with a warning that names them too.
 //!
@@ -14,9 +15,11 @@
 //! ```
 
 pub mod hls;
+pub mod imsc1;
 mod language;
 mod srt;
 mod time;
+mod ttml;
 mod webvtt;
 pub mod wvtt;
 
@@ -73,15 +76,16 @@ pub enum TextError {
 
 pub type Result<T> = std::result::Result<T, TextError>;
 
-/// Subtitle file formats read.
+/// Subtitle file formats read, known by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     WebVtt,
     Srt,
+    Ttml,
 }
 
 impl Format {
-    fn of(path: &Path) -> Result<Format> {
+    pub fn of(path: &Path) -> Result<Format> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -89,17 +93,18 @@ impl Format {
         match ext.as_deref() {
             Some("vtt") | Some("webvtt") => Ok(Format::WebVtt),
             Some("srt") => Ok(Format::Srt),
+            Some("ttml") | Some("dfxp") | Some("xml") => Ok(Format::Ttml),
             _ => Err(TextError::File {
                 path: path.to_path_buf(),
-                problem: "not a subtitle format Reel reads: name WebVTT files .vtt and SubRip \
-                          files .srt (TTML/IMSC1 is not read yet)"
+                problem: "not a subtitle format Reel reads: name WebVTT files .vtt, SubRip \
+                          files .srt and TTML/IMSC1 files .ttml, .dfxp or .xml"
                     .into(),
             }),
         }
     }
 }
 
-/// Reads a `.vtt` or `.srt` file.
+/// Reads a `.vtt`, `.srt` or TTML (`.ttml`, `.dfxp`, `.xml`) file.
 pub fn read(path: &Path) -> Result<Subtitles> {
     let format = Format::of(path)?;
     let bytes = std::fs::read(path).map_err(|source| TextError::Io {
@@ -127,6 +132,7 @@ fn parse_as(path: &Path, text: &str, format: Format) -> Result<Subtitles> {
     match format {
         Format::WebVtt => webvtt::parse(&lines, &mut subs)?,
         Format::Srt => srt::parse(&lines, &mut subs)?,
+        Format::Ttml => ttml::parse(text, &mut subs)?,
     }
     subs.order();
     Ok(subs)
