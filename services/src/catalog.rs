@@ -456,13 +456,32 @@ async fn one(
     Viewer(viewer): Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
-    let t = load_title(&state, &id)
+    let t = cached_title(&state, &id)
         .await?
         .ok_or(ServiceError::NotFound)?;
-    if !visible_to(&t, &viewer, now_ms()) {
+    if !visible_to(&t.row, &viewer, now_ms()) {
         return Err(ServiceError::NotFound);
     }
-    Ok(Json(t.json()))
+    let mut body = t.row.json();
+    body["tracks"] = tracks(&t.record);
+    Ok(Json(body))
+}
+
+/// The choices a viewer has besides the picture: audio renditions and text tracks (language,
+/// kind, the name players show), from the published record.
+fn tracks(record: &PublishedTitle) -> Value {
+    use reel_media::TrackKind;
+    let of = |kind: TrackKind| record.renditions.iter().filter(move |r| r.kind == kind);
+    let audio: Vec<Value> = of(TrackKind::Audio)
+        .map(|r| json!({ "name": r.name, "codec": r.codec, "channels": r.channels }))
+        .collect();
+    let text: Vec<Value> = of(TrackKind::Text)
+        .filter_map(|r| {
+            let t = r.text.as_ref()?;
+            Some(json!({ "name": r.name, "language": t.language, "kind": t.kind.name() }))
+        })
+        .collect();
+    json!({ "audio": audio, "text": text })
 }
 
 /// "More like this": other visible titles ranked by shared genres (Jaccard), words shared

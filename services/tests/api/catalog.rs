@@ -64,6 +64,18 @@ async fn catalog(h: H) {
         (StatusCode::OK, &[0xff, 0xd8, 0xff][..], "image/jpeg")
     );
 
+    // The title's details list its audio and text tracks for the player's menus.
+    let (s, one, _) = h.get("/v1/titles/lighthouse").auth(&v).send().await.parts();
+    assert_eq!(s, StatusCode::OK, "{one}");
+    assert_eq!(
+        one["tracks"],
+        json!({
+            "audio": [{ "name": "audio", "codec": "mp4a.40.2", "channels": null }],
+            "text": [{ "name": "French (CA) [captions]", "language": "fr-CA", "kind": "captions" }]
+        }),
+        "{one}"
+    );
+
     // Hidden: gone for viewers, there for admins.
     let (s, _, _) = h
         .patch("/v1/admin/titles/harbour")

@@ -221,7 +221,10 @@ pub fn publish_title(
               "key_id": kid(TrackClass::Sd), "key_class": "sd", "predicted_vmaf": 85.0 },
             { "name": "audio", "kind": "audio", "codec": "mp4a.40.2", "width": null, "height": null,
               "bandwidth": 128000, "average_bandwidth": 128000, "init": "audio/init.mp4", "segments": 1,
-              "key_id": kid(TrackClass::Audio), "key_class": "audio", "predicted_vmaf": null }
+              "key_id": kid(TrackClass::Audio), "key_class": "audio", "predicted_vmaf": null },
+            { "name": "French (CA) [captions]", "kind": "text", "codec": "wvtt", "width": null,
+              "height": null, "bandwidth": 1000, "init": "text_fr-CA_captions/init.mp4",
+              "segments": 1, "text": { "language": "fr-CA", "kind": "captions" } }
         ],
         "dash": "manifest.mpd", "hls": "master.m3u8", "encryption": "cenc",
         "drm_systems": ["clearkey"], "ladder": "fixed", "analysis": null, "packaged_at": 0,
