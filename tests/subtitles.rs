@@ -605,3 +605,100 @@ name = "Français (CA) SDH"
     assert!(segment(1).unwrap().contains("One fixed line"));
     assert!(!segment(1).unwrap().contains("<i>One</i> line"));
 }
+
+/// Text tracks inside media files (as mezzanines carry them): an MP4 with a mov_text track and
+/// a Matroska file with French and English SubRip tracks, both made by ffmpeg from SRT. The
+/// track in the asked language is taken; its cues reach the package at their times.
+#[test]
+fn text_tracks_inside_media_files_become_subtitles() {
+    let renditions = renditions();
+    let dir = tempfile::tempdir().unwrap();
+    let video = renditions.join("enc/360p.mp4");
+    let d = dir.path();
+    std::fs::write(d.join("fr.srt"), FR_SRT).unwrap();
+    std::fs::write(
+        d.join("en.srt"),
+        "1\n00:00:01,200 --> 00:00:02,400\n<i>Door</i> & hinge\n\n2\n00:00:03,500 --> 00:00:04,250\nLast line\n",
+    )
+    .unwrap();
+    let mux = |out: &str, codec: &str, inputs: &[(&str, &str)]| {
+        let mut args: Vec<String> = vec!["-v".into(), "error".into(), "-y".into(), "-i".into()];
+        args.push(video.display().to_string());
+        for (file, _) in inputs {
+            args.extend(["-i".into(), d.join(file).display().to_string()]);
+        }
+        args.extend(["-map".into(), "0:v".into()]);
+        for (i, (_, language)) in inputs.iter().enumerate() {
+            args.extend(["-map".into(), format!("{}:s", i + 1)]);
+            args.push(format!("-metadata:s:s:{i}"));
+            args.push(format!("language={language}"));
+        }
+        args.extend(["-c:v".into(), "copy".into(), "-c:s".into(), codec.into()]);
+        args.push(d.join(out).display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = tool("ffmpeg", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    mux("mezz.mp4", "mov_text", &[("fr.srt", "fra")]);
+    mux("mezz.mkv", "srt", &[("fr.srt", "fre"), ("en.srt", "eng")]);
+    let out = d.join("pkg");
+    let fr = format!("fr={}", d.join("mezz.mp4").display());
+    let en = format!("en,captions={}", d.join("mezz.mkv").display());
+    let o = reel(&[
+        "package",
+        video.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--segment-duration",
+        "2",
+        "--subtitles",
+        &fr,
+        "--subtitles",
+        &en,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cues = |track: &str| -> Vec<(u64, u64, String)> {
+        cues_in_mp4(&out.join(track))
+            .iter()
+            .map(|c| {
+                (
+                    (c.0 * 1000.0).round() as u64,
+                    (c.1 * 1000.0).round() as u64,
+                    c.2.clone(),
+                )
+            })
+            .collect()
+    };
+    // mov_text carries the text (ffmpeg turns the `{\an8}` into a placement and `<i>` into
+    // style records, which are not carried).
+    assert_eq!(
+        cues("text_fr_subtitles"),
+        [
+            (600, 1400, "[PORTE QUI GRINCE]".to_string()),
+            (3000, 3960, "Toi &amp; moi &lt;3".to_string()),
+        ]
+    );
+    assert_eq!(
+        cues("text_en_captions"),
+        [
+            (1200, 2400, "<i>Door</i> &amp; hinge".to_string()),
+            (3500, 4250, "Last line".to_string()),
+        ]
+    );
+    // A language the file has no track in is refused, naming the file and its languages.
+    let de = format!("de={}", d.join("mezz.mkv").display());
+    let o = reel(&[
+        "package",
+        video.to_str().unwrap(),
+        "--out",
+        d.join("none").to_str().unwrap(),
+        "--subtitles",
+        &de,
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("mezz.mkv: none of its 2 text tracks is in 'de'"),
+        "{stderr}"
+    );
+}

@@ -35,6 +35,7 @@ mod raw;
 pub mod resize;
 mod scale;
 mod stream;
+mod text;
 mod timing;
 mod x264;
 
@@ -48,4 +49,5 @@ pub use raw::{
     decode_frames, decode_pictures, scale_pictures, trial_encode, DecodedFrame, TrialSpec,
 };
 pub use stream::{stall_limit, Event, Progress, SampleStream};
+pub use text::{text_tracks, SourceText, TextSample};
 pub use timing::video_timescale;

@@ -530,15 +530,13 @@ impl Job {
     /// A fingerprint of what decides the package, beyond the renditions: the packaging and
     /// encryption settings and the subtitles (their settings and their files' bytes).
     pub(crate) fn package_fingerprint(&self, base: &Path) -> String {
-        use sha2::Digest;
+        // Streamed: a subtitle "file" may be the mezzanine itself (its text track).
         let files: Vec<String> = self
             .subtitles
             .iter()
             .map(|s| {
-                std::fs::read(base.join(&s.path)).map_or_else(
-                    |_| "unreadable".into(),
-                    |b| hex::encode(sha2::Sha256::digest(b)),
-                )
+                reel_publish::file_sha256(&base.join(&s.path))
+                    .map_or_else(|_| "unreadable".into(), |(hash, _)| hash)
             })
             .collect();
         fingerprint(&serde_json::json!({

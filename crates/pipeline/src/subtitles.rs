@@ -133,14 +133,19 @@ fn text_track(
         .last()
         .map_or(0, |s| ticks_to_ms(s.start + s.duration as i64, timescale));
     let language = &input.language;
-    let mut subs = reel_text::read(&input.path).map_err(text_error)?;
+    let mut subs = if is_media_file(&input.path) {
+        from_media_file(input)?
+    } else {
+        reel_text::read(&input.path).map_err(text_error)?
+    };
     subs.trim_to(video_end);
     for w in subs.warnings.drain(..) {
         on_notice(w);
     }
     // DASH text keeps the form it came in, as Shaka Packager's does: TTML as IMSC1 documents
     // (`stpp`), WebVTT and SRT as WebVTT cues (`wvtt`). HLS takes WebVTT either way.
-    let imsc1 = reel_text::Format::of(&input.path).map_err(text_error)? == reel_text::Format::Ttml;
+    let imsc1 = !is_media_file(&input.path)
+        && reel_text::Format::of(&input.path).map_err(text_error)? == reel_text::Format::Ttml;
     let info = TrackInfo {
         id,
         config: if imsc1 {
@@ -188,6 +193,60 @@ fn text_track(
         text,
         &mut segment,
     )?)
+}
+
+/// A media file (the mezzanine, or any MP4 or Matroska file) whose text track is the input.
+fn is_media_file(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    matches!(ext.as_deref(), Some("mp4" | "m4v" | "mov" | "mkv" | "webm"))
+}
+
+/// The text track of a media file in `input`'s language (or its only text track), as
+/// subtitles: MP4 `tx3g`/mov_text and Matroska SubRip, read by GStreamer's demuxers.
+fn from_media_file(input: &SubtitleInput) -> Result<reel_text::Subtitles, PipelineError> {
+    let path = &input.path;
+    let tracks = reel_encoder::text_tracks(path)?;
+    let wanted = &input.language.iso639_2;
+    let matching: Vec<&reel_encoder::SourceText> = tracks
+        .iter()
+        .filter(|t| {
+            t.language
+                .as_deref()
+                .and_then(reel_media::language::iso639_2t)
+                .is_some_and(|l| &l == wanted)
+        })
+        .collect();
+    let track = match (matching.as_slice(), tracks.as_slice()) {
+        ([one, ..], _) => *one,
+        ([], [only]) => only,
+        ([], []) => {
+            return Err(PipelineError::Unsupported(format!(
+                "{}: has no text track (tx3g/mov_text or SubRip) to take subtitles from",
+                path.display()
+            )))
+        }
+        ([], all) => {
+            let languages: Vec<&str> = all
+                .iter()
+                .map(|t| t.language.as_deref().unwrap_or("und"))
+                .collect();
+            return Err(PipelineError::Unsupported(format!(
+                "{}: none of its {} text tracks is in '{}' (they are in {})",
+                path.display(),
+                all.len(),
+                input.language.tag,
+                languages.join(", ")
+            )));
+        }
+    };
+    let samples = track
+        .samples
+        .iter()
+        .map(|s| (s.start, s.start + s.duration, s.text.clone()));
+    Ok(reel_text::from_samples(path, samples, track.markup))
 }
 
 fn text_error(e: reel_text::TextError) -> PipelineError {

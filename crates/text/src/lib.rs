@@ -180,6 +180,117 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<String> {
     }
 }
 
+/// Text samples of a media file's text track (a `tx3g`/mov_text track of an MP4, a SubRip
+/// track of a Matroska file) as subtitles: `(start, end, text)` in ms, the text plain UTF-8
+/// or, when `markup`, Pango markup (GStreamer's form of Matroska SubRip). Lines are kept,
+/// `<i>`, `<b>` and `<u>` kept, other tags dropped, text escaped for WebVTT. A cue's `line`
+/// is its sample's number.
+pub fn from_samples(
+    path: &Path,
+    samples: impl IntoIterator<Item = (Millis, Millis, String)>,
+    markup: bool,
+) -> Subtitles {
+    let mut subs = Subtitles {
+        path: path.to_path_buf(),
+        cues: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (i, (start, end, text)) in samples.into_iter().enumerate() {
+        let text = text.replace("\r\n", "\n");
+        let text = if markup {
+            from_markup(&text)
+        } else {
+            escape(&text)
+        };
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if lines.is_empty() || end <= start {
+            subs.warn(i + 1, "an empty or zero-length text sample is not a cue");
+            continue;
+        }
+        subs.cues.push(Cue {
+            id: String::new(),
+            start,
+            end,
+            settings: String::new(),
+            text: lines.join("\n"),
+            line: i + 1,
+        });
+    }
+    subs.order();
+    subs
+}
+
+/// Pango markup as WebVTT cue text: `<i>`, `<b>`, `<u>` kept, other tags dropped, entities
+/// read and the text escaped again for WebVTT.
+fn from_markup(markup: &str) -> String {
+    let mut out = String::with_capacity(markup.len());
+    let mut rest = markup;
+    while let Some(c) = rest.chars().next() {
+        match c {
+            '<' => {
+                let Some(close) = rest.find('>') else {
+                    out.push_str("&lt;");
+                    rest = &rest[1..];
+                    continue;
+                };
+                let tag = rest[1..close].trim();
+                let name = tag
+                    .trim_start_matches('/')
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("");
+                if matches!(name, "i" | "b" | "u") {
+                    out.push('<');
+                    if tag.starts_with('/') {
+                        out.push('/');
+                    }
+                    out.push_str(name);
+                    out.push('>');
+                }
+                rest = &rest[close + 1..];
+            }
+            '&' => {
+                let end = rest.find(';').filter(|&i| i <= 10);
+                let decoded = end.and_then(|i| match &rest[1..i] {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    e => e
+                        .strip_prefix("#x")
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        .or_else(|| e.strip_prefix('#').and_then(|d| d.parse().ok()))
+                        .and_then(char::from_u32),
+                });
+                match (decoded, end) {
+                    (Some(ch), Some(i)) => {
+                        out.push_str(&escape(&ch.to_string()));
+                        rest = &rest[i + 1..];
+                    }
+                    _ => {
+                        out.push_str("&amp;");
+                        rest = &rest[1..];
+                    }
+                }
+            }
+            '>' => {
+                out.push_str("&gt;");
+                rest = &rest[1..];
+            }
+            c => {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
 impl Subtitles {
     fn warn(&mut self, line: usize, message: impl std::fmt::Display) {
         self.warnings
@@ -283,6 +394,38 @@ pub(crate) fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_samples_of_media_files_become_cues() {
+        let subs = from_samples(
+            Path::new("m.mkv"),
+            [
+                (
+                    3000,
+                    4000,
+                    "Second &amp; <font color=\"red\">last</font> &lt;3".to_string(),
+                ),
+                (1000, 2500, "<i>Hello</i> there\r\nagain".to_string()),
+                (5000, 5000, "zero".to_string()),
+            ],
+            true,
+        );
+        let cues: Vec<_> = subs
+            .cues
+            .iter()
+            .map(|c| (c.start, c.end, c.text.as_str()))
+            .collect();
+        assert_eq!(
+            cues,
+            [
+                (1000, 2500, "<i>Hello</i> there\nagain"),
+                (3000, 4000, "Second &amp; last &lt;3")
+            ]
+        );
+        assert_eq!(subs.warnings.len(), 2, "{:?}", subs.warnings);
+        let plain = from_samples(Path::new("m.mp4"), [(0, 1, "a < b & c".to_string())], false);
+        assert_eq!(plain.cues[0].text, "a &lt; b &amp; c");
+    }
 
     #[test]
     fn refuses_other_encodings_naming_the_line() {

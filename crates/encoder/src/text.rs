@@ -1,0 +1,196 @@
+//! Text tracks inside a media file (MP4 `tx3g`/mov_text, Matroska SubRip), read with
+//! GStreamer's own demuxers: `parsebin` gives each as `text/x-raw` (plain UTF-8 from MP4,
+//! Pango markup from Matroska) with times and durations. Video and audio are parsed and
+//! dropped, never decoded.
+
+use crate::gst_util::{init, make};
+use crate::EncodeError;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One text sample: shown from `start` for `duration` (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSample {
+    pub start: u64,
+    pub duration: u64,
+    pub text: String,
+}
+
+/// A text track of a media file, in the file's order of text tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceText {
+    /// The container's language tag (ISO 639-2 or BCP 47), when it names one.
+    pub language: Option<String>,
+    /// The samples' text is Pango markup (`<i>`, `&amp;`), not plain text.
+    pub markup: bool,
+    pub samples: Vec<TextSample>,
+}
+
+type Tracks = Arc<Mutex<Vec<SourceText>>>;
+
+/// Every text track of `path`. A file without one gives an empty list.
+pub fn text_tracks(path: &Path) -> Result<Vec<SourceText>, EncodeError> {
+    init()?;
+    let fail = |detail: String| EncodeError::Decode {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let pipeline = gst::Pipeline::new();
+    let src = make("filesrc")?;
+    src.set_property(
+        "location",
+        path.to_str()
+            .ok_or_else(|| fail("path is not UTF-8".into()))?,
+    );
+    let parse = make("parsebin")?;
+    pipeline
+        .add_many([&src, &parse])
+        .and_then(|_| src.link(&parse))
+        .map_err(|e| fail(format!("cannot read the file's tracks: {e}")))?;
+    let tracks: Tracks = Arc::default();
+    let seen = Arc::new(Mutex::new(Instant::now()));
+    let (tracks_pad, seen_pad, weak) = (tracks.clone(), seen.clone(), pipeline.downgrade());
+    parse.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+        let text = caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .filter(|s| s.name() == "text/x-raw");
+        let sink = match text {
+            Some(s) => {
+                let markup = s.get::<&str>("format").is_ok_and(|f| f == "pango-markup");
+                let (index, sink) = text_sink(&tracks_pad, &seen_pad, markup);
+                note_language(pad, &tracks_pad, index);
+                sink
+            }
+            None => match make("fakesink") {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        // No clock and no preroll: the demuxer pushes every track on one thread without
+        // queues, and a sink waiting for preroll (a text track that starts later) would
+        // hold it for ever.
+        sink.set_property("sync", false);
+        sink.set_property("async", false);
+        if pipeline.add(&sink).is_ok() {
+            let _ = sink.sync_state_with_parent();
+            let _ = pad.link(&sink.static_pad("sink").expect("sinks have a sink pad"));
+        }
+    });
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| fail("the file could not be opened".into()))?;
+    let result = wait_for_end(&pipeline, &seen, path);
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let tracks = std::mem::take(&mut *tracks.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(tracks)
+}
+
+/// An appsink that collects one text track's samples (and its language, from its tags).
+fn text_sink(tracks: &Tracks, seen: &Arc<Mutex<Instant>>, markup: bool) -> (usize, gst::Element) {
+    let index = {
+        let mut t = tracks.lock().unwrap_or_else(|e| e.into_inner());
+        t.push(SourceText {
+            language: None,
+            markup,
+            samples: Vec::new(),
+        });
+        t.len() - 1
+    };
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    let (tracks, seen) = (tracks.clone(), seen.clone());
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                let Some(buffer) = sample.buffer() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let (Some(pts), Ok(map)) = (buffer.pts(), buffer.map_readable()) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let text = String::from_utf8_lossy(&map)
+                    .trim_end_matches('\0')
+                    .to_string();
+                let duration = buffer.duration().map_or(0, |d| d.mseconds());
+                if !text.trim().is_empty() && duration > 0 {
+                    tracks.lock().unwrap_or_else(|e| e.into_inner())[index]
+                        .samples
+                        .push(TextSample {
+                            start: pts.mseconds(),
+                            duration,
+                            text,
+                        });
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    (index, sink.upcast())
+}
+
+/// Notes the language a tag event on `pad` names for text track `index`.
+fn note_language(pad: &gst::Pad, tracks: &Tracks, index: usize) {
+    let tracks = tracks.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        if let Some(gst::EventView::Tag(tag)) = info.event().map(|e| e.view()) {
+            if let Some(code) = tag.tag().get::<gst::tags::LanguageCode>() {
+                tracks.lock().unwrap_or_else(|e| e.into_inner())[index].language =
+                    Some(code.get().to_string());
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Waits for the end of the file, or fails on an error or when no text and no position
+/// change came for the stall bound.
+fn wait_for_end(
+    pipeline: &gst::Pipeline,
+    seen: &Arc<Mutex<Instant>>,
+    path: &Path,
+) -> Result<(), EncodeError> {
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let limit = crate::stall_limit();
+    let mut position = None;
+    loop {
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(500),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Eos(_)) => return Ok(()),
+            Some(gst::MessageView::Error(e)) => {
+                return Err(EncodeError::Decode {
+                    path: path.to_path_buf(),
+                    detail: format!("reading its text tracks: {}", e.error()),
+                })
+            }
+            _ => {}
+        }
+        let now = pipeline.query_position::<gst::ClockTime>();
+        if now != position {
+            position = now;
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        }
+        let quiet = seen.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+        if quiet >= limit {
+            return Err(EncodeError::Stalled {
+                path: PathBuf::from(path),
+                stage: "reading text tracks",
+                seconds: limit.as_secs(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
