@@ -11,6 +11,8 @@
 //!
 //! Run: `cargo bench -p reel-cli --bench subtitles` (ROUNDS=5 by default, HOURS=2).
 
+mod support;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -22,24 +24,6 @@ const LANGUAGES: [(&str, &str); 5] = [
     ("es", "vtt"),
     ("ja", "srt"),
 ];
-
-/// Wall seconds, peak RSS (MB) and CPU seconds (user + system) of `cmd`.
-fn timed(cmd: &[&str]) -> (f64, f64, f64) {
-    let out = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("BENCH %e %M %U %S")
-        .args(cmd)
-        .output()
-        .expect("running /usr/bin/time");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed: {err}");
-    let line = err.lines().rev().find(|l| l.starts_with("BENCH ")).unwrap();
-    let f: Vec<f64> = line[6..]
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
-    (f[0], f[1] / 1024.0, f[2] + f[3])
-}
 
 fn stamp(ms: u64, separator: char) -> String {
     format!(
@@ -106,11 +90,6 @@ fn subtitle_file(format: &str, language: &str, cues: u64, seconds: u64) -> Strin
     out
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn files_in(dir: &Path) -> usize {
     let mut n = 0;
     let mut dirs = vec![dir.to_path_buf()];
@@ -127,17 +106,8 @@ fn files_in(dir: &Path) -> usize {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    assert!(Command::new("cargo")
-        .args(["build", "--release", "-p", "reel-cli"])
-        .current_dir(&root)
-        .status()
-        .unwrap()
-        .success());
-    let reel = root.join("target/release/reel");
+    let root = support::root();
+    let reel = support::release_reel(&root);
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -187,22 +157,17 @@ fn main() {
     let run = |subtitles: &[String]| {
         let _ = std::fs::remove_dir_all(&out);
         let _ = Command::new("sync").status();
-        let mut cmd: Vec<String> = vec![
-            reel.display().to_string(),
-            "package".into(),
-            video.display().to_string(),
-            "--out".into(),
-            out.display().to_string(),
-            "--segment-duration".into(),
-            "2".into(),
-            "--json".into(),
-        ];
+        let mut cmd = Command::new(&reel);
+        cmd.arg("package").arg(&video).arg("--out").arg(&out).args([
+            "--segment-duration",
+            "2",
+            "--json",
+        ]);
         for s in subtitles {
-            cmd.extend(["--subtitles".into(), s.clone()]);
+            cmd.args(["--subtitles", s]);
         }
-        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let (wall, rss, cpu) = timed(&cmd);
-        (wall, rss, cpu, files_in(&out))
+        let t = support::timing("reel package", &mut cmd);
+        (t.wall, t.rss_mb, t.cpu, files_in(&out))
     };
     let cases: [(&str, &[String]); 3] = [
         ("video alone", &[]),
@@ -222,16 +187,16 @@ fn main() {
         1000 * hours
     );
     let base: Vec<f64> = results[0].iter().map(|r| r.0).collect();
-    let base_median = median(base.clone());
+    let base_median = support::median(&base);
     let spread = base.iter().cloned().fold(f64::MIN, f64::max)
         - base.iter().cloned().fold(f64::MAX, f64::min);
     println!("package folder: {}", out.display());
     println!("| run | wall (median) | added | CPU (median) | peak RSS | files |");
     println!("|---|---|---|---|---|---|");
     for ((label, _), r) in cases.iter().zip(&results) {
-        let wall = median(r.iter().map(|x| x.0).collect());
+        let wall = support::median(&r.iter().map(|x| x.0).collect::<Vec<_>>());
         let rss = r.iter().map(|x| x.1).fold(0.0, f64::max);
-        let cpu = median(r.iter().map(|x| x.2).collect());
+        let cpu = support::median(&r.iter().map(|x| x.2).collect::<Vec<_>>());
         println!(
             "| {label} | {wall:.2} s | {:+.2} s ({:+.1}%) | {cpu:.2} s | {rss:.0} MB | {} |",
             wall - base_median,
