@@ -118,7 +118,8 @@ impl Worker {
                     if self.feed.stopped() {
                         return Ok(());
                     }
-                    // Packets finished while no frame came are taken out now (see below).
+                    // Packets finished while no frame came are taken out now, not left
+                    // in the encoder until the next frame arrives.
                     if self.backend.is_some() && !self.drain()? {
                         return Ok(());
                     }
@@ -131,13 +132,6 @@ impl Worker {
                     // A frame taken in is progress too: at low speeds rav1e may hold many
                     // before its first packet.
                     self.feed.pulse.beat();
-                    // Take out what the encoder finished while this frame was on its way
-                    // before handing it over: SVT-AV1's send waits when its input queue is
-                    // full, and that queue empties only as finished packets are taken out, so
-                    // a send made while packets sit unclaimed can wait for ever.
-                    if self.backend.is_some() && !self.drain()? {
-                        return Ok(());
-                    }
                     self.send_frame(&sample)?;
                     if !self.drain()? {
                         return Ok(());
