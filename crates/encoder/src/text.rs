@@ -10,7 +10,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One text sample: shown from `start` for `duration` (ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ fn text_sink(tracks: &Tracks, seen: &Arc<Mutex<Instant>>, markup: bool) -> (usiz
         });
         t.len() - 1
     };
-    let sink = gst_app::AppSink::builder().sync(false).build();
+    let sink = gst_app::AppSink::builder().build();
     let (tracks, seen) = (tracks.clone(), seen.clone());
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -191,6 +191,5 @@ fn wait_for_end(
                 seconds: limit.as_secs(),
             });
         }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }

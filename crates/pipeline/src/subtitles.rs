@@ -133,7 +133,8 @@ fn text_track(
         .last()
         .map_or(0, |s| ticks_to_ms(s.start + s.duration as i64, timescale));
     let language = &input.language;
-    let mut subs = if is_media_file(&input.path) {
+    let media_file = is_media_file(&input.path);
+    let mut subs = if media_file {
         from_media_file(input)?
     } else {
         reel_text::read(&input.path).map_err(text_error)?
@@ -144,7 +145,7 @@ fn text_track(
     }
     // DASH text keeps the form it came in, as Shaka Packager's does: TTML as IMSC1 documents
     // (`stpp`), WebVTT and SRT as WebVTT cues (`wvtt`). HLS takes WebVTT either way.
-    let imsc1 = !is_media_file(&input.path)
+    let imsc1 = !media_file
         && reel_text::Format::of(&input.path).map_err(text_error)? == reel_text::Format::Ttml;
     let info = TrackInfo {
         id,

@@ -82,10 +82,7 @@ impl UnitStore {
         lock.lock().map_err(io_error(&lock_path))?;
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).map_err(io_error(&path))?;
-        Ok(Draft {
-            path,
-            lock: Some(lock),
-        })
+        Ok(Draft { path, _lock: lock })
     }
 
     /// Makes `draft` unit `record.key`'s folder: the record written and synced first, the
@@ -186,7 +183,8 @@ fn lock_of(draft: &Path) -> PathBuf {
 #[derive(Debug)]
 pub struct Draft {
     path: PathBuf,
-    lock: Option<std::fs::File>,
+    /// Held, never read: the lock is released when the field drops, after `drop` below.
+    _lock: std::fs::File,
 }
 
 impl Draft {
@@ -204,10 +202,9 @@ impl Drop for Draft {
     fn drop(&mut self) {
         // Gone when committed (renamed into place).
         let _ = std::fs::remove_dir_all(&self.path);
-        // The lock goes with its file; the file goes before the lock, so that no sweep
-        // finds it unheld while the folder is still there.
+        // The lock file goes before the lock (the field drops after this), so that no
+        // sweep finds it unheld while the folder is still there.
         let _ = std::fs::remove_file(lock_of(&self.path));
-        self.lock.take();
     }
 }
 
