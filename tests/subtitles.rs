@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::OnceLock;
 
 const LADDER: &str = r#"
@@ -98,9 +99,24 @@ fn package(extra: &[&str]) -> Title {
     Title { _dir: dir, out }
 }
 
-/// mp4box.js's reading of a text track: (start, end, text, settings) of every cue, pieces
-/// that continue in the next sample joined.
-fn cues_in_mp4(track: &Path) -> Vec<(f64, f64, String, String)> {
+/// `reel package VIDEO --out OUT EXTRA...`, with `--subtitles S` for each of `subtitles`.
+fn package_video(video: &Path, out: &Path, extra: &[&str], subtitles: &[&str]) -> Output {
+    let mut args = vec![
+        "package",
+        video.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    for s in subtitles {
+        args.extend(["--subtitles", s]);
+    }
+    reel(&args)
+}
+
+/// mp4box.js's reading of a text track: (start ms, end ms, text, settings) of every cue,
+/// pieces that continue in the next sample joined.
+fn cues_in_mp4(track: &Path) -> Vec<(u64, u64, String, String)> {
     let (ok, samples, err) = node("text.mjs", &["--samples", track.to_str().unwrap()]);
     assert!(ok, "mp4box.js on {}: {samples:?} {err}", track.display());
     let mut cues: Vec<(f64, f64, String, String)> = Vec::new();
@@ -123,7 +139,10 @@ fn cues_in_mp4(track: &Path) -> Vec<(f64, f64, String, String)> {
             }
         }
     }
-    cues
+    let ms = |seconds: f64| (seconds * 1000.0).round() as u64;
+    cues.into_iter()
+        .map(|(start, end, text, settings)| (ms(start), ms(end), text, settings))
+        .collect()
 }
 
 #[test]
@@ -133,15 +152,6 @@ fn subtitles_and_captions_reach_every_player_at_their_times() {
 
     // mp4box.js reads the CMAF text tracks: every cue once, at its times, styling kept.
     let en = cues_in_mp4(&out.join("text_en_subtitles"));
-    let round = |c: &(f64, f64, String, String)| {
-        (
-            (c.0 * 1000.0).round() as u64,
-            (c.1 * 1000.0).round() as u64,
-            c.2.clone(),
-            c.3.clone(),
-        )
-    };
-    let en: Vec<_> = en.iter().map(round).collect();
     assert_eq!(
         en,
         [
@@ -170,10 +180,7 @@ fn subtitles_and_captions_reach_every_player_at_their_times() {
         );
         assert_eq!(has_cue, i == 1, "sample {i}: {xml}");
     }
-    let fr: Vec<_> = cues_in_mp4(&out.join("text_fr-CA_captions"))
-        .iter()
-        .map(round)
-        .collect();
+    let fr = cues_in_mp4(&out.join("text_fr-CA_captions"));
     assert_eq!(
         fr,
         [
@@ -473,14 +480,7 @@ fn bad_subtitles_are_refused_naming_the_file_and_line() {
         std::fs::write(&file, bytes).unwrap();
         let out = dir.path().join(format!("out-{name}"));
         let spec = format!("{lang}={}", file.display());
-        let o = reel(&[
-            "package",
-            video.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--subtitles",
-            &spec,
-        ]);
+        let o = package_video(&video, &out, &[], &[&spec]);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{name} was accepted");
         assert!(stderr.contains(says), "{name}: {stderr}");
@@ -497,16 +497,11 @@ fn bad_subtitles_are_refused_naming_the_file_and_line() {
         std::fs::write(f, "WEBVTT\n").unwrap();
     }
     let out = dir.path().join("out-twice");
-    let o = reel(&[
-        "package",
-        video.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--subtitles",
-        &format!("fr-ca,captions={}", a.display()),
-        "--subtitles",
-        &format!("fr-CA,captions={}", b.display()),
-    ]);
+    let (fr_ca, fr_ca_again) = (
+        format!("fr-ca,captions={}", a.display()),
+        format!("fr-CA,captions={}", b.display()),
+    );
+    let o = package_video(&video, &out, &[], &[&fr_ca, &fr_ca_again]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success(),
@@ -644,57 +639,28 @@ fn text_tracks_inside_media_files_become_subtitles() {
     let out = d.join("pkg");
     let fr = format!("fr={}", d.join("mezz.mp4").display());
     let en = format!("en,captions={}", d.join("mezz.mkv").display());
-    let o = reel(&[
-        "package",
-        video.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--segment-duration",
-        "2",
-        "--subtitles",
-        &fr,
-        "--subtitles",
-        &en,
-    ]);
+    let o = package_video(&video, &out, &["--segment-duration", "2"], &[&fr, &en]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let cues = |track: &str| -> Vec<(u64, u64, String)> {
-        cues_in_mp4(&out.join(track))
-            .iter()
-            .map(|c| {
-                (
-                    (c.0 * 1000.0).round() as u64,
-                    (c.1 * 1000.0).round() as u64,
-                    c.2.clone(),
-                )
-            })
-            .collect()
-    };
+    let cues = |track: &str| cues_in_mp4(&out.join(track));
     // mov_text carries the text (ffmpeg turns the `{\an8}` into a placement and `<i>` into
     // style records, which are not carried).
     assert_eq!(
         cues("text_fr_subtitles"),
         [
-            (600, 1400, "[PORTE QUI GRINCE]".to_string()),
-            (3000, 3960, "Toi &amp; moi &lt;3".to_string()),
+            (600, 1400, "[PORTE QUI GRINCE]".into(), "".into()),
+            (3000, 3960, "Toi &amp; moi &lt;3".into(), "".into()),
         ]
     );
     assert_eq!(
         cues("text_en_captions"),
         [
-            (1200, 2400, "<i>Door</i> &amp; hinge".to_string()),
-            (3500, 4250, "Last line".to_string()),
+            (1200, 2400, "<i>Door</i> &amp; hinge".into(), "".into()),
+            (3500, 4250, "Last line".into(), "".into()),
         ]
     );
     // A language the file has no track in is refused, naming the file and its languages.
     let de = format!("de={}", d.join("mezz.mkv").display());
-    let o = reel(&[
-        "package",
-        video.to_str().unwrap(),
-        "--out",
-        d.join("none").to_str().unwrap(),
-        "--subtitles",
-        &de,
-    ]);
+    let o = package_video(&video, &d.join("none"), &[], &[&de]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(

@@ -146,16 +146,10 @@ fn attribute(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_cue;
 
     fn cue(start: Millis, end: Millis, settings: &str, text: &str) -> Cue {
-        Cue {
-            id: String::new(),
-            start,
-            end,
-            settings: settings.into(),
-            text: text.into(),
-            line: 1,
-        }
+        test_cue("", start, end, settings, text)
     }
 
     #[test]

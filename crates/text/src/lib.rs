@@ -391,6 +391,19 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
+/// A cue for the tests of the writers: shown from `start` to `end` (ms), from line 1.
+#[cfg(test)]
+pub(crate) fn test_cue(id: &str, start: Millis, end: Millis, settings: &str, text: &str) -> Cue {
+    Cue {
+        id: id.into(),
+        start,
+        end,
+        settings: settings.into(),
+        text: text.into(),
+        line: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

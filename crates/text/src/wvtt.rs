@@ -86,17 +86,7 @@ pub fn segment_samples(cues: &[Cue], start: i64, end: i64, timescale: u32) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cue(id: &str, start: u64, end: u64, settings: &str, text: &str) -> Cue {
-        Cue {
-            id: id.into(),
-            start,
-            end,
-            settings: settings.into(),
-            text: text.into(),
-            line: 1,
-        }
-    }
+    use crate::test_cue as cue;
 
     /// The boxes of ISO/IEC 14496-30 7.4-7.6, byte by byte.
     #[test]
