@@ -169,7 +169,8 @@ impl Coordinator {
                 nats_error(&self.url, "subscribing to reports")(e.to_string()),
             )
         })?;
-        let source_object = self.put_source().await.map_err(|e| (first, e))?;
+        // Each source once (the title's, and any other file an audio track comes from).
+        let mut source_objects: BTreeMap<String, String> = BTreeMap::new();
         let mut outstanding: BTreeMap<String, usize> = BTreeMap::new();
         for &i in &todo {
             if self
@@ -179,7 +180,14 @@ impl Coordinator {
             {
                 continue;
             }
-            self.queue(i, &source_object).await.map_err(|e| (i, e))?;
+            let source = self.units[i].source.clone();
+            if !source_objects.contains_key(&source) {
+                let object = self.put_source(i).await.map_err(|e| (i, e))?;
+                source_objects.insert(source.clone(), object);
+            }
+            self.queue(i, &source_objects[&source])
+                .await
+                .map_err(|e| (i, e))?;
             outstanding.insert(self.units[i].key.clone(), i);
         }
         let mut looks: BTreeMap<usize, Look> =
@@ -412,9 +420,9 @@ impl Coordinator {
         false
     }
 
-    /// The source, in the store for the workers (put once per content).
-    async fn put_source(&self) -> Result<String, DispatchError> {
-        let (objects, unit) = (self.objects.clone(), self.units[0].clone());
+    /// Unit `i`'s source, in the store for the workers (put once per content).
+    async fn put_source(&self, i: usize) -> Result<String, DispatchError> {
+        let (objects, unit) = (self.objects.clone(), self.units[i].clone());
         blocking(move || objects.put_source(&unit.plan.source.path, &unit.source)).await
     }
 

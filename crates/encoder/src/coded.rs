@@ -26,6 +26,8 @@ pub(crate) struct CodedTrack {
     /// (width, height, frame rate) for video known from the plan.
     pub video: Option<(u32, u32, Rational)>,
     pub language: String,
+    /// What an audio track is for.
+    pub role: reel_media::AudioRole,
     pub frames_total: Option<u64>,
 }
 
@@ -156,6 +158,7 @@ impl CodedState {
                 let params = AudioParams {
                     sample_rate: int("rate").unwrap_or(asc.sample_rate),
                     channels: int("channels").unwrap_or(u32::from(asc.channels)) as u8,
+                    role: t.role,
                 };
                 (CodecConfig::Aac(asc), false, Some(params))
             }
@@ -200,6 +203,7 @@ impl CodedState {
                 let params = AudioParams {
                     sample_rate: 48_000,
                     channels: cfg.channels,
+                    role: t.role,
                 };
                 (CodecConfig::Opus(cfg), false, Some(params))
             }

@@ -182,6 +182,7 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
                 frame_duration: None,
                 video: None,
                 language,
+                role: Default::default(),
                 frames_total: None,
             },
             pad_feed.clone(),

@@ -72,12 +72,13 @@ pub(crate) fn start(plan: EncodePlan) -> Result<SampleStream, EncodeError> {
                 "a chunk of a title encodes video only: its audio is encoded whole".into(),
             ));
         }
-        decode_only(&decode, gst::StreamType::VIDEO);
+        decode_only(&decode, gst::StreamType::VIDEO, 0);
     }
     let video_in = if plan.rungs.is_empty() {
         // (Before every stream was named, an audio unit of a 60-s 720p title decoded the
         // video too: 5.8 s alone, 0.85 s since.)
-        decode_only(&decode, gst::StreamType::AUDIO);
+        let stream = plan.audio.first().map_or(0, |a| a.stream);
+        decode_only(&decode, gst::StreamType::AUDIO, stream);
         None
     } else {
         Some(video_branch(
@@ -337,6 +338,7 @@ fn audio_rendition(
             frame_duration: None,
             video: None,
             language: a.language.clone(),
+            role: a.role,
             frames_total: None,
         },
         feed.clone(),
@@ -621,6 +623,7 @@ fn h264_rung(
             frame_duration: Some(plan.frame_duration),
             video: Some((rung.width, rung.height, plan.frame_rate)),
             language: "und".into(),
+            role: Default::default(),
             frames_total: Some(plan.frames_total),
         },
         feed.clone(),

@@ -135,23 +135,24 @@ pub(crate) fn add_decoder(
     Ok(decode)
 }
 
-/// Makes a `decodebin3` decode only the first stream of `kind` (audio or video) in the
-/// source's stream collection, the one a whole-title encode uses: every other audio, video
-/// and text stream is deselected, and a stream whose type is not known yet is left to it.
+/// Makes a `decodebin3` decode only stream `nth` (0 for the first) of `kind` (audio or
+/// video) in the source's stream collection: every other audio, video and text stream is
+/// deselected, and a stream whose type is not known yet is left to it.
 /// Each stream is named, none left to its choice: with the wanted one left to it (-1), it
 /// decoded the unwanted video as well; with every stream of the kind selected, a source with
 /// two audio languages gave either one.
-pub(crate) fn decode_only(decode: &gst::Element, kind: gst::StreamType) {
+pub(crate) fn decode_only(decode: &gst::Element, kind: gst::StreamType, nth: usize) {
     decode.connect("select-stream", false, move |args| {
         let collection = args.get(1)?.get::<gst::StreamCollection>().ok()?;
         let stream = args.get(2)?.get::<gst::Stream>().ok()?;
         let t = stream.stream_type();
         let known = gst::StreamType::AUDIO | gst::StreamType::VIDEO | gst::StreamType::TEXT;
-        let first_of_kind = collection
+        let wanted = collection
             .iter()
-            .find(|s| s.stream_type().contains(kind))
+            .filter(|s| s.stream_type().contains(kind))
+            .nth(nth)
             .is_some_and(|s| s.stream_id() == stream.stream_id());
-        let choice = if t.contains(kind) && first_of_kind {
+        let choice = if t.contains(kind) && wanted {
             1i32
         } else if t.intersects(known) {
             0

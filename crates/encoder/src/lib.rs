@@ -43,7 +43,7 @@ pub use demux::{demux, summary};
 pub use encode::encode;
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, BuiltinLadder, Ladder, LadderChoice, RateControl, Rung, VideoEncoder};
-pub use plan::{even, needs_own_height, AudioPlan, EncodePlan, FrameRange, RungPlan};
+pub use plan::{even, needs_own_height, AudioInput, AudioPlan, EncodePlan, FrameRange, RungPlan};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
 pub use raw::{
     decode_frames, decode_pictures, scale_pictures, trial_encode, DecodedFrame, TrialSpec,

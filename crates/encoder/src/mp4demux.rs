@@ -362,6 +362,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                 let params = AudioParams {
                     sample_rate: asc.sample_rate,
                     channels: asc.channels.max(a.audio.channel_count as u8),
+                    role: audio_role(trak),
                 };
                 (CodecConfig::Aac(asc), None, None, None, Some(params))
             }
@@ -386,6 +387,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                 let params = AudioParams {
                     sample_rate: 48_000,
                     channels: cfg.channels,
+                    role: audio_role(trak),
                 };
                 (CodecConfig::Opus(cfg), None, None, None, Some(params))
             }
@@ -578,6 +580,16 @@ fn table_samples(
 
 /// The colour description of an `nclx` (or QuickTime `nclc`) box; ICC profiles are not
 /// carried (the packager writes `nclx` only).
+/// An audio track's role from its `kind` box with the DASH role scheme; main without one.
+fn audio_role(trak: &mp4_atom::Trak) -> reel_media::AudioRole {
+    trak.udta
+        .iter()
+        .flat_map(|u| &u.kind)
+        .filter(|k| k.scheme_uri == reel_media::AudioRole::SCHEME)
+        .find_map(|k| reel_media::AudioRole::from_name(&k.value))
+        .unwrap_or_default()
+}
+
 fn color_info(colr: &mp4_atom::Colr) -> Option<ColorInfo> {
     let (primaries, transfer, matrix, full_range) = match *colr {
         mp4_atom::Colr::Nclx {

@@ -31,7 +31,26 @@ pub struct AudioPlan {
     pub bitrate_kbps: u32,
     pub channels: u32,
     pub sample_rate: u32,
+    /// ISO 639-2/T code (`mdhd`), `und` when unknown.
     pub language: String,
+    /// Which of the source's audio streams (0 for the first) it is encoded from.
+    #[serde(default)]
+    pub stream: usize,
+    #[serde(default)]
+    pub role: reel_media::AudioRole,
+}
+
+/// An audio track of the title besides its main audio: a stream of the source or of another
+/// file (dubbed dialogue, commentary, audio description).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioInput {
+    /// Which of the file's audio streams (0 for the first).
+    pub stream: usize,
+    pub role: reel_media::AudioRole,
+    /// ISO 639-2/T code; the stream's own language tag when `None`.
+    pub language: Option<String>,
+    /// The rendition's name (its file's and folder's); a 5.1 rendition adds `_51`.
+    pub name: String,
 }
 
 /// A ladder applied to one source: sizes, timescales and the key frame cadence.
@@ -160,7 +179,18 @@ impl EncodePlan {
                 };
             }
         }
-        let audio = audio_plans(ladder.audio.as_ref(), source.audio(), rungs.len() as u32);
+        let main = AudioInput {
+            stream: 0,
+            role: reel_media::AudioRole::Main,
+            language: None,
+            name: "audio".into(),
+        };
+        let audio = audio_plans(
+            ladder.audio.as_ref(),
+            source.audio(),
+            &main,
+            rungs.len() as u32,
+        );
         if ladder.audio.is_some() && source.audio().is_none() {
             notices.push("the source has no audio: no audio track".into());
         }
@@ -195,6 +225,45 @@ impl EncodePlan {
             range: Some(range),
             ..self.clone()
         }
+    }
+
+    /// The plan for audio `input` of the title, alone: its stream of `source` (the title's
+    /// own source or another file) encoded as `ladder` says audio is, with track IDs after
+    /// every ID of this plan and of `taken`. An error names the file when it has no such
+    /// stream.
+    pub fn audio_input(
+        &self,
+        source: MediaInfo,
+        input: &AudioInput,
+        ladder: &Ladder,
+        taken: u32,
+    ) -> Result<EncodePlan, EncodeError> {
+        let streams: Vec<&crate::AudioStream> = source.audio_streams().collect();
+        let Some(stream) = streams.get(input.stream) else {
+            return Err(EncodeError::Unsupported {
+                path: source.path.clone(),
+                detail: format!(
+                    "audio track {} was asked for, and the file has {} audio track{}",
+                    input.stream + 1,
+                    streams.len(),
+                    if streams.len() == 1 { "" } else { "s" }
+                ),
+            });
+        };
+        let last_id = self
+            .rungs
+            .iter()
+            .map(|r| r.track_id)
+            .chain(self.audio.iter().map(|a| a.track_id))
+            .max()
+            .unwrap_or(0)
+            .max(taken);
+        let audio = audio_plans(ladder.audio.as_ref(), Some(stream), input, last_id);
+        Ok(EncodePlan {
+            source,
+            audio,
+            ..self.audio_only()
+        })
     }
 
     /// The plan for the audio renditions alone (no video is decoded).
@@ -303,34 +372,41 @@ const SURROUND_BITRATE_FACTOR: u32 = 3;
 fn audio_plans(
     spec: Option<&crate::AudioSpec>,
     source: Option<&crate::AudioStream>,
+    input: &AudioInput,
     first_id: u32,
 ) -> Vec<AudioPlan> {
     let (Some(spec), Some(a)) = (spec, source) else {
         return Vec::new();
     };
-    let language = a
+    let language = input
         .language
-        .as_deref()
-        .and_then(reel_media::language::iso639_2t)
+        .clone()
+        .or_else(|| {
+            a.language
+                .as_deref()
+                .and_then(reel_media::language::iso639_2t)
+        })
         .unwrap_or_else(|| "und".into());
-    let plan = |name: &str, channels: u32, bitrate_kbps: u32, id: u32| AudioPlan {
+    let plan = |name: String, channels: u32, bitrate_kbps: u32, id: u32| AudioPlan {
         track_id: id,
-        name: name.into(),
+        name,
         codec: spec.codec,
         bitrate_kbps,
         channels,
         sample_rate: 48_000,
         language: language.clone(),
+        stream: input.stream,
+        role: input.role,
     };
     let mut plans = vec![plan(
-        "audio",
+        input.name.clone(),
         a.channels.clamp(1, spec.max_channels.max(1)),
         spec.bitrate,
         first_id + 1,
     )];
     if spec.surround && spec.codec == Codec::Aac && a.channels >= SURROUND_CHANNELS {
         plans.push(plan(
-            "audio_51",
+            format!("{}_51", input.name),
             SURROUND_CHANNELS,
             spec.bitrate * SURROUND_BITRATE_FACTOR,
             first_id + 2,

@@ -136,8 +136,14 @@ impl MediaInfo {
         })
     }
 
+    /// The first audio stream: the title's main audio.
     pub fn audio(&self) -> Option<&AudioStream> {
-        self.streams.iter().find_map(|s| match s {
+        self.audio_streams().next()
+    }
+
+    /// The audio streams in the container's order.
+    pub fn audio_streams(&self) -> impl Iterator<Item = &AudioStream> {
+        self.streams.iter().filter_map(|s| match s {
             StreamInfo::Audio(a) => Some(a),
             _ => None,
         })

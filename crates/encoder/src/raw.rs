@@ -332,7 +332,7 @@ fn decode_attempt(
     // Decode the video stream only: audio and subtitles are never selected, so no branch
     // of this pipeline waits on a stream nobody reads.
     // (A stream whose type is not known yet is left to decodebin3: -1.)
-    crate::gst_util::decode_only(&decode, gst::StreamType::VIDEO);
+    crate::gst_util::decode_only(&decode, gst::StreamType::VIDEO, 0);
     let video_in = queue.static_pad("sink").expect("queue has a sink pad");
     let linked = Arc::new(Mutex::new(false));
     let weak = pipeline.downgrade();

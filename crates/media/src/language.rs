@@ -15,6 +15,16 @@ pub fn iso639_2t(code: &str) -> Option<String> {
     Some(language.to_639_3().to_string())
 }
 
+/// The English name of the language `code` names (as [`iso639_2t`] takes it): `German` for
+/// `de`, `deu` or `ger`; `None` for `und` and codes that name no language.
+pub fn english_name(code: &str) -> Option<&'static str> {
+    let code = iso639_2t(code)?;
+    (code != "und")
+        .then(|| isolang::Language::from_639_3(&code))
+        .flatten()
+        .map(|l| l.to_name())
+}
+
 /// The ISO 639-2/B codes that differ from their /T code (`fre` for `fra`, ...).
 fn bibliographic(code: &str) -> Option<isolang::Language> {
     isolang::Language::from_639_1(match code {
@@ -56,5 +66,14 @@ mod tests {
         assert_eq!(iso639_2t("und").as_deref(), Some("und"));
         assert_eq!(iso639_2t("xx"), None);
         assert_eq!(iso639_2t(""), None);
+    }
+
+    #[test]
+    fn names_in_english() {
+        assert_eq!(english_name("de"), Some("German"));
+        assert_eq!(english_name("ger"), Some("German"));
+        assert_eq!(english_name("eng"), Some("English"));
+        assert_eq!(english_name("und"), None);
+        assert_eq!(english_name("xx"), None);
     }
 }

@@ -26,8 +26,8 @@ pub use picture::Picture;
 pub use rational::Rational;
 pub use title::{Rendition, Scheme, TitleRecord};
 pub use track::{
-    AudioParams, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, EncodedSample, OpusConfig,
-    TextKind, TextTrackInfo, TrackInfo, TrackKind, VideoParams,
+    AudioParams, AudioRole, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, EncodedSample,
+    OpusConfig, TextKind, TextTrackInfo, TrackInfo, TrackKind, VideoParams,
 };
 
 /// Errors raised while reading codec configuration records or bitstreams.

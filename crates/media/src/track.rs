@@ -87,6 +87,50 @@ impl TextKind {
     }
 }
 
+/// What an audio track is for (DASH `Role` and `Accessibility`, HLS `CHARACTERISTICS`; in
+/// an MP4 the `kind` box of the track, with the DASH role scheme, ISO/IEC 14496-12 8.10.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioRole {
+    /// The title's original audio.
+    #[default]
+    Main,
+    /// The dialogue in another language.
+    Dub,
+    /// Someone talking about the title over it (director's commentary).
+    Commentary,
+    /// Audio description for blind and partially sighted viewers: what is on screen, told
+    /// between the lines.
+    Description,
+}
+
+impl AudioRole {
+    /// The DASH role scheme (ISO/IEC 23009-1 5.8.5.5), whose values the names are: in DASH
+    /// `Role` elements and MP4 `kind` boxes.
+    pub const SCHEME: &'static str = "urn:mpeg:dash:role:2011";
+
+    pub const ALL: [AudioRole; 4] = [
+        AudioRole::Main,
+        AudioRole::Dub,
+        AudioRole::Commentary,
+        AudioRole::Description,
+    ];
+
+    /// The role's name, which is also its DASH role (ISO/IEC 23009-1 5.8.5.5).
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioRole::Main => "main",
+            AudioRole::Dub => "dub",
+            AudioRole::Commentary => "commentary",
+            AudioRole::Description => "description",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AudioRole> {
+        AudioRole::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// What manifests say of a text track beyond its `TrackInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextTrackInfo {
@@ -280,6 +324,8 @@ pub struct VideoParams {
 pub struct AudioParams {
     pub sample_rate: u32,
     pub channels: u8,
+    /// What the track is for (main audio unless said otherwise).
+    pub role: AudioRole,
 }
 
 /// One elementary stream: what it is and how to decode it.

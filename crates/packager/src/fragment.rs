@@ -251,6 +251,7 @@ mod tests {
             audio: Some(AudioParams {
                 sample_rate: 48_000,
                 channels: 2,
+                role: Default::default(),
             }),
             language: "und".into(),
             name: "a".into(),

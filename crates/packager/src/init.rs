@@ -2,7 +2,7 @@
 
 use crate::boxes::{unity_matrix, write_box, write_full_box, Put};
 use crate::{PackagerError, Result};
-use reel_media::{CodecConfig, TrackInfo, TrackKind};
+use reel_media::{AudioRole, CodecConfig, TrackInfo, TrackKind};
 
 /// Choices for the init segment that the track itself does not carry.
 #[derive(Debug, Clone, Default)]
@@ -171,6 +171,28 @@ fn trak(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Result<()> {
                     })
                 })
             })
+        })?;
+        udta(o, track)
+    })
+}
+
+/// The role of an audio track other than the main one, as a `kind` box (14496-12 8.10.4)
+/// with the DASH role scheme, in `udta`: read back by our demuxer, so that packaging from
+/// rendition files keeps it. Main audio has none (no box means main).
+fn udta(o: &mut Vec<u8>, track: &TrackInfo) -> Result<()> {
+    let Some(role) = track.audio.map(|a| a.role) else {
+        return Ok(());
+    };
+    if role == AudioRole::Main {
+        return Ok(());
+    }
+    write_box(o, b"udta", |o| {
+        write_full_box(o, b"kind", 0, 0, |o| {
+            o.extend_from_slice(AudioRole::SCHEME.as_bytes());
+            o.push(0);
+            o.extend_from_slice(role.name().as_bytes());
+            o.push(0);
+            Ok(())
         })
     })
 }

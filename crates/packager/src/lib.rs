@@ -12,7 +12,7 @@
 //!     config: CodecConfig::Aac(AudioSpecificConfig::new(2, 48_000, 2).unwrap()),
 //!     timescale: 48_000,
 //!     video: None,
-//!     audio: Some(AudioParams { sample_rate: 48_000, channels: 2 }),
+//!     audio: Some(AudioParams { sample_rate: 48_000, channels: 2, role: Default::default() }),
 //!     language: "eng".into(),
 //!     name: "audio".into(),
 //! };

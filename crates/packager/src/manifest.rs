@@ -11,7 +11,7 @@ use m3u8_rs::{
 };
 use m3u8_rs::{ExtTag, Key, KeyMethod, SessionKey};
 use reel_drm::{DrmSystem, Scheme};
-use reel_media::{Codec, TextKind, TrackKind};
+use reel_media::{AudioRole, Codec, TextKind, TrackKind};
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,6 +45,7 @@ struct SetKey {
     language: String,
     channels: Option<u8>,
     text: Option<TextKind>,
+    role: Option<AudioRole>,
 }
 
 /// DASH roles (ISO/IEC 23009-1 5.8.5.5) of a text track's kind.
@@ -75,6 +76,7 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
                 .map_or_else(|| t.info.language.clone(), |x| x.language.clone()),
             channels: t.info.audio.map(|a| a.channels),
             text: t.text.as_ref().map(|x| x.kind),
+            role: t.info.audio.map(|a| a.role),
         };
         match sets.iter_mut().find(|s| s.0 == key) {
             Some(s) => s.1.push(t),
@@ -90,21 +92,28 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
             TrackKind::Audio => ("audio", "audio/mp4"),
             TrackKind::Text => ("text", "application/mp4"),
         };
-        let role_scheme = "urn:mpeg:dash:role:2011".to_string();
         let roles = key
             .text
-            .map(|k| mpd::Role {
-                schemeIdUri: role_scheme.clone(),
-                value: Some(text_role(k).into()),
+            .map(text_role)
+            .or(key.role.map(AudioRole::name))
+            .map(|value| mpd::Role {
+                schemeIdUri: AudioRole::SCHEME.into(),
+                value: Some(value.into()),
                 ..Default::default()
             })
             .into_iter()
             .collect();
-        // Captions are for the hard of hearing (TV-Anytime AudioPurposeCS 2, as DASH-IF uses it).
-        let accessibility = (key.text == Some(TextKind::Captions))
-            .then(|| mpd::Accessibility {
+        // TV-Anytime AudioPurposeCS, as DASH-IF uses it: captions are for the hard of hearing
+        // (2), audio description for the visually impaired (1).
+        let purpose = match (key.text, key.role) {
+            (Some(TextKind::Captions), _) => Some("2"),
+            (_, Some(AudioRole::Description)) => Some("1"),
+            _ => None,
+        };
+        let accessibility = purpose
+            .map(|value| mpd::Accessibility {
                 schemeIdUri: "urn:tva:metadata:cs:AudioPurposeCS:2007".into(),
-                value: Some("2".into()),
+                value: Some(value.into()),
                 ..Default::default()
             })
             .into_iter()
@@ -204,15 +213,19 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
             mimeType: Some(mime_type.into()),
             Role: roles,
             Accessibility: accessibility,
-            // Text sets carry the name players show in their menus.
+            // Text and audio sets carry the name players show in their menus.
             Label: members
-                .iter()
-                .filter(|t| t.text.is_some())
-                .take(1)
-                .map(|t| mpd::Label {
-                    content: t.info.name.clone(),
+                .first()
+                .and_then(|t| match kind {
+                    TrackKind::Text => Some(t.info.name.clone()),
+                    TrackKind::Audio => Some(audio_label(t)),
+                    TrackKind::Video => None,
+                })
+                .map(|content| mpd::Label {
+                    content,
                     ..Default::default()
                 })
+                .into_iter()
                 .collect(),
             lang: (!video && lang != "und").then(|| lang.clone()),
             segmentAlignment: Some(true),
@@ -539,6 +552,28 @@ fn iframe_playlist(t: &PackagedTrack) -> MediaPlaylist {
     }
 }
 
+/// What players list for an audio track: its language's name, what it is for when it is not
+/// the main or dubbed dialogue, and `5.1` for surround (`English`, `English audio
+/// description`, `German 5.1`); the rendition's name when the language is not known.
+fn audio_label(t: &PackagedTrack) -> String {
+    let Some(language) = reel_media::language::english_name(&t.info.language) else {
+        return t.info.name.clone();
+    };
+    let mut label = language.to_string();
+    match t.info.audio.map(|a| a.role).unwrap_or_default() {
+        AudioRole::Main | AudioRole::Dub => {}
+        AudioRole::Commentary => label.push_str(" commentary"),
+        AudioRole::Description => label.push_str(" audio description"),
+    }
+    if t.info.audio.is_some_and(|a| a.channels > 2) {
+        label.push_str(&format!(
+            " {}.1",
+            t.info.audio.map_or(0, |a| a.channels) - 1
+        ));
+    }
+    label
+}
+
 /// One HLS audio group: the renditions of one channel count.
 struct AudioGroup<'a> {
     id: String,
@@ -604,18 +639,35 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
     let groups = audio_groups(&audio);
     let mut alternatives = Vec::new();
     for g in &groups {
+        let role = |a: &PackagedTrack| a.info.audio.map(|p| p.role).unwrap_or_default();
+        // The main audio plays unless the viewer picks another; without one, the first.
+        let default = g
+            .members
+            .iter()
+            .position(|a| role(a) == AudioRole::Main)
+            .unwrap_or(0);
+        let mut names: Vec<String> = Vec::new();
         for (i, a) in g.members.iter().enumerate() {
             let path = playlist_path(a, "playlist");
             files.push((path.clone(), render(|w| media_playlist(a).write_to(w))));
+            // NAME is unique in a group (RFC 8216 4.3.4.1.1).
+            let mut name = audio_label(a);
+            if names.contains(&name) {
+                name = format!("{name} ({})", a.info.name);
+            }
+            names.push(name.clone());
             alternatives.push(AlternativeMedia {
                 media_type: AlternativeMediaType::Audio,
                 uri: Some(path),
                 group_id: g.id.clone(),
                 language: (a.info.language != "und").then(|| a.info.language.clone()),
-                name: format!("{} {}", a.info.name, a.info.config.codec().name()),
-                default: i == 0,
-                autoselect: true,
+                name,
+                default: i == default,
+                // A commentary is chosen, never matched to the viewer's language.
+                autoselect: role(a) != AudioRole::Commentary,
                 channels: a.info.audio.map(|p| p.channels.to_string()),
+                characteristics: (role(a) == AudioRole::Description)
+                    .then(|| "public.accessibility.describes-video".into()),
                 ..Default::default()
             });
         }

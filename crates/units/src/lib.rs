@@ -22,4 +22,4 @@ pub use pool::{
 };
 pub use stitch::{ChunkEvent, ChunkedEncode, ChunkedOptions, UnitCounts, UnitEvent};
 pub use store::{Draft, UnitOutput, UnitRecord, UnitStore};
-pub use unit::{run_unit, title_units, Unit, UnitWork};
+pub use unit::{audio_unit, run_unit, title_units, Unit, UnitWork};

@@ -108,7 +108,9 @@ pub struct ChunkedEncode {
     units: Arc<Vec<Unit>>,
     store: UnitStore,
     records: Vec<Option<UnitRecord>>,
-    audio_unit: Option<usize>,
+    /// The units of the title's audio tracks (its main audio, and any other track from a
+    /// stream of the source or another file), and of its video chunks in order.
+    audio_units: Vec<usize>,
     video: Vec<usize>,
     pool: Option<Box<dyn RunningUnits>>,
     cancel: Arc<AtomicBool>,
@@ -140,10 +142,8 @@ impl ChunkedEncode {
             units.iter().map(|u| store.finished(&u.key)).collect();
         let todo: Vec<usize> = (0..units.len()).filter(|&i| records[i].is_none()).collect();
         let reused = units.len() - todo.len();
-        let audio_unit = units.iter().position(|u| u.work == UnitWork::Audio);
-        let video: Vec<usize> = (0..units.len())
-            .filter(|&i| Some(i) != audio_unit)
-            .collect();
+        let (audio_units, video): (Vec<usize>, Vec<usize>) =
+            (0..units.len()).partition(|&i| units[i].work == UnitWork::Audio);
         let reused_frames = units
             .iter()
             .zip(&records)
@@ -174,7 +174,7 @@ impl ChunkedEncode {
             units,
             store,
             records,
-            audio_unit,
+            audio_units,
             video,
             pool,
             cancel: opts.cancel.clone(),
@@ -430,7 +430,7 @@ impl ChunkedEncode {
     /// Announces every track: the audio unit's, and the rungs from the first chunk's files.
     fn start_stage(&mut self) -> Result<bool, UnitError> {
         let needed: Vec<usize> = self
-            .audio_unit
+            .audio_units
             .iter()
             .chain(self.video.first())
             .copied()
@@ -441,7 +441,7 @@ impl ChunkedEncode {
                 return Ok(true);
             }
         }
-        if let Some(a) = self.audio_unit {
+        for a in self.audio_units.clone() {
             let record = self.records[a].clone().expect("ready");
             for out in &record.outputs {
                 let (stream, info) = self.open(a, out.track)?.expect("listed output");

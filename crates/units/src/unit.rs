@@ -62,9 +62,15 @@ impl UnitWork {
 }
 
 impl Unit {
-    /// The unit as people name it: `audio`, or `chunk 3 (frames 2250..3000, 90.0-120.0 s)`.
+    /// The unit as people name it: `audio`, `audio (audio_deu_dub)` for another audio
+    /// track than the main one, or `chunk 3 (frames 2250..3000, 90.0-120.0 s)`.
     pub fn name(&self) -> String {
-        self.work.name(self.plan.frame_rate)
+        match (self.work, self.plan.audio.first()) {
+            (UnitWork::Audio, Some(a)) if a.stream != 0 || a.role != Default::default() => {
+                format!("audio ({})", a.name)
+            }
+            _ => self.work.name(self.plan.frame_rate),
+        }
     }
 
     /// Frames this unit encodes per rung (0 for audio).
@@ -82,9 +88,7 @@ pub fn title_units(
 ) -> Result<Vec<Unit>, UnitError> {
     let mut units = Vec::new();
     if !plan.audio.is_empty() {
-        let audio = plan.audio_only();
-        let encoders = audio.encoders()?;
-        units.push(Unit::new(UnitWork::Audio, audio, source_id, &encoders));
+        units.push(audio_unit(plan.audio_only(), source_id)?);
     }
     if let (false, Some(first)) = (plan.rungs.is_empty(), chunks.first()) {
         // Every chunk has the same rungs, so the same encoders: asked of GStreamer once.
@@ -103,6 +107,13 @@ pub fn title_units(
         }
     }
     Ok(units)
+}
+
+/// The unit encoding `plan`'s audio renditions, whole ([`EncodePlan::audio_only`] or
+/// [`EncodePlan::audio_input`]), from the file whose SHA-256 is `source_id`.
+pub fn audio_unit(plan: EncodePlan, source_id: &str) -> Result<Unit, UnitError> {
+    let encoders = plan.encoders()?;
+    Ok(Unit::new(UnitWork::Audio, plan, source_id, &encoders))
 }
 
 impl Unit {

@@ -57,6 +57,7 @@ pub fn audio_track(id: u32, config: CodecConfig, language: &str, name: &str) -> 
         audio: Some(AudioParams {
             sample_rate: 48_000,
             channels: 2,
+            role: Default::default(),
         }),
         language: language.into(),
         name: name.into(),
