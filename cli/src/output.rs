@@ -111,16 +111,7 @@ pub fn describe_plan(plan: &EncodePlan) -> String {
         );
     }
     for a in &plan.audio {
-        let _ = writeln!(
-            s,
-            "  track {}: {} {} {} kbit/s, {} ch, {} Hz",
-            a.track_id,
-            a.name,
-            a.codec.name(),
-            a.bitrate_kbps,
-            a.channels,
-            a.sample_rate
-        );
+        s.push_str(&describe_audio(a));
     }
     for n in &plan.notices {
         let _ = writeln!(s, "  note: {n}");
@@ -226,4 +217,19 @@ impl TrackWriter {
             },
         })
     }
+}
+
+/// One line for an audio rendition: track, name, codec, rate, channels, language and role.
+pub fn describe_audio(a: &reel_encoder::AudioPlan) -> String {
+    format!(
+        "  track {}: {} {} {} kbit/s, {} ch, {} Hz, {}, {}\n",
+        a.track_id,
+        a.name,
+        a.codec.name(),
+        a.bitrate_kbps,
+        a.channels,
+        a.sample_rate,
+        a.language,
+        a.role.name()
+    )
 }

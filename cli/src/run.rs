@@ -102,7 +102,12 @@ fn one(
             let _ = writeln!(s, "  work folder: {}", plan.work_dir.display());
             let _ = writeln!(s, "  ladder: {}", plan.ladder);
             match &plan.plan {
-                Some(p) => s.push_str(&crate::output::describe_plan(p)),
+                Some(p) => {
+                    s.push_str(&crate::output::describe_plan(p));
+                    for a in &plan.extra_audio {
+                        s.push_str(&crate::output::describe_audio(a));
+                    }
+                }
                 None => {
                     let _ = writeln!(
                         s,

@@ -467,13 +467,21 @@ async fn one(
     Ok(Json(body))
 }
 
-/// The choices a viewer has besides the picture: audio renditions and text tracks (language,
-/// kind, the name players show), from the published record.
+/// The choices a viewer has besides the picture: audio renditions (language, role) and text
+/// tracks (language, kind, the name players show), from the published record.
 fn tracks(record: &PublishedTitle) -> Value {
     use reel_media::TrackKind;
     let of = |kind: TrackKind| record.renditions.iter().filter(move |r| r.kind == kind);
     let audio: Vec<Value> = of(TrackKind::Audio)
-        .map(|r| json!({ "name": r.name, "codec": r.codec, "channels": r.channels }))
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "codec": r.codec,
+                "channels": r.channels,
+                "language": r.language,
+                "role": r.role.map(|role| role.name()),
+            })
+        })
         .collect();
     let text: Vec<Value> = of(TrackKind::Text)
         .filter_map(|r| {

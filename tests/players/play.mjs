@@ -3,13 +3,17 @@
 //
 //   node play.mjs --root DIR --manifest manifest.mpd --player shaka [--player dashjs ...]
 //        [--clearkey KIDHEX:KEYHEX ...] [--drm keys|license] [--audio-channels N]
+//        [--audio-label LABEL]
 //
 // With --clearkey the title is encrypted: `--drm keys` hands the keys to the player (EME
 // ClearKey), `--drm license` makes the player fetch them from a W3C ClearKey licence server
 // this harness serves at /license (and raw keys at /keys/KIDHEX for HLS `identity` key URIs).
 // The result then says how many licence and key requests were served. With --audio-channels
 // (shaka-player and hls.js) the player is asked for the audio rendition of that many channels;
-// the result's audioChannels says what it played.
+// the result's audioChannels says what it played. Every result lists the audio tracks the
+// player offers (audioTracks: language, role, label, accessibility, as the player reads them);
+// with --audio-label the track of that label (DASH Label, HLS NAME) is selected before playing,
+// and audioPlayed says which track was active at the end.
 //
 // Each run: load the manifest, turn ABR off, select every video rendition in turn and wait
 // until the picture has that height, then play from the start to the end. Reported: whether
@@ -30,6 +34,7 @@ const timeoutMs = Number(opt('timeout')[0] ?? 90000);
 const clearKeys = Object.fromEntries(opt('clearkey').map((p) => p.split(':')));
 const drmMode = opt('drm')[0] ?? (Object.keys(clearKeys).length ? 'keys' : 'none');
 const audioChannels = Number(opt('audio-channels')[0] ?? 0);
+const audioLabel = opt('audio-label')[0] ?? '';
 const served = { licenses: 0, keys: 0 };
 const hexToB64url = (h) => Buffer.from(h, 'hex').toString('base64url');
 
@@ -58,11 +63,13 @@ async function waitFor(cond, ms) {
   while (Date.now() < end) { if (cond()) return true; await sleep(50); }
   return false;
 }
-window.run = async (src, budget, visit, drm, channels) => {
+window.run = async (src, budget, visit, drm, channels, audioLabel) => {
   const t0 = Date.now();
   const license = location.origin + '/license';
   let renditions = [];   // [{height, select()}]
   let playedChannels = () => null;
+  // The audio tracks in one form: {language, role, label, accessibility, active, select()}.
+  let audioTracks = () => [];
   if ('${player}' === 'shaka') {
     shaka.polyfill.installAll();
     const p = new shaka.Player();
@@ -74,6 +81,10 @@ window.run = async (src, budget, visit, drm, channels) => {
     if (channels) p.configure({ preferredAudioChannelCount: channels });
     await p.load(src);
     playedChannels = () => (p.getVariantTracks().find((t) => t.active) || {}).channelsCount;
+    audioTracks = () => p.getAudioTracks().map((t) => ({
+      language: t.language, role: (t.roles || [])[0] || null, label: t.label,
+      accessibility: t.accessibilityPurpose || null, active: t.active, select: () => p.selectAudioTrack(t),
+    }));
     const tracks = p.getVariantTracks().filter((t) => t.height);
     const byHeight = new Map(tracks.map((t) => [t.height, t]));
     renditions = [...byHeight.values()].map((t) => ({ height: t.height, select: () => p.selectVariantTrack(t, true) }));
@@ -87,6 +98,15 @@ window.run = async (src, budget, visit, drm, channels) => {
     p.initialize(video, src, false);
     await new Promise((r) => p.on(dashjs.MediaPlayer.events.STREAM_INITIALIZED, r));
     renditions = p.getRepresentationsByType('video').map((r) => ({ height: r.height, select: () => p.setRepresentationForTypeById('video', r.id, true) }));
+    const value = (d) => (typeof d === 'string' ? d : d && d.value) || null;
+    audioTracks = () => {
+      const current = p.getCurrentTrackFor('audio');
+      return p.getTracksFor('audio').map((t) => ({
+        language: t.lang, role: value((t.roles || [])[0]), label: ((t.labels || [])[0] || {}).text || null,
+        accessibility: value((t.accessibility || [])[0]), active: current === t || (current && current.id === t.id),
+        select: () => p.setCurrentTrack(t),
+      }));
+    };
   } else {
     const cfg = { capLevelToPlayerSize: false, startLevel: 0 };
     if (drm.mode !== 'none') {
@@ -106,6 +126,18 @@ window.run = async (src, budget, visit, drm, channels) => {
     }
     playedChannels = () => { const t = h.audioTracks[h.audioTrack]; return t ? parseInt(t.channels || '2', 10) : null; };
     renditions = h.levels.map((l, i) => ({ height: l.height, select: () => { h.currentLevel = i; } }));
+    // HLS has no roles: description is a characteristic; the main track is the default.
+    audioTracks = () => h.audioTracks.map((t, i) => ({
+      language: t.lang, label: t.name, accessibility: t.characteristics || null,
+      role: (t.characteristics || '').includes('describes-video') ? 'description' : (t.default ? 'main' : null),
+      active: h.audioTrack === i, select: () => { h.audioTrack = i; },
+    }));
+  }
+  const listed = audioTracks().map(({ select, active, ...t }) => t);
+  if (audioLabel && !visit) {
+    const t = audioTracks().find((x) => x.label === audioLabel);
+    if (t) t.select();
+    else errors.push('no audio track labelled ' + audioLabel + ' in ' + JSON.stringify(listed.map((x) => x.label)));
   }
   // Visit each rendition paused: select it, then seek somewhere new so that the player
   // fetches and decodes a frame of it.
@@ -124,7 +156,7 @@ window.run = async (src, budget, visit, drm, channels) => {
     if (shown) visited.push(r.height);
     else errors.push('never showed the ' + r.height + 'p rendition (height ' + video.videoHeight + ')');
   }
-  if (visit) return { visited, renditions: renditions.map((r) => r.height), errors };
+  if (visit) return { visited, renditions: renditions.map((r) => r.height), audioTracks: listed, errors };
   // A fresh player plays the whole title from the start to the end.
   video.playbackRate = 2;
   await video.play().catch((e) => errors.push('play(): ' + e.message));
@@ -133,7 +165,10 @@ window.run = async (src, budget, visit, drm, channels) => {
   return {
     ended, visited, renditions: renditions.map((r) => r.height), heights: [...heights],
     decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames,
-    currentTime: video.currentTime, duration: video.duration, audioChannels: playedChannels(), errors,
+    currentTime: video.currentTime, duration: video.duration, audioChannels: playedChannels(),
+    audioTracks: listed,
+    audioPlayed: (({ select, active, ...t }) => t)(audioTracks().find((t) => t.active) || { select: 0, active: 0 }),
+    errors,
   };
 };
 </script></body></html>`;
@@ -221,9 +256,9 @@ try {
     };
     try {
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      const visits = await bounded('visiting the renditions', tab.evaluate(([s, b, d, c]) => window.run(s, b, true, d, c), [src, timeoutMs, drm, audioChannels]));
+      const visits = await bounded('visiting the renditions', tab.evaluate(([s, b, d, c, a]) => window.run(s, b, true, d, c, a), [src, timeoutMs, drm, audioChannels, audioLabel]));
       await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      result = await bounded('playing to the end', tab.evaluate(([s, b, d, c]) => window.run(s, b, false, d, c), [src, timeoutMs, drm, audioChannels]));
+      result = await bounded('playing to the end', tab.evaluate(([s, b, d, c, a]) => window.run(s, b, false, d, c, a), [src, timeoutMs, drm, audioChannels, audioLabel]));
       result.visited = visits.visited;
       result.errors = [...visits.errors, ...result.errors];
     } catch (e) {

@@ -121,6 +121,12 @@ pub struct Rendition {
     /// A text track's BCP 47 language and kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<crate::TextTrackInfo>,
+    /// An audio track's language (ISO 639-2, as `mdhd` holds it; `und` when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// What an audio track is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::AudioRole>,
 }
 
 #[cfg(test)]

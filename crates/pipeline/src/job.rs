@@ -48,6 +48,64 @@ pub struct Job {
     /// Subtitle and caption files (`[[subtitles]]`), packaged as text tracks.
     #[serde(default)]
     pub subtitles: Vec<SubtitleSpec>,
+    /// Audio tracks besides the source's first (`[[audio]]`): dubbed dialogue, commentary,
+    /// audio description; each from a stream of the source or from another file.
+    #[serde(default)]
+    pub audio: Vec<AudioTrackSpec>,
+}
+
+/// An audio track of the title besides its main audio (the source's first audio stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioTrackSpec {
+    /// Any audio or media file GStreamer reads (WAV, FLAC, MP4, ...), relative to the job
+    /// file; the title's source when left out.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Which of the file's audio tracks, from 1 (default 1; the source's first audio track
+    /// is the main audio already, so an entry without `path` names a later one).
+    #[serde(default)]
+    pub track: Option<usize>,
+    /// BCP 47 language tag (`de`, `pt-BR`); the track's own language tag when left out.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// `main`, `dub`, `commentary` or `description` (audio description).
+    pub role: reel_media::AudioRole,
+}
+
+impl AudioTrackSpec {
+    /// The track with its path resolved against `base` and its language checked against the
+    /// registry. An error names the entry.
+    pub(crate) fn input(&self, base: &Path) -> Result<crate::audio::AudioTrackInput, String> {
+        let what = match &self.path {
+            Some(p) => format!("({})", p.display()),
+            None => format!("(source audio track {})", self.track.unwrap_or(1)),
+        };
+        let language = match &self.language {
+            Some(tag) => Some(
+                reel_text::Language::parse(tag)
+                    .map_err(|e| format!("{what}: {e}"))?
+                    .iso639_2,
+            ),
+            None => None,
+        };
+        let track = self.track.unwrap_or(1);
+        if track == 0 {
+            return Err(format!("{what}: track counts from 1"));
+        }
+        if self.path.is_none() && track == 1 {
+            return Err(format!(
+                "{what}: the source's first audio track is the main audio already; give \
+                 path, or track = 2 or later"
+            ));
+        }
+        Ok(crate::audio::AudioTrackInput {
+            file: self.path.as_ref().map(|p| base.join(p)),
+            stream: track - 1,
+            language,
+            role: self.role,
+        })
+    }
 }
 
 /// A subtitle or caption file of the title.
@@ -480,6 +538,11 @@ impl Job {
         for (i, sub) in self.subtitles.iter().enumerate() {
             sub.input(Path::new(""))
                 .map_err(|e| format!("subtitles[{i}] {e}"))?;
+        }
+        for (i, audio) in self.audio.iter().enumerate() {
+            audio
+                .input(Path::new(""))
+                .map_err(|e| format!("audio[{i}] {e}"))?;
         }
         if self.packaging.single_file && !self.subtitles.is_empty() {
             return Err(

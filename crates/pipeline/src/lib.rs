@@ -14,6 +14,7 @@
 //! println!("DASH manifest: {}", summary.dash_url);
 //! ```
 
+mod audio;
 mod job;
 mod package;
 mod poster;
@@ -24,8 +25,8 @@ mod state;
 mod subtitles;
 
 pub use job::{
-    AnalysisSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, S3Endpoint, SourceLocation,
-    TitleSpec,
+    AnalysisSpec, AudioTrackSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, S3Endpoint,
+    SourceLocation, TitleSpec,
 };
 pub use package::package_files;
 pub use poster::{poster_frame, poster_from_picture, poster_jpeg, POSTER_FILE};

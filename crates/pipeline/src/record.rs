@@ -26,6 +26,8 @@ pub(crate) fn renditions(
             key_class: t.protection.as_ref().map(|p| p.class.name().to_string()),
             predicted_vmaf: predicted(&t.stem),
             text: t.text.clone(),
+            language: t.info.audio.map(|_| t.info.language.clone()),
+            role: t.info.audio.map(|a| a.role),
         })
         .collect()
 }

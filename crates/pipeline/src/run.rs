@@ -154,6 +154,8 @@ struct TitleRun<'a> {
     run_id: u32,
     store: Arc<dyn ObjectStore>,
     phase_seconds: BTreeMap<String, f64>,
+    /// What each `[[audio]]` rendition is made from, by name (see [`Finished::made_from`]).
+    made_from: BTreeMap<String, String>,
 }
 
 /// What the encode step leaves for the package step.
@@ -234,6 +236,7 @@ impl<'a> TitleRun<'a> {
             journal_path: work.join("published.jsonl"),
             work,
             phase_seconds: BTreeMap::new(),
+            made_from: BTreeMap::new(),
         })
     }
 
@@ -255,10 +258,13 @@ impl<'a> TitleRun<'a> {
         Ok(l)
     }
 
-    /// Whether rendition `name` is finished: recorded, and its file whole.
+    /// Whether rendition `name` is finished: recorded, made from what it would be made from
+    /// now, and its file whole.
     fn is_finished(&self, name: &str) -> bool {
         self.state.finished.get(name).is_some_and(|f| {
-            std::fs::metadata(self.renditions_dir.join(&f.file)).is_ok_and(|m| m.len() == f.bytes)
+            f.made_from.as_ref() == self.made_from.get(name)
+                && std::fs::metadata(self.renditions_dir.join(&f.file))
+                    .is_ok_and(|m| m.len() == f.bytes)
         })
     }
 
@@ -292,11 +298,24 @@ impl<'a> TitleRun<'a> {
         let mut plan = EncodePlan::new(reel_encoder::probe(&self.source)?, ladder)?;
         // The poster comes from this encode's decode, not from a second one.
         plan.still_at = Some(crate::poster_frame(plan.frames_total));
-        for n in &plan.notices {
+        let mut extras = crate::audio::plan_extra_audio(self.job, self.base, &plan, ladder)?;
+        let unused = crate::audio::unused_source_tracks(self.job, &plan);
+        for n in plan.notices.iter().chain(&unused) {
             on_event(PipelineEvent::Notice(n.clone()));
+        }
+        for extra in &extras {
+            for a in &extra.plan.audio {
+                self.made_from
+                    .insert(a.name.clone(), extra.made_from.clone());
+            }
         }
         let mut wanted: Vec<String> = plan.rungs.iter().map(|r| r.name.clone()).collect();
         wanted.extend(plan.audio.iter().map(|a| a.name.clone()));
+        wanted.extend(
+            extras
+                .iter()
+                .flat_map(|e| e.plan.audio.iter().map(|a| a.name.clone())),
+        );
         let (reused, missing): (Vec<String>, Vec<String>) =
             wanted.iter().cloned().partition(|n| self.is_finished(n));
         let mut outcome = EncodeOutcome {
@@ -318,6 +337,10 @@ impl<'a> TitleRun<'a> {
         on_event(PipelineEvent::PhaseStarted(Phase::Encode));
         plan.rungs.retain(|r| missing.contains(&r.name));
         plan.audio.retain(|a| missing.contains(&a.name));
+        for extra in &mut extras {
+            extra.plan.audio.retain(|a| missing.contains(&a.name));
+        }
+        extras.retain(|e| !e.plan.audio.is_empty());
         on_event(PipelineEvent::EncodePlanned {
             renditions: plan
                 .rungs
@@ -329,18 +352,22 @@ impl<'a> TitleRun<'a> {
         std::fs::create_dir_all(&self.renditions_dir).map_err(io_error(&self.renditions_dir))?;
         // A run that reuses renditions packages them all from their files instead.
         if outcome.reused.is_empty() {
-            outcome.live = Some(self.live_package(&plan)?);
+            outcome.live = Some(self.live_package(&plan, &extras)?);
         }
-        let units = self.units(plan)?;
+        let units = self.units(plan, extras)?;
         self.encode_missing(units, outcome.live.as_mut(), &mut outcome.encoded, on_event)?;
         self.phase_done(Phase::Encode, t, on_event);
         Ok(outcome)
     }
 
-    /// The plan as work units (the audio, and the video in chunks on segment boundaries),
-    /// running on the local pool or the workers the options name: the units earlier runs
-    /// finished are reused.
-    fn units(&mut self, plan: EncodePlan) -> Result<reel_units::ChunkedEncode, PipelineError> {
+    /// The plan as work units (the audio, each `[[audio]]` track, and the video in chunks on
+    /// segment boundaries), running on the local pool or the workers the options name: the
+    /// units earlier runs finished are reused.
+    fn units(
+        &mut self,
+        plan: EncodePlan,
+        extras: Vec<crate::audio::ExtraAudio>,
+    ) -> Result<reel_units::ChunkedEncode, PipelineError> {
         let source_id = self.source_sha256()?;
         let spec = &self.job.encode;
         let chunk = reel_units::chunk_frames(
@@ -350,7 +377,15 @@ impl<'a> TitleRun<'a> {
         );
         let chunks =
             reel_units::chunks(plan.frames_total, chunk, reel_units::lead_in_frames(&plan));
-        let units = reel_units::title_units(&plan, &chunks, &source_id)?;
+        let mut units = reel_units::title_units(&plan, &chunks, &source_id)?;
+        for extra in extras {
+            let id = if extra.plan.source.path == plan.source.path {
+                source_id.clone()
+            } else {
+                reel_publish::file_sha256(&extra.plan.source.path)?.0
+            };
+            units.push(reel_units::audio_unit(extra.plan, &id)?);
+        }
         let store = reel_units::UnitStore::open(&self.work.join(UNITS_DIR))?;
         let workers = self.opts.workers.clone().unwrap_or_else(|| {
             let n = spec.workers.unwrap_or_else(|| {
@@ -389,6 +424,7 @@ impl<'a> TitleRun<'a> {
     ) -> Result<(), PipelineError> {
         let dir = self.renditions_dir.clone();
         let (work, run_id, opts) = (self.work.clone(), self.run_id, self.opts);
+        let made_from = self.made_from.clone();
         let state = &mut self.state;
         let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
         let source = units.plan().source.clone();
@@ -442,6 +478,7 @@ impl<'a> TitleRun<'a> {
                             file,
                             sha256,
                             bytes,
+                            made_from: made_from.get(&name).cloned(),
                         },
                     );
                     state.encodes.push(EncodeRecord {
@@ -487,11 +524,17 @@ impl<'a> TitleRun<'a> {
     fn live_package(
         &self,
         plan: &EncodePlan,
+        extras: &[crate::audio::ExtraAudio],
     ) -> Result<crate::package::LivePackage, PipelineError> {
         let protection = self.protection()?;
         let _ = std::fs::remove_dir_all(&self.package_tmp);
         let mut order: Vec<u32> = plan.rungs.iter().map(|r| r.track_id).collect();
         order.extend(plan.audio.iter().map(|a| a.track_id));
+        order.extend(
+            extras
+                .iter()
+                .flat_map(|e| e.plan.audio.iter().map(|a| a.track_id)),
+        );
         let expected = Some(plan.source.duration).filter(|d| *d > 0.0);
         let early = EarlyUploads::start(
             self.store.clone(),
@@ -961,6 +1004,8 @@ pub struct DryRun {
     pub ladder: String,
     /// The encode plan, when the ladder is known (a named ladder, or one an earlier run chose).
     pub plan: Option<EncodePlan>,
+    /// The renditions of the `[[audio]]` tracks, when the plan is known.
+    pub extra_audio: Vec<reel_encoder::AudioPlan>,
     /// Renditions an earlier run finished.
     pub finished: Vec<String>,
     pub segment_duration: f64,
@@ -986,9 +1031,16 @@ pub fn dry_run(job: &Job, base: &Path) -> Result<DryRun, PipelineError> {
         .is_ok_and(|f| f == state.encode_fingerprint);
     let ladder = if fresh { state.ladder.clone() } else { None }
         .or_else(|| job.ladder.load(base).ok().flatten());
-    let plan = match ladder {
-        Some(l) => Some(EncodePlan::new(probe, &l)?),
-        None => None,
+    let (plan, extra_audio) = match ladder {
+        Some(l) => {
+            let mut plan = EncodePlan::new(probe, &l)?;
+            let extra = crate::audio::plan_extra_audio(job, base, &plan, &l)?;
+            plan.notices
+                .extend(crate::audio::unused_source_tracks(job, &plan));
+            let audio = extra.into_iter().flat_map(|e| e.plan.audio).collect();
+            (Some(plan), audio)
+        }
+        None => (None, Vec::new()),
     };
     Ok(DryRun {
         title: job.title.id.clone(),
@@ -996,6 +1048,7 @@ pub fn dry_run(job: &Job, base: &Path) -> Result<DryRun, PipelineError> {
         work_dir: work,
         ladder: job.ladder.to_string(),
         plan,
+        extra_audio,
         finished: if fresh {
             state.finished.keys().cloned().collect()
         } else {

@@ -13,6 +13,10 @@ pub struct Finished {
     pub file: String,
     pub sha256: String,
     pub bytes: u64,
+    /// For an `[[audio]]` track's rendition: the fingerprint of its entry and file
+    /// (`ExtraAudio::made_from`); a rendition whose entry or file changed is made again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_from: Option<String>,
 }
 
 /// One rendition finished by one run (the kill tests check none is finished twice).

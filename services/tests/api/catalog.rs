@@ -70,7 +70,12 @@ async fn catalog(h: H) {
     assert_eq!(
         one["tracks"],
         json!({
-            "audio": [{ "name": "audio", "codec": "mp4a.40.2", "channels": null }],
+            "audio": [
+                { "name": "audio", "codec": "mp4a.40.2", "channels": null,
+                  "language": "eng", "role": "main" },
+                { "name": "audio_eng_description", "codec": "mp4a.40.2", "channels": null,
+                  "language": "eng", "role": "description" }
+            ],
             "text": [{ "name": "French (CA) [captions]", "language": "fr-CA", "kind": "captions" }]
         }),
         "{one}"

@@ -1,0 +1,413 @@
+//! End-to-end: a title with several audio tracks, each with a language and a role. The
+//! mezzanine has English and German audio (the German one a dub), and a WAV file carries the
+//! English audio description. Judged by ffprobe (languages), ffmpeg (each track's tone: the
+//! right stream reached the right track), the manifests' own parsers, and shaka-player,
+//! dash.js and hls.js in Chromium listing the tracks and playing the one asked for.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const LADDER: &str = r#"
+keyframe_interval = 2.0
+[[rung]]
+codec = "h264"
+height = 360
+bitrate = 600
+[[rung]]
+codec = "h264"
+height = 240
+bitrate = 300
+[audio]
+codec = "aac"
+bitrate = 96
+"#;
+
+/// The tones that tell the tracks apart: the mezzanine's English and German audio, and the
+/// description file.
+const ENGLISH_HZ: f64 = 440.0;
+const GERMAN_HZ: f64 = 1000.0;
+const DESCRIPTION_HZ: f64 = 2500.0;
+
+/// The 720p fixture's picture with two audio tracks of steady tones, tagged `eng` and `deu`.
+fn two_language_mezzanine(path: &Path) {
+    let tone = |hz: f64| format!("sine=frequency={hz}:sample_rate=48000:duration=5");
+    let o = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            fixture("mezz_720p25.mp4").to_str().unwrap(),
+            "-f",
+            "lavfi",
+            "-i",
+            &tone(ENGLISH_HZ),
+            "-f",
+            "lavfi",
+            "-i",
+            &tone(GERMAN_HZ),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=deu",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A mono WAV of a steady tone, `seconds` long (no language tag: WAV has none).
+fn tone_wav(path: &Path, hz: f64, seconds: u32) {
+    let o = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency={hz}:sample_rate=48000:duration={seconds}"),
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The job: the mezzanine's second audio track as a German dub, the WAV as English audio
+/// description, plus `more` (TOML).
+fn write_job(dir: &Path, more: &str) -> PathBuf {
+    std::fs::write(dir.join("ladder.toml"), LADDER).unwrap();
+    let job = dir.join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            r#"
+ladder = "ladder.toml"
+work_dir = "work"
+[title]
+id = "dubbed"
+source = "mezz.mp4"
+[packaging]
+segment_duration = 2
+[destination]
+url = "file://out"
+[[audio]]
+track = 2
+role = "dub"
+[[audio]]
+path = "description.wav"
+language = "en"
+role = "description"
+{more}
+"#
+        ),
+    )
+    .unwrap();
+    job
+}
+
+fn run_job(job: &Path) -> Vec<Value> {
+    let o = reel(&["run", job.to_str().unwrap(), "--json"]);
+    assert!(
+        o.status.success(),
+        "reel run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A packaged track's init segment and media segments as one file, for ffmpeg.
+fn joined(out: &Path, track: &str) -> PathBuf {
+    let dir = out.join(track);
+    let mut bytes = std::fs::read(dir.join("init.mp4")).unwrap();
+    for n in 1.. {
+        match std::fs::read(dir.join(format!("{n}.m4s"))) {
+            Ok(b) => bytes.extend(b),
+            Err(_) => break,
+        }
+    }
+    let path = out.join(format!("{track}-joined.mp4"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The tone of an audio file, from its zero crossings (ffmpeg decodes it to mono PCM).
+fn tone_hz(file: &Path) -> f64 {
+    let o = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-i",
+            file.to_str().unwrap(),
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-f",
+            "s16le",
+            "-",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let samples: Vec<i16> = o
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    // The middle, away from the encoder's priming and the fade of the last frame.
+    let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
+    let crossings = middle
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (middle.len() as f64 / 48_000.0)
+}
+
+/// ISO 639-1 or -2 codes as one, for players that shorten them (shaka-player says `de`).
+fn language(code: &str) -> &str {
+    match code {
+        "de" | "deu" => "deu",
+        "en" | "eng" => "eng",
+        other => other,
+    }
+}
+
+#[test]
+fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    two_language_mezzanine(&dir.path().join("mezz.mp4"));
+    // Longer than the picture: trimmed to it.
+    tone_wav(&dir.path().join("description.wav"), DESCRIPTION_HZ, 6);
+    let job = write_job(dir.path(), "");
+    run_job(&job);
+    let out = dir.path().join("out");
+
+    // The title record lists every audio track with its language and role.
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(out.join("title.json")).unwrap()).unwrap();
+    let audio: Vec<(String, String, String)> = record["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "audio")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("name"), s("language"), s("role"))
+        })
+        .collect();
+    let expected = [
+        ("audio", "eng", "main", ENGLISH_HZ),
+        ("audio_deu_dub", "deu", "dub", GERMAN_HZ),
+        (
+            "audio_eng_description",
+            "eng",
+            "description",
+            DESCRIPTION_HZ,
+        ),
+    ];
+    assert_eq!(
+        audio,
+        expected
+            .iter()
+            .map(|(n, l, r, _)| (n.to_string(), l.to_string(), r.to_string()))
+            .collect::<Vec<_>>(),
+        "{record}"
+    );
+
+    // ffprobe reads each track's language; each carries its own stream's tone, and none runs
+    // past the picture.
+    for (name, lang, _, hz) in expected {
+        let file = joined(&out, name);
+        let stream = ffprobe_stream(&file);
+        assert_eq!(stream["tags"]["language"], lang, "{name}: {stream}");
+        let duration = num(&stream, "duration");
+        assert!(duration > 4.8 && duration < 5.2, "{name}: {duration} s");
+        let measured = tone_hz(&file);
+        assert!(
+            (measured - hz).abs() < hz * 0.02,
+            "{name} carries a {measured:.0}-Hz tone, not its source's {hz} Hz"
+        );
+    }
+
+    // The manifests, as their parsers read them.
+    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
+        .expect("the MPD parses");
+    let roles: Vec<(String, String, Vec<String>)> = mpd.periods[0]
+        .adaptations
+        .iter()
+        .filter(|a| a.contentType.as_deref() == Some("audio"))
+        .map(|a| {
+            (
+                a.lang.clone().unwrap_or_default(),
+                a.Role
+                    .iter()
+                    .filter_map(|r| r.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                a.Accessibility
+                    .iter()
+                    .filter_map(|x| x.value.clone())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("eng".into(), "main".into(), vec![]),
+            ("deu".into(), "dub".into(), vec![]),
+            ("eng".into(), "description".into(), vec!["1".into()]),
+        ]
+    );
+    let master = std::fs::read(out.join("master.m3u8")).unwrap();
+    let master = m3u8_rs::parse_master_playlist_res(&master).expect("the master parses");
+    let media: Vec<(String, String, bool, Option<String>)> = master
+        .alternatives
+        .iter()
+        .filter(|m| m.media_type == m3u8_rs::AlternativeMediaType::Audio)
+        .map(|m| {
+            (
+                m.language.clone().unwrap_or_default(),
+                m.name.clone(),
+                m.default,
+                m.characteristics.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        media,
+        vec![
+            ("eng".into(), "English".into(), true, None),
+            ("deu".into(), "German".into(), false, None),
+            (
+                "eng".into(),
+                "English audio description".into(),
+                false,
+                Some("public.accessibility.describes-video".into())
+            ),
+        ]
+    );
+
+    // Players list the three tracks with their languages and roles, and play the one asked for.
+    let described = "English audio description";
+    for (manifest, players) in [
+        ("manifest.mpd", &["shaka", "dashjs"][..]),
+        ("master.m3u8", &["hlsjs"][..]),
+    ] {
+        let results = play_with(&out, manifest, players, 2, &["--audio-label", described]);
+        for r in results {
+            let tracks: Vec<(String, String)> = r["audioTracks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    (
+                        language(t["language"].as_str().unwrap_or("")).to_string(),
+                        t["role"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            // HLS has no dub role: hls.js lists it without one.
+            let dub = if manifest.ends_with(".m3u8") {
+                ""
+            } else {
+                "dub"
+            };
+            assert_eq!(
+                tracks,
+                vec![
+                    ("eng".to_string(), "main".to_string()),
+                    ("deu".to_string(), dub.to_string()),
+                    ("eng".to_string(), "description".to_string()),
+                ],
+                "{r}"
+            );
+            assert_eq!(r["audioPlayed"]["label"], described, "{r}");
+            assert_eq!(r["audioPlayed"]["role"], "description", "{r}");
+        }
+    }
+
+    // Nothing changed: nothing is encoded again. A new description file: only its track is.
+    let events = run_job(&job);
+    let encoded = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "rendition_done")
+            .map(|e| e["rendition"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(encoded(&events), Vec::<String>::new());
+    tone_wav(&dir.path().join("description.wav"), 3000.0, 5);
+    let events = run_job(&job);
+    assert_eq!(encoded(&events), vec!["audio_eng_description".to_string()]);
+    let measured = tone_hz(&joined(&out, "audio_eng_description"));
+    assert!((measured - 3000.0).abs() < 60.0, "{measured} Hz");
+}
+
+#[test]
+fn bad_audio_entries_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    two_language_mezzanine(&dir.path().join("mezz.mp4"));
+    tone_wav(&dir.path().join("description.wav"), DESCRIPTION_HZ, 5);
+    let refused = |more: &str, expected: &[&str]| {
+        let job = write_job(dir.path(), more);
+        let o = reel(&["run", job.to_str().unwrap(), "--dry-run"]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success(), "{more}: accepted");
+        for e in expected {
+            assert!(err.contains(e), "{more}: {err}");
+        }
+    };
+    refused(
+        "[[audio]]\ntrack = 3\nrole = \"commentary\"",
+        &["mezz.mp4", "audio track 3", "2 audio tracks"],
+    );
+    refused(
+        "[[audio]]\npath = \"description.wav\"\nrole = \"commentary\"",
+        &["audio[2]", "description.wav", "no language tag"],
+    );
+    refused(
+        "[[audio]]\npath = \"description.wav\"\nlanguage = \"english\"\nrole = \"dub\"",
+        &["audio[2]", "english"],
+    );
+    refused(
+        "[[audio]]\npath = \"description.wav\"\nlanguage = \"en\"\nrole = \"director\"",
+        &["director"],
+    );
+    refused(
+        "[[audio]]\npath = \"missing.wav\"\nlanguage = \"en\"\nrole = \"dub\"",
+        &["missing.wav"],
+    );
+    // A source track nobody asked for is named in a notice.
+    let job = write_job(dir.path(), "");
+    std::fs::write(
+        &job,
+        std::fs::read_to_string(&job)
+            .unwrap()
+            .replace("[[audio]]\ntrack = 2\nrole = \"dub\"\n", ""),
+    )
+    .unwrap();
+    let o = reel(&["run", job.to_str().unwrap(), "--dry-run"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan = String::from_utf8_lossy(&o.stdout);
+    assert!(plan.contains("tracks 2 are left out"), "{plan}");
+    assert!(plan.contains("audio_eng_description"), "{plan}");
+}
