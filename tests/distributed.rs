@@ -272,6 +272,33 @@ fn job(dir: &Path, source: &Path) -> PathBuf {
     common::chunked_job(dir, "dist", source, LADDER, f64::from(CHUNK_SECONDS))
 }
 
+/// Adds to `job` an English audio description from a WAV file of its own (made in `dir`),
+/// which the coordinator puts in the store for the workers beside the source.
+fn with_description(job: &Path, dir: &Path) {
+    let wav = dir.join("description.wav");
+    if !wav.exists() {
+        let o = common::tool(
+            "ffmpeg",
+            &[
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=2500:sample_rate=48000:duration=12",
+                wav.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let mut text = std::fs::read_to_string(job).unwrap();
+    text.push_str(&format!(
+        "[[audio]]\npath = \"{}\"\nlanguage = \"en\"\nrole = \"description\"\n",
+        wav.display()
+    ));
+    std::fs::write(job, text).unwrap();
+}
+
 /// Every published file but the poster and the record (made at packaging time).
 fn media_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
@@ -335,9 +362,11 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
         Worker::start(dir.path(), "w2", &nats.url(), &store, &[]),
     ];
     let dist = job(&dir.path().join("dist"), &src);
+    with_description(&dist, dir.path());
     let (ok, events) = Coordinator::start(&dist, &nats.url(), &store).finish(RUN_LIMIT);
     assert!(ok, "{events:?}");
-    assert_eq!(units_done(&events), 3, "{events:?}");
+    // The audio, the description and two chunks.
+    assert_eq!(units_done(&events), 4, "{events:?}");
     let by_worker: Vec<&str> = events
         .iter()
         .filter(|v| v["event"] == "unit_done")
@@ -348,11 +377,12 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
         "{by_worker:?}"
     );
     let counts = encodes(&workers.iter().collect::<Vec<_>>());
-    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert_eq!(counts.len(), 4, "{counts:?}");
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 
     // The same job on this machine alone: the same bytes in every rendition.
     let local = job(&dir.path().join("local"), &src);
+    with_description(&local, dir.path());
     let out = Command::new(env!("CARGO_BIN_EXE_reel"))
         .args(["run", local.to_str().unwrap(), "--json"])
         .output()
@@ -373,6 +403,11 @@ fn a_distributed_title_is_the_local_title_byte_for_byte_and_plays() {
         "distributed and local differ in {differ:?}"
     );
     assert!(a.keys().any(|k| k.starts_with("144p/")), "{:?}", a.keys());
+    assert!(
+        a.keys().any(|k| k.starts_with("audio_eng_description/")),
+        "{:?}",
+        a.keys()
+    );
 
     // dash.js keeps to one adaptation set: the AV1 rung's own (as in tests/chunks.rs).
     let out = dir.path().join("dist/out");

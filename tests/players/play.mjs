@@ -85,7 +85,10 @@ window.run = async (src, budget, visit, drm, channels, audioLabel) => {
       language: t.language, role: (t.roles || [])[0] || null, label: t.label,
       accessibility: t.accessibilityPurpose || null, active: t.active, select: () => p.selectAudioTrack(t),
     }));
-    const tracks = p.getVariantTracks().filter((t) => t.height);
+    // Each height with the audio playing now: a variant of another audio track would switch
+    // the audio as well.
+    const playing = p.getVariantTracks().find((t) => t.active);
+    const tracks = p.getVariantTracks().filter((t) => t.height && (!playing || t.audioId === playing.audioId));
     const byHeight = new Map(tracks.map((t) => [t.height, t]));
     renditions = [...byHeight.values()].map((t) => ({ height: t.height, select: () => p.selectVariantTrack(t, true) }));
   } else if ('${player}' === 'dashjs') {
