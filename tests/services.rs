@@ -10,7 +10,7 @@ mod listening;
 #[path = "../services/tests/support/mod.rs"]
 mod support;
 
-use common::{fixture, node, reel};
+use common::{fixture, node, reel, tool};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -63,10 +63,31 @@ language = "en"
 path = "fr.vtt"
 language = "fr"
 kind = "captions"
+[[audio]]
+path = "described.wav"
+language = "en"
+role = "description"
 "#,
         fixture("mezz_720p25.mp4").display()
     );
     std::fs::write(dir.join("job.toml"), job).unwrap();
+    let wav = tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=880:sample_rate=48000:duration=5",
+            dir.join("described.wav").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        wav.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wav.stderr)
+    );
     std::fs::write(
         dir.join("en.vtt"),
         "WEBVTT\n\n00:01.000 --> 00:02.000\nHello\n",
@@ -252,6 +273,15 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
             {"text": "Off", "lang": ""},
             {"text": "English", "lang": "en"},
             {"text": "French [captions]", "lang": "fr"}
+        ]),
+        "{r}"
+    );
+    // And its audio tracks by name, the main audio chosen (the fixture's is untagged).
+    assert_eq!(
+        a["audio"],
+        serde_json::json!([
+            {"text": "audio", "lang": "und", "selected": true},
+            {"text": "English audio description", "lang": "en", "selected": false}
         ]),
         "{r}"
     );

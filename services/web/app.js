@@ -105,6 +105,25 @@ function showStats() {
   if (video.videoHeight && reel.heights[reel.heights.length - 1] !== video.videoHeight) reel.heights.push(video.videoHeight);
 }
 
+// The title's audio tracks (the package names each by language and role) as a menu.
+function showAudioChoices() {
+  const menu = $('audio');
+  const tracks = player.getAudioTracks();
+  menu.replaceChildren(...tracks.map((t, i) => {
+    const o = document.createElement('option');
+    o.value = String(i);
+    o.textContent = t.label || t.language;
+    o.lang = t.language;
+    o.selected = t.active;
+    return o;
+  }));
+  menu.onchange = () => {
+    const t = tracks[Number(menu.value)];
+    if (t) player.selectAudioTrack(t);
+    event('audio', { language: t ? t.language : null, role: t ? (t.roles || [])[0] || null : null });
+  };
+}
+
 // The title's text tracks (language, kind, name) as a menu; Off hides text.
 function showSubtitleChoices() {
   const menu = $('subtitles');
@@ -164,6 +183,7 @@ async function play() {
   };
   try {
     await player.load(new URL(grant.dash, location.href).href);
+    showAudioChoices();
     showSubtitleChoices();
     reel.playing = t.id;
     event('start');

@@ -78,7 +78,8 @@ try {
   const a = await page.evaluate(() => ({ ended: window.reel.ended, errors: window.reel.errors, heights: window.reel.heights,
     message: document.getElementById('message').hidden ? '' : document.getElementById('message').textContent }));
   const subtitles = await page.$$eval('#subtitles option', (os) => os.map((o) => ({ text: o.textContent, lang: o.lang })));
-  result.a = { ...a, browse, posterWidth, stats: [...stats], subtitles, licenceRequests: licenceRequests.length };
+  const audio = await page.$$eval('#audio option', (os) => os.map((o) => ({ text: o.textContent, lang: o.lang, selected: o.selected })));
+  result.a = { ...a, browse, posterWidth, stats: [...stats], subtitles, audio, licenceRequests: licenceRequests.length };
 
   // Account B: a plan below the title's lowest rendition.
   await page.click('#signout');
