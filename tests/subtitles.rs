@@ -393,6 +393,86 @@ fn subtitles_and_captions_reach_every_player_at_their_times() {
     }
 }
 
+/// The DASH text form is the package's choice: every track IMSC1 (from WebVTT and SRT too),
+/// or every track WebVTT (from TTML too); HLS keeps WebVTT either way.
+#[test]
+fn the_dash_text_form_is_chosen_for_every_track() {
+    let codecs = |out: &Path| -> Vec<String> {
+        let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
+            .expect("MPD parses");
+        mpd.periods[0]
+            .adaptations
+            .iter()
+            .filter(|s| s.contentType.as_deref() == Some("text"))
+            .map(|s| s.representations[0].codecs.clone().unwrap())
+            .collect()
+    };
+    let imsc1 = package(&["--dash-text", "imsc1"]);
+    assert_eq!(codecs(&imsc1.out), ["stpp.ttml.im1t"; 3]);
+    // The SubRip captions as IMSC1 documents, the cue in its segment's document.
+    let (ok, samples, err) = node(
+        "text.mjs",
+        &[
+            "--samples",
+            imsc1.out.join("text_fr-CA_captions").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "mp4box.js: {samples:?} {err}");
+    assert!(samples.iter().all(|s| s["codec"] == "stpp"), "{samples:?}");
+    let xml = samples[1]["xml"].as_str().unwrap();
+    assert!(xml.contains(">Toi &amp; moi &lt;3</p>"), "{xml}");
+    assert!(
+        std::fs::read_to_string(imsc1.out.join("text_en_subtitles/1.vtt"))
+            .unwrap()
+            .starts_with("WEBVTT"),
+        "HLS keeps WebVTT"
+    );
+    // Both DASH players show cues from the converted tracks at their times.
+    let mut args = vec![
+        "--root",
+        imsc1.out.to_str().unwrap(),
+        "--manifest",
+        "manifest.mpd",
+    ];
+    args.extend(["--player", "shaka", "--player", "dashjs"]);
+    args.extend(["--probe", "fr-CA:3.05", "--probe", "en:1.95"]);
+    let (_, results, err) = node("text.mjs", &args);
+    assert_eq!(results.len(), 2, "text harness: {err}");
+    for r in &results {
+        assert_eq!(r["errors"], Value::Array(vec![]), "{r}");
+        for (probe, (text, start)) in r["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip([("Toi & moi <3", 3.0), ("Across the join", 1.9)])
+        {
+            let cue = probe["cues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| {
+                    c["text"]
+                        .as_str()
+                        .unwrap()
+                        .replace("&amp;", "&")
+                        .replace("&lt;", "<")
+                        == text
+                })
+                .unwrap_or_else(|| panic!("{}: no '{text}': {r}", r["player"]));
+            assert!((num(cue, "start") - start).abs() <= 0.04, "{r}");
+        }
+    }
+
+    let webvtt = package(&["--dash-text", "webvtt"]);
+    assert_eq!(codecs(&webvtt.out), ["wvtt"; 3]);
+    let de = cues_in_mp4(&webvtt.out.join("text_de_forced"));
+    assert_eq!(de.len(), 1, "{de:?}");
+    assert_eq!(
+        (de[0].0, de[0].1, de[0].2.as_str()),
+        (2200, 3400, "Schild: Ausgang")
+    );
+}
+
 #[test]
 fn text_tracks_stay_clear_in_an_encrypted_package() {
     let title = package(&[

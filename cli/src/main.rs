@@ -101,6 +101,10 @@ enum Command {
         /// Repeat for each language and kind. Example: --subtitles en,captions=en-sdh.srt
         #[arg(long = "subtitles", value_name = "LANGUAGE[,KIND[,NAME]]=FILE")]
         subtitles: Vec<reel_pipeline::SubtitleInput>,
+        /// The form of DASH text tracks: source (TTML stays IMSC1, the rest WebVTT), webvtt
+        /// (CMAF wvtt) or imsc1 (CMAF stpp). HLS always gets WebVTT segments.
+        #[arg(long, value_name = "FORM", default_value = "source")]
+        dash_text: reel_pipeline::DashText,
         #[command(flatten)]
         encryption: keys::EncryptArgs,
         #[arg(long)]
@@ -308,10 +312,14 @@ fn run(cli: Cli) -> Result<()> {
             out,
             segment_duration,
             single_file,
-            subtitles,
+            mut subtitles,
+            dash_text,
             encryption,
             json,
         } => {
+            for s in &mut subtitles {
+                s.dash_text = dash_text;
+            }
             let content_id = encryption.content_id.clone().unwrap_or_else(|| {
                 out.file_name()
                     .map(|n| n.to_string_lossy().into_owned())

@@ -126,8 +126,12 @@ pub struct SubtitleSpec {
 
 impl SubtitleSpec {
     /// The file as the packager takes it: the path resolved against `base`, the language
-    /// checked against the registry.
-    fn input(&self, base: &Path) -> Result<crate::SubtitleInput, String> {
+    /// checked against the registry, its DASH form the package's `dash_text`.
+    fn input(
+        &self,
+        base: &Path,
+        dash_text: crate::DashText,
+    ) -> Result<crate::SubtitleInput, String> {
         let language = reel_text::Language::parse(&self.language)
             .map_err(|e| format!("({}): {e}", self.path.display()))?;
         Ok(crate::SubtitleInput {
@@ -135,6 +139,7 @@ impl SubtitleSpec {
             language,
             kind: self.kind,
             name: self.name.clone(),
+            dash_text,
         })
     }
 }
@@ -287,6 +292,10 @@ pub struct PackagingSpec {
     pub segment_duration: f64,
     /// One file per track with a `sidx` (byte ranges) instead of a file per segment.
     pub single_file: bool,
+    /// The form of DASH text tracks: `source` (TTML as IMSC1, the rest as WebVTT), `webvtt`
+    /// or `imsc1`. HLS always gets WebVTT segments.
+    #[serde(default)]
+    pub dash_text: crate::DashText,
 }
 
 impl Default for PackagingSpec {
@@ -294,6 +303,7 @@ impl Default for PackagingSpec {
         PackagingSpec {
             segment_duration: reel_packager::DEFAULT_SEGMENT_SECONDS,
             single_file: false,
+            dash_text: crate::DashText::default(),
         }
     }
 }
@@ -536,7 +546,7 @@ impl Job {
             return Err("destination.parallel_uploads must be 1-64".into());
         }
         for (i, sub) in self.subtitles.iter().enumerate() {
-            sub.input(Path::new(""))
+            sub.input(Path::new(""), self.packaging.dash_text)
                 .map_err(|e| format!("subtitles[{i}] {e}"))?;
         }
         for (i, audio) in self.audio.iter().enumerate() {
@@ -617,7 +627,10 @@ impl Job {
     ) -> Result<Vec<crate::SubtitleInput>, PipelineError> {
         self.subtitles
             .iter()
-            .map(|s| s.input(base).map_err(PipelineError::Unsupported))
+            .map(|s| {
+                s.input(base, self.packaging.dash_text)
+                    .map_err(PipelineError::Unsupported)
+            })
             .collect()
     }
 }

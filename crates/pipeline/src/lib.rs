@@ -33,7 +33,7 @@ pub use poster::{poster_frame, poster_from_picture, poster_jpeg, POSTER_FILE};
 pub use reel_media::{Rendition, TitleRecord};
 pub use run::{dry_run, folder_uploads, run, DryRun, Phase, PipelineEvent, RunOptions, RunSummary};
 pub use state::{EncodeRecord, State};
-pub use subtitles::SubtitleInput;
+pub use subtitles::{DashText, SubtitleInput};
 
 use std::path::PathBuf;
 

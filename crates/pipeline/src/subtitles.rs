@@ -18,6 +18,35 @@ pub struct SubtitleInput {
     pub kind: TextKind,
     /// What players show in their menus; the language's name (and kind) when not given.
     pub name: Option<String>,
+    /// The form of its DASH track (the package's setting: `dash_text`).
+    pub dash_text: DashText,
+}
+
+/// The form of DASH text tracks; HLS always gets WebVTT segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DashText {
+    /// The form the input came in, as Shaka Packager keeps it: TTML as IMSC1, the rest (and
+    /// a media file's text track) as WebVTT.
+    #[default]
+    Source,
+    /// CMAF WebVTT (`wvtt`), what dash.js and shaka-player read on every device.
+    Webvtt,
+    /// CMAF IMSC1 text profile (`stpp`), what HbbTV and many smart TVs ask for.
+    Imsc1,
+}
+
+impl std::str::FromStr for DashText {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "source" => Ok(DashText::Source),
+            "webvtt" => Ok(DashText::Webvtt),
+            "imsc1" => Ok(DashText::Imsc1),
+            other => Err(format!("'{other}' is not source, webvtt or imsc1")),
+        }
+    }
 }
 
 impl std::str::FromStr for SubtitleInput {
@@ -49,6 +78,7 @@ impl std::str::FromStr for SubtitleInput {
             language,
             kind,
             name,
+            dash_text: DashText::default(),
         })
     }
 }
@@ -143,10 +173,16 @@ fn text_track(
     for w in subs.warnings.drain(..) {
         on_notice(w);
     }
-    // DASH text keeps the form it came in, as Shaka Packager's does: TTML as IMSC1 documents
-    // (`stpp`), WebVTT and SRT as WebVTT cues (`wvtt`). HLS takes WebVTT either way.
-    let imsc1 = !media_file
-        && reel_text::Format::of(&input.path).map_err(text_error)? == reel_text::Format::Ttml;
+    // IMSC1 documents (`stpp`) or WebVTT cues (`wvtt`) for DASH; HLS takes WebVTT either way.
+    let imsc1 = match input.dash_text {
+        DashText::Imsc1 => true,
+        DashText::Webvtt => false,
+        DashText::Source => {
+            !media_file
+                && reel_text::Format::of(&input.path).map_err(text_error)?
+                    == reel_text::Format::Ttml
+        }
+    };
     let info = TrackInfo {
         id,
         config: if imsc1 {
