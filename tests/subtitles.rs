@@ -714,12 +714,30 @@ fn text_tracks_inside_media_files_become_subtitles() {
         let o = tool("ffmpeg", &args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
+    // An ASS file (as Aegisub writes them): italics, a top placement and a colour.
+    std::fs::write(
+        d.join("de.ass"),
+        "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize\n\
+         Style: Default,Arial,20\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, \
+         MarginR, MarginV, Effect, Text\nDialogue: 0,0:00:02.20,0:00:03.40,Default,,0,0,0,,\
+         {\\an8}{\\i1}Schild{\\i0}: Ausgang\nDialogue: 0,0:00:04.00,0:00:04.50,Default,,0,0,0,,\
+         {\\c&H0000FF&}Rot\\Nzwei\n",
+    )
+    .unwrap();
     mux("mezz.mp4", "mov_text", &[("fr.srt", "fra")]);
     mux("mezz.mkv", "srt", &[("fr.srt", "fre"), ("en.srt", "eng")]);
+    mux("ass.mkv", "ass", &[("de.ass", "ger")]);
     let out = d.join("pkg");
     let fr = format!("fr={}", d.join("mezz.mp4").display());
     let en = format!("en,captions={}", d.join("mezz.mkv").display());
-    let o = package_video(&video, &out, &["--segment-duration", "2"], &[&fr, &en]);
+    let de = format!("de={}", d.join("ass.mkv").display());
+    let de_sidecar = format!("de,forced={}", d.join("de.ass").display());
+    let o = package_video(
+        &video,
+        &out,
+        &["--segment-duration", "2"],
+        &[&fr, &en, &de, &de_sidecar],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cues = |track: &str| cues_in_mp4(&out.join(track));
     // mov_text carries the text (ffmpeg turns the `{\an8}` into a placement and `<i>` into
@@ -737,6 +755,23 @@ fn text_tracks_inside_media_files_become_subtitles() {
             (1200, 2400, "<i>Door</i> &amp; hinge".into(), "".into()),
             (3500, 4250, "Last line".into(), "".into()),
         ]
+    );
+    // ASS, inside Matroska or as a file: italics and the top placement kept, the colour
+    // dropped (with a warning for the file), `\N` a line break.
+    for track in ["text_de_subtitles", "text_de_forced"] {
+        assert_eq!(
+            cues(track),
+            [
+                (2200, 3400, "<i>Schild</i>: Ausgang".into(), "line:0".into()),
+                (4000, 4500, "Rot\nzwei".into(), "".into()),
+            ],
+            "{track}"
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("de.ass, line 11: ASS override tags"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     // A language the file has no track in is refused, naming the file and its languages.
     let de = format!("de={}", d.join("mezz.mkv").display());

@@ -94,8 +94,9 @@ enum Command {
         /// file per segment.
         #[arg(long)]
         single_file: bool,
-        /// A WebVTT (.vtt), SubRip (.srt) or TTML/IMSC1 (.ttml, .dfxp, .xml) file, or a media
-        /// file's text track (.mp4/.mov mov_text, .mkv SubRip; the one in LANGUAGE), as a text
+        /// A WebVTT (.vtt), SubRip (.srt), TTML/IMSC1 (.ttml, .dfxp, .xml) or ASS/SSA file, or
+        /// a media file's text track (.mp4/.mov mov_text, .mkv SubRip or ASS; the one in
+        /// LANGUAGE), as a text
         /// track: LANGUAGE[,KIND[,NAME]]=FILE, with a BCP 47 language and KIND subtitles (the
         /// default), captions (SDH) or forced.
         /// Repeat for each language and kind. Example: --subtitles en,captions=en-sdh.srt

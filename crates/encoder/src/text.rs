@@ -1,7 +1,8 @@
-//! Text tracks inside a media file (MP4 `tx3g`/mov_text, Matroska SubRip), read with
+//! Text tracks inside a media file (MP4 `tx3g`/mov_text, Matroska SubRip and ASS), read with
 //! GStreamer's own demuxers: `parsebin` gives each as `text/x-raw` (plain UTF-8 from MP4,
-//! Pango markup from Matroska) with times and durations. Video and audio are parsed and
-//! dropped, never decoded.
+//! Pango markup from Matroska SubRip) or, for ASS, as the Matroska blocks themselves (kept
+//! from `ssaparse`, which drops the italics and positions the blocks carry), with times and
+//! durations. Video and audio are parsed and dropped, never decoded.
 
 use crate::gst_util::{init, make};
 use crate::EncodeError;
@@ -25,8 +26,8 @@ pub struct TextSample {
 pub struct SourceText {
     /// The container's language tag (ISO 639-2 or BCP 47), when it names one.
     pub language: Option<String>,
-    /// The samples' text is Pango markup (`<i>`, `&amp;`), not plain text.
-    pub markup: bool,
+    /// What the samples' text is.
+    pub format: reel_media::SampleText,
     pub samples: Vec<TextSample>,
 }
 
@@ -47,6 +48,14 @@ pub fn text_tracks(path: &Path) -> Result<Vec<SourceText>, EncodeError> {
             .ok_or_else(|| fail("path is not UTF-8".into()))?,
     );
     let parse = make("parsebin")?;
+    // ASS reaches us as it is in the file: `ssaparse` would make it plain Pango text.
+    parse.connect("autoplug-continue", false, |args| {
+        let caps = args.get(2)?.get::<gst::Caps>().ok()?;
+        let ass = caps.structure(0).is_some_and(|s| {
+            matches!(s.name().as_str(), "application/x-ass" | "application/x-ssa")
+        });
+        Some((!ass).to_value())
+    });
     pipeline
         .add_many([&src, &parse])
         .and_then(|_| src.link(&parse))
@@ -59,14 +68,20 @@ pub fn text_tracks(path: &Path) -> Result<Vec<SourceText>, EncodeError> {
             return;
         };
         let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
-        let text = caps
-            .as_ref()
-            .and_then(|c| c.structure(0))
-            .filter(|s| s.name() == "text/x-raw");
-        let sink = match text {
-            Some(s) => {
-                let markup = s.get::<&str>("format").is_ok_and(|f| f == "pango-markup");
-                let (index, sink) = text_sink(&tracks_pad, &seen_pad, markup);
+        let format = caps.as_ref().and_then(|c| c.structure(0)).and_then(|s| {
+            use reel_media::SampleText;
+            match s.name().as_str() {
+                "text/x-raw" if s.get::<&str>("format").is_ok_and(|f| f == "pango-markup") => {
+                    Some(SampleText::PangoMarkup)
+                }
+                "text/x-raw" => Some(SampleText::Plain),
+                "application/x-ass" | "application/x-ssa" => Some(SampleText::Ass),
+                _ => None,
+            }
+        });
+        let sink = match format {
+            Some(format) => {
+                let (index, sink) = text_sink(&tracks_pad, &seen_pad, format);
                 note_language(pad, &tracks_pad, index);
                 sink
             }
@@ -96,12 +111,16 @@ pub fn text_tracks(path: &Path) -> Result<Vec<SourceText>, EncodeError> {
 }
 
 /// An appsink that collects one text track's samples (and its language, from its tags).
-fn text_sink(tracks: &Tracks, seen: &Arc<Mutex<Instant>>, markup: bool) -> (usize, gst::Element) {
+fn text_sink(
+    tracks: &Tracks,
+    seen: &Arc<Mutex<Instant>>,
+    format: reel_media::SampleText,
+) -> (usize, gst::Element) {
     let index = {
         let mut t = tracks.lock().unwrap_or_else(|e| e.into_inner());
         t.push(SourceText {
             language: None,
-            markup,
+            format,
             samples: Vec::new(),
         });
         t.len() - 1

@@ -27,7 +27,7 @@ pub use rational::Rational;
 pub use title::{Rendition, Scheme, TitleRecord};
 pub use track::{
     AudioParams, AudioRole, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, EncodedSample,
-    OpusConfig, TextKind, TextTrackInfo, TrackInfo, TrackKind, VideoParams,
+    OpusConfig, SampleText, TextKind, TextTrackInfo, TrackInfo, TrackKind, VideoParams,
 };
 
 /// Errors raised while reading codec configuration records or bitstreams.

@@ -131,6 +131,17 @@ impl AudioRole {
     }
 }
 
+/// What the text of a media file's text samples is (as its demuxer gives it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleText {
+    /// Plain UTF-8 (an MP4 `tx3g`/mov_text track).
+    Plain,
+    /// Pango markup (GStreamer's form of a Matroska SubRip track).
+    PangoMarkup,
+    /// Matroska ASS blocks (`ReadOrder,Layer,Style,...,Text`) with override tags.
+    Ass,
+}
+
 /// What manifests say of a text track beyond its `TrackInfo`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextTrackInfo {

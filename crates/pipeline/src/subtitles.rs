@@ -283,7 +283,7 @@ fn from_media_file(input: &SubtitleInput) -> Result<reel_text::Subtitles, Pipeli
         .samples
         .iter()
         .map(|s| (s.start, s.start + s.duration, s.text.clone()));
-    Ok(reel_text::from_samples(path, samples, track.markup))
+    Ok(reel_text::from_samples(path, samples, track.format))
 }
 
 fn text_error(e: reel_text::TextError) -> PipelineError {

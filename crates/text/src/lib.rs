@@ -14,6 +14,7 @@
 //! assert_eq!(subs.cues[0].text, "<i>Hello</i>");
 //! ```
 
+mod ass;
 pub mod hls;
 pub mod imsc1;
 mod language;
@@ -24,7 +25,7 @@ mod webvtt;
 pub mod wvtt;
 
 pub use language::Language;
-pub use reel_media::TextKind;
+pub use reel_media::{SampleText, TextKind};
 pub use time::{format_timestamp, parse_timestamp, Millis};
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,8 @@ pub enum Format {
     WebVtt,
     Srt,
     Ttml,
+    /// (Advanced) SubStation Alpha.
+    Ass,
 }
 
 impl Format {
@@ -94,17 +97,19 @@ impl Format {
             Some("vtt") | Some("webvtt") => Ok(Format::WebVtt),
             Some("srt") => Ok(Format::Srt),
             Some("ttml") | Some("dfxp") | Some("xml") => Ok(Format::Ttml),
+            Some("ass") | Some("ssa") => Ok(Format::Ass),
             _ => Err(TextError::File {
                 path: path.to_path_buf(),
                 problem: "not a subtitle format Reel reads: name WebVTT files .vtt, SubRip \
-                          files .srt and TTML/IMSC1 files .ttml, .dfxp or .xml"
+                          files .srt, TTML/IMSC1 files .ttml, .dfxp or .xml and SubStation \
+                          Alpha files .ass or .ssa"
                     .into(),
             }),
         }
     }
 }
 
-/// Reads a `.vtt`, `.srt` or TTML (`.ttml`, `.dfxp`, `.xml`) file.
+/// Reads a `.vtt`, `.srt`, TTML (`.ttml`, `.dfxp`, `.xml`) or `.ass`/`.ssa` file.
 pub fn read(path: &Path) -> Result<Subtitles> {
     let format = Format::of(path)?;
     let bytes = std::fs::read(path).map_err(|source| TextError::Io {
@@ -133,6 +138,7 @@ fn parse_as(path: &Path, text: &str, format: Format) -> Result<Subtitles> {
         Format::WebVtt => webvtt::parse(&lines, &mut subs)?,
         Format::Srt => srt::parse(&lines, &mut subs)?,
         Format::Ttml => ttml::parse(text, &mut subs)?,
+        Format::Ass => ass::parse(&lines, &mut subs)?,
     }
     subs.order();
     Ok(subs)
@@ -180,15 +186,15 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<String> {
     }
 }
 
-/// Text samples of a media file's text track (a `tx3g`/mov_text track of an MP4, a SubRip
-/// track of a Matroska file) as subtitles: `(start, end, text)` in ms, the text plain UTF-8
-/// or, when `markup`, Pango markup (GStreamer's form of Matroska SubRip). Lines are kept,
-/// `<i>`, `<b>` and `<u>` kept, other tags dropped, text escaped for WebVTT. A cue's `line`
-/// is its sample's number.
+/// Text samples of a media file's text track (a `tx3g`/mov_text track of an MP4, a SubRip or
+/// ASS track of a Matroska file) as subtitles: `(start, end, text)` in ms, the text as
+/// `format` says. Lines are kept, `<i>`, `<b>` and `<u>` kept (from ASS `\i1` and so on, its
+/// `\an` as settings), other tags dropped, text escaped for WebVTT. A cue's `line` is its
+/// sample's number.
 pub fn from_samples(
     path: &Path,
     samples: impl IntoIterator<Item = (Millis, Millis, String)>,
-    markup: bool,
+    format: SampleText,
 ) -> Subtitles {
     let mut subs = Subtitles {
         path: path.to_path_buf(),
@@ -197,10 +203,15 @@ pub fn from_samples(
     };
     for (i, (start, end, text)) in samples.into_iter().enumerate() {
         let text = text.replace("\r\n", "\n");
-        let text = if markup {
-            from_markup(&text)
-        } else {
-            escape(&text)
+        let mut settings = String::new();
+        let text = match format {
+            SampleText::PangoMarkup => from_markup(&text),
+            SampleText::Plain => escape(&text),
+            SampleText::Ass => {
+                let (text, position, _) = ass::dialogue_text(ass::block_text(&text));
+                settings = position.unwrap_or_default();
+                text
+            }
         };
         let lines: Vec<&str> = text
             .lines()
@@ -215,7 +226,7 @@ pub fn from_samples(
             id: String::new(),
             start,
             end,
-            settings: String::new(),
+            settings: settings.clone(),
             text: lines.join("\n"),
             line: i + 1,
         });
@@ -421,7 +432,7 @@ mod tests {
                 (1000, 2500, "<i>Hello</i> there\r\nagain".to_string()),
                 (5000, 5000, "zero".to_string()),
             ],
-            true,
+            SampleText::PangoMarkup,
         );
         let cues: Vec<_> = subs
             .cues
@@ -436,8 +447,25 @@ mod tests {
             ]
         );
         assert_eq!(subs.warnings.len(), 2, "{:?}", subs.warnings);
-        let plain = from_samples(Path::new("m.mp4"), [(0, 1, "a < b & c".to_string())], false);
+        let plain = from_samples(
+            Path::new("m.mp4"),
+            [(0, 1, "a < b & c".to_string())],
+            SampleText::Plain,
+        );
         assert_eq!(plain.cues[0].text, "a &lt; b &amp; c");
+        let ass = from_samples(
+            Path::new("m.mkv"),
+            [(
+                0,
+                1,
+                "3,0,Default,,0,0,0,,{\\an8}{\\i1}Top{\\i0}, left".to_string(),
+            )],
+            SampleText::Ass,
+        );
+        assert_eq!(
+            (ass.cues[0].text.as_str(), ass.cues[0].settings.as_str()),
+            ("<i>Top</i>, left", "line:0")
+        );
     }
 
     #[test]
@@ -491,7 +519,7 @@ mod tests {
 
     #[test]
     fn unknown_extensions_are_refused() {
-        let err = read(Path::new("subs.ass")).unwrap_err().to_string();
-        assert!(err.contains("subs.ass: not a subtitle format"), "{err}");
+        let err = read(Path::new("subs.sub")).unwrap_err().to_string();
+        assert!(err.contains("subs.sub: not a subtitle format"), "{err}");
     }
 }

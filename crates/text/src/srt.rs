@@ -147,7 +147,7 @@ fn text_line(raw: &str) -> (String, Option<String>, bool) {
 
 /// WebVTT settings for ASS numpad alignment `\anN` (1-3 bottom, 4-6 middle, 7-9 top; left,
 /// centre, right in each row). Bottom centre is WebVTT's default.
-fn an_settings(n: u8) -> Option<String> {
+pub(crate) fn an_settings(n: u8) -> Option<String> {
     if !(1..=9).contains(&n) {
         return None;
     }
