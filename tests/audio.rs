@@ -248,35 +248,7 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
     }
 
     // The manifests, as their parsers read them.
-    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
-        .expect("the MPD parses");
-    let roles: Vec<(String, String, Vec<String>)> = mpd.periods[0]
-        .adaptations
-        .iter()
-        .filter(|a| a.contentType.as_deref() == Some("audio"))
-        .map(|a| {
-            (
-                a.lang.clone().unwrap_or_default(),
-                a.Role
-                    .iter()
-                    .filter_map(|r| r.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                a.Accessibility
-                    .iter()
-                    .filter_map(|x| x.value.clone())
-                    .collect(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        roles,
-        vec![
-            ("eng".into(), "main".into(), vec![]),
-            ("deu".into(), "dub".into(), vec![]),
-            ("eng".into(), "description".into(), vec!["1".into()]),
-        ]
-    );
+    assert_eq!(dash_audio_roles(&out), expected_dash_roles());
     let master = std::fs::read(out.join("master.m3u8")).unwrap();
     let master = m3u8_rs::parse_master_playlist_res(&master).expect("the master parses");
     let media: Vec<(String, String, bool, Option<String>)> = master
@@ -360,6 +332,121 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
     assert_eq!(encoded(&events), vec!["audio_eng_description".to_string()]);
     let measured = tone_hz(&joined(&out, "audio_eng_description"));
     assert!((measured - 3000.0).abs() < 60.0, "{measured} Hz");
+    // Packaged from the rendition files this time: the roles came from their `kind` boxes.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "phase_started" && e["phase"] == "package"),
+        "{events:?}"
+    );
+    assert_eq!(dash_audio_roles(&out), expected_dash_roles());
+}
+
+/// (lang, Role values, Accessibility values) of every audio AdaptationSet of `out`'s MPD, as
+/// the dash-mpd parser reads them.
+fn dash_audio_roles(out: &Path) -> Vec<(String, String, Vec<String>)> {
+    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
+        .expect("the MPD parses");
+    mpd.periods[0]
+        .adaptations
+        .iter()
+        .filter(|a| a.contentType.as_deref() == Some("audio"))
+        .map(|a| {
+            (
+                a.lang.clone().unwrap_or_default(),
+                a.Role
+                    .iter()
+                    .filter_map(|r| r.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                a.Accessibility
+                    .iter()
+                    .filter_map(|x| x.value.clone())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn expected_dash_roles() -> Vec<(String, String, Vec<String>)> {
+    vec![
+        ("eng".into(), "main".into(), vec![]),
+        ("deu".into(), "dub".into(), vec![]),
+        ("eng".into(), "description".into(), vec!["1".into()]),
+    ]
+}
+
+/// `reel package --audio LANGUAGE,ROLE=FILE`: encoded audio files (AAC in M4A, as ffmpeg
+/// makes them) become tracks with that language and role beside the renditions' own audio.
+#[test]
+fn reel_package_takes_audio_files_with_a_language_and_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let enc = encode("audio-package", LADDER).join("enc");
+    let aac = |name: &str, hz: f64| {
+        let path = dir.path().join(name);
+        let o = tool(
+            "ffmpeg",
+            &[
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("sine=frequency={hz}:sample_rate=48000:duration=5"),
+                "-c:a",
+                "aac",
+                path.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        path
+    };
+    let de = aac("de.m4a", GERMAN_HZ);
+    let ad = aac("ad.m4a", DESCRIPTION_HZ);
+    let out = dir.path().join("pkg");
+    let (de_arg, ad_arg) = (
+        format!("de={}", de.display()),
+        format!("en,description={}", ad.display()),
+    );
+    reel_ok(&[
+        "package",
+        enc.join("360p.mp4").to_str().unwrap(),
+        enc.join("audio.mp4").to_str().unwrap(),
+        "--audio",
+        &de_arg,
+        "--audio",
+        &ad_arg,
+        "--segment-duration",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut roles = dash_audio_roles(&out);
+    roles[0].0 = "eng".into(); // the fixture's own audio is untagged
+    assert_eq!(roles, expected_dash_roles());
+    for (track, lang, hz) in [
+        ("audio_deu_dub", "deu", GERMAN_HZ),
+        ("audio_eng_description", "eng", DESCRIPTION_HZ),
+    ] {
+        let file = joined(&out, track);
+        assert_eq!(ffprobe_stream(&file)["tags"]["language"], lang, "{track}");
+        let measured = tone_hz(&file);
+        assert!((measured - hz).abs() < hz * 0.02, "{track}: {measured} Hz");
+    }
+    // A WAV is not encoded audio: refused naming the file.
+    let wav = dir.path().join("ad.wav");
+    tone_wav(&wav, DESCRIPTION_HZ, 5);
+    let o = reel(&[
+        "package",
+        enc.join("360p.mp4").to_str().unwrap(),
+        "--audio",
+        &format!("en,description={}", wav.display()),
+        "--out",
+        dir.path().join("refused").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("ad.wav"), "{err}");
+    assert!(!dir.path().join("refused").exists());
 }
 
 #[test]

@@ -102,6 +102,12 @@ enum Command {
         /// Repeat for each language and kind. Example: --subtitles en,captions=en-sdh.srt
         #[arg(long = "subtitles", value_name = "LANGUAGE[,KIND[,NAME]]=FILE")]
         subtitles: Vec<reel_pipeline::SubtitleInput>,
+        /// An encoded audio file (AAC or Opus, in MP4 or Matroska) as one more audio track:
+        /// LANGUAGE[,ROLE]=FILE, with a BCP 47 language and ROLE dub (the default), main,
+        /// commentary or description (audio description). Its track is named
+        /// audio_LANG_ROLE. Repeat for each. Example: --audio en,description=en-ad.m4a
+        #[arg(long = "audio", value_name = "LANGUAGE[,ROLE]=FILE")]
+        audio: Vec<reel_pipeline::AudioFile>,
         /// The form of DASH text tracks: source (TTML stays IMSC1, the rest WebVTT), webvtt
         /// (CMAF wvtt) or imsc1 (CMAF stpp). HLS always gets WebVTT segments.
         #[arg(long, value_name = "FORM", default_value = "source")]
@@ -314,6 +320,7 @@ fn run(cli: Cli) -> Result<()> {
             segment_duration,
             single_file,
             mut subtitles,
+            audio,
             dash_text,
             encryption,
             json,
@@ -341,11 +348,12 @@ fn run(cli: Cli) -> Result<()> {
             // Fail closed: a failed run leaves no folder behind that it created (and never
             // a manifest, which is written last).
             let existed = out.exists();
-            let tracks = package::run(&inputs, &subtitles, &out, opts).inspect_err(|_| {
-                if !existed {
-                    let _ = std::fs::remove_dir_all(&out);
-                }
-            })?;
+            let tracks =
+                package::run(&inputs, &audio, &subtitles, &out, opts).inspect_err(|_| {
+                    if !existed {
+                        let _ = std::fs::remove_dir_all(&out);
+                    }
+                })?;
             package::report(&out, &tracks, json)?;
         }
         Command::Keys {

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 /// Packages `inputs` into `out` (see `reel_pipeline::package_files`).
 pub fn run(
     inputs: &[PathBuf],
+    audio: &[reel_pipeline::AudioFile],
     subtitles: &[reel_pipeline::SubtitleInput],
     out: &Path,
     opts: PackageOptions,
 ) -> Result<Vec<PackagedTrack>> {
     Ok(reel_pipeline::package_files(
         inputs,
+        audio,
         subtitles,
         out,
         opts,

@@ -134,3 +134,71 @@ pub(crate) fn unused_source_tracks(job: &crate::Job, title: &EncodePlan) -> Opti
         )
     })
 }
+
+/// An encoded audio file for `reel package`, with the language and role to give its audio
+/// track: `LANGUAGE[,ROLE]=FILE` (`de,dub=de.m4a`, `en,description=en-ad.mp4`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFile {
+    pub path: PathBuf,
+    pub language: reel_text::Language,
+    pub role: AudioRole,
+}
+
+impl AudioFile {
+    /// The name of its track in the package: `audio_LANG_ROLE`, as jobs name theirs.
+    pub fn track_name(&self) -> String {
+        format!("audio_{}_{}", self.language.iso639_2, self.role.name())
+    }
+}
+
+impl std::str::FromStr for AudioFile {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (head, path) = text.split_once('=').ok_or_else(|| {
+            format!("'{text}': expected LANGUAGE[,ROLE]=FILE, e.g. de,dub=audio_de.mp4")
+        })?;
+        let (language, role) = head.split_once(',').unwrap_or((head, "dub"));
+        let language = reel_text::Language::parse(language.trim()).map_err(|e| e.to_string())?;
+        let role = AudioRole::from_name(role.trim()).ok_or_else(|| {
+            format!("'{text}': role '{role}' is not main, dub, commentary or description")
+        })?;
+        if path.is_empty() {
+            return Err(format!("'{text}': no file after '='"));
+        }
+        Ok(AudioFile {
+            path: PathBuf::from(path),
+            language,
+            role,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_files_are_read_from_the_command_line() {
+        let a: AudioFile = "de,description=ad.m4a".parse().unwrap();
+        assert_eq!(
+            (a.language.iso639_2.as_str(), a.role, a.track_name()),
+            (
+                "deu",
+                AudioRole::Description,
+                "audio_deu_description".into()
+            )
+        );
+        let dub: AudioFile = "pt-BR=pt.m4a".parse().unwrap();
+        assert_eq!(dub.role, AudioRole::Dub);
+        for (bad, says) in [
+            ("de.m4a", "expected LANGUAGE[,ROLE]=FILE"),
+            ("de,director=a.m4a", "role 'director'"),
+            ("deutsch=a.m4a", "deutsch"),
+            ("de=", "no file"),
+        ] {
+            let e = bad.parse::<AudioFile>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //! ```
 
 mod audio;
+pub use audio::AudioFile;
 mod job;
 mod package;
 mod poster;

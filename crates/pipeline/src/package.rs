@@ -8,10 +8,12 @@ use reel_publish::{content_type_for, EarlyReport, EarlyUploads, Journal, Tier, U
 use std::path::{Path, PathBuf};
 
 /// Packages `inputs` into `out`. Files with video go first, so that audio segments can follow
-/// the video's boundaries as they come. Track names come from the file names. `subtitles`
-/// become text tracks on the video's segments.
+/// the video's boundaries as they come. Track names come from the file names. The audio
+/// track of each of `audio` gets its language and role (and the name `audio_LANG_ROLE`).
+/// `subtitles` become text tracks on the video's segments.
 pub fn package_files(
     inputs: &[PathBuf],
+    audio: &[crate::AudioFile],
     subtitles: &[crate::SubtitleInput],
     out: &Path,
     mut opts: PackageOptions,
@@ -19,27 +21,34 @@ pub fn package_files(
 ) -> Result<Vec<PackagedTrack>, PipelineError> {
     let mut order = Vec::new();
     let mut longest: f64 = 0.0;
-    for input in inputs {
+    let files = inputs
+        .iter()
+        .map(|p| (p, None))
+        .chain(audio.iter().map(|a| (&a.path, Some(a))));
+    for (input, label) in files {
         let (duration, has_video) = reel_encoder::summary(input)?;
         longest = longest.max(duration);
-        order.push((!has_video, input.clone()));
+        order.push((!has_video, input.clone(), label));
     }
-    order.sort_by_key(|(audio_only, _)| *audio_only);
+    order.sort_by_key(|(audio_only, _, _)| *audio_only);
     if longest > 0.0 {
         opts.expected_duration = Some(longest);
     }
     let mut packager = Packager::new(out, opts)?;
     let mut next_id = 1;
-    for (audio_only, input) in &order {
+    for (audio_only, input, label) in &order {
         let unannounced = |id: u32| PipelineError::State {
             path: input.clone(),
             detail: format!("sample for track {id}, which was never announced"),
         };
         let mut named_main = false;
-        let stem = input
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "track".into());
+        let stem = match label {
+            Some(a) => a.track_name(),
+            None => input
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "track".into()),
+        };
         // Track ids are renumbered across inputs: (id in this input, id in the package).
         let mut ids: Vec<(u32, u32)> = Vec::new();
         let map = |ids: &[(u32, u32)], id: u32| -> Result<u32, PipelineError> {
@@ -64,6 +73,10 @@ pub fn package_files(
                     } else {
                         format!("{stem}_{}", info.name)
                     };
+                    if let (Some(a), Some(params)) = (label, info.audio.as_mut()) {
+                        params.role = a.role;
+                        info.language = a.language.iso639_2.clone();
+                    }
                     ids.push((info.id, next_id));
                     info.id = next_id;
                     next_id += 1;

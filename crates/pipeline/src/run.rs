@@ -603,6 +603,7 @@ impl<'a> TitleRun<'a> {
                 let _ = std::fs::remove_dir_all(&self.package_tmp);
                 crate::package_files(
                     &inputs,
+                    &[],
                     &self.job.subtitle_inputs(self.base)?,
                     &self.package_tmp,
                     package_options(self.job, self.protection()?, None),
