@@ -473,6 +473,70 @@ fn the_dash_text_form_is_chosen_for_every_track() {
     );
 }
 
+/// A single-file package carries its text tracks as single files too (init, `sidx`, every
+/// segment; DASH `SegmentBase`), and HLS keeps its WebVTT files beside them.
+#[test]
+fn single_file_packages_carry_their_subtitles() {
+    let title = package(&["--single-file"]);
+    let out = &title.out;
+    let en = cues_in_mp4(&out.join("text_en_subtitles.mp4"));
+    assert_eq!(
+        en.iter().map(|c| (c.0, c.1)).collect::<Vec<_>>(),
+        [(1000, 1800), (1900, 2600), (4200, 5000)]
+    );
+    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
+        .expect("MPD parses");
+    let text: Vec<_> = mpd.periods[0]
+        .adaptations
+        .iter()
+        .filter(|s| s.contentType.as_deref() == Some("text"))
+        .collect();
+    assert_eq!(text.len(), 3);
+    for set in &text {
+        let rep = &set.representations[0];
+        let base = rep.SegmentBase.as_ref().expect("SegmentBase");
+        assert!(base.indexRange.is_some(), "{rep:?}");
+        assert!(rep.BaseURL[0].base.ends_with(".mp4"), "{rep:?}");
+    }
+    // Shown at their times by the DASH players, and by hls.js from the WebVTT files.
+    for (manifest, players) in [
+        ("manifest.mpd", &["shaka", "dashjs"][..]),
+        ("master.m3u8", &["hlsjs"][..]),
+    ] {
+        let mut args = vec!["--root", out.to_str().unwrap(), "--manifest", manifest];
+        for p in players {
+            args.extend(["--player", p]);
+        }
+        args.extend(["--probe", "fr-CA:3.05", "--probe", "de:2.25"]);
+        let (_, results, err) = node("text.mjs", &args);
+        assert_eq!(results.len(), players.len(), "text harness: {err}");
+        for r in &results {
+            assert_eq!(r["errors"], Value::Array(vec![]), "{manifest}: {r}");
+            for (probe, (text, start)) in r["probes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip([("Toi & moi <3", 3.0), ("Schild: Ausgang", 2.2)])
+            {
+                let cue = probe["cues"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| {
+                        c["text"]
+                            .as_str()
+                            .unwrap()
+                            .replace("&amp;", "&")
+                            .replace("&lt;", "<")
+                            == text
+                    })
+                    .unwrap_or_else(|| panic!("{} on {manifest}: no '{text}': {r}", r["player"]));
+                assert!((num(cue, "start") - start).abs() <= 0.04, "{r}");
+            }
+        }
+    }
+}
+
 #[test]
 fn text_tracks_stay_clear_in_an_encrypted_package() {
     let title = package(&[

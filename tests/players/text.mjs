@@ -1,7 +1,8 @@
 // Text tracks, read by tools independent of Reel.
 //
-//   node text.mjs --samples DIR
-//     Parses a CMAF text track (DIR/init.mp4 + DIR/N.m4s in order) with mp4box.js; prints one
+//   node text.mjs --samples DIR|FILE
+//     Parses a CMAF text track (DIR/init.mp4 + DIR/N.m4s in order, or one single-file track
+//     with its sidx) with mp4box.js; prints one
 //     JSON line per sample (times in seconds): WebVTT (`wvtt`, read with its 14496-30 sample
 //     parser) {codec, t, d, cues: [{id, settings, text}]}; TTML (`stpp`) {codec, t, d, xml}.
 //
@@ -25,8 +26,13 @@ const opt = (name) => args.flatMap((a, i) => (a === `--${name}` ? [args[i + 1]] 
 
 if (opt('samples').length) {
   const dir = opt('samples')[0];
-  const numbers = fs.readdirSync(dir).filter((f) => /^\d+\.m4s$/.test(f)).map((f) => parseInt(f, 10)).sort((a, b) => a - b);
-  const bytes = Buffer.concat([fs.readFileSync(path.join(dir, 'init.mp4')), ...numbers.map((n) => fs.readFileSync(path.join(dir, `${n}.m4s`)))]);
+  let bytes;
+  if (fs.statSync(dir).isFile()) {
+    bytes = fs.readFileSync(dir);
+  } else {
+    const numbers = fs.readdirSync(dir).filter((f) => /^\d+\.m4s$/.test(f)).map((f) => parseInt(f, 10)).sort((a, b) => a - b);
+    bytes = Buffer.concat([fs.readFileSync(path.join(dir, 'init.mp4')), ...numbers.map((n) => fs.readFileSync(path.join(dir, `${n}.m4s`)))]);
+  }
   const mp4 = createFile();
   const errors = [];
   mp4.onError = (m, e) => errors.push(`${m}: ${e}`);
@@ -179,7 +185,18 @@ const server = http.createServer((req, res) => {
   }
   if (!file || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
   const types = { '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.vtt': 'text/vtt', '.js': 'text/javascript' };
-  res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' }).end(fs.readFileSync(file));
+  const type = types[path.extname(file)] || 'application/octet-stream';
+  const bytes = fs.readFileSync(file);
+  // Byte ranges, as single-file (SegmentBase) tracks are read.
+  const range = /bytes=(\d+)-(\d*)/.exec(req.headers.range || '');
+  if (range) {
+    const start = Number(range[1]);
+    const end = range[2] ? Math.min(Number(range[2]), bytes.length - 1) : bytes.length - 1;
+    res.writeHead(206, { 'content-type': type, 'content-range': `bytes ${start}-${end}/${bytes.length}`, 'accept-ranges': 'bytes' })
+      .end(bytes.subarray(start, end + 1));
+    return;
+  }
+  res.writeHead(200, { 'content-type': type, 'accept-ranges': 'bytes' }).end(bytes);
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const port = server.address().port;

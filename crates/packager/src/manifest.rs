@@ -488,7 +488,7 @@ fn text_playlist(t: &PackagedTrack) -> MediaPlaylist {
             .segments
             .iter()
             .map(|s| MediaSegment {
-                uri: format!("{}.vtt", s.number),
+                uri: relative(t, format!("{}/{}.vtt", t.stem, s.number)),
                 duration: (s.duration as f64 / ts) as f32,
                 ..Default::default()
             })

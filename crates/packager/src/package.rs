@@ -853,7 +853,11 @@ const SIDX_ENTRY: u64 = 12;
 
 /// A version 1 `sidx` indexing every segment (ISO/IEC 14496-12 8.16.3); `first_offset` bytes
 /// lie between its end and the first segment.
-fn sidx(info: &TrackInfo, segments: &[SegmentRecord], first_offset: u64) -> Result<Vec<u8>> {
+pub(crate) fn sidx(
+    info: &TrackInfo,
+    segments: &[SegmentRecord],
+    first_offset: u64,
+) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     write_full_box(&mut out, b"sidx", 1, 0, |o| {
         o.u32(info.id);

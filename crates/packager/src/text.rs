@@ -1,8 +1,9 @@
 //! Text tracks (WebVTT subtitles and captions), packaged after the media on the reference
 //! video's segment boundaries: segment N of the text covers exactly segment N of the video,
-//! so players fetch them together. Each segment is written twice: as CMAF (`wvtt` samples,
-//! `TRACK/N.m4s`, for DASH) and as a WebVTT file (`TRACK/N.vtt`, for HLS, whose players read
-//! text segments as WebVTT). Text is never encrypted.
+//! so players fetch them together. Each segment is written twice: as CMAF (`wvtt` or `stpp`
+//! samples, `TRACK/N.m4s`, for DASH; in a single-file package all in `TRACK.mp4` behind its
+//! init segment and a `sidx`) and as a WebVTT file (`TRACK/N.vtt`, for HLS, whose players
+//! read text segments as WebVTT files, in either mode). Text is never encrypted.
 
 use crate::package::{io, write_atomically, Addressing, PackagedTrack, SegmentRecord};
 use crate::{init_segment, media_fragment, InitOptions, PackagerError, Result};
@@ -20,7 +21,7 @@ pub struct TextSegment {
 
 /// Writes `info`'s text track into `dir` (folder `text_LANGUAGE_KIND`) on the segment
 /// boundaries of `reference` (a packaged video track; the text track takes its timescale),
-/// asking `segment(start, end)` for each segment's contents. Segment-file addressing only.
+/// asking `segment(start, end)` for each segment's contents, addressed as `reference` is.
 pub fn write_text_track(
     dir: &Path,
     reference: &PackagedTrack,
@@ -35,11 +36,6 @@ pub fn write_text_track(
     if info.kind() != TrackKind::Text {
         return Err(invalid("not a text track".into()));
     }
-    if reference.addressing != Addressing::SegmentFiles {
-        return Err(invalid(
-            "subtitles are packaged as segment files only; leave out --single-file".into(),
-        ));
-    }
     if reference.segments.is_empty() {
         return Err(invalid(format!(
             "the video track {} has no segments",
@@ -52,6 +48,10 @@ pub fn write_text_track(
     std::fs::create_dir_all(&folder).map_err(io(&folder))?;
     let mut file_info = info.clone();
     file_info.id = 1;
+    let single = reference.addressing == Addressing::SingleFile;
+    // Single-file mode: the fragments, in order (a text track is small: some hundred bytes a
+    // segment), put behind the init segment and the sidx once their sizes are known.
+    let mut fragments: Vec<u8> = Vec::new();
     let mut segments = Vec::with_capacity(reference.segments.len());
     for (i, video) in reference.segments.iter().enumerate() {
         let (start, end) = (video.start, video.start + video.duration as i64);
@@ -64,7 +64,12 @@ pub fn write_text_track(
             )));
         }
         let fragment = media_fragment(&file_info, i as u32 + 1, &contents.samples, 0, true)?;
-        write_atomically(&folder.join(format!("{}.m4s", video.number)), &fragment)?;
+        let offset = fragments.len() as u64;
+        if single {
+            fragments.extend_from_slice(&fragment);
+        } else {
+            write_atomically(&folder.join(format!("{}.m4s", video.number)), &fragment)?;
+        }
         write_atomically(
             &folder.join(format!("{}.vtt", video.number)),
             contents.webvtt.as_bytes(),
@@ -73,19 +78,34 @@ pub fn write_text_track(
             number: video.number,
             start,
             duration: video.duration,
-            offset: 0,
+            offset,
             size: fragment.len() as u64,
             iframes: Vec::new(),
         });
     }
     let init = init_segment(&file_info, &InitOptions::default())?;
-    write_atomically(&folder.join("init.mp4"), &init)?;
+    let mut index_size = 0;
+    if single {
+        let sidx = crate::package::sidx(&file_info, &segments, 0)?;
+        index_size = sidx.len() as u64;
+        let head = init.len() as u64 + index_size;
+        for s in &mut segments {
+            s.offset += head;
+        }
+        let mut file = Vec::with_capacity(head as usize + fragments.len());
+        file.extend_from_slice(&init);
+        file.extend_from_slice(&sidx);
+        file.extend_from_slice(&fragments);
+        write_atomically(&dir.join(format!("{stem}.mp4")), &file)?;
+    } else {
+        write_atomically(&folder.join("init.mp4"), &init)?;
+    }
     Ok(PackagedTrack {
         info,
         stem,
-        addressing: Addressing::SegmentFiles,
+        addressing: reference.addressing,
         init_size: init.len() as u64,
-        index_size: 0,
+        index_size,
         segments,
         protection: None,
         text: Some(text),

@@ -554,13 +554,6 @@ impl Job {
                 .input(Path::new(""))
                 .map_err(|e| format!("audio[{i}] {e}"))?;
         }
-        if self.packaging.single_file && !self.subtitles.is_empty() {
-            return Err(
-                "subtitles are packaged as segment files only: packaging.single_file \
-                        cannot go with [[subtitles]]"
-                    .into(),
-            );
-        }
         if let Some(e) = &self.encryption {
             if e.keys != GENERATE_KEYS && e.keys_out.is_some() {
                 return Err(
@@ -685,14 +678,10 @@ mod tests {
                 "subtitles[0] (en.vtt): language 'english'",
             ),
             (
-                format!("{base}\n[[subtitles]]\npath = \"a.vtt\"\nlanguage = \"en\"\nkind = \"sdh\""),
-                "kind",
-            ),
-            (
                 format!(
-                    "{base}\n[packaging]\nsingle_file = true\n[[subtitles]]\npath = \"a.vtt\"\nlanguage = \"en\""
+                    "{base}\n[[subtitles]]\npath = \"a.vtt\"\nlanguage = \"en\"\nkind = \"sdh\""
                 ),
-                "single_file cannot go with [[subtitles]]",
+                "kind",
             ),
             (base.replace("[title]", "colour = 1\n[title]"), "colour"),
             (
