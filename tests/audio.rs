@@ -69,24 +69,6 @@ fn two_language_mezzanine(path: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// A mono WAV of a steady tone, `seconds` long (no language tag: WAV has none).
-fn tone_wav(path: &Path, hz: f64, seconds: u32) {
-    let o = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency={hz}:sample_rate=48000:duration={seconds}"),
-            path.to_str().unwrap(),
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// The job: the mezzanine's second audio track as a German dub, the WAV as English audio
 /// description, plus `more` (TOML).
 fn write_job(dir: &Path, more: &str) -> PathBuf {
@@ -195,7 +177,7 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
     let dir = tempfile::tempdir().unwrap();
     two_language_mezzanine(&dir.path().join("mezz.mp4"));
     // Longer than the picture: trimmed to it.
-    tone_wav(&dir.path().join("description.wav"), DESCRIPTION_HZ, 6);
+    tone_file(&dir.path().join("description.wav"), DESCRIPTION_HZ, 6);
     let job = write_job(dir.path(), "");
     run_job(&job);
     let out = dir.path().join("out");
@@ -327,7 +309,7 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
             .collect()
     };
     assert_eq!(encoded(&events), Vec::<String>::new());
-    tone_wav(&dir.path().join("description.wav"), 3000.0, 5);
+    tone_file(&dir.path().join("description.wav"), 3000.0, 5);
     let events = run_job(&job);
     assert_eq!(encoded(&events), vec!["audio_eng_description".to_string()]);
     let measured = tone_hz(&joined(&out, "audio_eng_description"));
@@ -384,21 +366,7 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
     let enc = encode("audio-package", LADDER).join("enc");
     let aac = |name: &str, hz: f64| {
         let path = dir.path().join(name);
-        let o = tool(
-            "ffmpeg",
-            &[
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("sine=frequency={hz}:sample_rate=48000:duration=5"),
-                "-c:a",
-                "aac",
-                path.to_str().unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        tone_file(&path, hz, 5);
         path
     };
     let de = aac("de.m4a", GERMAN_HZ);
@@ -435,7 +403,7 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
     }
     // A WAV is not encoded audio: refused naming the file.
     let wav = dir.path().join("ad.wav");
-    tone_wav(&wav, DESCRIPTION_HZ, 5);
+    tone_file(&wav, DESCRIPTION_HZ, 5);
     let o = reel(&[
         "package",
         enc.join("360p.mp4").to_str().unwrap(),
@@ -453,7 +421,7 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
 fn bad_audio_entries_are_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     two_language_mezzanine(&dir.path().join("mezz.mp4"));
-    tone_wav(&dir.path().join("description.wav"), DESCRIPTION_HZ, 5);
+    tone_file(&dir.path().join("description.wav"), DESCRIPTION_HZ, 5);
     let refused = |more: &str, expected: &[&str]| {
         let job = write_job(dir.path(), more);
         let o = reel(&["run", job.to_str().unwrap(), "--dry-run"]);

@@ -277,19 +277,7 @@ fn job(dir: &Path, source: &Path) -> PathBuf {
 fn with_description(job: &Path, dir: &Path) {
     let wav = dir.join("description.wav");
     if !wav.exists() {
-        let o = common::tool(
-            "ffmpeg",
-            &[
-                "-v",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=2500:sample_rate=48000:duration=12",
-                wav.to_str().unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        common::tone_file(&wav, 2500.0, 12);
     }
     let mut text = std::fs::read_to_string(job).unwrap();
     text.push_str(&format!(

@@ -10,7 +10,7 @@ mod listening;
 #[path = "../services/tests/support/mod.rs"]
 mod support;
 
-use common::{fixture, node, reel, tool};
+use common::{fixture, node, reel};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -71,23 +71,7 @@ role = "description"
         fixture("mezz_720p25.mp4").display()
     );
     std::fs::write(dir.join("job.toml"), job).unwrap();
-    let wav = tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=880:sample_rate=48000:duration=5",
-            dir.join("described.wav").to_str().unwrap(),
-        ],
-    );
-    assert!(
-        wav.status.success(),
-        "{}",
-        String::from_utf8_lossy(&wav.stderr)
-    );
+    common::tone_file(&dir.join("described.wav"), 880.0, 5);
     std::fs::write(
         dir.join("en.vtt"),
         "WEBVTT\n\n00:01.000 --> 00:02.000\nHello\n",

@@ -428,40 +428,15 @@ fn the_dash_text_form_is_chosen_for_every_track() {
         "HLS keeps WebVTT"
     );
     // Both DASH players show cues from the converted tracks at their times.
-    let mut args = vec![
-        "--root",
-        imsc1.out.to_str().unwrap(),
-        "--manifest",
+    assert_cues_shown(
+        &imsc1.out,
         "manifest.mpd",
-    ];
-    args.extend(["--player", "shaka", "--player", "dashjs"]);
-    args.extend(["--probe", "fr-CA:3.05", "--probe", "en:1.95"]);
-    let (_, results, err) = node("text.mjs", &args);
-    assert_eq!(results.len(), 2, "text harness: {err}");
-    for r in &results {
-        assert_eq!(r["errors"], Value::Array(vec![]), "{r}");
-        for (probe, (text, start)) in r["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip([("Toi & moi <3", 3.0), ("Across the join", 1.9)])
-        {
-            let cue = probe["cues"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| {
-                    c["text"]
-                        .as_str()
-                        .unwrap()
-                        .replace("&amp;", "&")
-                        .replace("&lt;", "<")
-                        == text
-                })
-                .unwrap_or_else(|| panic!("{}: no '{text}': {r}", r["player"]));
-            assert!((num(cue, "start") - start).abs() <= 0.04, "{r}");
-        }
-    }
+        &["shaka", "dashjs"],
+        &[
+            ("fr-CA", 3.05, "Toi & moi <3", 3.0),
+            ("en", 1.95, "Across the join", 1.9),
+        ],
+    );
 
     let webvtt = package(&["--dash-text", "webvtt"]);
     assert_eq!(codecs(&webvtt.out), ["wvtt"; 3]);
@@ -471,6 +446,40 @@ fn the_dash_text_form_is_chosen_for_every_track() {
         (de[0].0, de[0].1, de[0].2.as_str()),
         (2200, 3400, "Schild: Ausgang")
     );
+}
+
+/// Plays `manifest` of `out` in `players` (the text harness) and checks each probe
+/// (language, seconds, cue text, cue start): the cue is shown then, starting within 40 ms.
+fn assert_cues_shown(
+    out: &Path,
+    manifest: &str,
+    players: &[&str],
+    probes: &[(&str, f64, &str, f64)],
+) {
+    let mut args = vec!["--root".to_string(), out.display().to_string()];
+    args.extend(["--manifest".to_string(), manifest.to_string()]);
+    for p in players {
+        args.extend(["--player".to_string(), p.to_string()]);
+    }
+    for (lang, at, _, _) in probes {
+        args.extend(["--probe".to_string(), format!("{lang}:{at}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, results, err) = node("text.mjs", &args);
+    assert_eq!(results.len(), players.len(), "text harness: {err}");
+    let plain = |t: &str| t.replace("&amp;", "&").replace("&lt;", "<");
+    for r in &results {
+        assert_eq!(r["errors"], Value::Array(vec![]), "{manifest}: {r}");
+        for (probe, (_, _, text, start)) in r["probes"].as_array().unwrap().iter().zip(probes) {
+            let cue = probe["cues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| plain(c["text"].as_str().unwrap()) == *text)
+                .unwrap_or_else(|| panic!("{} on {manifest}: no '{text}': {r}", r["player"]));
+            assert!((num(cue, "start") - start).abs() <= 0.04, "{r}");
+        }
+    }
 }
 
 /// A single-file package carries its text tracks as single files too (init, `sidx`, every
@@ -499,42 +508,12 @@ fn single_file_packages_carry_their_subtitles() {
         assert!(rep.BaseURL[0].base.ends_with(".mp4"), "{rep:?}");
     }
     // Shown at their times by the DASH players, and by hls.js from the WebVTT files.
-    for (manifest, players) in [
-        ("manifest.mpd", &["shaka", "dashjs"][..]),
-        ("master.m3u8", &["hlsjs"][..]),
-    ] {
-        let mut args = vec!["--root", out.to_str().unwrap(), "--manifest", manifest];
-        for p in players {
-            args.extend(["--player", p]);
-        }
-        args.extend(["--probe", "fr-CA:3.05", "--probe", "de:2.25"]);
-        let (_, results, err) = node("text.mjs", &args);
-        assert_eq!(results.len(), players.len(), "text harness: {err}");
-        for r in &results {
-            assert_eq!(r["errors"], Value::Array(vec![]), "{manifest}: {r}");
-            for (probe, (text, start)) in r["probes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .zip([("Toi & moi <3", 3.0), ("Schild: Ausgang", 2.2)])
-            {
-                let cue = probe["cues"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|c| {
-                        c["text"]
-                            .as_str()
-                            .unwrap()
-                            .replace("&amp;", "&")
-                            .replace("&lt;", "<")
-                            == text
-                    })
-                    .unwrap_or_else(|| panic!("{} on {manifest}: no '{text}': {r}", r["player"]));
-                assert!((num(cue, "start") - start).abs() <= 0.04, "{r}");
-            }
-        }
-    }
+    let probes = [
+        ("fr-CA", 3.05, "Toi & moi <3", 3.0),
+        ("de", 2.25, "Schild: Ausgang", 2.2),
+    ];
+    assert_cues_shown(out, "manifest.mpd", &["shaka", "dashjs"], &probes);
+    assert_cues_shown(out, "master.m3u8", &["hlsjs"], &probes);
 }
 
 #[test]
@@ -586,7 +565,7 @@ fn bad_subtitles_are_refused_naming_the_file_and_line() {
     let renditions = renditions();
     let dir = tempfile::tempdir().unwrap();
     let video = renditions.join("enc/360p.mp4");
-    let cases: [(&str, &[u8], &str, &str); 6] = [
+    let cases: [(&str, &[u8], &str, &str); 7] = [
         (
             "bad-time.vtt",
             b"WEBVTT\n\n00:00:01.000 --> 00:00:0x.000\nHi\n",
@@ -613,10 +592,16 @@ fn bad_subtitles_are_refused_naming_the_file_and_line() {
             "no-end.ttml, line 2: the paragraph has no end",
         ),
         (
-            "subs.ass",
-            b"[Script Info]\n",
+            "subs.sub",
+            b"{0}{25}MicroDVD\n",
             "en",
-            "subs.ass: not a subtitle format Reel reads",
+            "subs.sub: not a subtitle format Reel reads",
+        ),
+        (
+            "bad.ass",
+            b"[Events]\nFormat: Start, End, Text\nDialogue: 0:00:01.00,0:00:02,Hi\n",
+            "en",
+            "bad.ass, line 3: `0:00:02` is not an ASS time",
         ),
     ];
     for (name, bytes, lang, says) in cases {

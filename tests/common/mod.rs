@@ -52,6 +52,19 @@ pub fn tool(cmd: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {cmd}: {e}"))
 }
 
+/// Makes `path`: a mono 48-kHz WAV of a steady `hz` tone, `seconds` long (WAV has no language
+/// tag), or, for `.m4a`/`.mp4`, the same as AAC.
+pub fn tone_file(path: &Path, hz: f64, seconds: u32) {
+    let tone = format!("sine=frequency={hz}:sample_rate=48000:duration={seconds}");
+    let mut args = vec!["-v", "error", "-y", "-f", "lavfi", "-i", &tone];
+    if path.extension().is_some_and(|e| e != "wav") {
+        args.extend(["-c:a", "aac"]);
+    }
+    args.push(path.to_str().unwrap());
+    let o = tool("ffmpeg", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Makes `path`: `seconds` of the lavfi `video` graph as H.264 (CRF `crf`, key frames every
 /// 37 frames, so that no chunk of a whole number of 2-s segments starts on one) with a 330-Hz
 /// tone as AAC.
