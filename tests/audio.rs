@@ -371,10 +371,12 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
     };
     let de = aac("de.m4a", GERMAN_HZ);
     let ad = aac("ad.m4a", DESCRIPTION_HZ);
+    let pt = aac("pt.m4a", ENGLISH_HZ);
     let out = dir.path().join("pkg");
-    let (de_arg, ad_arg) = (
+    let (de_arg, ad_arg, pt_arg) = (
         format!("de={}", de.display()),
         format!("en,description={}", ad.display()),
+        format!("pt-BR,dub={}", pt.display()),
     );
     reel_ok(&[
         "package",
@@ -384,6 +386,8 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
         &de_arg,
         "--audio",
         &ad_arg,
+        "--audio",
+        &pt_arg,
         "--segment-duration",
         "2",
         "--out",
@@ -391,7 +395,27 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
     ]);
     let mut roles = dash_audio_roles(&out);
     roles[0].0 = "eng".into(); // the fixture's own audio is untagged
-    assert_eq!(roles, expected_dash_roles());
+    let mut expected = expected_dash_roles();
+    // A tag with a region stays whole (the MP4 keeps it in `elng`, `mdhd` says `por`).
+    expected.push(("pt-BR".into(), "dub".into(), vec![]));
+    assert_eq!(roles, expected);
+    let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("LANGUAGE=\"pt-BR\",NAME=\"Portuguese (BR)\""),
+        "{master}"
+    );
+    let pt_file = joined(&out, "audio_pt-BR_dub");
+    assert_eq!(ffprobe_stream(&pt_file)["tags"]["language"], "por");
+    // Packaged again from that file: the tag is read back from its `elng`.
+    let again = dir.path().join("again");
+    reel_ok(&[
+        "package",
+        enc.join("360p.mp4").to_str().unwrap(),
+        pt_file.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(dash_audio_roles(&again)[0].0, "pt-BR");
     for (track, lang, hz) in [
         ("audio_deu_dub", "deu", GERMAN_HZ),
         ("audio_eng_description", "eng", DESCRIPTION_HZ),

@@ -295,6 +295,8 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
     let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
     let len = r.get_ref().metadata()?.len();
     let mut moov = None;
+    // The `elng` tags of the tracks, which mp4-atom does not read: from the moov's bytes.
+    let mut extended_languages: Vec<Option<String>> = Vec::new();
     let mut moofs = Vec::new();
     let mut pos = 0u64;
     while pos < len {
@@ -307,7 +309,12 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
             return Ok(None);
         }
         match header.kind {
-            k if k == Moov::KIND => moov = Some(Moov::read_atom(&header, &mut r)?),
+            k if k == Moov::KIND => {
+                let mut raw = vec![0u8; usize::try_from(body)?];
+                r.read_exact(&mut raw)?;
+                extended_languages = extended_languages_of(&raw);
+                moov = Some(Moov::read_atom(&header, &mut std::io::Cursor::new(&raw))?);
+            }
             k if k == Moof::KIND => moofs.push((pos, Moof::read_atom(&header, &mut r)?)),
             _ => {
                 r.seek_relative(body as i64)?;
@@ -330,10 +337,10 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
         };
         let id = tracks.len() as u32 + 1;
         let lang = trak.mdia.mdhd.language.clone();
-        let language = if lang.len() == 3 && lang != "und" {
-            lang
-        } else {
-            "und".into()
+        let language = match extended_languages.get(index).cloned().flatten() {
+            Some(tag) => tag,
+            None if lang.len() == 3 => lang,
+            None => "und".into(),
         };
         let (config, visual, pasp, colr, audio) = match entry {
             Codec::Avc1(a) => {
@@ -580,6 +587,30 @@ fn table_samples(
 
 /// The colour description of an `nclx` (or QuickTime `nclc`) box; ICC profiles are not
 /// carried (the packager writes `nclx` only).
+/// Each `trak`'s `elng` tag (ISO/IEC 14496-12 8.4.6: a BCP 47 tag such as `pt-BR`, in
+/// `mdia`) from the bytes of a `moov` body, in track order; `None` where there is none or it
+/// is not a plain tag. Lengths are checked by `children`.
+fn extended_languages_of(moov: &[u8]) -> Vec<Option<String>> {
+    let Some(boxes) = children(moov) else {
+        return Vec::new();
+    };
+    boxes
+        .into_iter()
+        .filter(|(kind, _)| kind == b"trak")
+        .map(|(_, trak)| {
+            let mdia = children(trak)?.into_iter().find(|c| &c.0 == b"mdia")?.1;
+            let elng = children(mdia)?.into_iter().find(|c| &c.0 == b"elng")?.1;
+            // version and flags, then a null-terminated string.
+            let text = elng.get(4..)?.split(|&b| b == 0).next()?;
+            let tag = std::str::from_utf8(text).ok()?;
+            let plain = !tag.is_empty()
+                && tag.len() <= 35
+                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            plain.then(|| tag.to_string())
+        })
+        .collect()
+}
+
 /// An audio track's role from its `kind` box with the DASH role scheme; main without one.
 fn audio_role(trak: &mp4_atom::Trak) -> reel_media::AudioRole {
     trak.udta

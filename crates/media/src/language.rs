@@ -15,14 +15,30 @@ pub fn iso639_2t(code: &str) -> Option<String> {
     Some(language.to_639_3().to_string())
 }
 
-/// The English name of the language `code` names (as [`iso639_2t`] takes it): `German` for
-/// `de`, `deu` or `ger`; `None` for `und` and codes that name no language.
-pub fn english_name(code: &str) -> Option<&'static str> {
-    let code = iso639_2t(code)?;
-    (code != "und")
+/// The ISO 639-2/T code of a track's language (an ISO 639 code, or a BCP 47 tag with more
+/// than a language: `pt-BR`): the code of its primary language, as `mdhd` holds it.
+pub fn primary_code(language: &str) -> Option<String> {
+    iso639_2t(language.split('-').next().unwrap_or(""))
+}
+
+/// The English name of a track's language (an ISO 639 code or a BCP 47 tag): `German` for
+/// `de`, `deu` or `ger`, `Portuguese (BR)` for `pt-BR`; `None` for `und` and codes that name
+/// no language.
+pub fn english_name(language: &str) -> Option<String> {
+    let code = primary_code(language)?;
+    let name = (code != "und")
         .then(|| isolang::Language::from_639_3(&code))
-        .flatten()
-        .map(|l| l.to_name())
+        .flatten()?
+        .to_name();
+    // A region (two letters or three digits) after the language, and any script before it.
+    let region = language
+        .split('-')
+        .skip(1)
+        .find(|p| p.len() == 2 || (p.len() == 3 && p.bytes().all(|b| b.is_ascii_digit())));
+    Some(match region {
+        Some(r) => format!("{name} ({r})"),
+        None => name.to_string(),
+    })
 }
 
 /// The ISO 639-2/B codes that differ from their /T code (`fre` for `fra`, ...).
@@ -70,10 +86,13 @@ mod tests {
 
     #[test]
     fn names_in_english() {
-        assert_eq!(english_name("de"), Some("German"));
-        assert_eq!(english_name("ger"), Some("German"));
-        assert_eq!(english_name("eng"), Some("English"));
+        assert_eq!(english_name("de").as_deref(), Some("German"));
+        assert_eq!(english_name("ger").as_deref(), Some("German"));
+        assert_eq!(english_name("eng").as_deref(), Some("English"));
+        assert_eq!(english_name("pt-BR").as_deref(), Some("Portuguese (BR)"));
+        assert_eq!(english_name("es-419").as_deref(), Some("Spanish (419)"));
         assert_eq!(english_name("und"), None);
         assert_eq!(english_name("xx"), None);
+        assert_eq!(primary_code("pt-BR").as_deref(), Some("por"));
     }
 }

@@ -121,7 +121,8 @@ pub struct Rendition {
     /// A text track's BCP 47 language and kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<crate::TextTrackInfo>,
-    /// An audio track's language (ISO 639-2, as `mdhd` holds it; `und` when unknown).
+    /// An audio track's language: ISO 639-2 (`deu`), or a BCP 47 tag with a region or script
+    /// (`pt-BR`); `und` when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// What an audio track is for.

@@ -349,7 +349,8 @@ pub struct TrackInfo {
     pub timescale: u32,
     pub video: Option<VideoParams>,
     pub audio: Option<AudioParams>,
-    /// ISO 639-2 language code, `und` when unknown.
+    /// ISO 639-2 code (`deu`), or a BCP 47 tag when it says more than the language (`pt-BR`:
+    /// `mdhd` then holds the primary language's code and `elng` the tag); `und` when unknown.
     pub language: String,
     /// Name of the rendition this track belongs to (the rung name for encoded video).
     pub name: String,

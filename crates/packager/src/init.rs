@@ -114,10 +114,19 @@ fn trak(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Result<()> {
                 o.u32(0);
                 o.u32(track.timescale);
                 o.u32(0);
-                o.u16(pack_language(&track.language));
+                let code = reel_media::language::primary_code(&track.language);
+                o.u16(pack_language(code.as_deref().unwrap_or("und")));
                 o.u16(0);
                 Ok(())
             })?;
+            // A tag with more than a language (`pt-BR`): 14496-12 8.4.6.
+            if track.language.contains('-') {
+                write_full_box(o, b"elng", 0, 0, |o| {
+                    o.extend_from_slice(track.language.as_bytes());
+                    o.push(0);
+                    Ok(())
+                })?;
+            }
             // 14496-30: WebVTT has handler `text` and the null media header `nmhd` (7.2),
             // TTML handler `subt` and the subtitle media header `sthd` (6.2).
             let imsc1 = matches!(track.config, CodecConfig::Imsc1);

@@ -8,7 +8,8 @@ use reel_media::AudioRole;
 use std::path::{Path, PathBuf};
 
 /// An `[[audio]]` entry, checked: the file (`None` for the title's source), which of its audio
-/// streams (0 for the first), the ISO 639-2 code when given, and the role.
+/// streams (0 for the first), the language when given (as tracks carry it:
+/// `Language::track_language`), and the role.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AudioTrackInput {
     pub file: Option<PathBuf>,
@@ -147,7 +148,11 @@ pub struct AudioFile {
 impl AudioFile {
     /// The name of its track in the package: `audio_LANG_ROLE`, as jobs name theirs.
     pub fn track_name(&self) -> String {
-        format!("audio_{}_{}", self.language.iso639_2, self.role.name())
+        format!(
+            "audio_{}_{}",
+            self.language.track_language(),
+            self.role.name()
+        )
     }
 }
 

@@ -85,7 +85,7 @@ impl AudioTrackSpec {
             Some(tag) => Some(
                 reel_text::Language::parse(tag)
                     .map_err(|e| format!("{what}: {e}"))?
-                    .iso639_2,
+                    .track_language(),
             ),
             None => None,
         };

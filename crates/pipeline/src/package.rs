@@ -75,7 +75,7 @@ pub fn package_files(
                     };
                     if let (Some(a), Some(params)) = (label, info.audio.as_mut()) {
                         params.role = a.role;
-                        info.language = a.language.iso639_2.clone();
+                        info.language = a.language.track_language();
                     }
                     ids.push((info.id, next_id));
                     info.id = next_id;

@@ -42,6 +42,20 @@ impl Language {
     }
 }
 
+impl Language {
+    /// The language as a track carries it (`TrackInfo::language`): the ISO 639-2 code when
+    /// the tag names only a language (`de` is `deu`), the whole tag when it says more (a
+    /// region or script: `pt-BR`, `zh-Hant`), which the MP4 keeps in an `elng` box beside the
+    /// `mdhd` code.
+    pub fn track_language(&self) -> String {
+        if self.tag.contains('-') {
+            self.tag.clone()
+        } else {
+            self.iso639_2.clone()
+        }
+    }
+}
+
 /// BCP 47's conventional case: language lower, script title, region upper (`zh-Hant-TW`).
 fn canonical_case(tag: &str) -> String {
     tag.split('-')
@@ -71,6 +85,9 @@ mod tests {
         let l = Language::parse("zh-hant").unwrap();
         assert_eq!((l.tag.as_str(), l.iso639_2.as_str()), ("zh-Hant", "zho"));
         assert_eq!(Language::parse("en").unwrap().iso639_2, "eng");
+        // As a track carries it: the code alone, or the whole tag when it says more.
+        assert_eq!(Language::parse("en").unwrap().track_language(), "eng");
+        assert_eq!(Language::parse("pt-br").unwrap().track_language(), "pt-BR");
         let err = Language::parse("ger").unwrap_err().to_string();
         assert_eq!(err, "language 'ger': BCP 47 writes this language 'de'");
     }
