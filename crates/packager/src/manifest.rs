@@ -565,11 +565,8 @@ fn audio_label(t: &PackagedTrack) -> String {
         AudioRole::Commentary => label.push_str(" commentary"),
         AudioRole::Description => label.push_str(" audio description"),
     }
-    if t.info.audio.is_some_and(|a| a.channels > 2) {
-        label.push_str(&format!(
-            " {}.1",
-            t.info.audio.map_or(0, |a| a.channels) - 1
-        ));
+    if let Some(a) = t.info.audio.filter(|a| a.channels > 2) {
+        label.push_str(&format!(" {}.1", a.channels - 1));
     }
     label
 }

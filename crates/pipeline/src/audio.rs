@@ -99,17 +99,10 @@ pub(crate) fn plan_extra_audio(
 
 /// The fingerprint of an entry and its file's identity (the source's is the title's).
 fn made_from(spec: &crate::job::AudioTrackSpec, file: &Path) -> String {
-    let meta = std::fs::metadata(file).ok();
-    let modified = meta
-        .as_ref()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
     crate::job::fingerprint(&serde_json::json!({
         "entry": spec,
         "file": file,
-        "size": meta.map_or(0, |m| m.len()),
-        "modified": modified.to_string(),
+        "identity": crate::job::file_identity(file).ok(),
     }))
 }
 

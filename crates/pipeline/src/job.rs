@@ -574,19 +574,14 @@ impl Job {
 
     /// A fingerprint of what decides the renditions (source identity, ladder, analysis).
     pub(crate) fn encode_fingerprint(&self, source: &Path) -> Result<String, PipelineError> {
-        let meta = std::fs::metadata(source).map_err(|e| PipelineError::Io {
+        let (size, modified) = file_identity(source).map_err(|e| PipelineError::Io {
             path: source.to_path_buf(),
             source: e,
         })?;
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
         let what = serde_json::json!({
             "source": source,
-            "size": meta.len(),
-            "modified": modified.to_string(),
+            "size": size,
+            "modified": modified,
             "ladder": self.ladder,
             "analysis": self.analysis,
         });
@@ -626,6 +621,18 @@ impl Job {
             })
             .collect()
     }
+}
+
+/// A file's identity without reading it: its size and modification time (ns since the epoch,
+/// as text).
+pub(crate) fn file_identity(path: &Path) -> std::io::Result<(u64, String)> {
+    let meta = std::fs::metadata(path)?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    Ok((meta.len(), modified.to_string()))
 }
 
 pub(crate) fn fingerprint(v: &serde_json::Value) -> String {
