@@ -730,6 +730,39 @@ name = "Français (CA) SDH"
     assert!(!segment(1).unwrap().contains("<i>One</i> line"));
 }
 
+/// A bad subtitle file fails a job before anything is encoded (not after hours of encode),
+/// naming the file and line.
+#[test]
+fn a_bad_subtitle_file_fails_the_job_before_the_encode() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ladder.toml"), LADDER).unwrap();
+    std::fs::write(
+        dir.path().join("en.vtt"),
+        "WEBVTT\n\n00:00:01.000 --> 00:00:0x.000\nHi\n",
+    )
+    .unwrap();
+    let job = dir.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "ladder = \"ladder.toml\"\nwork_dir = \"work\"\n[title]\nid = \"bad-subs\"\n\
+             source = \"{}\"\n[destination]\nurl = \"file://out\"\n[[subtitles]]\n\
+             path = \"en.vtt\"\nlanguage = \"en\"\n",
+            fixture("mezz_720p25.mp4").display()
+        ),
+    )
+    .unwrap();
+    let o = reel(&["run", job.to_str().unwrap(), "--json"]);
+    assert!(!o.status.success());
+    let events = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        events.contains("en.vtt, line 3: `00:00:0x.000` is not a WebVTT timestamp"),
+        "{events}"
+    );
+    assert!(!events.contains("rendition_done"), "{events}");
+    assert!(!dir.path().join("out/manifest.mpd").exists());
+}
+
 /// Text tracks inside media files (as mezzanines carry them): an MP4 with a mov_text track and
 /// a Matroska file with French and English SubRip tracks, both made by ffmpeg from SRT. The
 /// track in the asked language is taken; its cues reach the package at their times.

@@ -19,6 +19,8 @@ pub fn package_files(
     mut opts: PackageOptions,
     on_notice: &mut dyn FnMut(String),
 ) -> Result<Vec<PackagedTrack>, PipelineError> {
+    // Read first: a bad subtitle file fails before anything is packaged.
+    let subtitles = crate::subtitles::read_subtitles(subtitles)?;
     let mut order = Vec::new();
     let mut longest: f64 = 0.0;
     let files = inputs
@@ -113,6 +115,8 @@ pub(crate) struct LivePackage {
     out: PathBuf,
     /// Segments go up as the packager finishes them, when set.
     early: Option<Early>,
+    /// The title's subtitles, read before the encode, written as text tracks at the end.
+    subtitles: Vec<crate::subtitles::ReadSubtitles>,
     /// Track ids in the order they are added, and what each announced.
     expected: Vec<u32>,
     announced: Vec<Option<reel_media::TrackInfo>>,
@@ -136,11 +140,13 @@ struct Early {
 impl LivePackage {
     /// `order` lists the plan's track ids, video before audio. With `early`, each segment is
     /// uploaded as soon as it is written (segment-file addressing only; see [`EarlyUploads`]).
+    /// `subtitles` become text tracks when the package finishes.
     pub(crate) fn new(
         out: &Path,
         mut opts: PackageOptions,
         order: Vec<u32>,
         early: Option<EarlyUploads>,
+        subtitles: Vec<crate::subtitles::ReadSubtitles>,
     ) -> Result<Self, PipelineError> {
         let early = match early {
             Some(uploads) if opts.addressing == reel_packager::Addressing::SegmentFiles => {
@@ -154,6 +160,7 @@ impl LivePackage {
             packager: Some(Packager::new(out, opts)?),
             out: out.to_path_buf(),
             early,
+            subtitles,
             announced: vec![None; order.len()],
             expected: order,
             waiting: Vec::new(),
@@ -266,12 +273,11 @@ impl LivePackage {
         Ok(())
     }
 
-    /// The last segments, init segments, the `subtitles`' text tracks and the manifests; what
+    /// The last segments, init segments, the subtitles' text tracks and the manifests; what
     /// the title record needs. With early uploads, waits for them and gives back the journal
     /// and what they did.
     pub(crate) fn finish(
         mut self,
-        subtitles: &[crate::SubtitleInput],
         on_notice: &mut dyn FnMut(String),
     ) -> Result<LiveOutcome, PipelineError> {
         if !self.started() {
@@ -283,6 +289,7 @@ impl LivePackage {
         let mut tracks = self.packager.take().expect("finished once").finish()?;
         // The last segments are written now.
         self.send_written();
+        let subtitles = std::mem::take(&mut self.subtitles);
         crate::subtitles::add_subtitles(&self.out, &mut tracks, subtitles, on_notice)?;
         reel_packager::write_manifests(&self.out, &tracks)?;
         Ok(LiveOutcome {

@@ -536,6 +536,8 @@ impl<'a> TitleRun<'a> {
                 .flat_map(|e| e.plan.audio.iter().map(|a| a.track_id)),
         );
         let expected = Some(plan.source.duration).filter(|d| *d > 0.0);
+        // Read now, so that a bad subtitle file fails the run before the encode, not after.
+        let subtitles = crate::subtitles::read_subtitles(&self.job.subtitle_inputs(self.base)?)?;
         let early = EarlyUploads::start(
             self.store.clone(),
             Journal::open(&self.journal_path)?,
@@ -546,6 +548,7 @@ impl<'a> TitleRun<'a> {
             package_options(self.job, protection, expected),
             order,
             Some(early),
+            subtitles,
         )
     }
 
@@ -576,9 +579,8 @@ impl<'a> TitleRun<'a> {
         on_event(PipelineEvent::PhaseStarted(Phase::Package));
         let tracks = match encode.live.take() {
             Some(live) => {
-                let subtitles = self.job.subtitle_inputs(self.base)?;
                 let crate::package::LiveOutcome { tracks, early } =
-                    live.finish(&subtitles, &mut |n| on_event(PipelineEvent::Notice(n)))?;
+                    live.finish(&mut |n| on_event(PipelineEvent::Notice(n)))?;
                 if let Some((journal, mut report)) = early {
                     outcome.journal = Some(journal);
                     for e in std::mem::take(&mut report.events) {

@@ -83,16 +83,51 @@ impl std::str::FromStr for SubtitleInput {
     }
 }
 
-/// Reads every subtitle input and writes it into `out` as a text track on the segments of
-/// the package's first video track, appending the packaged tracks to `tracks`. Warnings
-/// (cues out of order, overlapping, past the video's end) go to `on_notice`.
+/// A subtitle input, read: its cues and the warnings reading them gave, not yet trimmed to
+/// the video.
+pub(crate) struct ReadSubtitles {
+    input: SubtitleInput,
+    subs: reel_text::Subtitles,
+}
+
+/// Reads every input (side by side), before anything is encoded or packaged, so that a bad
+/// file fails the run at once, naming the file and line; refuses a second track of one
+/// language and kind.
+pub(crate) fn read_subtitles(
+    inputs: &[SubtitleInput],
+) -> Result<Vec<ReadSubtitles>, PipelineError> {
+    for (i, input) in inputs.iter().enumerate() {
+        let earlier = inputs[..i]
+            .iter()
+            .map(|p| (p.language.tag.as_str(), p.kind));
+        refuse_second_track(earlier, input)?;
+    }
+    inputs
+        .par_iter()
+        .map(|input| {
+            let subs = if is_media_file(&input.path) {
+                from_media_file(input)?
+            } else {
+                reel_text::read(&input.path).map_err(text_error)?
+            };
+            Ok(ReadSubtitles {
+                input: input.clone(),
+                subs,
+            })
+        })
+        .collect()
+}
+
+/// Writes each of `subtitles` into `out` as a text track on the segments of the package's
+/// first video track, appending the packaged tracks to `tracks`. Warnings (cues out of order,
+/// overlapping, past the video's end) go to `on_notice`.
 pub(crate) fn add_subtitles(
     out: &Path,
     tracks: &mut Vec<PackagedTrack>,
-    inputs: &[SubtitleInput],
+    subtitles: Vec<ReadSubtitles>,
     on_notice: &mut dyn FnMut(String),
 ) -> Result<(), PipelineError> {
-    if inputs.is_empty() {
+    if subtitles.is_empty() {
         return Ok(());
     }
     let reference = tracks
@@ -102,27 +137,16 @@ pub(crate) fn add_subtitles(
         .ok_or_else(|| {
             PipelineError::Unsupported("subtitles need a video track to follow".into())
         })?;
-    for (i, input) in inputs.iter().enumerate() {
-        let earlier = tracks
-            .iter()
-            .filter_map(|t| t.text.as_ref().map(|x| (x.language.as_str(), x.kind)))
-            .chain(
-                inputs[..i]
-                    .iter()
-                    .map(|p| (p.language.tag.as_str(), p.kind)),
-            );
-        refuse_second_track(earlier, input)?;
-    }
     // Each language is its own track: they are written side by side. A 2-hour title has 3,600
     // 2-s segments and so 7,200 text files per language, whose creation is most of the time.
     let first_id = tracks.iter().map(|t| t.info.id).max().unwrap_or(0) + 1;
-    let written = inputs
-        .par_iter()
+    let written = subtitles
+        .into_par_iter()
         .enumerate()
-        .map(|(i, input)| {
+        .map(|(i, read)| {
             let mut notices = Vec::new();
             let id = first_id + i as u32;
-            let track = text_track(out, &reference, id, input, &mut |n| notices.push(n))?;
+            let track = text_track(out, &reference, id, read, &mut |n| notices.push(n))?;
             Ok((track, notices))
         })
         .collect::<Result<Vec<_>, PipelineError>>()?;
@@ -149,14 +173,15 @@ fn refuse_second_track<'a>(
     Ok(())
 }
 
-/// Reads `input`, trims it to the video and writes it as track `id` on `reference`'s segments.
+/// Trims `read` to the video and writes it as track `id` on `reference`'s segments.
 fn text_track(
     out: &Path,
     reference: &PackagedTrack,
     id: u32,
-    input: &SubtitleInput,
+    read: ReadSubtitles,
     on_notice: &mut dyn FnMut(String),
 ) -> Result<PackagedTrack, PipelineError> {
+    let ReadSubtitles { input, mut subs } = read;
     let timescale = reference.timescale();
     let video_end = reference
         .segments
@@ -164,11 +189,6 @@ fn text_track(
         .map_or(0, |s| ticks_to_ms(s.start + s.duration as i64, timescale));
     let language = &input.language;
     let media_file = is_media_file(&input.path);
-    let mut subs = if media_file {
-        from_media_file(input)?
-    } else {
-        reel_text::read(&input.path).map_err(text_error)?
-    };
     subs.trim_to(video_end);
     for w in subs.warnings.drain(..) {
         on_notice(w);
