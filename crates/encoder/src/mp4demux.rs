@@ -312,7 +312,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
             k if k == Moov::KIND => {
                 let mut raw = vec![0u8; usize::try_from(body)?];
                 r.read_exact(&mut raw)?;
-                extended_languages = extended_languages_of(&raw);
+                extended_languages = take_extended_languages(&mut raw);
                 moov = Some(Moov::read_atom(&header, &mut std::io::Cursor::new(&raw))?);
             }
             k if k == Moof::KIND => moofs.push((pos, Moof::read_atom(&header, &mut r)?)),
@@ -589,26 +589,40 @@ fn table_samples(
 /// carried (the packager writes `nclx` only).
 /// Each `trak`'s `elng` tag (ISO/IEC 14496-12 8.4.6: a BCP 47 tag such as `pt-BR`, in
 /// `mdia`) from the bytes of a `moov` body, in track order; `None` where there is none or it
-/// is not a plain tag. Lengths are checked by `children`.
-fn extended_languages_of(moov: &[u8]) -> Vec<Option<String>> {
-    let Some(boxes) = children(moov) else {
-        return Vec::new();
-    };
-    boxes
-        .into_iter()
-        .filter(|(kind, _)| kind == b"trak")
-        .map(|(_, trak)| {
-            let mdia = children(trak)?.into_iter().find(|c| &c.0 == b"mdia")?.1;
-            let elng = children(mdia)?.into_iter().find(|c| &c.0 == b"elng")?.1;
-            // version and flags, then a null-terminated string.
-            let text = elng.get(4..)?.split(|&b| b == 0).next()?;
-            let tag = std::str::from_utf8(text).ok()?;
-            let plain = !tag.is_empty()
-                && tag.len() <= 35
-                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            plain.then(|| tag.to_string())
-        })
-        .collect()
+/// is not a plain tag. Lengths are checked by `children`. Each `elng` box is then renamed
+/// `free` in place (sizes unchanged): mp4-atom does not know the box, and built with its
+/// `strict` feature (which a workspace test build turns on) it refuses the whole `moov`.
+fn take_extended_languages(moov: &mut [u8]) -> Vec<Option<String>> {
+    let base = moov.as_ptr() as usize;
+    let mut found: Vec<(Option<String>, Option<usize>)> = Vec::new();
+    if let Some(boxes) = children(moov) {
+        for (_, trak) in boxes.into_iter().filter(|(kind, _)| kind == b"trak") {
+            let elng = children(trak)
+                .and_then(|c| c.into_iter().find(|c| &c.0 == b"mdia"))
+                .and_then(|(_, mdia)| children(mdia))
+                .and_then(|c| c.into_iter().find(|c| &c.0 == b"elng"))
+                .map(|(_, body)| body);
+            // The box type sits just before its body (an 8-byte header: `elng` is small).
+            let at = elng.map(|body| body.as_ptr() as usize - base - 4);
+            found.push((elng.and_then(language_tag), at));
+        }
+    }
+    for at in found.iter().filter_map(|f| f.1) {
+        if moov.get(at..at + 4) == Some(b"elng".as_slice()) {
+            moov[at..at + 4].copy_from_slice(b"free");
+        }
+    }
+    found.into_iter().map(|f| f.0).collect()
+}
+
+/// The tag of an `elng` body: version and flags, then a null-terminated BCP 47 tag.
+fn language_tag(elng: &[u8]) -> Option<String> {
+    let text = elng.get(4..)?.split(|&b| b == 0).next()?;
+    let tag = std::str::from_utf8(text).ok()?;
+    let plain = !tag.is_empty()
+        && tag.len() <= 35
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    plain.then(|| tag.to_string())
 }
 
 /// An audio track's role from its `kind` box with the DASH role scheme; main without one.
@@ -652,4 +666,36 @@ fn color_info(colr: &mp4_atom::Colr) -> Option<ColorInfo> {
         matrix: u8::try_from(matrix).ok()?,
         full_range,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    }
+
+    #[test]
+    fn elng_tags_are_read_and_hidden_from_mp4_atom() {
+        let elng = boxed(b"elng", b"\0\0\0\0pt-BR\0");
+        let with = boxed(b"trak", &boxed(b"mdia", &elng));
+        let without = boxed(b"trak", &boxed(b"mdia", &boxed(b"hdlr", b"x")));
+        let mut moov = [with, without].concat();
+        let len = moov.len();
+        assert_eq!(
+            take_extended_languages(&mut moov),
+            [Some("pt-BR".to_string()), None]
+        );
+        assert_eq!(moov.len(), len);
+        let at = moov.windows(4).position(|w| w == b"free").expect("renamed");
+        assert_eq!(&moov[at + 8..at + 14], b"pt-BR\0");
+        assert!(!moov.windows(4).any(|w| w == b"elng"));
+        // A tag that is not plain text is not taken.
+        assert_eq!(language_tag(b"\0\0\0\0pt BR\0"), None);
+        assert_eq!(language_tag(b"\0\0"), None);
+    }
 }
