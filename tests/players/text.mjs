@@ -108,6 +108,13 @@ window.run = async (src, probes) => {
     const p = new shaka.Player();
     await p.attach(video);
     p.addEventListener('error', (e) => errors.push('shaka ' + e.detail.code));
+    // HLS: text streams from the start, in the first probe's language. shaka-player holds HLS
+    // text back until a video segment is appended after its text engine exists; turned on
+    // only once a short clip's video is all buffered, its text never showed (about half the
+    // runs). Not for DASH, where this made the first probe miss its cue.
+    if (src.endsWith('.m3u8')) {
+      p.configure({ streaming: { alwaysStreamText: true }, preferredTextLanguage: probes[0] ? probes[0].lang : '' });
+    }
     await p.load(src);
     const list = p.getTextTracks();
     tracks = list.map((t) => ({ language: t.language, kind: t.kind, roles: t.roles, label: t.label, forced: t.forced }));
