@@ -21,23 +21,16 @@ pub fn primary_code(language: &str) -> Option<String> {
     iso639_2t(language.split('-').next().unwrap_or(""))
 }
 
-/// The English name of a track's language (an ISO 639 code or a BCP 47 tag): `German` for
-/// `de`, `deu` or `ger`, `Portuguese (BR)` for `pt-BR`; `None` for `und` and codes that name
-/// no language.
+/// The English name of a track's language (an ISO 639 code or a BCP 47 tag), as menus list
+/// it: `German` for `de`, `deu` or `ger`; the tag's other subtags after it, `Portuguese (BR)`
+/// for `pt-BR`, `Chinese (Hant-TW)` for `zh-Hant-TW`; `Undetermined` for `und`; `None` for
+/// codes that name no language.
 pub fn english_name(language: &str) -> Option<String> {
-    let code = primary_code(language)?;
-    let name = (code != "und")
-        .then(|| isolang::Language::from_639_3(&code))
-        .flatten()?
-        .to_name();
-    // A region (two letters or three digits) after the language, and any script before it.
-    let region = language
-        .split('-')
-        .skip(1)
-        .find(|p| p.len() == 2 || (p.len() == 3 && p.bytes().all(|b| b.is_ascii_digit())));
-    Some(match region {
-        Some(r) => format!("{name} ({r})"),
-        None => name.to_string(),
+    let name = isolang::Language::from_639_3(&primary_code(language)?)?.to_name();
+    let rest: Vec<&str> = language.split('-').skip(1).collect();
+    Some(match rest.is_empty() {
+        true => name.to_string(),
+        false => format!("{name} ({})", rest.join("-")),
     })
 }
 
@@ -91,7 +84,11 @@ mod tests {
         assert_eq!(english_name("eng").as_deref(), Some("English"));
         assert_eq!(english_name("pt-BR").as_deref(), Some("Portuguese (BR)"));
         assert_eq!(english_name("es-419").as_deref(), Some("Spanish (419)"));
-        assert_eq!(english_name("und"), None);
+        assert_eq!(
+            english_name("zh-Hant-TW").as_deref(),
+            Some("Chinese (Hant-TW)")
+        );
+        assert_eq!(english_name("und").as_deref(), Some("Undetermined"));
         assert_eq!(english_name("xx"), None);
         assert_eq!(primary_code("pt-BR").as_deref(), Some("por"));
     }

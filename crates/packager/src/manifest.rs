@@ -556,7 +556,8 @@ fn iframe_playlist(t: &PackagedTrack) -> MediaPlaylist {
 /// the main or dubbed dialogue, and `5.1` for surround (`English`, `English audio
 /// description`, `German 5.1`); the rendition's name when the language is not known.
 fn audio_label(t: &PackagedTrack) -> String {
-    let Some(language) = reel_media::language::english_name(&t.info.language) else {
+    let known = Some(t.info.language.as_str()).filter(|l| *l != "und");
+    let Some(language) = known.and_then(reel_media::language::english_name) else {
         return t.info.name.clone();
     };
     let mut label = language.to_string();

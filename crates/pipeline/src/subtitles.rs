@@ -316,19 +316,8 @@ fn ticks_to_ms(ticks: i64, timescale: u32) -> u64 {
 
 /// `English`, `English (captions)`, `English (forced)`, with the region when the tag has one.
 fn default_name(language: &Language, kind: TextKind) -> String {
-    let base = isolang::Language::from_639_3(&language.iso639_2)
-        .map_or_else(|| language.tag.clone(), |l| l.to_name().to_string());
-    let region = language
-        .tag
-        .split('-')
-        .skip(1)
-        .collect::<Vec<_>>()
-        .join("-");
-    let label = if region.is_empty() {
-        base
-    } else {
-        format!("{base} ({region})")
-    };
+    let label =
+        reel_media::language::english_name(&language.tag).unwrap_or_else(|| language.tag.clone());
     match kind {
         TextKind::Subtitles => label,
         kind => format!("{label} [{}]", kind.name()),
