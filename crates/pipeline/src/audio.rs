@@ -28,16 +28,18 @@ pub(crate) struct ExtraAudio {
 }
 
 /// Plans every `[[audio]]` entry of `job` beside `title` (the title's plan, whose IDs and
-/// rendition names the new tracks follow), encoded as `ladder` says audio is. Renditions are
+/// rendition names the new tracks follow; a notice joins its notices when the source has
+/// audio tracks no entry names), encoded as `ladder` says audio is. Renditions are
 /// named `audio_LANG_ROLE` (`audio_deu_dub`; `_2` and so on when two entries would share a
 /// name). An error names the entry and the file: a file without the track, a track without a
 /// language tag and none given, a ladder without audio.
 pub(crate) fn plan_extra_audio(
     job: &crate::Job,
     base: &Path,
-    title: &EncodePlan,
+    title: &mut EncodePlan,
     ladder: &Ladder,
 ) -> Result<Vec<ExtraAudio>, PipelineError> {
+    title.notices.extend(unused_source_tracks(job, title));
     let mut planned: Vec<ExtraAudio> = Vec::new();
     let mut names: Vec<String> = title.audio.iter().map(|a| a.name.clone()).collect();
     for (i, spec) in job.audio.iter().enumerate() {
@@ -108,7 +110,7 @@ fn made_from(spec: &crate::job::AudioTrackSpec, file: &Path) -> String {
 
 /// A notice when the source has audio tracks the job leaves out (only its first is the main
 /// audio; `[[audio]]` entries name the others).
-pub(crate) fn unused_source_tracks(job: &crate::Job, title: &EncodePlan) -> Option<String> {
+fn unused_source_tracks(job: &crate::Job, title: &EncodePlan) -> Option<String> {
     let count = title.source.audio_streams().count();
     let used: Vec<usize> = job
         .audio

@@ -298,9 +298,8 @@ impl<'a> TitleRun<'a> {
         let mut plan = EncodePlan::new(reel_encoder::probe(&self.source)?, ladder)?;
         // The poster comes from this encode's decode, not from a second one.
         plan.still_at = Some(crate::poster_frame(plan.frames_total));
-        let mut extras = crate::audio::plan_extra_audio(self.job, self.base, &plan, ladder)?;
-        let unused = crate::audio::unused_source_tracks(self.job, &plan);
-        for n in plan.notices.iter().chain(&unused) {
+        let mut extras = crate::audio::plan_extra_audio(self.job, self.base, &mut plan, ladder)?;
+        for n in &plan.notices {
             on_event(PipelineEvent::Notice(n.clone()));
         }
         for extra in &extras {
@@ -1037,9 +1036,7 @@ pub fn dry_run(job: &Job, base: &Path) -> Result<DryRun, PipelineError> {
     let (plan, extra_audio) = match ladder {
         Some(l) => {
             let mut plan = EncodePlan::new(probe, &l)?;
-            let extra = crate::audio::plan_extra_audio(job, base, &plan, &l)?;
-            plan.notices
-                .extend(crate::audio::unused_source_tracks(job, &plan));
+            let extra = crate::audio::plan_extra_audio(job, base, &mut plan, &l)?;
             let audio = extra.into_iter().flat_map(|e| e.plan.audio).collect();
             (Some(plan), audio)
         }
