@@ -60,6 +60,7 @@ async fn null_worker(url: String, objects: Arc<Objects>, scratch: UnitStore, nam
                 unit: "null".into(),
                 work: task.work,
                 outputs: Vec::new(),
+                thumbnails: None,
                 seconds: 0.0,
             };
             let (objects, scratch, r) = (objects.clone(), scratch.clone(), record.clone());

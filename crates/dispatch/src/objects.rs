@@ -159,9 +159,14 @@ impl Objects {
 
     /// Puts the finished unit `record` from `units` into the store: its files, then its record.
     pub fn put_unit(&self, units: &UnitStore, record: &UnitRecord) -> Result<(), DispatchError> {
-        for o in &record.outputs {
-            let path = units.file(&record.key, &o.file);
-            self.put_private(&unit_key(&record.key, &o.file), &path, "video/mp4")?;
+        for (file, _) in record.files() {
+            let path = units.file(&record.key, file);
+            let content_type = if file.ends_with(".mp4") {
+                "video/mp4"
+            } else {
+                "application/octet-stream"
+            };
+            self.put_private(&unit_key(&record.key, file), &path, content_type)?;
         }
         let path = units.file(&record.key, RECORD);
         self.put_private(&unit_key(&record.key, RECORD), &path, "application/json")
@@ -207,13 +212,13 @@ impl Objects {
     /// Copies the finished unit `record` from the store into `units` (whole, or not at all).
     pub fn get_unit(&self, record: &UnitRecord, units: &UnitStore) -> Result<(), DispatchError> {
         let tmp = units.begin(&record.key)?;
-        for o in &record.outputs {
+        for (file, bytes) in record.files() {
             // Synced by the commit.
             reel_publish::download(
                 self.store.as_ref(),
-                &unit_key(&record.key, &o.file),
-                o.bytes,
-                &tmp.join(&o.file),
+                &unit_key(&record.key, file),
+                bytes,
+                &tmp.join(file),
             )?;
         }
         units.commit(tmp, record)?;
@@ -235,7 +240,7 @@ fn unit_key(key: &str, file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reel_units::UnitOutput;
+    use reel_units::{UnitOutput, UnitThumbnails};
 
     #[test]
     fn a_unit_goes_up_and_comes_back_whole() {
@@ -249,6 +254,7 @@ mod tests {
         let key = "00112233445566778899aabbccddeeff";
         let tmp = here.begin(key).unwrap();
         std::fs::write(tmp.join("720p.mp4"), vec![7u8; 9_000]).unwrap();
+        std::fs::write(tmp.join(UnitThumbnails::FILE), vec![9u8; 24]).unwrap();
         let record = UnitRecord {
             key: key.into(),
             unit: "chunk 0".into(),
@@ -260,6 +266,13 @@ mod tests {
                 bytes: 9_000,
                 samples: 3,
             }],
+            thumbnails: Some(UnitThumbnails {
+                file: UnitThumbnails::FILE.into(),
+                bytes: 24,
+                frames: vec![0, 125],
+                width: 4,
+                height: 2,
+            }),
             seconds: 1.0,
         };
         here.commit(tmp, &record).unwrap();
@@ -273,6 +286,11 @@ mod tests {
         assert_eq!(
             std::fs::read(there.file(key, "720p.mp4")).unwrap(),
             vec![7u8; 9_000]
+        );
+        assert_eq!(
+            std::fs::read(there.file(key, UnitThumbnails::FILE)).unwrap(),
+            vec![9u8; 24],
+            "the thumbnails travel with the unit"
         );
     }
 

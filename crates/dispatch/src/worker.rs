@@ -162,7 +162,7 @@ impl Worker<'_> {
             Ok(encoded) => {
                 let (record, outcome) = match encoded {
                     Encoded::Now(record) => {
-                        let bytes = record.outputs.iter().map(|o| o.bytes).sum();
+                        let bytes = record.files().map(|(_, bytes)| bytes).sum();
                         let fps = task.work.frames() as f64 / record.seconds.max(1e-9);
                         (record, Outcome::Encoded { fps, bytes })
                     }

@@ -672,6 +672,7 @@ fn scale_into_sizes(
     let state = Arc::new(Mutex::new(ScaleState::new(
         outputs,
         plan.still_at,
+        plan.thumbnails,
         plan.frame_rate,
         plan.range,
         origin,

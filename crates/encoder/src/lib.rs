@@ -15,7 +15,8 @@
 //!         Event::Track(info) => println!("track {} is {}", info.id, info.config.codec_string()),
 //!         Event::Sample { track, sample } => { let _ = (track, sample.data.len()); }
 //!         Event::Progress(p) => println!("{}: {} frames", p.track, p.frames_done),
-//!         Event::TrackEnd { .. } | Event::Notice(_) | Event::Still { .. } => {}
+//!         Event::TrackEnd { .. } | Event::Notice(_) => {}
+//!         Event::Still { .. } | Event::Thumbnail { .. } => {}
 //!     }
 //! }
 //! ```
@@ -43,7 +44,9 @@ pub use demux::{demux, summary};
 pub use encode::encode;
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, BuiltinLadder, Ladder, LadderChoice, RateControl, Rung, VideoEncoder};
-pub use plan::{even, needs_own_height, AudioInput, AudioPlan, EncodePlan, FrameRange, RungPlan};
+pub use plan::{
+    even, needs_own_height, AudioInput, AudioPlan, EncodePlan, FrameRange, RungPlan, ThumbnailPlan,
+};
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
 pub use raw::{
     decode_frames, decode_pictures, scale_pictures, trial_encode, DecodedFrame, TrialSpec,

@@ -73,6 +73,9 @@ pub struct EncodePlan {
     /// Hand this decoded frame (counted from 0 at the output frame rate) to the caller as an
     /// [`Event::Still`], e.g. for a poster, without a second decode. `None` by default.
     pub still_at: Option<u64>,
+    /// Thumbnails to take from the decode (trick play), `None` by default.
+    #[serde(default)]
+    pub thumbnails: Option<ThumbnailPlan>,
     /// Encode only these frames of the title (one chunk); `None` for the whole title.
     pub range: Option<FrameRange>,
     /// Read the source from this URL instead of the file at `source.path` (which then only
@@ -81,6 +84,37 @@ pub struct EncodePlan {
     /// source. It carries a signature: it never travels with the plan nor shows in errors.
     #[serde(skip)]
     pub source_url: Option<String>,
+}
+
+/// Thumbnails for trick play: frame 0 and every `every_frames` frames after it (counted from
+/// the title's start at the output frame rate), scaled to `width` x `height` and handed over
+/// as [`Event::Thumbnail`](crate::Event) from the encode's own decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThumbnailPlan {
+    pub every_frames: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl ThumbnailPlan {
+    /// A thumbnail `width` pixels wide every `seconds` of `video` at the output `frame_rate`:
+    /// the height keeps the display aspect (square pixels), even; at least one frame apart.
+    pub fn new(video: &crate::VideoStream, frame_rate: Rational, seconds: f64, width: u32) -> Self {
+        let par = video.pixel_aspect;
+        let display_w = f64::from(video.width) * par.num.max(1) as f64 / par.den.max(1) as f64;
+        let width = even(f64::from(width.max(2)));
+        let height = even(f64::from(width) * f64::from(video.height) / display_w.max(1.0));
+        ThumbnailPlan {
+            every_frames: ((seconds * frame_rate.as_f64()).round() as u64).max(1),
+            width,
+            height,
+        }
+    }
+
+    /// Whether frame `frame` of the title is a thumbnail's.
+    pub fn takes(&self, frame: u64) -> bool {
+        frame % self.every_frames == 0
+    }
 }
 
 /// Frames `start..end` of a title, counted from 0 at the plan's output frame rate: one chunk.
@@ -206,6 +240,7 @@ impl EncodePlan {
             audio,
             notices,
             still_at: None,
+            thumbnails: None,
             range: None,
             source_url: None,
         })
@@ -272,6 +307,7 @@ impl EncodePlan {
             rungs: Vec::new(),
             notices: Vec::new(),
             still_at: None,
+            thumbnails: None,
             range: None,
             ..self.clone()
         }

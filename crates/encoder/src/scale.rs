@@ -36,6 +36,7 @@ pub(crate) struct ScaleState {
     seeked: bool,
     origin: Arc<AtomicI64>,
     still_at: Option<u64>,
+    thumbnails: Option<crate::plan::ThumbnailPlan>,
     feed: Feed,
 }
 
@@ -43,6 +44,7 @@ impl ScaleState {
     pub(crate) fn new(
         outputs: Vec<((u32, u32), gst_app::AppSrc)>,
         still_at: Option<u64>,
+        thumbnails: Option<crate::plan::ThumbnailPlan>,
         frame_rate: Rational,
         range: Option<FrameRange>,
         origin: Arc<AtomicI64>,
@@ -72,6 +74,7 @@ impl ScaleState {
             seeked,
             origin,
             still_at,
+            thumbnails,
             feed,
         }
     }
@@ -144,6 +147,7 @@ impl ScaleState {
             let picture = crate::raw::picture_from(buffer.as_ref(), &info)?;
             self.feed.event(Event::Still { frame: s, picture });
         }
+        self.thumbnails_of(buffer.as_ref(), &info, index)?;
         if index > self.next && self.next == 0 {
             // A video that starts after the presentation does (an edit list's empty edit,
             // audio recorded first) is led in by its first frame, held from 0, so that every
@@ -174,6 +178,34 @@ impl ScaleState {
             self.end();
         }
         Ok(true)
+    }
+
+    /// The thumbnails of the places `next..=index` (which this frame fills), past a chunk's
+    /// lead-in: the frame scaled to the thumbnail size, once for all of them.
+    fn thumbnails_of(
+        &mut self,
+        buffer: &gst::BufferRef,
+        info: &gstreamer_video::VideoInfo,
+        index: u64,
+    ) -> Result<(), String> {
+        let Some(plan) = self.thumbnails else {
+            return Ok(());
+        };
+        let frames: Vec<u64> = (self.next.max(self.range.start)..=index)
+            .filter(|&f| plan.takes(f))
+            .collect();
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let picture = crate::raw::picture_from(buffer, info)?;
+        let tile = self.scaler.picture(&picture, plan.width, plan.height)?;
+        for frame in frames {
+            self.feed.event(Event::Thumbnail {
+                frame,
+                picture: tile.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The source's end: an exact range that the source left short is padded with its last
@@ -301,6 +333,7 @@ mod tests {
         let (tx, _rx) = crossbeam_channel::bounded(1);
         ScaleState::new(
             Vec::new(),
+            None,
             None,
             Rational::new(num, den),
             Some(FrameRange {

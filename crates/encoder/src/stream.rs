@@ -45,6 +45,13 @@ pub enum Event {
         frame: u64,
         picture: Picture,
     },
+    /// A thumbnail asked for by [`EncodePlan::thumbnails`](crate::EncodePlan): the decoded
+    /// frame `frame` (counted from the title's start), scaled to the thumbnail size. Chunks
+    /// of a title give the thumbnails of their own frames, in order.
+    Thumbnail {
+        frame: u64,
+        picture: Picture,
+    },
 }
 
 pub(crate) enum Msg {

@@ -95,6 +95,7 @@ mod tests {
             audio: Vec::new(),
             notices: Vec::new(),
             still_at: None,
+            thumbnails: None,
             range: None,
             source_url: None,
         }

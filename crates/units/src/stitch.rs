@@ -121,6 +121,8 @@ pub struct ChunkedEncode {
     audio: Vec<AudioFeed>,
     configs: BTreeMap<u32, CodecConfig>,
     last_dts: BTreeMap<u32, i64>,
+    /// Chunks whose thumbnails are handed over.
+    thumbnails_sent: usize,
     /// Frames done per unit and track, for progress over the title.
     frames: Vec<BTreeMap<u32, u64>>,
     reused_frames: u64,
@@ -183,6 +185,7 @@ impl ChunkedEncode {
             audio: Vec::new(),
             configs: BTreeMap::new(),
             last_dts: BTreeMap::new(),
+            thumbnails_sent: 0,
             reused_frames,
             counts,
             started: Instant::now(),
@@ -501,6 +504,17 @@ impl ChunkedEncode {
         let UnitWork::Video { range, .. } = self.units[u].work else {
             unreachable!("video units only")
         };
+        if self.thumbnails_sent == chunk {
+            // A chunk's thumbnails go first, so that they arrive in the title's order.
+            self.thumbnails_sent += 1;
+            let record = self.records[u].as_ref().expect("ready");
+            if let Some(t) = &record.thumbnails {
+                let path = self.store.file(&record.key, &t.file);
+                for event in crate::unit::read_thumbnails(&path, t)? {
+                    self.pending.push_back(ChunkEvent::Media(event));
+                }
+            }
+        }
         let Some(r) = self.plan.rungs.get(rung).cloned() else {
             // Every rung of this chunk is out: the audio up to the chunk's end follows.
             let end = range.end as i64 * i64::from(self.plan.frame_duration);

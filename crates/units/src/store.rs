@@ -29,8 +29,38 @@ pub struct UnitRecord {
     pub unit: String,
     pub work: UnitWork,
     pub outputs: Vec<UnitOutput>,
+    /// The thumbnails a video unit took from its decode, when the plan asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<UnitThumbnails>,
     /// Wall time of the encode.
     pub seconds: f64,
+}
+
+/// The thumbnails of one unit: 8-bit I420 pictures of one size, one after another in frame
+/// order, in one file of the unit's folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitThumbnails {
+    pub file: String,
+    pub bytes: u64,
+    /// The title's frame each picture was taken from.
+    pub frames: Vec<u64>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl UnitThumbnails {
+    /// File name of a unit's thumbnails.
+    pub const FILE: &'static str = "thumbnails.i420";
+}
+
+impl UnitRecord {
+    /// Every file the unit's folder must hold, with its size.
+    pub fn files(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.outputs
+            .iter()
+            .map(|o| (o.file.as_str(), o.bytes))
+            .chain(self.thumbnails.iter().map(|t| (t.file.as_str(), t.bytes)))
+    }
 }
 
 const RECORD: &str = "unit.json";
@@ -56,10 +86,9 @@ impl UnitStore {
         let record: UnitRecord =
             serde_json::from_slice(&std::fs::read(dir.join(RECORD)).ok()?).ok()?;
         let whole = record.key == key
-            && record
-                .outputs
-                .iter()
-                .all(|o| std::fs::metadata(dir.join(&o.file)).is_ok_and(|m| m.len() == o.bytes));
+            && record.files().all(|(file, bytes)| {
+                std::fs::metadata(dir.join(file)).is_ok_and(|m| m.len() == bytes)
+            });
         whole.then_some(record)
     }
 
@@ -92,8 +121,8 @@ impl UnitStore {
         let path = tmp.join(RECORD);
         let bytes = serde_json::to_vec_pretty(record).expect("a unit record serializes");
         std::fs::write(&path, bytes).map_err(io_error(&path))?;
-        for o in &record.outputs {
-            let p = tmp.join(&o.file);
+        for (file, _) in record.files() {
+            let p = tmp.join(file);
             std::fs::File::open(&p)
                 .and_then(|f| f.sync_all())
                 .map_err(io_error(&p))?;
@@ -224,6 +253,7 @@ mod tests {
                 bytes: 3,
                 samples: 1,
             }],
+            thumbnails: None,
             seconds: 1.0,
         }
     }

@@ -1,8 +1,8 @@
 //! Work units: one chunk of the video for every rung from one decode, or the title's audio;
 //! named by a hash of everything that decides their bytes.
 
-use crate::error::UnitError;
-use crate::store::{UnitOutput, UnitRecord, UnitStore};
+use crate::error::{io_error, UnitError};
+use crate::store::{UnitOutput, UnitRecord, UnitStore, UnitThumbnails};
 use reel_encoder::{EncodePlan, Event, FrameRange};
 use reel_packager::{FragmentPolicy, FragmentedMp4File};
 use serde::{Deserialize, Serialize};
@@ -139,6 +139,7 @@ impl Unit {
             "keyframe_frames": plan.keyframe_frames,
             "rungs": plan.rungs,
             "audio": plan.audio,
+            "thumbnails": plan.thumbnails,
             "encoders": encoders,
         });
         let digest = sha2::Sha256::digest(what.to_string().as_bytes());
@@ -211,6 +212,7 @@ pub fn run_unit(
     let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
     let mut outputs: Vec<UnitOutput> = Vec::new();
     let mut lead_in = LeadIn::of(unit);
+    let mut thumbnails = ThumbnailFile::new(tmp.join(UnitThumbnails::FILE));
     for event in unit.plan.clone().start()? {
         if halted() {
             return Err(UnitError::Cancelled);
@@ -264,6 +266,7 @@ pub fn run_unit(
                     samples,
                 });
             }
+            Event::Thumbnail { frame, picture } => thumbnails.push(frame, &picture)?,
             other => on_event(other),
         }
     }
@@ -282,8 +285,107 @@ pub fn run_unit(
         unit: unit.name(),
         work: unit.work,
         outputs,
+        thumbnails: thumbnails.finish()?,
         seconds: started.elapsed().as_secs_f64(),
     };
     store.commit(tmp, &record)?;
     Ok(record)
+}
+
+/// A unit's thumbnails as they come from its decode, written to one file of raw pictures.
+struct ThumbnailFile {
+    path: std::path::PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    frames: Vec<u64>,
+    size: (u32, u32),
+}
+
+impl ThumbnailFile {
+    fn new(path: std::path::PathBuf) -> Self {
+        ThumbnailFile {
+            path,
+            out: None,
+            frames: Vec::new(),
+            size: (0, 0),
+        }
+    }
+
+    fn push(&mut self, frame: u64, picture: &reel_media::Picture) -> Result<(), UnitError> {
+        use std::io::Write;
+        if self.out.is_none() {
+            let file = std::fs::File::create(&self.path).map_err(io_error(&self.path))?;
+            self.out = Some(std::io::BufWriter::new(file));
+            self.size = (picture.width, picture.height);
+        }
+        if (picture.width, picture.height) != self.size {
+            return Err(UnitError::Stitch {
+                path: self.path.clone(),
+                detail: format!(
+                    "thumbnail of frame {frame} is {}x{}, the first was {}x{}",
+                    picture.width, picture.height, self.size.0, self.size.1
+                ),
+            });
+        }
+        let out = self.out.as_mut().expect("opened above");
+        for plane in &picture.planes {
+            out.write_all(plane).map_err(io_error(&self.path))?;
+        }
+        self.frames.push(frame);
+        Ok(())
+    }
+
+    /// The record of what was written (`None` when the plan took no thumbnails).
+    fn finish(self) -> Result<Option<UnitThumbnails>, UnitError> {
+        let Some(out) = self.out else {
+            return Ok(None);
+        };
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(io_error(&self.path))?;
+        let bytes = std::fs::metadata(&self.path)
+            .map_err(io_error(&self.path))?
+            .len();
+        Ok(Some(UnitThumbnails {
+            file: UnitThumbnails::FILE.into(),
+            bytes,
+            frames: self.frames,
+            width: self.size.0,
+            height: self.size.1,
+        }))
+    }
+}
+
+/// The thumbnails of a finished unit, read back from `path` as the events the unit's decode
+/// gave; an error names the file when its size does not match its record.
+pub(crate) fn read_thumbnails(
+    path: &std::path::Path,
+    record: &UnitThumbnails,
+) -> Result<Vec<Event>, UnitError> {
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let blank = reel_media::Picture::filled(record.width, record.height, 0, 0);
+    let picture_bytes: usize = blank.planes.iter().map(Vec::len).sum();
+    if picture_bytes == 0 || bytes.len() != picture_bytes * record.frames.len() {
+        return Err(UnitError::Stitch {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{} bytes for {} thumbnails of {}x{}",
+                bytes.len(),
+                record.frames.len(),
+                record.width,
+                record.height
+            ),
+        });
+    }
+    let mut events = Vec::with_capacity(record.frames.len());
+    for (chunk, &frame) in bytes.chunks_exact(picture_bytes).zip(&record.frames) {
+        let mut picture = blank.clone();
+        let mut at = 0;
+        for plane in &mut picture.planes {
+            let len = plane.len();
+            plane.copy_from_slice(&chunk[at..at + len]);
+            at += len;
+        }
+        events.push(Event::Thumbnail { frame, picture });
+    }
+    Ok(events)
 }
