@@ -500,7 +500,7 @@ fn write_tracks(
                     eprintln!("note: {n}");
                 }
             }
-            Event::Still { .. } => {}
+            Event::Still { .. } | Event::Thumbnail { .. } => {}
         }
     }
     if writers.is_empty() {

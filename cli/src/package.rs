@@ -18,6 +18,7 @@ pub fn run(
         inputs,
         audio,
         subtitles,
+        None,
         out,
         opts,
         &mut |n| eprintln!("note: {n}"),

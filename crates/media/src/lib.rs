@@ -24,7 +24,7 @@ pub use av1::Av1Config;
 pub use h264::AvcConfig;
 pub use picture::Picture;
 pub use rational::Rational;
-pub use title::{Rendition, Scheme, TitleRecord};
+pub use title::{Rendition, Scheme, Thumbnails, TitleRecord};
 pub use track::{
     AudioParams, AudioRole, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, EncodedSample,
     OpusConfig, SampleText, TextKind, TextTrackInfo, TrackInfo, TrackKind, VideoParams,

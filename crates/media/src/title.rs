@@ -73,6 +73,27 @@ pub struct TitleRecord {
     /// The poster frame (a JPEG) relative to the title's root, when one could be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poster: Option<String>,
+    /// The scrubbing thumbnails, when the title has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails: Option<Thumbnails>,
+}
+
+/// A title's thumbnail track: JPEG sprites of `columns` x `rows` tiles of `width` x `height`,
+/// a tile every `interval` seconds, listed in the DASH MPD (image AdaptationSet), the HLS
+/// master (`EXT-X-IMAGE-STREAM-INF`) and a WebVTT track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thumbnails {
+    pub width: u32,
+    pub height: u32,
+    pub columns: u32,
+    pub rows: u32,
+    /// Seconds each tile stands for.
+    pub interval: f64,
+    pub tiles: u64,
+    pub sprites: usize,
+    /// The HLS image playlist and the WebVTT track, relative to the title's root.
+    pub hls: String,
+    pub webvtt: String,
 }
 
 impl TitleRecord {

@@ -31,6 +31,7 @@ mod manifest;
 mod package;
 mod protect;
 mod text;
+mod thumbnails;
 mod writer;
 
 pub use file::{FragmentPolicy, FragmentedMp4File};
@@ -43,6 +44,7 @@ pub use package::{
 };
 pub use protect::{KeySource, Protection, ProtectionSettings, Signalling, TrackProtection};
 pub use text::{write_text_track, TextSegment};
+pub use thumbnails::{Sprite, ThumbnailTrack, THUMBNAILS_DIR, THUMBNAILS_PLAYLIST, THUMBNAILS_VTT};
 pub use writer::WrittenSegment;
 
 use std::path::PathBuf;

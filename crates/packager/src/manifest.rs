@@ -1,6 +1,7 @@
 //! DASH MPD (`dash-mpd-core`) and HLS playlists (`m3u8-rs`) built from packaged tracks.
 
 use crate::package::{Addressing, PackagedTrack};
+use crate::thumbnails::{ThumbnailTrack, THUMBNAILS_DIR, THUMBNAILS_PLAYLIST, THUMBNAILS_VTT};
 use crate::TrackProtection;
 use crate::{write_atomically, PackagerError, Result};
 use base64::Engine;
@@ -57,8 +58,8 @@ fn text_role(kind: TextKind) -> &'static str {
     }
 }
 
-/// Builds the static MPD.
-pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
+/// Builds the static MPD, with an image AdaptationSet for `thumbnails` when given.
+pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -> String {
     let single = tracks
         .first()
         .is_some_and(|t| t.addressing == Addressing::SingleFile);
@@ -243,6 +244,9 @@ pub fn dash_mpd(tracks: &[PackagedTrack]) -> String {
             representations: reps,
             ..Default::default()
         });
+    }
+    if let Some(t) = thumbnails {
+        adaptations.push(t.dash_adaptation_set(adaptations.len()));
     }
     let duration = presentation_duration(tracks);
     let max_seg = tracks
@@ -627,8 +631,12 @@ fn render(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> Vec<u8> {
     out
 }
 
-/// Builds the HLS master playlist and every media and I-frame playlist: (relative path, bytes).
-pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
+/// Builds the HLS master playlist and every media and I-frame playlist, and the image
+/// playlist of `thumbnails` when given: (relative path, bytes).
+pub fn hls_playlists(
+    tracks: &[PackagedTrack],
+    thumbnails: Option<&ThumbnailTrack>,
+) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     let audio: Vec<&PackagedTrack> = tracks
         .iter()
@@ -787,31 +795,52 @@ pub fn hls_playlists(tracks: &[PackagedTrack]) -> Vec<(String, Vec<u8>)> {
             }
         }
     }
+    let mut unknown_tags = Vec::new();
+    if let Some(t) = thumbnails {
+        files.push((
+            format!("{THUMBNAILS_DIR}/{THUMBNAILS_PLAYLIST}"),
+            t.hls_playlist().into_bytes(),
+        ));
+        unknown_tags.push(t.hls_stream_inf());
+    }
     let master = MasterPlaylist {
         version: Some(7),
         variants,
         alternatives,
         session_key,
         independent_segments: true,
+        unknown_tags,
         ..Default::default()
     };
     files.push((HLS_MASTER.to_string(), render(|w| master.write_to(w))));
     files
 }
 
-/// Writes the HLS playlists and then the DASH MPD, each through a temporary name. Call only
-/// after every segment is written.
-pub fn write_manifests(dir: &Path, tracks: &[PackagedTrack]) -> Result<()> {
+/// Writes the HLS playlists and then the DASH MPD, each through a temporary name, listing
+/// `thumbnails` too (with its WebVTT track) when given. Call only after every segment and
+/// sprite is written.
+pub fn write_manifests(
+    dir: &Path,
+    tracks: &[PackagedTrack],
+    thumbnails: Option<&ThumbnailTrack>,
+) -> Result<()> {
     if tracks.is_empty() {
         return Err(PackagerError::InvalidTrack {
             track: 0,
             problem: "no tracks to list in a manifest".into(),
         });
     }
-    let playlists = hls_playlists(tracks);
+    if let Some(t) = thumbnails {
+        let vtt = dir.join(THUMBNAILS_DIR).join(THUMBNAILS_VTT);
+        write_atomically(&vtt, t.webvtt().as_bytes())?;
+    }
+    let playlists = hls_playlists(tracks, thumbnails);
     // Media playlists first, the master last among them.
     for (path, bytes) in &playlists {
         write_atomically(&dir.join(path), bytes)?;
     }
-    write_atomically(&dir.join(DASH_MANIFEST), dash_mpd(tracks).as_bytes())
+    write_atomically(
+        &dir.join(DASH_MANIFEST),
+        dash_mpd(tracks, thumbnails).as_bytes(),
+    )
 }

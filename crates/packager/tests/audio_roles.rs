@@ -55,7 +55,7 @@ fn title() -> Vec<PackagedTrack> {
 
 #[test]
 fn dash_has_an_audio_set_per_language_and_role() {
-    let mpd = dash_mpd_core::parse(&dash_mpd(&title())).expect("the MPD parses");
+    let mpd = dash_mpd_core::parse(&dash_mpd(&title(), None)).expect("the MPD parses");
     let sets: Vec<_> = mpd.periods[0]
         .adaptations
         .iter()
@@ -101,7 +101,7 @@ fn dash_has_an_audio_set_per_language_and_role() {
 
 #[test]
 fn hls_lists_every_audio_track_once_with_its_role() {
-    let files = hls_playlists(&title());
+    let files = hls_playlists(&title(), None);
     let master = &files.iter().find(|f| f.0 == "master.m3u8").unwrap().1;
     let text = String::from_utf8(master.clone()).unwrap();
     let master = m3u8_rs::parse_master_playlist_res(master).expect("the master parses");
@@ -149,7 +149,7 @@ fn hls_lists_every_audio_track_once_with_its_role() {
 fn two_tracks_with_one_label_get_distinct_names() {
     let mut tracks = title();
     tracks.push(audio(6, "deu", AudioRole::Dub, "audio_deu_dub_2"));
-    let files = hls_playlists(&tracks);
+    let files = hls_playlists(&tracks, None);
     let master = &files.iter().find(|f| f.0 == "master.m3u8").unwrap().1;
     let master = m3u8_rs::parse_master_playlist_res(master).unwrap();
     let mut names: Vec<&str> = master

@@ -110,7 +110,7 @@ fn two_hours_without_drift() {
         assert_eq!(&file[s.offset as usize + 4..s.offset as usize + 8], b"styp");
     }
     // The MPD never claims less than the media lasts.
-    let mpd = reel_packager::dash_mpd(&tracks);
+    let mpd = reel_packager::dash_mpd(&tracks, None);
     let exact = (frames as f64 * 1001.0 / 24_000.0).max(audio_frames as f64 * 1024.0 / 48_000.0);
     let declared: f64 = mpd
         .split("mediaPresentationDuration=\"PT")

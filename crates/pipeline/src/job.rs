@@ -42,6 +42,9 @@ pub struct Job {
     pub encode: EncodeSpec,
     #[serde(default)]
     pub packaging: PackagingSpec,
+    /// Scrubbing thumbnails (`[thumbnails]`), taken from the encode's decode.
+    #[serde(default)]
+    pub thumbnails: ThumbnailSpec,
     #[serde(default)]
     pub encryption: Option<EncryptionSpec>,
     pub destination: DestinationSpec,
@@ -308,6 +311,73 @@ impl Default for PackagingSpec {
     }
 }
 
+/// Thumbnails for scrubbing: a tile every `interval` seconds, `width` pixels wide (the height
+/// keeps the picture's aspect), laid `columns` x `rows` to a JPEG sprite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThumbnailSpec {
+    pub enabled: bool,
+    pub interval: f64,
+    pub width: u32,
+    pub columns: u32,
+    pub rows: u32,
+}
+
+impl Default for ThumbnailSpec {
+    fn default() -> Self {
+        ThumbnailSpec {
+            enabled: true,
+            interval: 5.0,
+            width: 320,
+            columns: 10,
+            rows: 10,
+        }
+    }
+}
+
+impl ThumbnailSpec {
+    fn validate(&self) -> Result<(), String> {
+        if !(0.5..=600.0).contains(&self.interval) {
+            return Err(format!(
+                "thumbnails.interval {} s is outside 0.5-600",
+                self.interval
+            ));
+        }
+        if !(32..=1920).contains(&self.width) {
+            return Err(format!(
+                "thumbnails.width {} is outside 32-1920 pixels",
+                self.width
+            ));
+        }
+        for (what, n) in [("columns", self.columns), ("rows", self.rows)] {
+            if !(1..=30).contains(&n) {
+                return Err(format!("thumbnails.{what} {n} is outside 1-30"));
+            }
+        }
+        // A JPEG is at most 65,535 pixels wide or high; a tile at most 4 times as high as
+        // it is wide.
+        if self.columns * self.width > 65_535 || self.rows * self.width * 4 > 65_535 {
+            return Err(format!(
+                "thumbnails: {}x{} tiles {} pixels wide make a sprite larger than a JPEG can be",
+                self.columns, self.rows, self.width
+            ));
+        }
+        Ok(())
+    }
+
+    /// The thumbnails to take from an encode of `plan`'s video (none when off or without
+    /// video).
+    pub(crate) fn plan(
+        &self,
+        plan: &reel_encoder::EncodePlan,
+    ) -> Option<reel_encoder::ThumbnailPlan> {
+        let video = plan.source.video()?;
+        (self.enabled && !plan.rungs.is_empty()).then(|| {
+            reel_encoder::ThumbnailPlan::new(video, plan.frame_rate, self.interval, self.width)
+        })
+    }
+}
+
 /// Common Encryption.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -537,6 +607,7 @@ impl Job {
                 self.encode.chunk_duration
             ));
         }
+        self.thumbnails.validate()?;
         if self.encode.workers.is_some_and(|w| w == 0 || w > 64) {
             return Err("encode.workers must be 1-64".into());
         }

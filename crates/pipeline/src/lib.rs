@@ -24,10 +24,11 @@ mod run;
 mod source;
 mod state;
 mod subtitles;
+mod thumbnails;
 
 pub use job::{
     AnalysisSpec, AudioTrackSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, S3Endpoint,
-    SourceLocation, TitleSpec,
+    SourceLocation, ThumbnailSpec, TitleSpec,
 };
 pub use package::package_files;
 pub use poster::{poster_frame, poster_from_picture, poster_jpeg, POSTER_FILE};
@@ -35,6 +36,7 @@ pub use reel_media::{Rendition, TitleRecord};
 pub use run::{dry_run, folder_uploads, run, DryRun, Phase, PipelineEvent, RunOptions, RunSummary};
 pub use state::{EncodeRecord, State};
 pub use subtitles::{DashText, SubtitleInput};
+pub use thumbnails::ThumbnailSprites;
 
 use std::path::PathBuf;
 

@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 /// Packages `inputs` into `out`. Files with video go first, so that audio segments can follow
 /// the video's boundaries as they come. Track names come from the file names. The audio
 /// track of each of `audio` gets its language and role (and the name `audio_LANG_ROLE`).
-/// `subtitles` become text tracks on the video's segments.
+/// `subtitles` become text tracks on the video's segments; `thumbnails` are copied in and
+/// listed in the manifests.
 pub fn package_files(
     inputs: &[PathBuf],
     audio: &[crate::AudioFile],
     subtitles: &[crate::SubtitleInput],
+    thumbnails: Option<&crate::ThumbnailSprites>,
     out: &Path,
     mut opts: PackageOptions,
     on_notice: &mut dyn FnMut(String),
@@ -87,7 +89,7 @@ pub fn package_files(
                 Event::Sample { track, sample } => packager.push(map(&ids, track)?, sample)?,
                 Event::TrackEnd { track } => packager.end_track(map(&ids, track)?)?,
                 Event::Notice(n) => on_notice(format!("{}: {n}", input.display())),
-                Event::Progress(_) | Event::Still { .. } => {}
+                Event::Progress(_) | Event::Still { .. } | Event::Thumbnail { .. } => {}
             }
         }
         if ids.is_empty() {
@@ -99,7 +101,8 @@ pub fn package_files(
     }
     let mut tracks = packager.finish()?;
     crate::subtitles::add_subtitles(out, &mut tracks, subtitles, on_notice)?;
-    reel_packager::write_manifests(out, &tracks)?;
+    let thumbnails = thumbnails.map(|t| t.copy_into(out, &tracks)).transpose()?;
+    reel_packager::write_manifests(out, &tracks, thumbnails.as_ref())?;
     Ok(tracks)
 }
 
@@ -278,6 +281,7 @@ impl LivePackage {
     /// and what they did.
     pub(crate) fn finish(
         mut self,
+        thumbnails: Option<&crate::ThumbnailSprites>,
         on_notice: &mut dyn FnMut(String),
     ) -> Result<LiveOutcome, PipelineError> {
         if !self.started() {
@@ -291,7 +295,10 @@ impl LivePackage {
         self.send_written();
         let subtitles = std::mem::take(&mut self.subtitles);
         crate::subtitles::add_subtitles(&self.out, &mut tracks, subtitles, on_notice)?;
-        reel_packager::write_manifests(&self.out, &tracks)?;
+        let thumbnails = thumbnails
+            .map(|t| t.copy_into(&self.out, &tracks))
+            .transpose()?;
+        reel_packager::write_manifests(&self.out, &tracks, thumbnails.as_ref())?;
         Ok(LiveOutcome {
             tracks,
             early: self.early.take().map(|e| e.uploads.finish()),

@@ -91,7 +91,7 @@ fn jpeg(picture: &Picture, bt709: bool) -> Result<Vec<u8>, String> {
 }
 
 /// Limited-range Y'CbCr 4:2:0 to full-range RGB, BT.709 for HD sources, BT.601 otherwise.
-fn to_rgb(p: &Picture, bt709: bool) -> Vec<u8> {
+pub(crate) fn to_rgb(p: &Picture, bt709: bool) -> Vec<u8> {
     let (kr, kb) = if bt709 {
         (0.2126, 0.0722)
     } else {

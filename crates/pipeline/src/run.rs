@@ -283,6 +283,11 @@ impl<'a> TitleRun<'a> {
             "title": [&self.job.title.id, &self.job.title.name, &self.job.title.metadata],
             "renditions": wanted.iter().map(|n| &self.state.finished[n].sha256).collect::<Vec<_>>(),
             "keys": self.keys_file.as_ref().map(|k| key_ids(k).unwrap_or_default()),
+            "thumbnails": self.job.thumbnails.enabled.then(|| {
+                crate::ThumbnailSprites::load(&self.renditions_dir, &self.job.thumbnails)
+                    .ok()
+                    .map(|t| t.fingerprint())
+            }),
         }))
     }
 
@@ -298,6 +303,8 @@ impl<'a> TitleRun<'a> {
         let mut plan = EncodePlan::new(reel_encoder::probe(&self.source)?, ladder)?;
         // The poster comes from this encode's decode, not from a second one.
         plan.still_at = Some(crate::poster_frame(plan.frames_total));
+        // So do the thumbnails.
+        plan.thumbnails = self.job.thumbnails.plan(&plan);
         let mut extras = crate::audio::plan_extra_audio(self.job, self.base, &mut plan, ladder)?;
         for n in &plan.notices {
             on_event(PipelineEvent::Notice(n.clone()));
@@ -424,6 +431,8 @@ impl<'a> TitleRun<'a> {
         let dir = self.renditions_dir.clone();
         let (work, run_id, opts) = (self.work.clone(), self.run_id, self.opts);
         let made_from = self.made_from.clone();
+        let mut sheets =
+            crate::thumbnails::SpriteSheets::new(&dir, &self.job.thumbnails, units.plan())?;
         let state = &mut self.state;
         let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
         let source = units.plan().source.clone();
@@ -493,6 +502,11 @@ impl<'a> TitleRun<'a> {
                 }
                 Event::Progress(p) => on_event(PipelineEvent::EncodeProgress(p)),
                 Event::Notice(n) => on_event(PipelineEvent::Notice(n)),
+                Event::Thumbnail { frame, picture } => {
+                    if let Some(sheets) = sheets.as_mut() {
+                        sheets.push(frame, &picture)?;
+                    }
+                }
                 Event::Still { picture, .. } => {
                     let Some(video) = source.video() else {
                         continue;
@@ -514,6 +528,9 @@ impl<'a> TitleRun<'a> {
                 path: dir.to_path_buf(),
                 detail: format!("the encoder stopped before rendition {name} ended"),
             });
+        }
+        if let Some(sheets) = sheets {
+            sheets.finish()?;
         }
         Ok(())
     }
@@ -576,10 +593,13 @@ impl<'a> TitleRun<'a> {
             return Ok(outcome);
         }
         on_event(PipelineEvent::PhaseStarted(Phase::Package));
+        let thumbnails = self.thumbnails(on_event);
         let tracks = match encode.live.take() {
             Some(live) => {
-                let crate::package::LiveOutcome { tracks, early } =
-                    live.finish(&mut |n| on_event(PipelineEvent::Notice(n)))?;
+                let crate::package::LiveOutcome { tracks, early } = live
+                    .finish(thumbnails.as_ref(), &mut |n| {
+                        on_event(PipelineEvent::Notice(n))
+                    })?;
                 if let Some((journal, mut report)) = early {
                     outcome.journal = Some(journal);
                     for e in std::mem::take(&mut report.events) {
@@ -606,6 +626,7 @@ impl<'a> TitleRun<'a> {
                     &inputs,
                     &[],
                     &self.job.subtitle_inputs(self.base)?,
+                    thumbnails.as_ref(),
                     &self.package_tmp,
                     package_options(self.job, self.protection()?, None),
                     &mut |n| on_event(PipelineEvent::Notice(n)),
@@ -618,6 +639,7 @@ impl<'a> TitleRun<'a> {
             &self.work,
             &self.renditions_dir,
             &tracks,
+            thumbnails.as_ref(),
             on_event,
         )?;
         // Now that the keys exist (a fresh key file changes the fingerprint).
@@ -626,6 +648,27 @@ impl<'a> TitleRun<'a> {
         outcome.packaged = true;
         self.phase_done(Phase::Package, t, on_event);
         Ok(outcome)
+    }
+
+    /// The thumbnails the encode made, when the job wants them; a notice says why a title
+    /// that should have them has none.
+    fn thumbnails(
+        &self,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Option<crate::ThumbnailSprites> {
+        if !self.job.thumbnails.enabled {
+            return None;
+        }
+        match crate::ThumbnailSprites::load(&self.renditions_dir, &self.job.thumbnails) {
+            Ok(t) => Some(t),
+            Err(why) => {
+                on_event(PipelineEvent::Notice(format!(
+                    "no thumbnails: {why}; they are taken while the video is encoded (remove \
+                     the work folder's renditions to encode it again)"
+                )));
+                None
+            }
+        }
     }
 
     /// Publishes media, playlists, manifests, then the title record.
@@ -744,6 +787,7 @@ fn complete_package(
     work: &Path,
     renditions_dir: &Path,
     tracks: &[reel_packager::PackagedTrack],
+    thumbnails: Option<&crate::ThumbnailSprites>,
     on_event: &mut dyn FnMut(PipelineEvent),
 ) -> Result<(), PipelineError> {
     let package_tmp = work.join(PACKAGE_TMP);
@@ -790,6 +834,7 @@ fn complete_package(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         poster: None,
+        thumbnails: thumbnails.map(crate::ThumbnailSprites::record),
     };
     // A poster for the catalog (made while encoding, or decoded now when this run encoded
     // nothing); a title without one still publishes.

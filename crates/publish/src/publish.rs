@@ -74,6 +74,7 @@ pub fn content_type_for(key: &str, audio: bool) -> &'static str {
         "png" => "image/png",
         "jpg" | "jpeg" => "image/jpeg",
         "svg" => "image/svg+xml",
+        "vtt" => "text/vtt",
         _ => "application/octet-stream",
     }
 }
