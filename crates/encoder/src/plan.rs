@@ -113,7 +113,7 @@ impl ThumbnailPlan {
 
     /// Whether frame `frame` of the title is a thumbnail's.
     pub fn takes(&self, frame: u64) -> bool {
-        frame % self.every_frames == 0
+        frame.is_multiple_of(self.every_frames)
     }
 }
 
