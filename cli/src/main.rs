@@ -112,6 +112,11 @@ enum Command {
         /// (CMAF wvtt) or imsc1 (CMAF stpp). HLS always gets WebVTT segments.
         #[arg(long, value_name = "FORM", default_value = "source")]
         dash_text: reel_pipeline::DashText,
+        /// Also make a trick-play track (key frames only, for fast forward and rewind: a DASH
+        /// trick-mode AdaptationSet) from the video of this input, named by its file name
+        /// without extension (e.g. 360p for 360p.mp4).
+        #[arg(long, value_name = "NAME")]
+        trick_play: Option<String>,
         #[command(flatten)]
         encryption: keys::EncryptArgs,
         #[arg(long)]
@@ -322,9 +327,20 @@ fn run(cli: Cli) -> Result<()> {
             mut subtitles,
             audio,
             dash_text,
+            trick_play,
             encryption,
             json,
         } => {
+            if let Some(name) = &trick_play {
+                let known = inputs.iter().any(|i| {
+                    i.file_stem().is_some_and(|s| {
+                        reel_packager::safe_file_name(&s.to_string_lossy()) == *name
+                    })
+                });
+                if !known {
+                    bail!("--trick-play {name}: no input file is named {name} (its stem)");
+                }
+            }
             for s in &mut subtitles {
                 s.dash_text = dash_text;
             }
@@ -344,6 +360,7 @@ fn run(cli: Cli) -> Result<()> {
                 expected_duration: None,
                 protection,
                 segment_written: None,
+                trick_play,
             };
             // Fail closed: a failed run leaves no folder behind that it created (and never
             // a manifest, which is written last).

@@ -149,6 +149,9 @@ pub struct Rendition {
     /// What an audio track is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<crate::AudioRole>,
+    /// A trick-play track (key frames only): the video rendition it is made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trick_play_of: Option<String>,
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ struct SetKey {
     channels: Option<u8>,
     text: Option<TextKind>,
     role: Option<AudioRole>,
+    trick: bool,
 }
 
 /// DASH roles (ISO/IEC 23009-1 5.8.5.5) of a text track's kind.
@@ -78,12 +79,22 @@ pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -
             channels: t.info.audio.map(|a| a.channels),
             text: t.text.as_ref().map(|x| x.kind),
             role: t.info.audio.map(|a| a.role),
+            trick: t.trick_of.is_some(),
         };
         match sets.iter_mut().find(|s| s.0 == key) {
             Some(s) => s.1.push(t),
             None => sets.push((key, vec![t])),
         }
     }
+    // A trick-play set names the set of the rendition it is made from.
+    let set_of = |stem: &str| {
+        sets.iter()
+            .position(|(_, m)| m.iter().any(|t| t.stem == stem))
+    };
+    let trick_for: Vec<Option<usize>> = sets
+        .iter()
+        .map(|(_, m)| m[0].trick_of.as_deref().and_then(set_of))
+        .collect();
     let mut adaptations = Vec::new();
     for (i, (key, members)) in sets.into_iter().enumerate() {
         let (kind, lang) = (key.kind, key.language);
@@ -136,6 +147,13 @@ pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -
                     v.pixel_aspect.num.max(1),
                     v.pixel_aspect.den.max(1)
                 ));
+            }
+            if key.trick {
+                // Key frames only, each independent (DASH-IF IOP 3.2.9): a player may play
+                // them at up to one key frame interval's frames per frame shown.
+                rep.frameRate = None;
+                rep.codingDependency = Some(false);
+                rep.maxPlayoutRate = Some(frames_per_key_frame(t));
             }
             if let Some(a) = t.info.audio {
                 rep.audioSamplingRate = Some(a.sample_rate.to_string());
@@ -208,6 +226,14 @@ pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -
             }
         }
         adaptations.push(mpd::AdaptationSet {
+            essential_property: trick_for[i]
+                .map(|main| mpd::EssentialProperty {
+                    schemeIdUri: "http://dashif.org/guidelines/trickmode".into(),
+                    value: Some(main.to_string()),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
             ContentProtection: set_protection,
             id: Some(i.to_string()),
             contentType: Some(content_type.into()),
@@ -278,6 +304,16 @@ pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -
         text = text.replacen("<MPD ", "<MPD xmlns:dashif=\"https://dashif.org/CPS\" ", 1);
     }
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{text}\n")
+}
+
+/// Source frames per sample of a trick-play track: its duration in frames of its frame rate
+/// over its samples (one key frame each), rounded.
+fn frames_per_key_frame(t: &PackagedTrack) -> f64 {
+    let key_frames: usize = t.segments.iter().map(|s| s.iframes.len()).sum();
+    let fps = t.info.video.map_or(0.0, |v| v.frame_rate.as_f64());
+    (t.duration_secs() * fps / key_frames.max(1) as f64)
+        .round()
+        .max(1.0)
 }
 
 /// The W3C ClearKey system ID used in DASH (`dashif:laurl` lives on it).
@@ -711,9 +747,10 @@ pub fn hls_playlists(
     } else {
         groups.iter().map(Some).collect()
     };
+    // HLS fast-forwards with I-frame playlists: trick-play tracks are for DASH.
     let video: Vec<&PackagedTrack> = tracks
         .iter()
-        .filter(|t| t.info.kind() == TrackKind::Video)
+        .filter(|t| t.info.kind() == TrackKind::Video && t.trick_of.is_none())
         .collect();
     let mut variants = Vec::new();
     for g in &audio_choices {

@@ -45,6 +45,9 @@ pub struct PackageOptions {
     /// Told of each segment file (path, track, kind) the moment it is complete (segment-file addressing),
     /// for a caller that publishes segments while the rest are still being made.
     pub segment_written: Option<std::sync::mpsc::Sender<crate::WrittenSegment>>,
+    /// The name of the video track whose key frames also make a trick-play track (key frames
+    /// only, each shown until the next: `NAME_trick`), for DASH fast forward and rewind.
+    pub trick_play: Option<String>,
 }
 
 impl Default for PackageOptions {
@@ -55,6 +58,7 @@ impl Default for PackageOptions {
             expected_duration: None,
             protection: None,
             segment_written: None,
+            trick_play: None,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct PackagedTrack {
     pub protection: Option<crate::TrackProtection>,
     /// Language tag and kind of a text track (see [`crate::write_text_track`]).
     pub text: Option<reel_media::TextTrackInfo>,
+    /// A trick-play track: the stem of the video track whose key frames it holds.
+    pub trick_of: Option<String>,
 }
 
 impl PackagedTrack {
@@ -178,6 +184,11 @@ struct Track {
     /// Samples already written to segments (for error messages).
     samples_out: u64,
     protection: Option<crate::TrackProtection>,
+    /// On a video track with a trick-play track: that track's id, and the last key frame,
+    /// held until the next one says how long it is shown.
+    trick: Option<(u32, Option<EncodedSample>)>,
+    /// On a trick-play track: its source's stem.
+    trick_of: Option<String>,
 }
 
 /// Packages tracks as samples arrive. Manifests are written by the caller from
@@ -206,6 +217,9 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Trick-play tracks take their source's id with this bit set.
+const TRICK_ID_BASE: u32 = 0x4000_0000;
+
 impl Packager {
     pub fn new(dir: &Path, opts: PackageOptions) -> Result<Self> {
         check_segment_duration(opts.segment_duration)
@@ -224,8 +238,32 @@ impl Packager {
         })
     }
 
-    /// Registers a track; its init segment is written when the track finishes.
+    /// Registers a track; its init segment is written when the track finishes. The track
+    /// [`PackageOptions::trick_play`] names brings its trick-play track with it.
     pub fn add_track(&mut self, info: TrackInfo) -> Result<()> {
+        let trick = info.kind() == TrackKind::Video
+            && self.opts.trick_play.as_deref() == Some(crate::safe_file_name(&info.name).as_str());
+        let source_id = info.id;
+        let source_stem = crate::safe_file_name(&info.name);
+        let trick_info = trick.then(|| {
+            let mut t = info.clone();
+            t.id = TRICK_ID_BASE | info.id;
+            t.name = format!("{}_trick", info.name);
+            t
+        });
+        self.add_one_track(info)?;
+        if let Some(t) = trick_info {
+            let id = t.id;
+            self.add_one_track(t)?;
+            let n = self.tracks.len();
+            self.tracks[n - 1].trick_of = Some(source_stem);
+            let source = self.index(source_id)?;
+            self.tracks[source].trick = Some((id, None));
+        }
+        Ok(())
+    }
+
+    fn add_one_track(&mut self, info: TrackInfo) -> Result<()> {
         if info.kind() == TrackKind::Text {
             return Err(PackagerError::InvalidTrack {
                 track: info.id,
@@ -324,8 +362,42 @@ impl Packager {
             encryptor,
             samples_out: 0,
             protection,
+            trick: None,
+            trick_of: None,
         });
         Ok(())
+    }
+
+    /// Hands key frame `sample` of track `i` to its trick-play track, which shows the key
+    /// frame before it until this one: samples of one key frame each, decode time equal to
+    /// presentation time (no reordering among key frames alone). `None` flushes the last,
+    /// shown until the source's end.
+    fn feed_trick(&mut self, i: usize, sample: Option<&EncodedSample>) -> Result<()> {
+        let end = self.tracks[i].end_pts;
+        let Some((id, held)) = self.tracks[i].trick.as_mut() else {
+            return Ok(());
+        };
+        let id = *id;
+        let next = sample.map(|s| EncodedSample {
+            data: s.data.clone(),
+            dts: s.pts,
+            pts: s.pts,
+            duration: s.duration,
+            sync: true,
+        });
+        let previous = match next {
+            Some(n) => held.replace(n),
+            None => held.take(),
+        };
+        let Some(mut previous) = previous else {
+            return Ok(());
+        };
+        let until = sample.map_or(end, |s| s.pts);
+        previous.duration = u32::try_from(until - previous.pts)
+            .ok()
+            .filter(|&d| d > 0)
+            .unwrap_or(previous.duration);
+        self.push(id, previous)
     }
 
     fn index(&self, track: u32) -> Result<usize> {
@@ -366,6 +438,10 @@ impl Packager {
         t.last_dts = Some(sample.dts);
         t.dts_origin.get_or_insert(sample.dts.min(0));
         t.end_pts = t.end_pts.max(sample.pts + i64::from(sample.duration));
+        if sample.sync && t.trick.is_some() {
+            self.feed_trick(i, Some(&sample))?;
+        }
+        let t = &mut self.tracks[i];
         let target = (self.opts.segment_duration * f64::from(t.info.timescale)).round() as i64;
         match t.info.kind() {
             TrackKind::Video => {
@@ -581,6 +657,10 @@ impl Packager {
     /// Marks a track as complete.
     pub fn end_track(&mut self, track: u32) -> Result<()> {
         let i = self.index(track)?;
+        if let Some((trick, _)) = self.tracks[i].trick {
+            self.feed_trick(i, None)?;
+            self.end_track(trick)?;
+        }
         self.tracks[i].ended = true;
         if self.tracks[i].info.kind() == TrackKind::Video {
             self.release_audio(i)?;
@@ -591,6 +671,9 @@ impl Packager {
     /// Writes the last segments, the init segments (and `sidx` in single-file mode), checks that
     /// video tracks line up, and returns what the manifests need. Nothing here writes a manifest.
     pub fn finish(mut self) -> Result<Vec<PackagedTrack>> {
+        for i in 0..self.tracks.len() {
+            self.feed_trick(i, None)?;
+        }
         for t in &mut self.tracks {
             t.ended = true;
         }
@@ -746,6 +829,7 @@ impl Packager {
             segments: t.segments.clone(),
             protection: t.protection.clone(),
             text: None,
+            trick_of: t.trick_of.clone(),
         };
         let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         let init = init_segment(
@@ -832,6 +916,7 @@ impl Packager {
             segments: t.segments,
             protection: t.protection,
             text: None,
+            trick_of: t.trick_of,
         })
     }
 }

@@ -109,5 +109,6 @@ pub fn write_text_track(
         segments,
         protection: None,
         text: Some(text),
+        trick_of: None,
     })
 }

@@ -68,6 +68,7 @@ fn package(samples: Vec<(u32, EncodedSample)>) -> Vec<Vec<(i64, u64)>> {
             expected_duration: None,
             protection: None,
             segment_written: None,
+            trick_play: None,
         },
     )
     .unwrap();

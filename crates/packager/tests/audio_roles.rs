@@ -26,6 +26,7 @@ fn packaged(info: TrackInfo) -> PackagedTrack {
             .collect(),
         protection: None,
         text: None,
+        trick_of: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn two_hours_without_drift() {
             expected_duration: Some(60.0),
             protection: None,
             segment_written: None,
+            trick_play: None,
         },
     )
     .unwrap();

@@ -299,6 +299,9 @@ pub struct PackagingSpec {
     /// or `imsc1`. HLS always gets WebVTT segments.
     #[serde(default)]
     pub dash_text: crate::DashText,
+    /// A trick-play track (key frames of the smallest video rendition) for DASH fast forward
+    /// and rewind; HLS has I-frame playlists either way.
+    pub trick_play: bool,
 }
 
 impl Default for PackagingSpec {
@@ -307,6 +310,7 @@ impl Default for PackagingSpec {
             segment_duration: reel_packager::DEFAULT_SEGMENT_SECONDS,
             single_file: false,
             dash_text: crate::DashText::default(),
+            trick_play: false,
         }
     }
 }

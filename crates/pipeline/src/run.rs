@@ -156,6 +156,8 @@ struct TitleRun<'a> {
     phase_seconds: BTreeMap<String, f64>,
     /// What each `[[audio]]` rendition is made from, by name (see [`Finished::made_from`]).
     made_from: BTreeMap<String, String>,
+    /// The video rendition whose key frames make the trick-play track, when the job asks.
+    trick_play: Option<String>,
 }
 
 /// What the encode step leaves for the package step.
@@ -237,6 +239,7 @@ impl<'a> TitleRun<'a> {
             work,
             phase_seconds: BTreeMap::new(),
             made_from: BTreeMap::new(),
+            trick_play: None,
         })
     }
 
@@ -305,6 +308,12 @@ impl<'a> TitleRun<'a> {
         plan.still_at = Some(crate::poster_frame(plan.frames_total));
         // So do the thumbnails.
         plan.thumbnails = self.job.thumbnails.plan(&plan);
+        self.trick_play = self
+            .job
+            .packaging
+            .trick_play
+            .then(|| trick_play_source(&plan.rungs))
+            .flatten();
         let mut extras = crate::audio::plan_extra_audio(self.job, self.base, &mut plan, ladder)?;
         for n in &plan.notices {
             on_event(PipelineEvent::Notice(n.clone()));
@@ -561,7 +570,7 @@ impl<'a> TitleRun<'a> {
         );
         crate::package::LivePackage::new(
             &self.package_tmp,
-            package_options(self.job, protection, expected),
+            package_options(self.job, protection, expected, self.trick_play.clone()),
             order,
             Some(early),
             subtitles,
@@ -628,7 +637,7 @@ impl<'a> TitleRun<'a> {
                     &self.job.subtitle_inputs(self.base)?,
                     thumbnails.as_ref(),
                     &self.package_tmp,
-                    package_options(self.job, self.protection()?, None),
+                    package_options(self.job, self.protection()?, None, self.trick_play.clone()),
                     &mut |n| on_event(PipelineEvent::Notice(n)),
                 )?
             }
@@ -761,10 +770,22 @@ const PACKAGE_TMP: &str = "package.tmp";
 const ANALYSIS_REPORT: &str = "analysis.json";
 
 /// The package's options for `job`.
+/// The rendition a trick-play track is made from: the smallest picture of the first video
+/// codec (key frames only, it is fetched at many times the play rate).
+fn trick_play_source(rungs: &[reel_encoder::RungPlan]) -> Option<String> {
+    let codec = rungs.first()?.codec;
+    rungs
+        .iter()
+        .filter(|r| r.codec == codec)
+        .min_by_key(|r| u64::from(r.width) * u64::from(r.height))
+        .map(|r| reel_packager::safe_file_name(&r.name))
+}
+
 fn package_options(
     job: &Job,
     protection: Option<Protection>,
     expected_duration: Option<f64>,
+    trick_play: Option<String>,
 ) -> PackageOptions {
     PackageOptions {
         segment_duration: job.packaging.segment_duration,
@@ -776,6 +797,7 @@ fn package_options(
         expected_duration,
         protection,
         segment_written: None,
+        trick_play,
     }
 }
 

@@ -1,8 +1,14 @@
-//! End-to-end: scrubbing thumbnails. A 25-s title in 8-s chunks (so tiles come from several
+//! End-to-end: scrubbing and fast forward.
+//!
+//! Thumbnails: a 25-s title in 8-s chunks (so tiles come from several
 //! units, past their lead-ins) gets a tile every 2 s in 3x2 sprites; shaka-player in Chromium
 //! finds the right tile for a time through the DASH image set, the HLS image playlist and the
 //! WebVTT track, and each tile is the source's frame at its time by ffmpeg's PSNR (the source
 //! shows its frame number, so a neighbour scores clearly lower).
+//!
+//! Trick play: an encrypted title with a trick-play track; shaka-player's `trickPlay` in
+//! Chromium fetches that track's key frames on DASH and the I-frame playlist's byte ranges on
+//! HLS, and runs ahead at several times the play rate.
 
 mod common;
 use common::*;
@@ -16,12 +22,18 @@ const ROWS: u64 = 2;
 const FPS: u64 = 25;
 
 fn job(dir: &Path, thumbnails: &str) -> std::path::PathBuf {
+    job_of(dir, "", thumbnails)
+}
+
+/// A job on `dir/src.mp4` with `more` after the packaging settings and `thumbnails` in its
+/// section.
+fn job_of(dir: &Path, more: &str, thumbnails: &str) -> std::path::PathBuf {
     let job = dir.join("job.toml");
     std::fs::write(
         &job,
         format!(
             "ladder = \"fixed\"\n[title]\nid = \"thumbs\"\nsource = \"src.mp4\"\n\
-             [encode]\nchunk_duration = 8\n[packaging]\nsegment_duration = 2\n\
+             [encode]\nchunk_duration = 8\n[packaging]\nsegment_duration = 2\n{more}\n\
              [thumbnails]\n{thumbnails}\n[destination]\nurl = \"file://out\"\n"
         ),
     )
@@ -208,4 +220,132 @@ fn job_with(dir: &Path, thumbnails: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&sub).unwrap();
     std::fs::copy(dir.join("src.mp4"), sub.join("src.mp4")).unwrap();
     job(&sub, thumbnails)
+}
+
+#[test]
+fn fast_forward_plays_key_frames_only_in_dash_and_hls() {
+    let dir = tempfile::tempdir().unwrap();
+    source(dir.path());
+    let job = job_of(
+        dir.path(),
+        "trick_play = true\n[encryption]\nscheme = \"cenc\"\nkeys = \"generate\"\n\
+         keys_out = \"keys.cpix\"",
+        "",
+    );
+    reel_ok(&["run", job.to_str().unwrap()]);
+    let out = dir.path().join("out");
+
+    // The trick track comes from the smallest rendition, under the same key.
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(out.join("title.json")).unwrap()).unwrap();
+    let renditions = record["renditions"].as_array().unwrap();
+    let trick = renditions
+        .iter()
+        .find(|r| r.get("trick_play_of").is_some())
+        .expect("a trick-play rendition");
+    let of = trick["trick_play_of"].as_str().unwrap();
+    let source = renditions.iter().find(|r| r["name"] == of).unwrap();
+    let smallest = renditions
+        .iter()
+        .filter(|r| r["kind"] == "video" && r.get("trick_play_of").is_none())
+        .min_by_key(|r| r["height"].as_u64())
+        .unwrap();
+    assert_eq!(source["name"], smallest["name"]);
+    assert_eq!(trick["key_id"], source["key_id"]);
+    assert_eq!(trick["height"], source["height"]);
+
+    // DASH: a trick-mode set naming the video set, protected like it.
+    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
+        .expect("MPD parses");
+    let sets = &mpd.periods[0].adaptations;
+    let trick_set = sets
+        .iter()
+        .find(|s| {
+            s.essential_property
+                .iter()
+                .any(|p| p.schemeIdUri == "http://dashif.org/guidelines/trickmode")
+        })
+        .expect("a trick-mode AdaptationSet");
+    let main = trick_set.essential_property[0].value.clone();
+    let video_set = sets
+        .iter()
+        .find(|s| s.id == main)
+        .expect("the set it names");
+    assert_eq!(video_set.contentType.as_deref(), Some("video"));
+    assert!(!trick_set.ContentProtection.is_empty());
+    assert_eq!(trick_set.representations[0].codingDependency, Some(false));
+
+    // shaka-player fast forward at 4x: key frames only, ahead of the play rate. DASH on the
+    // encrypted title (keys handed to the player); HLS on the same title in the clear (shaka
+    // plays HLS ClearKey only through an `identity` key URI and a key server, which
+    // tests/drm.rs covers).
+    let cpix = dir.path().join("keys.cpix");
+    let keys = reel_drm::read_cpix(&cpix).unwrap();
+    let mut dash: Vec<String> = [
+        "--root",
+        out.to_str().unwrap(),
+        "--manifest",
+        "manifest.mpd",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for k in keys.keys() {
+        let key: String = k.key.expose().iter().map(|b| format!("{b:02x}")).collect();
+        dash.extend(["--clearkey".to_string(), format!("{}:{key}", k.kid.hex())]);
+    }
+    let clear = dir.path().join("clear");
+    std::fs::create_dir_all(&clear).unwrap();
+    std::fs::copy(dir.path().join("src.mp4"), clear.join("src.mp4")).unwrap();
+    let clear_job = job_of(&clear, "trick_play = true", "enabled = false");
+    reel_ok(&["run", clear_job.to_str().unwrap()]);
+    let clear_out = clear.join("out");
+    let hls = vec![
+        "--root".to_string(),
+        clear_out.display().to_string(),
+        "--manifest".to_string(),
+        "master.m3u8".to_string(),
+    ];
+    let mut results = Vec::new();
+    for mut args in [dash, hls] {
+        args.extend(["--rate".to_string(), "4".to_string()]);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, r, err) = node("trickplay.mjs", &a);
+        assert!(ok && r.len() == 1, "trick-play harness: {r:?} {err}");
+        results.extend(r);
+    }
+    for r in &results {
+        assert_eq!(r["errors"], Value::Array(vec![]), "{r}");
+        let ahead = num(r, "after") - num(r, "before");
+        assert!(
+            ahead >= 8.0,
+            "{}: {ahead:.1} s in 4 s at 4x: {r}",
+            r["manifest"]
+        );
+        assert!(num(r, "frames") > 0.0, "{r}");
+        let requests: Vec<&str> = r["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q.as_str().unwrap())
+            .collect();
+        if r["manifest"] == "manifest.mpd" {
+            let trick_dir = format!("/{}/", trick["name"].as_str().unwrap());
+            assert!(
+                requests
+                    .iter()
+                    .any(|q| q.starts_with(&trick_dir) && q.ends_with(".m4s")),
+                "DASH fast forward fetched no trick-play segment: {requests:?}"
+            );
+        } else {
+            assert!(
+                requests.iter().any(|q| q.ends_with("iframes.m3u8")),
+                "HLS fast forward read no I-frame playlist: {requests:?}"
+            );
+            assert!(
+                requests.iter().any(|q| q.contains(" bytes=")),
+                "HLS fast forward fetched no key frame by range: {requests:?}"
+            );
+        }
+    }
 }
