@@ -626,7 +626,15 @@ fn the_job_publishes_to_s3_and_the_title_read_back_plays() {
             "mpd" => assert_eq!(ct, "application/dash+xml"),
             "m3u8" => assert_eq!(ct, "application/vnd.apple.mpegurl"),
             "json" => assert_eq!((ct.as_str(), cc.as_str()), ("application/json", "no-cache")),
-            "jpg" => assert_eq!((key.as_str(), ct.as_str()), ("poster.jpg", "image/jpeg")),
+            // The poster and the thumbnail sprites.
+            "jpg" => {
+                assert!(
+                    key == "poster.jpg" || key.starts_with("thumbnails/"),
+                    "{key}"
+                );
+                assert_eq!(ct, "image/jpeg", "{key}");
+            }
+            "vtt" => assert_eq!(ct, "text/vtt", "{key}"),
             _ if key.starts_with("audio/") => assert_eq!(ct, "audio/mp4", "{key}"),
             _ => assert_eq!(
                 (ct.as_str(), cc.as_str()),
