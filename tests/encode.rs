@@ -207,7 +207,9 @@ bitrate = 96
     let summary = encode(&src, ladder.to_str().unwrap(), &out);
     assert_eq!(summary.len(), 4);
     let top = summary.iter().find(|t| t["name"] == "480p").unwrap();
-    assert_eq!(top["codec"], "av01.0.04M.08");
+    // The fixture is tagged BT.709 primaries with the sRGB transfer (13): the codec string
+    // names its colour, and the chroma sample position (left, 1).
+    assert_eq!(top["codec"], "av01.0.04M.08.0.111.01.13.01.0");
     check_ladder(
         &src,
         &out,
@@ -368,7 +370,7 @@ fn demux_round_trips_encoded_files_without_reencoding() {
         "--json",
     ]);
     let summary: Vec<Value> = serde_json::from_str(&text).unwrap();
-    assert_eq!(summary[0]["codec"], "av01.0.00M.08");
+    assert_eq!(summary[0]["codec"], "av01.0.00M.08.0.111.01.13.06.0");
     let s = ffprobe_stream(Path::new(summary[0]["path"].as_str().unwrap()));
     assert_eq!(num(&s, "nb_read_frames") as u64, 50);
 }

@@ -342,6 +342,7 @@ impl Worker {
                     frame_rate: job.frame_rate,
                     pixel_aspect: Rational::new(1, 1),
                     color: self.color,
+                    hdr: None,
                 }),
                 audio: None,
                 language: "und".into(),

@@ -237,6 +237,7 @@ impl CodedState {
                 frame_rate: fr,
                 pixel_aspect: par,
                 color,
+                hdr: None,
             })
         } else {
             None

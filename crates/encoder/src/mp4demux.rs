@@ -500,6 +500,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
                     Rational::new(p.h_spacing, p.v_spacing)
                 }),
                 color: colr.as_ref().and_then(color_info),
+                hdr: None,
             }
         });
         tracks.push(TrackInfo {

@@ -321,6 +321,66 @@ pub struct ColorInfo {
     pub full_range: bool,
 }
 
+impl ColorInfo {
+    /// Transfer characteristics of SMPTE ST 2084 (PQ, HDR10) and ARIB STD-B67 (HLG).
+    pub const PQ: u8 = 16;
+    pub const HLG: u8 = 18;
+
+    /// The dynamic range the transfer characteristics give.
+    pub fn range(&self) -> VideoRange {
+        match self.transfer {
+            Self::PQ => VideoRange::Pq,
+            Self::HLG => VideoRange::Hlg,
+            _ => VideoRange::Sdr,
+        }
+    }
+}
+
+/// Standard or high dynamic range, as HLS `VIDEO-RANGE` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VideoRange {
+    Sdr,
+    Pq,
+    Hlg,
+}
+
+impl VideoRange {
+    /// The HLS `VIDEO-RANGE` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoRange::Sdr => "SDR",
+            VideoRange::Pq => "PQ",
+            VideoRange::Hlg => "HLG",
+        }
+    }
+}
+
+/// The mastering display's colour volume (SMPTE ST 2086), in the units of the `mdcv` box:
+/// chromaticity coordinates in 0.00002, luminance in 0.0001 cd/m².
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasteringDisplay {
+    /// (x, y) of the red, green and blue primaries.
+    pub primaries: [(u16, u16); 3],
+    pub white_point: (u16, u16),
+    pub max_luminance: u32,
+    pub min_luminance: u32,
+}
+
+/// Content light levels (CTA-861.3) in cd/m²: the brightest pixel and the brightest frame's
+/// average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentLightLevel {
+    pub max_cll: u16,
+    pub max_fall: u16,
+}
+
+/// HDR10 static metadata of a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HdrMetadata {
+    pub mastering: Option<MasteringDisplay>,
+    pub light: Option<ContentLightLevel>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoParams {
     pub width: u32,
@@ -329,6 +389,16 @@ pub struct VideoParams {
     /// Pixel (sample) aspect ratio; `1/1` for square pixels.
     pub pixel_aspect: Rational,
     pub color: Option<ColorInfo>,
+    /// HDR10 static metadata, when the stream carries it.
+    #[serde(default)]
+    pub hdr: Option<HdrMetadata>,
+}
+
+impl VideoParams {
+    /// The dynamic range of the picture (SDR when no colour is described).
+    pub fn range(&self) -> VideoRange {
+        self.color.map_or(VideoRange::Sdr, |c| c.range())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

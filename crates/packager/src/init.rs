@@ -273,6 +273,16 @@ fn sample_entry(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Resul
                         Ok(())
                     })?;
                 }
+                if let Some(m) = v.hdr.and_then(|h| h.mastering) {
+                    mdcv(o, &m)?;
+                }
+                if let Some(l) = v.hdr.and_then(|h| h.light) {
+                    write_box(o, b"clli", |o| {
+                        o.u16(l.max_cll);
+                        o.u16(l.max_fall);
+                        Ok(())
+                    })?;
+                }
                 let par = if v.pixel_aspect.is_zero() {
                     reel_media::Rational::new(1, 1)
                 } else {
@@ -359,6 +369,24 @@ fn protection(o: &mut Vec<u8>, original: &[u8; 4], opts: &InitOptions) -> Result
         Some(p) => crate::protect::sinf(o, original, &p.info),
         None => Ok(()),
     }
+}
+
+/// `MasteringDisplayColourVolumeBox` (`mdcv`, ISO/IEC 23001-8 / the HEVC and AV1 bindings'
+/// SMPTE ST 2086 carriage): the primaries in the order green, blue, red, as HEVC's SEI has
+/// them, then the white point and the luminance range.
+fn mdcv(o: &mut Vec<u8>, m: &reel_media::MasteringDisplay) -> Result<()> {
+    write_box(o, b"mdcv", |o| {
+        let [red, green, blue] = m.primaries;
+        for (x, y) in [green, blue, red] {
+            o.u16(x);
+            o.u16(y);
+        }
+        o.u16(m.white_point.0);
+        o.u16(m.white_point.1);
+        o.u32(m.max_luminance);
+        o.u32(m.min_luminance);
+        Ok(())
+    })
 }
 
 fn btrt(o: &mut Vec<u8>, opts: &InitOptions) -> Result<()> {

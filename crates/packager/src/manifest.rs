@@ -12,7 +12,7 @@ use m3u8_rs::{
 };
 use m3u8_rs::{ExtTag, Key, KeyMethod, SessionKey};
 use reel_drm::{DrmSystem, Scheme};
-use reel_media::{AudioRole, Codec, TextKind, TrackKind};
+use reel_media::{AudioRole, Codec, TextKind, TrackKind, VideoRange};
 use std::path::Path;
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ struct SetKey {
     text: Option<TextKind>,
     role: Option<AudioRole>,
     trick: bool,
+    /// SDR and HDR renditions are a choice a player makes by the display, not a bitrate step.
+    range: Option<VideoRange>,
 }
 
 /// DASH roles (ISO/IEC 23009-1 5.8.5.5) of a text track's kind.
@@ -80,6 +82,7 @@ pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -
             text: t.text.as_ref().map(|x| x.kind),
             role: t.info.audio.map(|a| a.role),
             trick: t.trick_of.is_some(),
+            range: t.info.video.map(|v| v.range()),
         };
         match sets.iter_mut().find(|s| s.0 == key) {
             Some(s) => s.1.push(t),
@@ -225,15 +228,19 @@ pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -
                 }
             }
         }
+        let (mut essential, supplemental) = members[0]
+            .info
+            .video
+            .map(colour_properties)
+            .unwrap_or_default();
+        essential.extend(trick_for[i].map(|main| mpd::EssentialProperty {
+            schemeIdUri: "http://dashif.org/guidelines/trickmode".into(),
+            value: Some(main.to_string()),
+            ..Default::default()
+        }));
         adaptations.push(mpd::AdaptationSet {
-            essential_property: trick_for[i]
-                .map(|main| mpd::EssentialProperty {
-                    schemeIdUri: "http://dashif.org/guidelines/trickmode".into(),
-                    value: Some(main.to_string()),
-                    ..Default::default()
-                })
-                .into_iter()
-                .collect(),
+            essential_property: essential,
+            supplemental_property: supplemental,
             ContentProtection: set_protection,
             id: Some(i.to_string()),
             contentType: Some(content_type.into()),
@@ -304,6 +311,56 @@ pub fn dash_mpd(tracks: &[PackagedTrack], thumbnails: Option<&ThumbnailTrack>) -
         text = text.replacen("<MPD ", "<MPD xmlns:dashif=\"https://dashif.org/CPS\" ", 1);
     }
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{text}\n")
+}
+
+/// The colour of an HDR video set as DASH-IF IOP signals it (ISO/IEC 23001-8 code points in
+/// `urn:mpeg:mpegB:cicp` properties): PQ's primaries, transfer and matrix as essential (a
+/// player that cannot show them must skip the set); HLG's as supplemental, since an SDR
+/// display shows HLG acceptably. SDR sets say nothing, as before.
+fn colour_properties(
+    v: reel_media::VideoParams,
+) -> (Vec<mpd::EssentialProperty>, Vec<mpd::SupplementalProperty>) {
+    let Some(c) = v.color.filter(|_| v.range() != VideoRange::Sdr) else {
+        return Default::default();
+    };
+    let cicp = [
+        ("ColourPrimaries", c.primaries),
+        ("TransferCharacteristics", c.transfer),
+        ("MatrixCoefficients", c.matrix),
+    ];
+    let scheme = |name: &str| format!("urn:mpeg:mpegB:cicp:{name}");
+    match v.range() {
+        VideoRange::Pq => (
+            cicp.iter()
+                .map(|(name, value)| mpd::EssentialProperty {
+                    schemeIdUri: scheme(name),
+                    value: Some(value.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+            Vec::new(),
+        ),
+        _ => (
+            Vec::new(),
+            cicp.iter()
+                .map(|(name, value)| mpd::SupplementalProperty {
+                    schemeIdUri: scheme(name),
+                    value: Some(value.to_string()),
+                    ..Default::default()
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// HLS `VIDEO-RANGE` of a video track, as the variant's other attribute.
+fn video_range(
+    p: reel_media::VideoParams,
+) -> Option<std::collections::HashMap<String, m3u8_rs::QuotedOrUnquoted>> {
+    Some(std::collections::HashMap::from([(
+        "VIDEO-RANGE".to_string(),
+        m3u8_rs::QuotedOrUnquoted::Unquoted(p.range().name().to_string()),
+    )]))
 }
 
 /// Source frames per sample of a trick-play track: its duration in frames of its frame rate
@@ -775,6 +832,7 @@ pub fn hls_playlists(
                 subtitles: subtitles.clone(),
                 // No CEA-608/708 captions in the video: said, so players do not look for them.
                 closed_captions: Some(ClosedCaptionGroupId::None),
+                other_attributes: video_range(p),
                 ..Default::default()
             });
         }
@@ -807,6 +865,7 @@ pub fn hls_playlists(
                 width: u64::from(p.width),
                 height: u64::from(p.height),
             }),
+            other_attributes: video_range(p),
             ..Default::default()
         });
     }

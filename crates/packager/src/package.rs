@@ -3,7 +3,7 @@
 
 use crate::boxes::{write_full_box, Put};
 use crate::{init_segment, InitOptions, PackagerError, Result};
-use reel_media::{EncodedSample, TrackInfo, TrackKind};
+use reel_media::{CodecConfig, EncodedSample, TrackInfo, TrackKind};
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -189,6 +189,28 @@ struct Track {
     trick: Option<(u32, Option<EncodedSample>)>,
     /// On a trick-play track: its source's stem.
     trick_of: Option<String>,
+    /// The first key frame was looked at for HDR metadata.
+    hdr_checked: bool,
+}
+
+impl Track {
+    /// Takes an AV1 stream's HDR static metadata from `sample` (a key frame) into the track's
+    /// description, unless the track has it already.
+    fn take_hdr_metadata(&mut self, sample: &[u8]) {
+        if !matches!(self.info.config, CodecConfig::Av1(_)) {
+            return;
+        }
+        let Some(v) = self.info.video.as_mut().filter(|v| v.hdr.is_none()) else {
+            return;
+        };
+        // A key frame whose OBUs do not parse fails later, where samples are checked.
+        if let Ok(Some(hdr)) = reel_media::av1::hdr_metadata(sample) {
+            v.hdr = Some(hdr);
+            if let Some(f) = self.file_info.video.as_mut() {
+                f.hdr = Some(hdr);
+            }
+        }
+    }
 }
 
 /// Packages tracks as samples arrive. Manifests are written by the caller from
@@ -364,6 +386,7 @@ impl Packager {
             protection,
             trick: None,
             trick_of: None,
+            hdr_checked: false,
         });
         Ok(())
     }
@@ -438,6 +461,12 @@ impl Packager {
         t.last_dts = Some(sample.dts);
         t.dts_origin.get_or_insert(sample.dts.min(0));
         t.end_pts = t.end_pts.max(sample.pts + i64::from(sample.duration));
+        if sample.sync && !t.hdr_checked {
+            // HDR static metadata rides in an AV1 key frame's metadata OBUs; the sample
+            // entry states it too (`mdcv`, `clli`) for players and tools that read only that.
+            t.hdr_checked = true;
+            t.take_hdr_metadata(&sample.data);
+        }
         if sample.sync && t.trick.is_some() {
             self.feed_trick(i, Some(&sample))?;
         }

@@ -121,7 +121,8 @@ fn check(track: &TrackInfo, expect: fn(&Codec) -> bool, reorder: bool, step: u32
 #[test]
 fn av1_track() {
     let cfg = Av1Config::from_record(&hex(AV1C)).unwrap();
-    assert_eq!(cfg.codec_string(), "av01.0.00M.08");
+    // Its colour is BT.709 with the sRGB transfer (13), which the codec string names.
+    assert_eq!(cfg.codec_string(), "av01.0.00M.08.0.110.01.13.01.0");
     assert_eq!(cfg.to_record(), hex(AV1C), "av1C round-trips byte for byte");
     check(
         &video(CodecConfig::Av1(cfg)),

@@ -136,6 +136,68 @@ pub fn strip_temporal_delimiters(data: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// `metadata_type` values of HDR static metadata (AV1 specification 6.7.1).
+const METADATA_TYPE_HDR_CLL: u64 = 1;
+const METADATA_TYPE_HDR_MDCV: u64 = 2;
+
+/// The HDR static metadata in the metadata OBUs of a temporal unit (AV1 specification 5.8.3,
+/// 5.8.4), in the units of the ISO-BMFF `mdcv` and `clli` boxes; `None` when it has none.
+pub fn hdr_metadata(data: &[u8]) -> Result<Option<crate::HdrMetadata>> {
+    let mut found = crate::HdrMetadata::default();
+    for obu in obus(data)? {
+        if obu.obu_type != OBU_METADATA {
+            continue;
+        }
+        let payload = &data[obu.payload_start..obu.end];
+        let (kind, n) = read_leb128(payload)?;
+        let body = &payload[n..];
+        match kind {
+            METADATA_TYPE_HDR_CLL => found.light = Some(metadata_hdr_cll(body)?),
+            METADATA_TYPE_HDR_MDCV => found.mastering = Some(metadata_hdr_mdcv(body)?),
+            _ => {}
+        }
+    }
+    Ok((found != crate::HdrMetadata::default()).then_some(found))
+}
+
+/// `metadata_hdr_cll()`: max_cll and max_fall, in cd/m².
+fn metadata_hdr_cll(body: &[u8]) -> Result<crate::ContentLightLevel> {
+    let b = take(body, 4, "AV1 metadata_hdr_cll")?;
+    Ok(crate::ContentLightLevel {
+        max_cll: u16::from_be_bytes([b[0], b[1]]),
+        max_fall: u16::from_be_bytes([b[2], b[3]]),
+    })
+}
+
+/// `metadata_hdr_mdcv()`: the primaries (red, green, blue) and white point as 0.16 fixed
+/// point, the luminance as 24.8 (max) and 18.14 (min) fixed point; converted to `mdcv` units
+/// (0.00002 and 0.0001 cd/m²).
+fn metadata_hdr_mdcv(body: &[u8]) -> Result<crate::MasteringDisplay> {
+    let b = take(body, 24, "AV1 metadata_hdr_mdcv")?;
+    let u16_at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let chroma = |v: u16| ((u64::from(v) * 50_000 + 32_768) >> 16) as u16;
+    let xy = |i: usize| (chroma(u16_at(i)), chroma(u16_at(i + 2)));
+    let scaled = |v: u32, frac_bits: u32| {
+        ((u64::from(v) * 10_000 + (1 << (frac_bits - 1))) >> frac_bits).min(u64::from(u32::MAX))
+            as u32
+    };
+    Ok(crate::MasteringDisplay {
+        primaries: [xy(0), xy(4), xy(8)],
+        white_point: xy(12),
+        max_luminance: scaled(u32_at(16), 8),
+        min_luminance: scaled(u32_at(20), 14),
+    })
+}
+
+fn take<'a>(body: &'a [u8], n: usize, what: &'static str) -> Result<&'a [u8]> {
+    body.get(..n).ok_or(MediaError::Truncated {
+        what,
+        needed: n,
+        had: body.len(),
+    })
+}
+
 /// The `AV1CodecConfigurationRecord` (`av1C`): the sequence header and the fields derived from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Av1Config {
@@ -209,16 +271,42 @@ impl Av1Config {
         out
     }
 
-    /// RFC 6381 codec string, e.g. `av01.0.08M.08`.
+    /// RFC 6381 codec string, e.g. `av01.0.08M.08`; with the optional fields (monochrome,
+    /// chroma subsampling and sample position, colour primaries, transfer characteristics,
+    /// matrix coefficients, full range: AV1-ISOBMFF "Codecs Parameter String") when the
+    /// colour is not their default (BT.709, limited range), e.g.
+    /// `av01.0.08M.10.0.110.09.16.09.0` for HDR10.
     pub fn codec_string(&self) -> String {
         let s = &self.sequence_header;
-        format!(
+        let mut out = format!(
             "av01.{}.{:02}{}.{:02}",
             s.profile,
             s.level_idx,
             if s.tier == 0 { 'M' } else { 'H' },
             s.bit_depth
-        )
+        );
+        let colour = (
+            s.color_primaries,
+            s.transfer_characteristics,
+            s.matrix_coefficients,
+            s.full_range,
+        );
+        // 2 is "unspecified": a stream that describes no colour keeps the short form.
+        let described = colour.0 != 2 || colour.1 != 2 || colour.2 != 2;
+        if described && colour != (1, 1, 1, false) {
+            out.push_str(&format!(
+                ".{}.{}{}{}.{:02}.{:02}.{:02}.{}",
+                u8::from(s.monochrome),
+                u8::from(s.subsampling_x),
+                u8::from(s.subsampling_y),
+                s.chroma_sample_position,
+                colour.0,
+                colour.1,
+                colour.2,
+                u8::from(colour.3)
+            ));
+        }
+        out
     }
 }
 
@@ -327,6 +415,61 @@ mod tests {
         assert_eq!(Av1Config::from_record(&rec).unwrap(), cfg);
         let stripped = strip_temporal_delimiters(&tu).unwrap();
         assert_eq!(stripped, seq_header_obu());
+    }
+
+    /// The first temporal unit's OBUs before its frame, as SVT-AV1 1.4.1 (through ffmpeg's
+    /// libsvtav1, `-svtav1-params mastering-display=G(0.2650,0.6900)B(0.1500,0.0600)
+    /// R(0.6800,0.3200)WP(0.3127,0.3290)L(1000.0,0.0001):content-light=1000,400`, 10-bit BT.2020
+    /// PQ) wrote them; ffprobe reads the same figures from the stream.
+    const SVT_HDR10_SEQUENCE_HEADER: &str = "0a0e0000000cc4ff673efe5424402410";
+    const SVT_HDR10_METADATA: &str =
+        "2a060103e80190802a1a02ae1451ec43d7b0a426660f5c500d54390003e8000000000280";
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn hdr10_metadata_obus_in_mdcv_units() {
+        let hdr = hdr_metadata(&hex(SVT_HDR10_METADATA)).unwrap().unwrap();
+        assert_eq!(
+            hdr.light,
+            Some(crate::ContentLightLevel {
+                max_cll: 1000,
+                max_fall: 400
+            })
+        );
+        let m = hdr.mastering.unwrap();
+        // ffprobe: red 44564/65536, green 17367/65536 x 45220/65536, blue 9830/65536 x
+        // 3932/65536, white 20493/65536 x 21561/65536, 256000/256 and 2/16384 cd/m².
+        assert_eq!(m.primaries, [(34000, 16000), (13250, 34500), (7500, 3000)]);
+        assert_eq!(m.white_point, (15635, 16450));
+        assert_eq!(m.max_luminance, 10_000_000);
+        assert_eq!(m.min_luminance, 1);
+        // A temporal unit without metadata has none; a cut-short one is an error.
+        assert_eq!(hdr_metadata(&hex(SVT_HDR10_SEQUENCE_HEADER)).unwrap(), None);
+        let mut short = hex("2a0402ae1451");
+        assert!(hdr_metadata(&short).is_err());
+        short[1] = 9;
+        assert!(hdr_metadata(&short).is_err(), "a size past the end");
+    }
+
+    #[test]
+    fn codec_string_names_a_colour_other_than_bt709() {
+        let cfg = Av1Config::from_obus(&hex(SVT_HDR10_SEQUENCE_HEADER)).unwrap();
+        let s = &cfg.sequence_header;
+        assert_eq!(
+            (
+                s.color_primaries,
+                s.transfer_characteristics,
+                s.matrix_coefficients
+            ),
+            (9, 16, 9)
+        );
+        assert_eq!(cfg.codec_string(), "av01.0.01M.10.0.110.09.16.09.0");
     }
 
     #[test]

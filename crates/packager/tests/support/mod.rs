@@ -40,6 +40,7 @@ pub fn video_track(
             frame_rate,
             pixel_aspect: Rational::new(1, 1),
             color: None,
+            hdr: None,
         }),
         audio: None,
         language: "und".into(),
