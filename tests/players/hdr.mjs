@@ -7,10 +7,9 @@
 // SDR, PQ or HLG), codecs}], played: the variant playing after a second of play, time,
 // errors}. REEL_PLAY_DEBUG=1 prints the page's console to stderr.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.mjs';
+import { eachInPage, launchChromium, serveFolder } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -42,17 +41,10 @@ window.run = async (src) => {
 };
 </script></body></html>`;
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://127.0.0.1');
-  if (url.pathname === '/page') { res.writeHead(200, { 'content-type': 'text/html' }).end(page); return; }
-  if (url.pathname === '/shaka.js') { res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(shakaJs)); return; }
-  const file = path.join(root, decodeURIComponent(url.pathname));
-  if (!file.startsWith(root + path.sep) || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
-  const types = { '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl' };
-  res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' }).end(fs.readFileSync(file));
+const { base, close: stop } = await serveFolder(root, {
+  '/page': (req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(page),
+  '/shaka.js': (req, res) => res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(shakaJs)),
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}`;
 const { browser, close } = await launchChromium();
 let failed = false;
 try {
@@ -61,28 +53,13 @@ try {
   const types = await tab.evaluate((list) => Object.fromEntries(list.map((t) => [t, MediaSource.isTypeSupported(t)])), opt('type'));
   console.log(JSON.stringify({ types }));
   await tab.close();
-  for (const manifest of opt('manifest')) {
-    const page = await browser.newPage();
-    const pageErrors = [];
-    page.on('pageerror', (e) => pageErrors.push('page error: ' + e.message));
-    if (process.env.REEL_PLAY_DEBUG) page.on('console', (m) => process.stderr.write(m.text() + '\n'));
-    let result;
-    try {
-      await page.goto(`${base}/page`);
-      let timer;
-      const limit = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('no result within 60 s')), 60000); });
-      result = await Promise.race([page.evaluate((s) => window.run(s), `${base}/${manifest}`), limit]).finally(() => clearTimeout(timer));
-    } catch (e) {
-      result = { errors: ['harness: ' + e.message] };
-    }
-    result.manifest = manifest;
-    result.errors = [...(result.errors || []), ...pageErrors];
-    console.log(JSON.stringify(result));
-    failed ||= result.errors.length > 0;
-    await page.close();
-  }
+  failed = await eachInPage(browser, opt('manifest'), {
+    pageUrl: () => `${base}/page`,
+    evaluate: (tab, manifest) => tab.evaluate((s) => window.run(s), `${base}/${manifest}`),
+    label: (manifest) => ({ manifest }),
+  });
 } finally {
   await close();
-  server.close();
+  stop();
 }
 process.exit(failed ? 1 : 0);

@@ -14,11 +14,10 @@
 //     video element's active cues). One JSON line per player: {player, tracks, probes, errors}.
 //     REEL_PLAY_DEBUG=1 prints the page's console and the requests to stderr.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createFile, MP4BoxBuffer, VTTin4Parser } from 'mp4box';
-import { launchChromium } from './chromium.mjs';
+import { eachInPage, launchChromium, serveFolder } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -177,61 +176,26 @@ window.run = async (src, probes) => {
 };
 </script></body></html>`;
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://127.0.0.1');
+// Each player's page and library; the manifest's files from the root.
+const routes = {};
+for (const [player, lib] of Object.entries(libs)) {
+  routes[`/page/${player}`] = (req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(page(player));
+  routes[`/lib/${player}.js`] = (req, res) => res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(path.join(here, lib)));
+}
+const { base, close: stop } = await serveFolder(root, routes, (url) => {
   if (process.env.REEL_PLAY_DEBUG) process.stderr.write('GET ' + url.pathname + '\n');
-  let file;
-  if (url.pathname.startsWith('/lib/')) {
-    file = libs[path.basename(url.pathname, '.js')] && path.join(here, libs[path.basename(url.pathname, '.js')]);
-  } else if (url.pathname.startsWith('/page/')) {
-    res.writeHead(200, { 'content-type': 'text/html' }).end(page(path.basename(url.pathname)));
-    return;
-  } else {
-    file = path.join(root, decodeURIComponent(url.pathname));
-    if (!file.startsWith(root + path.sep)) file = null;
-  }
-  if (!file || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
-  const types = { '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.vtt': 'text/vtt', '.js': 'text/javascript' };
-  const type = types[path.extname(file)] || 'application/octet-stream';
-  const bytes = fs.readFileSync(file);
-  // Byte ranges, as single-file (SegmentBase) tracks are read.
-  const range = /bytes=(\d+)-(\d*)/.exec(req.headers.range || '');
-  if (range) {
-    const start = Number(range[1]);
-    const end = range[2] ? Math.min(Number(range[2]), bytes.length - 1) : bytes.length - 1;
-    res.writeHead(206, { 'content-type': type, 'content-range': `bytes ${start}-${end}/${bytes.length}`, 'accept-ranges': 'bytes' })
-      .end(bytes.subarray(start, end + 1));
-    return;
-  }
-  res.writeHead(200, { 'content-type': type, 'accept-ranges': 'bytes' }).end(bytes);
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const port = server.address().port;
 const { browser, close } = await launchChromium();
 let failed = false;
 try {
-  for (const player of opt('player')) {
-    const tab = await browser.newPage();
-    const pageErrors = [];
-    tab.on('pageerror', (e) => pageErrors.push('page error: ' + e.message));
-    if (process.env.REEL_PLAY_DEBUG) tab.on('console', (m) => process.stderr.write(m.text() + '\n'));
-    let result;
-    try {
-      await tab.goto(`http://127.0.0.1:${port}/page/${player}`);
-      let timer;
-      const limit = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('no result within 90 s')), 90000); });
-      result = await Promise.race([tab.evaluate(([s, p]) => window.run(s, p), [`http://127.0.0.1:${port}/${manifest}`, probes]), limit]).finally(() => clearTimeout(timer));
-    } catch (e) {
-      result = { errors: ['harness: ' + e.message] };
-    }
-    result.player = player;
-    result.errors = [...(result.errors || []), ...pageErrors];
-    console.log(JSON.stringify(result));
-    failed ||= result.errors.length > 0;
-    await tab.close();
-  }
+  failed = await eachInPage(browser, opt('player'), {
+    pageUrl: (player) => `${base}/page/${player}`,
+    evaluate: (tab, player) => tab.evaluate(([s, p]) => window.run(s, p), [`${base}/${manifest}`, probes]),
+    label: (player) => ({ player }),
+    seconds: 90,
+  });
 } finally {
   await close();
-  server.close();
+  stop();
 }
 process.exit(failed ? 1 : 0);

@@ -9,10 +9,9 @@
 // [{at, uri, startTime, duration, positionX, positionY, width, height}], errors}.
 // REEL_PLAY_DEBUG=1 prints the page's console to stderr.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.mjs';
+import { eachInPage, launchChromium, serveFolder } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -44,44 +43,22 @@ window.run = async (src, vtt, times) => {
 };
 </script></body></html>`;
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://127.0.0.1');
-  if (url.pathname === '/page') { res.writeHead(200, { 'content-type': 'text/html' }).end(page); return; }
-  if (url.pathname === '/shaka.js') { res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(shakaJs)); return; }
-  const file = path.join(root, decodeURIComponent(url.pathname));
-  if (!file.startsWith(root + path.sep) || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
-  const types = { '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.vtt': 'text/vtt', '.jpg': 'image/jpeg' };
-  res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' }).end(fs.readFileSync(file));
+const { base, close: stop } = await serveFolder(root, {
+  '/page': (req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(page),
+  '/shaka.js': (req, res) => res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(shakaJs)),
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}`;
 const sources = opt('manifest').map((m) => ({ source: m, src: `${base}/${m}`, vtt: null }));
 if (opt('vtt').length) sources.push({ source: opt('vtt')[0], src: sources[0].src, vtt: `${base}/${opt('vtt')[0]}` });
 const { browser, close } = await launchChromium();
 let failed = false;
 try {
-  for (const s of sources) {
-    const tab = await browser.newPage();
-    const pageErrors = [];
-    tab.on('pageerror', (e) => pageErrors.push('page error: ' + e.message));
-    if (process.env.REEL_PLAY_DEBUG) tab.on('console', (m) => process.stderr.write(m.text() + '\n'));
-    let result;
-    try {
-      await tab.goto(`${base}/page`);
-      let timer;
-      const limit = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('no result within 60 s')), 60000); });
-      result = await Promise.race([tab.evaluate(([a, b, c]) => window.run(a, b, c), [s.src, s.vtt, times]), limit]).finally(() => clearTimeout(timer));
-    } catch (e) {
-      result = { errors: ['harness: ' + e.message] };
-    }
-    result.source = s.source;
-    result.errors = [...(result.errors || []), ...pageErrors];
-    console.log(JSON.stringify(result));
-    failed ||= result.errors.length > 0;
-    await tab.close();
-  }
+  failed = await eachInPage(browser, sources, {
+    pageUrl: () => `${base}/page`,
+    evaluate: (tab, s) => tab.evaluate(([a, b, c]) => window.run(a, b, c), [s.src, s.vtt, times]),
+    label: (s) => ({ source: s.source }),
+  });
 } finally {
   await close();
-  server.close();
+  stop();
 }
 process.exit(failed ? 1 : 0);

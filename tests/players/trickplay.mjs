@@ -8,10 +8,9 @@
 // requests (paths fetched after the call, with their Range header when they had one), errors}. REEL_PLAY_DEBUG=1 prints the page's
 // console to stderr.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.mjs';
+import { eachInPage, launchChromium, serveFolder } from './chromium.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -50,56 +49,29 @@ window.run = async (src, rate, clearKeys) => {
 };
 </script></body></html>`;
 
+// Requests after the page marks the call to trickPlay (null before).
 let requests = null;
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://127.0.0.1');
-  if (url.pathname === '/page') { res.writeHead(200, { 'content-type': 'text/html' }).end(page); return; }
-  if (url.pathname === '/shaka.js') { res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(shakaJs)); return; }
-  if (url.pathname === '/mark') { requests = []; res.writeHead(204).end(); return; }
+const { base, close: stop } = await serveFolder(root, {
+  '/page': (req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(page),
+  '/shaka.js': (req, res) => res.writeHead(200, { 'content-type': 'text/javascript' }).end(fs.readFileSync(shakaJs)),
+  '/mark': (req, res) => { requests = []; res.writeHead(204).end(); },
+}, (url, req) => {
   if (requests) requests.push(url.pathname + (req.headers.range ? ' ' + req.headers.range : ''));
-  const file = path.join(root, decodeURIComponent(url.pathname));
-  if (!file.startsWith(root + path.sep) || !fs.existsSync(file)) { res.writeHead(404).end(); return; }
-  const types = { '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl' };
-  const type = types[path.extname(file)] || 'application/octet-stream';
-  const bytes = fs.readFileSync(file);
-  const range = /bytes=(\d+)-(\d*)/.exec(req.headers.range || '');
-  if (range) {
-    const start = Number(range[1]);
-    const last = range[2] ? Math.min(Number(range[2]), bytes.length - 1) : bytes.length - 1;
-    res.writeHead(206, { 'content-type': type, 'content-range': `bytes ${start}-${last}/${bytes.length}` }).end(bytes.subarray(start, last + 1));
-    return;
-  }
-  res.writeHead(200, { 'content-type': type }).end(bytes);
 });
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}`;
 const { browser, close } = await launchChromium();
 let failed = false;
 try {
-  for (const manifest of opt('manifest')) {
-    requests = null;
-    const tab = await browser.newPage();
-    const pageErrors = [];
-    tab.on('pageerror', (e) => pageErrors.push('page error: ' + e.message));
-    if (process.env.REEL_PLAY_DEBUG) tab.on('console', (m) => process.stderr.write(m.text() + '\n'));
-    let result;
-    try {
-      await tab.goto(`${base}/page`);
-      let timer;
-      const limit = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('no result within 60 s')), 60000); });
-      result = await Promise.race([tab.evaluate(([a, b, c]) => window.run(a, b, c), [`${base}/${manifest}`, rate, clearKeys]), limit]).finally(() => clearTimeout(timer));
-    } catch (e) {
-      result = { errors: ['harness: ' + e.message] };
-    }
-    result.manifest = manifest;
-    result.requests = requests || [];
-    result.errors = [...(result.errors || []), ...pageErrors];
-    console.log(JSON.stringify(result));
-    failed ||= result.errors.length > 0;
-    await tab.close();
-  }
+  failed = await eachInPage(browser, opt('manifest'), {
+    pageUrl: () => `${base}/page`,
+    evaluate: async (tab, manifest) => {
+      requests = null;
+      const result = await tab.evaluate(([a, b, c]) => window.run(a, b, c), [`${base}/${manifest}`, rate, clearKeys]);
+      return { ...result, requests: requests || [] };
+    },
+    label: (manifest) => ({ manifest }),
+  });
 } finally {
   await close();
-  server.close();
+  stop();
 }
 process.exit(failed ? 1 : 0);

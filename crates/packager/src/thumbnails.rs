@@ -64,6 +64,10 @@ impl ThumbnailTrack {
         ticks as f64 / f64::from(self.timescale.max(1))
     }
 
+    fn millis(&self, ticks: u64) -> reel_text::Millis {
+        (self.seconds(ticks) * 1000.0).round() as reel_text::Millis
+    }
+
     /// A full sprite's duration in ticks.
     fn sprite_duration(&self) -> u64 {
         self.tile_duration * u64::from(self.tiles_per_sprite())
@@ -164,8 +168,8 @@ impl ThumbnailTrack {
                 let (x, y) = (i % self.columns, i / self.columns);
                 out.push_str(&format!(
                     "\n{} --> {}\n{}#xywh={},{},{},{}\n",
-                    vtt_time(self.seconds(start)),
-                    vtt_time(self.seconds(end)),
+                    reel_text::format_timestamp(self.millis(start)),
+                    reel_text::format_timestamp(self.millis(end)),
                     s.file,
                     x * self.tile_width,
                     y * self.tile_height,
@@ -177,18 +181,6 @@ impl ThumbnailTrack {
         }
         out
     }
-}
-
-/// `HH:MM:SS.mmm`.
-fn vtt_time(secs: f64) -> String {
-    let ms = (secs * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]
