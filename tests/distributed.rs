@@ -287,7 +287,8 @@ fn with_description(job: &Path, dir: &Path) {
     std::fs::write(job, text).unwrap();
 }
 
-/// Every published file but the poster and the record (made at packaging time).
+/// Every published file but the record (made at packaging time, with its time). The poster
+/// is among them: it comes from the unit that holds its frame, wherever that unit ran.
 fn media_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut dirs = vec![out.to_path_buf()];
@@ -299,7 +300,7 @@ fn media_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
                 continue;
             }
             let name = p.strip_prefix(out).unwrap().display().to_string();
-            if name != "poster.jpg" && name != "title.json" {
+            if name != "title.json" {
                 files.insert(name, std::fs::read(&p).unwrap());
             }
         }

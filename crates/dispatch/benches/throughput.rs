@@ -61,6 +61,7 @@ async fn null_worker(url: String, objects: Arc<Objects>, scratch: UnitStore, nam
                 work: task.work,
                 outputs: Vec::new(),
                 thumbnails: None,
+                still: None,
                 seconds: 0.0,
             };
             let (objects, scratch, r) = (objects.clone(), scratch.clone(), record.clone());

@@ -240,7 +240,7 @@ fn unit_key(key: &str, file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reel_units::{UnitOutput, UnitThumbnails};
+    use reel_units::{UnitOutput, UnitPictures};
 
     #[test]
     fn a_unit_goes_up_and_comes_back_whole() {
@@ -254,7 +254,7 @@ mod tests {
         let key = "00112233445566778899aabbccddeeff";
         let tmp = here.begin(key).unwrap();
         std::fs::write(tmp.join("720p.mp4"), vec![7u8; 9_000]).unwrap();
-        std::fs::write(tmp.join(UnitThumbnails::FILE), vec![9u8; 24]).unwrap();
+        std::fs::write(tmp.join(UnitPictures::THUMBNAILS), vec![9u8; 24]).unwrap();
         let record = UnitRecord {
             key: key.into(),
             unit: "chunk 0".into(),
@@ -266,13 +266,14 @@ mod tests {
                 bytes: 9_000,
                 samples: 3,
             }],
-            thumbnails: Some(UnitThumbnails {
-                file: UnitThumbnails::FILE.into(),
+            thumbnails: Some(UnitPictures {
+                file: UnitPictures::THUMBNAILS.into(),
                 bytes: 24,
                 frames: vec![0, 125],
                 width: 4,
                 height: 2,
             }),
+            still: None,
             seconds: 1.0,
         };
         here.commit(tmp, &record).unwrap();
@@ -288,7 +289,7 @@ mod tests {
             vec![7u8; 9_000]
         );
         assert_eq!(
-            std::fs::read(there.file(key, UnitThumbnails::FILE)).unwrap(),
+            std::fs::read(there.file(key, UnitPictures::THUMBNAILS)).unwrap(),
             vec![9u8; 24],
             "the thumbnails travel with the unit"
         );

@@ -21,5 +21,5 @@ pub use pool::{
     release_freed_memory, units_at_once, LocalWorkers, PoolMsg, RunningUnits, Workers, ATTEMPTS,
 };
 pub use stitch::{ChunkEvent, ChunkedEncode, ChunkedOptions, UnitCounts, UnitEvent};
-pub use store::{Draft, UnitOutput, UnitRecord, UnitStore, UnitThumbnails};
+pub use store::{Draft, UnitOutput, UnitPictures, UnitRecord, UnitStore};
 pub use unit::{audio_unit, run_unit, title_units, Unit, UnitWork};

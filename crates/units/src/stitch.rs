@@ -121,8 +121,8 @@ pub struct ChunkedEncode {
     audio: Vec<AudioFeed>,
     configs: BTreeMap<u32, CodecConfig>,
     last_dts: BTreeMap<u32, i64>,
-    /// Chunks whose thumbnails are handed over.
-    thumbnails_sent: usize,
+    /// Chunks whose pictures (thumbnails, still) are handed over.
+    pictures_sent: usize,
     /// Frames done per unit and track, for progress over the title.
     frames: Vec<BTreeMap<u32, u64>>,
     reused_frames: u64,
@@ -185,7 +185,7 @@ impl ChunkedEncode {
             audio: Vec::new(),
             configs: BTreeMap::new(),
             last_dts: BTreeMap::new(),
-            thumbnails_sent: 0,
+            pictures_sent: 0,
             reused_frames,
             counts,
             started: Instant::now(),
@@ -504,14 +504,22 @@ impl ChunkedEncode {
         let UnitWork::Video { range, .. } = self.units[u].work else {
             unreachable!("video units only")
         };
-        if self.thumbnails_sent == chunk {
-            // A chunk's thumbnails go first, so that they arrive in the title's order.
-            self.thumbnails_sent += 1;
+        if self.pictures_sent == chunk {
+            // A chunk's pictures go first, so that thumbnails arrive in the title's order.
+            self.pictures_sent += 1;
             let record = self.records[u].as_ref().expect("ready");
             if let Some(t) = &record.thumbnails {
                 let path = self.store.file(&record.key, &t.file);
-                for event in crate::unit::read_thumbnails(&path, t)? {
-                    self.pending.push_back(ChunkEvent::Media(event));
+                for (frame, picture) in crate::unit::read_pictures(&path, t)? {
+                    self.pending
+                        .push_back(ChunkEvent::Media(Event::Thumbnail { frame, picture }));
+                }
+            }
+            if let Some(t) = &record.still {
+                let path = self.store.file(&record.key, &t.file);
+                for (frame, picture) in crate::unit::read_pictures(&path, t)? {
+                    self.pending
+                        .push_back(ChunkEvent::Media(Event::Still { frame, picture }));
                 }
             }
         }

@@ -31,15 +31,18 @@ pub struct UnitRecord {
     pub outputs: Vec<UnitOutput>,
     /// The thumbnails a video unit took from its decode, when the plan asked for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thumbnails: Option<UnitThumbnails>,
+    pub thumbnails: Option<UnitPictures>,
+    /// The still (poster frame) the plan asked for, from the chunk that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still: Option<UnitPictures>,
     /// Wall time of the encode.
     pub seconds: f64,
 }
 
-/// The thumbnails of one unit: 8-bit I420 pictures of one size, one after another in frame
-/// order, in one file of the unit's folder.
+/// Pictures a unit took from its decode (thumbnails, or the still): 8-bit I420 pictures of
+/// one size, one after another in frame order, in one file of the unit's folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UnitThumbnails {
+pub struct UnitPictures {
     pub file: String,
     pub bytes: u64,
     /// The title's frame each picture was taken from.
@@ -48,9 +51,11 @@ pub struct UnitThumbnails {
     pub height: u32,
 }
 
-impl UnitThumbnails {
+impl UnitPictures {
     /// File name of a unit's thumbnails.
-    pub const FILE: &'static str = "thumbnails.i420";
+    pub const THUMBNAILS: &'static str = "thumbnails.i420";
+    /// File name of a unit's still.
+    pub const STILL: &'static str = "still.i420";
 }
 
 impl UnitRecord {
@@ -59,7 +64,12 @@ impl UnitRecord {
         self.outputs
             .iter()
             .map(|o| (o.file.as_str(), o.bytes))
-            .chain(self.thumbnails.iter().map(|t| (t.file.as_str(), t.bytes)))
+            .chain(
+                self.thumbnails
+                    .iter()
+                    .chain(&self.still)
+                    .map(|t| (t.file.as_str(), t.bytes)),
+            )
     }
 }
 
@@ -254,6 +264,7 @@ mod tests {
                 samples: 1,
             }],
             thumbnails: None,
+            still: None,
             seconds: 1.0,
         }
     }

@@ -2,7 +2,7 @@
 //! named by a hash of everything that decides their bytes.
 
 use crate::error::{io_error, UnitError};
-use crate::store::{UnitOutput, UnitRecord, UnitStore, UnitThumbnails};
+use crate::store::{UnitOutput, UnitPictures, UnitRecord, UnitStore};
 use reel_encoder::{EncodePlan, Event, FrameRange};
 use reel_packager::{FragmentPolicy, FragmentedMp4File};
 use serde::{Deserialize, Serialize};
@@ -212,7 +212,8 @@ pub fn run_unit(
     let mut writers: Vec<(u32, String, FragmentedMp4File)> = Vec::new();
     let mut outputs: Vec<UnitOutput> = Vec::new();
     let mut lead_in = LeadIn::of(unit);
-    let mut thumbnails = ThumbnailFile::new(tmp.join(UnitThumbnails::FILE));
+    let mut thumbnails = PictureFile::new(tmp.join(UnitPictures::THUMBNAILS));
+    let mut still = PictureFile::new(tmp.join(UnitPictures::STILL));
     for event in unit.plan.clone().start()? {
         if halted() {
             return Err(UnitError::Cancelled);
@@ -266,7 +267,10 @@ pub fn run_unit(
                     samples,
                 });
             }
+            // Kept with the unit, so that they come back from a worker anywhere and with a
+            // unit reused by a later run; the stitcher hands them over.
             Event::Thumbnail { frame, picture } => thumbnails.push(frame, &picture)?,
+            Event::Still { frame, picture } => still.push(frame, &picture)?,
             other => on_event(other),
         }
     }
@@ -286,23 +290,24 @@ pub fn run_unit(
         work: unit.work,
         outputs,
         thumbnails: thumbnails.finish()?,
+        still: still.finish()?,
         seconds: started.elapsed().as_secs_f64(),
     };
     store.commit(tmp, &record)?;
     Ok(record)
 }
 
-/// A unit's thumbnails as they come from its decode, written to one file of raw pictures.
-struct ThumbnailFile {
+/// Pictures as they come from a unit's decode, written to one file of raw pictures.
+struct PictureFile {
     path: std::path::PathBuf,
     out: Option<std::io::BufWriter<std::fs::File>>,
     frames: Vec<u64>,
     size: (u32, u32),
 }
 
-impl ThumbnailFile {
+impl PictureFile {
     fn new(path: std::path::PathBuf) -> Self {
-        ThumbnailFile {
+        PictureFile {
             path,
             out: None,
             frames: Vec::new(),
@@ -321,7 +326,7 @@ impl ThumbnailFile {
             return Err(UnitError::Stitch {
                 path: self.path.clone(),
                 detail: format!(
-                    "thumbnail of frame {frame} is {}x{}, the first was {}x{}",
+                    "picture of frame {frame} is {}x{}, the first was {}x{}",
                     picture.width, picture.height, self.size.0, self.size.1
                 ),
             });
@@ -334,8 +339,8 @@ impl ThumbnailFile {
         Ok(())
     }
 
-    /// The record of what was written (`None` when the plan took no thumbnails).
-    fn finish(self) -> Result<Option<UnitThumbnails>, UnitError> {
+    /// The record of what was written (`None` when the decode gave none).
+    fn finish(self) -> Result<Option<UnitPictures>, UnitError> {
         let Some(out) = self.out else {
             return Ok(None);
         };
@@ -345,8 +350,13 @@ impl ThumbnailFile {
         let bytes = std::fs::metadata(&self.path)
             .map_err(io_error(&self.path))?
             .len();
-        Ok(Some(UnitThumbnails {
-            file: UnitThumbnails::FILE.into(),
+        let file = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Some(UnitPictures {
+            file,
             bytes,
             frames: self.frames,
             width: self.size.0,
@@ -355,12 +365,12 @@ impl ThumbnailFile {
     }
 }
 
-/// The thumbnails of a finished unit, read back from `path` as the events the unit's decode
-/// gave; an error names the file when its size does not match its record.
-pub(crate) fn read_thumbnails(
+/// The pictures of a finished unit, read back from `path` with their frames; an error names
+/// the file when its size does not match its record.
+pub(crate) fn read_pictures(
     path: &std::path::Path,
-    record: &UnitThumbnails,
-) -> Result<Vec<Event>, UnitError> {
+    record: &UnitPictures,
+) -> Result<Vec<(u64, reel_media::Picture)>, UnitError> {
     let bytes = std::fs::read(path).map_err(io_error(path))?;
     let blank = reel_media::Picture::filled(record.width, record.height, 0, 0);
     let picture_bytes: usize = blank.planes.iter().map(Vec::len).sum();
@@ -368,7 +378,7 @@ pub(crate) fn read_thumbnails(
         return Err(UnitError::Stitch {
             path: path.to_path_buf(),
             detail: format!(
-                "{} bytes for {} thumbnails of {}x{}",
+                "{} bytes for {} pictures of {}x{}",
                 bytes.len(),
                 record.frames.len(),
                 record.width,
@@ -376,7 +386,7 @@ pub(crate) fn read_thumbnails(
             ),
         });
     }
-    let mut events = Vec::with_capacity(record.frames.len());
+    let mut pictures = Vec::with_capacity(record.frames.len());
     for (chunk, &frame) in bytes.chunks_exact(picture_bytes).zip(&record.frames) {
         let mut picture = blank.clone();
         let mut at = 0;
@@ -385,7 +395,7 @@ pub(crate) fn read_thumbnails(
             plane.copy_from_slice(&chunk[at..at + len]);
             at += len;
         }
-        events.push(Event::Thumbnail { frame, picture });
+        pictures.push((frame, picture));
     }
-    Ok(events)
+    Ok(pictures)
 }
