@@ -75,7 +75,7 @@ async fn null_worker(url: String, objects: Arc<Objects>, scratch: UnitStore, nam
             .unwrap();
             let done = Report::Done {
                 worker: name.clone(),
-                record,
+                record: Box::new(record),
             };
             client
                 .publish(

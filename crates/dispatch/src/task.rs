@@ -64,7 +64,7 @@ pub enum Report {
     /// The unit's files and record are in the object store.
     Done {
         worker: String,
-        record: UnitRecord,
+        record: Box<UnitRecord>,
     },
     /// The attempt failed; the message goes back to the queue for another.
     Retrying {

@@ -169,7 +169,14 @@ impl Worker<'_> {
                     Encoded::Earlier(record) => (record, Outcome::AlreadyDone),
                 };
                 let worker = self.opts.name.clone();
-                self.report(&key, &Report::Done { worker, record }).await;
+                self.report(
+                    &key,
+                    &Report::Done {
+                        worker,
+                        record: Box::new(record),
+                    },
+                )
+                .await;
                 ack(&msg, AckKind::Ack).await;
                 Some(self.entry(&key, &name, attempt, outcome, started))
             }
