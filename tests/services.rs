@@ -269,6 +269,23 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
         ]),
         "{r}"
     );
+    // Dragging the seek bar shows the tile of that time from the title's thumbnail sprite
+    // (one 320-px tile every 5 s: 2 s is the first tile), through the origin.
+    let preview = &a["preview"];
+    assert_eq!(preview["shown"], true, "{r}");
+    assert!(
+        preview["image"].as_str().unwrap().contains("/thumbnails/1.jpg"),
+        "{r}"
+    );
+    assert_eq!(
+        (&preview["position"], &preview["width"], &preview["start"]),
+        (
+            &serde_json::json!("0px 0px"),
+            &serde_json::json!("320px"),
+            &serde_json::json!("0")
+        ),
+        "{r}"
+    );
     let b = &r["b"];
     assert!(
         b["message"]

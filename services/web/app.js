@@ -149,6 +149,38 @@ function showSubtitleChoices() {
   };
 }
 
+// Scrubbing: dragging the seek bar shows the thumbnail of the time under it (shaka-player reads
+// the title's thumbnail track from the manifest: a tile of a JPEG sprite); letting go seeks.
+async function showPreview(time) {
+  const preview = $('preview');
+  const t = player ? await player.getThumbnails(null, time).catch(() => null) : null;
+  if (!t || !t.uris.length) {
+    preview.hidden = true;
+    return;
+  }
+  preview.style.width = t.width + 'px';
+  preview.style.height = t.height + 'px';
+  preview.style.backgroundImage = `url("${t.uris[0]}")`;
+  preview.style.backgroundPosition = `-${t.positionX}px -${t.positionY}px`;
+  preview.dataset.start = String(t.startTime);
+  preview.hidden = false;
+}
+
+function setUpScrubbing(video) {
+  const seek = $('seek');
+  let dragging = false;
+  seek.max = String(video.duration || 0);
+  video.ondurationchange = () => { seek.max = String(video.duration || 0); };
+  video.ontimeupdate = () => { if (!dragging) seek.value = String(video.currentTime); };
+  seek.oninput = () => { dragging = true; showPreview(Number(seek.value)); };
+  seek.onchange = () => {
+    dragging = false;
+    video.currentTime = Number(seek.value);
+    $('preview').hidden = true;
+    event('seek', { position: video.currentTime });
+  };
+}
+
 async function play() {
   message('');
   const t = reel.title;
@@ -185,6 +217,7 @@ async function play() {
     await player.load(new URL(grant.dash, location.href).href);
     showAudioChoices();
     showSubtitleChoices();
+    setUpScrubbing(video);
     reel.playing = t.id;
     event('start');
     showStats();

@@ -65,6 +65,15 @@ try {
   await page.waitForSelector('#detail:not([hidden])');
   await page.click('#play');
   await page.waitForFunction(() => window.reel.playing || window.reel.errors.length || !document.getElementById('message').hidden, null, { timeout: 30000 });
+  // Scrubbing: dragging the seek bar to 2 s shows that time's tile of the title's thumbnails.
+  const preview = await page.evaluate(async () => {
+    const seek = document.getElementById('seek');
+    seek.value = '2';
+    seek.dispatchEvent(new Event('input'));
+    const p = document.getElementById('preview');
+    for (let i = 0; i < 100 && p.hidden; i++) await new Promise((r) => setTimeout(r, 50));
+    return { shown: !p.hidden, image: p.style.backgroundImage, position: p.style.backgroundPosition, width: p.style.width, start: p.dataset.start };
+  });
   await page.evaluate(() => { document.getElementById('video').playbackRate = 2; });
   // Sample the stats line while it plays.
   const stats = new Set();
@@ -79,7 +88,7 @@ try {
     message: document.getElementById('message').hidden ? '' : document.getElementById('message').textContent }));
   const subtitles = await page.$$eval('#subtitles option', (os) => os.map((o) => ({ text: o.textContent, lang: o.lang })));
   const audio = await page.$$eval('#audio option', (os) => os.map((o) => ({ text: o.textContent, lang: o.lang, selected: o.selected })));
-  result.a = { ...a, browse, posterWidth, stats: [...stats], subtitles, audio, licenceRequests: licenceRequests.length };
+  result.a = { ...a, browse, posterWidth, stats: [...stats], subtitles, audio, preview, licenceRequests: licenceRequests.length };
 
   // Account B: a plan below the title's lowest rendition.
   await page.click('#signout');
