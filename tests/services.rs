@@ -274,7 +274,10 @@ fn watch(dir: &Path, published: &Path, cpix: &Path, database: Option<&str>, name
     let preview = &a["preview"];
     assert_eq!(preview["shown"], true, "{r}");
     assert!(
-        preview["image"].as_str().unwrap().contains("/thumbnails/1.jpg"),
+        preview["image"]
+            .as_str()
+            .unwrap()
+            .contains("/thumbnails/1.jpg"),
         "{r}"
     );
     assert_eq!(
