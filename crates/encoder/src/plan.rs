@@ -98,12 +98,11 @@ pub struct ThumbnailPlan {
 
 impl ThumbnailPlan {
     /// A thumbnail `width` pixels wide every `seconds` of `video` at the output `frame_rate`:
-    /// the height keeps the display aspect (square pixels), even; at least one frame apart.
+    /// the height keeps the upright picture's display aspect (square pixels, a phone's
+    /// portrait video stands), even; at least one frame apart.
     pub fn new(video: &crate::VideoStream, frame_rate: Rational, seconds: f64, width: u32) -> Self {
-        let par = video.pixel_aspect;
-        let display_w = f64::from(video.width) * par.num.max(1) as f64 / par.den.max(1) as f64;
         let width = even(f64::from(width.max(2)));
-        let height = even(f64::from(width) * f64::from(video.height) / display_w.max(1.0));
+        let height = even(f64::from(width) / video.display_aspect().max(1e-3)).max(2);
         ThumbnailPlan {
             every_frames: ((seconds * frame_rate.as_f64()).round() as u64).max(1),
             width,
@@ -554,6 +553,50 @@ mod tests {
         let fixed = Ladder::builtin("fixed").unwrap();
         let r = rungs_for_source(&fixed.rungs, 272, &mut notes);
         assert_eq!(heights(&r), [(272, Some(211)), (234, Some(145))]);
+    }
+
+    /// Tiles keep the picture as shown: square pixels, anamorphic, and a phone's portrait
+    /// video (coded landscape, turned a quarter), whose frames reach the scaler upright.
+    #[test]
+    fn thumbnails_keep_the_upright_display_aspect() {
+        let video = |w: u32, h: u32, par: Rational, rotation: u32| crate::VideoStream {
+            index: 0,
+            codec: String::new(),
+            media_type: String::new(),
+            width: w,
+            height: h,
+            frame_rate: Rational::new(25, 1),
+            pixel_aspect: par,
+            pixel_format: None,
+            bit_depth: None,
+            colorimetry: None,
+            color: None,
+            interlaced: false,
+            bitrate: None,
+            rotation,
+        };
+        let fps = Rational::new(25, 1);
+        let size = |v: crate::VideoStream| {
+            let p = ThumbnailPlan::new(&v, fps, 5.0, 320);
+            (p.width, p.height, p.every_frames)
+        };
+        assert_eq!(
+            size(video(1280, 720, Rational::new(1, 1), 0)),
+            (320, 180, 125)
+        );
+        // PAL 16:9 anamorphic: 720x576 shown at 1024x576.
+        assert_eq!(
+            size(video(720, 576, Rational::new(64, 45), 0)),
+            (320, 180, 125)
+        );
+        assert_eq!(
+            size(video(1920, 1080, Rational::new(1, 1), 90)),
+            (320, 568, 125)
+        );
+        // At least a frame apart.
+        let p = ThumbnailPlan::new(&video(640, 360, Rational::new(1, 1), 0), fps, 0.01, 320);
+        assert_eq!(p.every_frames, 1);
+        assert!(p.takes(0) && p.takes(1));
     }
 
     #[test]

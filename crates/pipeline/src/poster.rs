@@ -66,14 +66,11 @@ pub fn poster_from_picture(
     jpeg(&scaled, video.height > 576)
 }
 
-/// POSTER_WIDTH wide, the display aspect (square pixels), even height.
+/// POSTER_WIDTH wide, the upright picture's display aspect (square pixels: a phone's portrait
+/// video stands), even height.
 fn poster_size(video: &reel_encoder::VideoStream) -> (u32, u32) {
-    let par = video.pixel_aspect;
-    let display_w = f64::from(video.width) * par.num as f64 / par.den.max(1) as f64;
-    let height =
-        ((f64::from(POSTER_WIDTH) * f64::from(video.height) / display_w / 2.0).round() as u32 * 2)
-            .max(2);
-    (POSTER_WIDTH, height)
+    let height = reel_encoder::even(f64::from(POSTER_WIDTH) / video.display_aspect().max(1e-3));
+    (POSTER_WIDTH, height.max(2))
 }
 
 fn jpeg(picture: &Picture, bt709: bool) -> Result<Vec<u8>, String> {
