@@ -119,6 +119,15 @@ window.run = async (src, probes) => {
     tracks = list.map((t) => ({ language: t.language, kind: t.kind, roles: t.roles, label: t.label, forced: t.forced }));
     // shaka-player 5 has no visibility switch of its own: its one native track is shown here.
     select = async (i) => {
+      // A track shaka-player starts with is "active" but not streamed while text is hidden,
+      // and choosing it again changes nothing: choose another first, as a viewer going
+      // through the menu would (the first probe found no cue in some runs without this).
+      const now = p.getTextTracks().find((t) => t.id === list[i].id);
+      const other = list.find((t) => t.id !== list[i].id);
+      if (now && now.active && other) {
+        p.selectTextTrack(other);
+        await sleep(200);
+      }
       p.selectTextTrack(list[i]);
       // shaka-player 5 keeps text hidden until its displayer is told to show it.
       const displayer = p.getTextDisplayer && p.getTextDisplayer();
