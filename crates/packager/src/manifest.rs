@@ -895,7 +895,7 @@ pub fn hls_playlists(
     if let Some(t) = thumbnails {
         files.push((
             format!("{THUMBNAILS_DIR}/{THUMBNAILS_PLAYLIST}"),
-            t.hls_playlist().into_bytes(),
+            t.hls_playlist(presentation_duration(tracks)).into_bytes(),
         ));
         unknown_tags.push(t.hls_stream_inf());
     }
@@ -928,7 +928,7 @@ pub fn write_manifests(
     }
     if let Some(t) = thumbnails {
         let vtt = dir.join(THUMBNAILS_DIR).join(THUMBNAILS_VTT);
-        write_atomically(&vtt, t.webvtt().as_bytes())?;
+        write_atomically(&vtt, t.webvtt(presentation_duration(tracks)).as_bytes())?;
     }
     let playlists = hls_playlists(tracks, thumbnails);
     // Media playlists first, the master last among them.

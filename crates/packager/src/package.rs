@@ -265,8 +265,6 @@ impl Packager {
     pub fn add_track(&mut self, info: TrackInfo) -> Result<()> {
         let trick = info.kind() == TrackKind::Video
             && self.opts.trick_play.as_deref() == Some(crate::safe_file_name(&info.name).as_str());
-        let source_id = info.id;
-        let source_stem = crate::safe_file_name(&info.name);
         let trick_info = trick.then(|| {
             let mut t = info.clone();
             t.id = TRICK_ID_BASE | info.id;
@@ -275,12 +273,12 @@ impl Packager {
         });
         self.add_one_track(info)?;
         if let Some(t) = trick_info {
-            let id = t.id;
+            let (source, id) = (self.tracks.len() - 1, t.id);
             self.add_one_track(t)?;
-            let n = self.tracks.len();
-            self.tracks[n - 1].trick_of = Some(source_stem);
-            let source = self.index(source_id)?;
+            // The source's stem as added (made unique when a name was taken).
+            let stem = self.tracks[source].stem.clone();
             self.tracks[source].trick = Some((id, None));
+            self.tracks.last_mut().expect("just added").trick_of = Some(stem);
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 use dash_mpd_core as mpd;
 use m3u8_rs::ExtTag;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The folder of the thumbnail files in a package.
 pub const THUMBNAILS_DIR: &str = "thumbnails";
@@ -35,7 +36,8 @@ pub struct Sprite {
 }
 
 /// The thumbnails of a title: tile `k` shows the title from `k * tile_duration` (in
-/// `timescale` ticks) until the next, or the title's end.
+/// `timescale` ticks) until the next, or the title's end (which the playlists are given: the
+/// presentation's duration, as the manifests state it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThumbnailTrack {
     pub tile_width: u32,
@@ -44,8 +46,6 @@ pub struct ThumbnailTrack {
     pub rows: u32,
     pub timescale: u32,
     pub tile_duration: u64,
-    /// The title's duration in ticks: the last tile ends there.
-    pub duration: u64,
     pub sprites: Vec<Sprite>,
 }
 
@@ -80,13 +80,15 @@ impl ThumbnailTrack {
         (bytes as f64 * 8.0 / secs).ceil() as u64
     }
 
-    /// Start and end (ticks) of tile `k`.
-    fn tile_span(&self, k: u64) -> (u64, u64) {
+    /// `end` in ticks.
+    fn ticks(&self, end: Duration) -> u64 {
+        (end.as_secs_f64() * f64::from(self.timescale)).round() as u64
+    }
+
+    /// Start and end (ticks) of tile `k` of a title ending at `end` ticks.
+    fn tile_span(&self, k: u64, end: u64) -> (u64, u64) {
         let start = k * self.tile_duration;
-        (
-            start,
-            (start + self.tile_duration).min(self.duration.max(start)),
-        )
+        (start, (start + self.tile_duration).min(end.max(start)))
     }
 
     /// The DASH image AdaptationSet, numbered `id`.
@@ -132,15 +134,19 @@ impl ThumbnailTrack {
         }
     }
 
-    /// The HLS image media playlist: one sprite per segment, each with its tiles.
-    pub fn hls_playlist(&self) -> String {
+    /// The HLS image media playlist of a title lasting `end`: one sprite per segment, each
+    /// with its tiles.
+    pub fn hls_playlist(&self, end: Duration) -> String {
+        let end = self.ticks(end);
         let tile_secs = self.seconds(self.tile_duration);
         let mut spans = Vec::new();
         let mut first_tile = 0u64;
         for s in &self.sprites {
-            let start = self.tile_span(first_tile).0;
-            let end = self.tile_span(first_tile + u64::from(s.tiles.max(1)) - 1).1;
-            spans.push((s, self.seconds(end - start)));
+            let from = self.tile_span(first_tile, end).0;
+            let to = self
+                .tile_span(first_tile + u64::from(s.tiles.max(1)) - 1, end)
+                .1;
+            spans.push((s, self.seconds(to - from)));
             first_tile += u64::from(s.tiles);
         }
         let target = spans.iter().map(|s| s.1).fold(0.0, f64::max).ceil() as u64;
@@ -158,18 +164,20 @@ impl ThumbnailTrack {
         out
     }
 
-    /// The WebVTT thumbnail track: a cue per tile naming its sprite and its place in it.
-    pub fn webvtt(&self) -> String {
+    /// The WebVTT thumbnail track of a title lasting `end`: a cue per tile naming its sprite
+    /// and its place in it.
+    pub fn webvtt(&self, end: Duration) -> String {
+        let end = self.ticks(end);
         let mut out = String::from("WEBVTT\n");
         let mut k = 0u64;
         for s in &self.sprites {
             for i in 0..s.tiles {
-                let (start, end) = self.tile_span(k);
+                let (from, to) = self.tile_span(k, end);
                 let (x, y) = (i % self.columns, i / self.columns);
                 out.push_str(&format!(
                     "\n{} --> {}\n{}#xywh={},{},{},{}\n",
-                    reel_text::format_timestamp(self.millis(start)),
-                    reel_text::format_timestamp(self.millis(end)),
+                    reel_text::format_timestamp(self.millis(from)),
+                    reel_text::format_timestamp(self.millis(to)),
                     s.file,
                     x * self.tile_width,
                     y * self.tile_height,
@@ -187,6 +195,9 @@ impl ThumbnailTrack {
 mod tests {
     use super::*;
 
+    /// The title's length.
+    const TITLE: Duration = Duration::from_secs(113);
+
     /// 23 tiles of 320x180 every 5 s (25 fps ticks of 12,800 per second) in 10x2 sprites of
     /// a 113-s title: two sprites, the second holding 3 tiles, its last tile cut at 113 s.
     fn track() -> ThumbnailTrack {
@@ -197,7 +208,6 @@ mod tests {
             rows: 2,
             timescale: 12_800,
             tile_duration: 5 * 12_800,
-            duration: 113 * 12_800,
             sprites: vec![
                 Sprite {
                     file: "1.jpg".into(),
@@ -245,7 +255,7 @@ mod tests {
 
     #[test]
     fn hls_playlist_lists_each_sprite_with_its_tiles() {
-        let text = track().hls_playlist();
+        let text = track().hls_playlist(TITLE);
         let expected = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:100\n\
             #EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-IMAGES-ONLY\n\
             #EXTINF:100.000,\n#EXT-X-TILES:RESOLUTION=320x180,LAYOUT=10x2,DURATION=5.000\n1.jpg\n\
@@ -266,7 +276,7 @@ mod tests {
 
     #[test]
     fn webvtt_has_a_cue_per_tile_with_its_place_in_the_sprite() {
-        let text = track().webvtt();
+        let text = track().webvtt(TITLE);
         assert!(
             text.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:05.000\n1.jpg#xywh=0,0,320,180\n")
         );

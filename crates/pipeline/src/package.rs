@@ -101,8 +101,8 @@ pub fn package_files(
     }
     let mut tracks = packager.finish()?;
     crate::subtitles::add_subtitles(out, &mut tracks, subtitles, on_notice)?;
-    let thumbnails = thumbnails.map(|t| t.copy_into(out, &tracks)).transpose()?;
-    reel_packager::write_manifests(out, &tracks, thumbnails.as_ref())?;
+    let thumbnails = thumbnails.map(|t| t.copy_into(out)).transpose()?;
+    reel_packager::write_manifests(out, &tracks, thumbnails)?;
     Ok(tracks)
 }
 
@@ -295,10 +295,8 @@ impl LivePackage {
         self.send_written();
         let subtitles = std::mem::take(&mut self.subtitles);
         crate::subtitles::add_subtitles(&self.out, &mut tracks, subtitles, on_notice)?;
-        let thumbnails = thumbnails
-            .map(|t| t.copy_into(&self.out, &tracks))
-            .transpose()?;
-        reel_packager::write_manifests(&self.out, &tracks, thumbnails.as_ref())?;
+        let thumbnails = thumbnails.map(|t| t.copy_into(&self.out)).transpose()?;
+        reel_packager::write_manifests(&self.out, &tracks, thumbnails)?;
         Ok(LiveOutcome {
             tracks,
             early: self.early.take().map(|e| e.uploads.finish()),

@@ -51,7 +51,7 @@ pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
     let picture = picture.ok_or_else(|| {
         PipelineError::Poster(format!("{}: no picture at {at:.1} s", source.display()))
     })?;
-    jpeg(&picture, video.height > 576)
+    jpeg(&picture, bt709(video))
         .map_err(|e| PipelineError::Poster(format!("{}: {e}", source.display())))
 }
 
@@ -63,7 +63,7 @@ pub fn poster_from_picture(
 ) -> Result<Vec<u8>, String> {
     let (width, height) = poster_size(video);
     let scaled = reel_encoder::resize::PlaneScaler::default().picture(picture, width, height)?;
-    jpeg(&scaled, video.height > 576)
+    jpeg(&scaled, bt709(video))
 }
 
 /// POSTER_WIDTH wide, the upright picture's display aspect (square pixels: a phone's portrait
@@ -85,6 +85,12 @@ fn jpeg(picture: &Picture, bt709: bool) -> Result<Vec<u8>, String> {
         )
         .map_err(|e| format!("JPEG: {e}"))?;
     Ok(out)
+}
+
+/// Whether `video`'s pictures become RGB with BT.709's coefficients (HD: over 576 lines)
+/// rather than BT.601's, for the poster and the thumbnails alike.
+pub(crate) fn bt709(video: &reel_encoder::VideoStream) -> bool {
+    video.height > 576
 }
 
 /// Limited-range Y'CbCr 4:2:0 to full-range RGB, BT.709 for HD sources, BT.601 otherwise.

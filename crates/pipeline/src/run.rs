@@ -769,7 +769,6 @@ const PACKAGE_DIR: &str = "package";
 const PACKAGE_TMP: &str = "package.tmp";
 const ANALYSIS_REPORT: &str = "analysis.json";
 
-/// The package's options for `job`.
 /// The rendition a trick-play track is made from: the smallest picture of the first video
 /// codec (key frames only, it is fetched at many times the play rate).
 fn trick_play_source(rungs: &[reel_encoder::RungPlan]) -> Option<String> {
@@ -781,6 +780,7 @@ fn trick_play_source(rungs: &[reel_encoder::RungPlan]) -> Option<String> {
         .map(|r| reel_packager::safe_file_name(&r.name))
 }
 
+/// The package's options for `job`.
 fn package_options(
     job: &Job,
     protection: Option<Protection>,

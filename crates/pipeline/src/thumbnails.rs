@@ -62,7 +62,7 @@ impl SpriteSheets {
             plan: tiles,
             timescale: plan.timescale,
             frame_duration: plan.frame_duration,
-            bt709: plan.source.video().is_some_and(|v| v.height > 576),
+            bt709: plan.source.video().is_some_and(crate::poster::bt709),
             rgb: vec![0; sprite_px * 3],
             in_sprite: 0,
             next_tile: 0,
@@ -151,8 +151,6 @@ impl SpriteSheets {
                 rows: self.spec.rows,
                 timescale: self.timescale,
                 tile_duration,
-                // Until the package knows the title's length.
-                duration: self.next_tile * tile_duration,
                 sprites: std::mem::take(&mut self.sprites),
             },
         };
@@ -205,15 +203,9 @@ impl ThumbnailSprites {
         serde_json::to_value(&self.track).expect("thumbnails serialize")
     }
 
-    /// Copies the sprites into `package/thumbnails` (linked when the file system allows) and
-    /// sets the track's end to the title's, the longest of `tracks`. The playlists that list
-    /// them come with the manifests.
-    pub(crate) fn copy_into(
-        &self,
-        package: &Path,
-        tracks: &[reel_packager::PackagedTrack],
-    ) -> Result<ThumbnailTrack, PipelineError> {
-        let duration_secs = tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max);
+    /// Copies the sprites into `package/thumbnails` (linked when the file system allows). The
+    /// playlists that list them come with the manifests.
+    pub(crate) fn copy_into(&self, package: &Path) -> Result<&ThumbnailTrack, PipelineError> {
         let to = package.join(THUMBNAILS_DIR);
         std::fs::create_dir_all(&to).map_err(io_error(&to))?;
         for s in &self.track.sprites {
@@ -223,12 +215,7 @@ impl ThumbnailSprites {
                 std::fs::copy(&from, &dest).map_err(io_error(&dest))?;
             }
         }
-        let mut track = self.track.clone();
-        let ticks = (duration_secs * f64::from(track.timescale)).round() as u64;
-        if ticks > 0 {
-            track.duration = ticks;
-        }
-        Ok(track)
+        Ok(&self.track)
     }
 
     /// What `title.json` says of them.

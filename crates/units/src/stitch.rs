@@ -13,7 +13,7 @@ use crate::pool::{PoolMsg, RunningUnits, Workers};
 use crate::store::{UnitRecord, UnitStore};
 use crate::unit::{Unit, UnitWork};
 use reel_encoder::{EncodePlan, Event, Progress, SampleStream};
-use reel_media::{CodecConfig, EncodedSample};
+use reel_media::{CodecConfig, EncodedSample, Picture};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -508,18 +508,15 @@ impl ChunkedEncode {
             // A chunk's pictures go first, so that thumbnails arrive in the title's order.
             self.pictures_sent += 1;
             let record = self.records[u].as_ref().expect("ready");
-            if let Some(t) = &record.thumbnails {
+            let thumbnail: fn(u64, Picture) -> Event =
+                |frame, picture| Event::Thumbnail { frame, picture };
+            let still: fn(u64, Picture) -> Event = |frame, picture| Event::Still { frame, picture };
+            for (pictures, event) in [(&record.thumbnails, thumbnail), (&record.still, still)] {
+                let Some(t) = pictures else { continue };
                 let path = self.store.file(&record.key, &t.file);
                 for (frame, picture) in crate::unit::read_pictures(&path, t)? {
                     self.pending
-                        .push_back(ChunkEvent::Media(Event::Thumbnail { frame, picture }));
-                }
-            }
-            if let Some(t) = &record.still {
-                let path = self.store.file(&record.key, &t.file);
-                for (frame, picture) in crate::unit::read_pictures(&path, t)? {
-                    self.pending
-                        .push_back(ChunkEvent::Media(Event::Still { frame, picture }));
+                        .push_back(ChunkEvent::Media(event(frame, picture)));
                 }
             }
         }
