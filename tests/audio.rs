@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 const LADDER: &str = r#"
@@ -90,6 +90,7 @@ url = "file://out"
 [[audio]]
 track = 2
 role = "dub"
+name = "Deutsch (Synchronfassung)"
 [[audio]]
 path = "description.wav"
 language = "en"
@@ -213,6 +214,17 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
             .collect::<Vec<_>>(),
         "{record}"
     );
+    let titles: Vec<&Value> = record["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "audio")
+        .map(|r| &r["title"])
+        .collect();
+    assert_eq!(
+        titles,
+        [&Value::Null, &json!("Deutsch (Synchronfassung)"), &Value::Null]
+    );
 
     // ffprobe reads each track's language; each carries its own stream's tone, and none runs
     // past the picture.
@@ -250,7 +262,8 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
         media,
         vec![
             ("eng".into(), "English".into(), true, None),
-            ("deu".into(), "German".into(), false, None),
+            // The dub has a name of its own.
+            ("deu".into(), "Deutsch (Synchronfassung)".into(), false, None),
             (
                 "eng".into(),
                 "English audio description".into(),
@@ -322,6 +335,23 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
         "{events:?}"
     );
     assert_eq!(dash_audio_roles(&out), expected_dash_roles());
+    // And the dub's name from its `udta` `name`.
+    assert_eq!(
+        dash_audio_labels(&out),
+        ["English", "Deutsch (Synchronfassung)", "English audio description"]
+    );
+}
+
+/// The Label of every audio AdaptationSet of `out`'s MPD, as the dash-mpd parser reads them.
+fn dash_audio_labels(out: &Path) -> Vec<String> {
+    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
+        .expect("the MPD parses");
+    mpd.periods[0]
+        .adaptations
+        .iter()
+        .filter(|a| a.contentType.as_deref() == Some("audio"))
+        .map(|a| a.Label.first().map(|l| l.content.clone()).unwrap_or_default())
+        .collect()
 }
 
 /// (lang, Role values, Accessibility values) of every audio AdaptationSet of `out`'s MPD, as
@@ -376,7 +406,7 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
     let (de_arg, ad_arg, pt_arg) = (
         format!("de={}", de.display()),
         format!("en,description={}", ad.display()),
-        format!("pt-BR,dub={}", pt.display()),
+        format!("pt-BR,dub,Português — dobragem={}", pt.display()),
     );
     reel_ok(&[
         "package",
@@ -401,11 +431,23 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
     assert_eq!(roles, expected);
     let master = std::fs::read_to_string(out.join("master.m3u8")).unwrap();
     assert!(
-        master.contains("LANGUAGE=\"pt-BR\",NAME=\"Portuguese (BR)\""),
+        master.contains("LANGUAGE=\"pt-BR\",NAME=\"Português — dobragem\""),
         "{master}"
     );
+    assert!(
+        master.contains("LANGUAGE=\"deu\",NAME=\"German\""),
+        "{master}"
+    );
+    assert_eq!(dash_audio_labels(&out)[3], "Português — dobragem");
     let pt_file = joined(&out, "audio_pt-BR_dub");
-    assert_eq!(ffprobe_stream(&pt_file)["tags"]["language"], "por");
+    // ffprobe reads the name as the track's handler name (Debian's ffmpeg does not read the
+    // `udta` `name` our demuxer takes it back from).
+    let tags = &ffprobe_stream(&pt_file)["tags"];
+    assert_eq!(
+        (&tags["language"], &tags["handler_name"]),
+        (&json!("por"), &json!("Português — dobragem")),
+        "{tags}"
+    );
     // Packaged again from that file: the tag is read back from its `elng`.
     let again = dir.path().join("again");
     reel_ok(&[
@@ -416,6 +458,7 @@ fn reel_package_takes_audio_files_with_a_language_and_role() {
         again.to_str().unwrap(),
     ]);
     assert_eq!(dash_audio_roles(&again)[0].0, "pt-BR");
+    assert_eq!(dash_audio_labels(&again), ["Português — dobragem"]);
     for (track, lang, hz) in [
         ("audio_deu_dub", "deu", GERMAN_HZ),
         ("audio_eng_description", "eng", DESCRIPTION_HZ),
@@ -475,13 +518,21 @@ fn bad_audio_entries_are_refused_naming_the_file() {
         "[[audio]]\npath = \"missing.wav\"\nlanguage = \"en\"\nrole = \"dub\"",
         &["missing.wav"],
     );
+    refused(
+        "[[audio]]\npath = \"description.wav\"\nlanguage = \"en\"\nrole = \"dub\"\n\
+         name = \"The \\\"best\\\" dub\"",
+        &["audio[2]", "description.wav", "double quote"],
+    );
     // A source track nobody asked for is named in a notice.
     let job = write_job(dir.path(), "");
     std::fs::write(
         &job,
         std::fs::read_to_string(&job)
             .unwrap()
-            .replace("[[audio]]\ntrack = 2\nrole = \"dub\"\n", ""),
+            .replace(
+                "[[audio]]\ntrack = 2\nrole = \"dub\"\nname = \"Deutsch (Synchronfassung)\"\n",
+                "",
+            ),
     )
     .unwrap();
     let o = reel(&["run", job.to_str().unwrap(), "--dry-run"]);

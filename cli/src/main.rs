@@ -103,10 +103,11 @@ enum Command {
         #[arg(long = "subtitles", value_name = "LANGUAGE[,KIND[,NAME]]=FILE")]
         subtitles: Vec<reel_pipeline::SubtitleInput>,
         /// An encoded audio file (AAC or Opus, in MP4 or Matroska) as one more audio track:
-        /// LANGUAGE[,ROLE]=FILE, with a BCP 47 language and ROLE dub (the default), main,
-        /// commentary or description (audio description). Its track is named
-        /// audio_LANG_ROLE. Repeat for each. Example: --audio en,description=en-ad.m4a
-        #[arg(long = "audio", value_name = "LANGUAGE[,ROLE]=FILE")]
+        /// LANGUAGE[,ROLE[,NAME]]=FILE, with a BCP 47 language, ROLE dub (the default), main,
+        /// commentary or description (audio description), and the NAME players list (made from
+        /// language and role when left out). Its track is named audio_LANG_ROLE. Repeat for
+        /// each. Example: --audio "en,commentary,Director's commentary=c.m4a"
+        #[arg(long = "audio", value_name = "LANGUAGE[,ROLE[,NAME]]=FILE")]
         audio: Vec<reel_pipeline::AudioFile>,
         /// The form of DASH text tracks: source (TTML stays IMSC1, the rest WebVTT), webvtt
         /// (CMAF wvtt) or imsc1 (CMAF stpp). HLS always gets WebVTT segments.

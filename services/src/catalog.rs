@@ -480,6 +480,7 @@ fn tracks(record: &PublishedTitle) -> Value {
                 "channels": r.channels,
                 "language": r.language,
                 "role": r.role.map(|role| role.name()),
+                "title": r.title,
             })
         })
         .collect();

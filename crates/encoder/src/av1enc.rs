@@ -347,6 +347,7 @@ impl Worker {
                 audio: None,
                 language: "und".into(),
                 name: job.name.clone(),
+                title: None,
             };
             self.announced = true;
             if !self.feed.event(Event::Track(info)) {

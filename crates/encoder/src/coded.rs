@@ -28,6 +28,8 @@ pub(crate) struct CodedTrack {
     pub language: String,
     /// What an audio track is for.
     pub role: reel_media::AudioRole,
+    /// The name players show for it, when one was given.
+    pub title: Option<String>,
     pub frames_total: Option<u64>,
 }
 
@@ -254,6 +256,7 @@ impl CodedState {
                 audio,
                 language: t.language.clone(),
                 name: t.name.clone(),
+                title: t.title.clone(),
             }),
             0,
             feed,

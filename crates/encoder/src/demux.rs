@@ -183,6 +183,7 @@ pub fn demux(source: &Path) -> Result<SampleStream, EncodeError> {
                 video: None,
                 language,
                 role: Default::default(),
+                title: None,
                 frames_total: None,
             },
             pad_feed.clone(),

@@ -295,8 +295,8 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
     let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
     let len = r.get_ref().metadata()?.len();
     let mut moov = None;
-    // The `elng` tags of the tracks, which mp4-atom does not read: from the moov's bytes.
-    let mut extended_languages: Vec<Option<String>> = Vec::new();
+    // What mp4-atom does not read of the tracks, from the moov's bytes.
+    let mut extras: Vec<TrackExtras> = Vec::new();
     let mut moofs = Vec::new();
     let mut pos = 0u64;
     while pos < len {
@@ -312,7 +312,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
             k if k == Moov::KIND => {
                 let mut raw = vec![0u8; usize::try_from(body)?];
                 r.read_exact(&mut raw)?;
-                extended_languages = take_extended_languages(&mut raw);
+                extras = take_track_extras(&mut raw);
                 moov = Some(Moov::read_atom(&header, &mut std::io::Cursor::new(&raw))?);
             }
             k if k == Moof::KIND => moofs.push((pos, Moof::read_atom(&header, &mut r)?)),
@@ -337,7 +337,8 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
         };
         let id = tracks.len() as u32 + 1;
         let lang = trak.mdia.mdhd.language.clone();
-        let language = match extended_languages.get(index).cloned().flatten() {
+        let TrackExtras { language, title } = extras.get(index).cloned().unwrap_or_default();
+        let language = match language {
             Some(tag) => tag,
             None if lang.len() == 3 => lang,
             None => "und".into(),
@@ -511,6 +512,7 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
             audio,
             language,
             name: format!("{}{id}", if video.is_some() { "video" } else { "audio" }),
+            title,
         });
     }
     if tracks.is_empty() {
@@ -586,34 +588,61 @@ fn table_samples(
     Ok(())
 }
 
-/// The colour description of an `nclx` (or QuickTime `nclc`) box; ICC profiles are not
-/// carried (the packager writes `nclx` only).
-/// Each `trak`'s `elng` tag (ISO/IEC 14496-12 8.4.6: a BCP 47 tag such as `pt-BR`, in
-/// `mdia`) from the bytes of a `moov` body, in track order; `None` where there is none or it
-/// is not a plain tag. Lengths are checked by `children`. Each `elng` box is then renamed
-/// `free` in place (sizes unchanged): mp4-atom does not know the box, and built with its
-/// `strict` feature (which a workspace test build turns on) it refuses the whole `moov`.
-fn take_extended_languages(moov: &mut [u8]) -> Vec<Option<String>> {
+/// What a `trak` says that mp4-atom does not read: its `elng` tag (ISO/IEC 14496-12 8.4.6:
+/// a BCP 47 tag such as `pt-BR`, in `mdia`) and its QuickTime `name` (in `udta`: the name
+/// players show, where ffmpeg keeps a stream's title).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct TrackExtras {
+    language: Option<String>,
+    title: Option<String>,
+}
+
+/// Each `trak`'s [`TrackExtras`] from the bytes of a `moov` body, in track order; a field is
+/// `None` where there is no box or it does not hold plain text. Lengths are checked by
+/// `children`. Each box read is then renamed `free` in place (sizes unchanged): mp4-atom does
+/// not know them, and built with its `strict` feature (which a workspace test build turns on)
+/// it refuses the whole `moov`.
+fn take_track_extras(moov: &mut [u8]) -> Vec<TrackExtras> {
     let base = moov.as_ptr() as usize;
-    let mut found: Vec<(Option<String>, Option<usize>)> = Vec::new();
+    let mut found = Vec::new();
+    // Where each box read begins: its type sits just before its body (an 8-byte header).
+    let mut read: Vec<(usize, &[u8; 4])> = Vec::new();
     if let Some(boxes) = children(moov) {
         for (_, trak) in boxes.into_iter().filter(|(kind, _)| kind == b"trak") {
-            let elng = children(trak)
-                .and_then(|c| c.into_iter().find(|c| &c.0 == b"mdia"))
-                .and_then(|(_, mdia)| children(mdia))
-                .and_then(|c| c.into_iter().find(|c| &c.0 == b"elng"))
-                .map(|(_, body)| body);
-            // The box type sits just before its body (an 8-byte header: `elng` is small).
-            let at = elng.map(|body| body.as_ptr() as usize - base - 4);
-            found.push((elng.and_then(language_tag), at));
+            let elng = child(trak, b"mdia").and_then(|mdia| child(mdia, b"elng"));
+            let name = child(trak, b"udta").and_then(|udta| child(udta, b"name"));
+            for (body, fourcc) in [(elng, b"elng"), (name, b"name")] {
+                if let Some(body) = body {
+                    read.push((body.as_ptr() as usize - base - 4, fourcc));
+                }
+            }
+            found.push(TrackExtras {
+                language: elng.and_then(language_tag),
+                title: name.and_then(track_title),
+            });
         }
     }
-    for at in found.iter().filter_map(|f| f.1) {
-        if moov.get(at..at + 4) == Some(b"elng".as_slice()) {
+    for (at, fourcc) in read {
+        if moov.get(at..at + 4) == Some(fourcc.as_slice()) {
             moov[at..at + 4].copy_from_slice(b"free");
         }
     }
-    found.into_iter().map(|f| f.0).collect()
+    found
+}
+
+/// The body of `parent`'s first child of type `fourcc`.
+fn child<'a>(parent: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u8]> {
+    children(parent)?
+        .into_iter()
+        .find(|c| &c.0 == fourcc)
+        .map(|(_, body)| body)
+}
+
+/// The text of a `name` body: UTF-8, without the terminator some writers add, a name
+/// `reel_media::track_title` takes.
+fn track_title(name: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(name.strip_suffix(b"\0").unwrap_or(name)).ok()?;
+    reel_media::track_title(text).ok()
 }
 
 /// The tag of an `elng` body: version and flags, then a null-terminated BCP 47 tag.
@@ -636,6 +665,8 @@ fn audio_role(trak: &mp4_atom::Trak) -> reel_media::AudioRole {
         .unwrap_or_default()
 }
 
+/// The colour description of an `nclx` (or QuickTime `nclc`) box; ICC profiles are not
+/// carried (the packager writes `nclx` only).
 fn color_info(colr: &mp4_atom::Colr) -> Option<ColorInfo> {
     let (primaries, transfer, matrix, full_range) = match *colr {
         mp4_atom::Colr::Nclx {
@@ -681,22 +712,31 @@ mod tests {
     }
 
     #[test]
-    fn elng_tags_are_read_and_hidden_from_mp4_atom() {
+    fn elng_tags_and_names_are_read_and_hidden_from_mp4_atom() {
         let elng = boxed(b"elng", b"\0\0\0\0pt-BR\0");
-        let with = boxed(b"trak", &boxed(b"mdia", &elng));
+        let name = boxed(b"udta", &boxed(b"name", "Commentaire du réalisateur".as_bytes()));
+        let with = boxed(b"trak", &[boxed(b"mdia", &elng), name].concat());
         let without = boxed(b"trak", &boxed(b"mdia", &boxed(b"hdlr", b"x")));
         let mut moov = [with, without].concat();
         let len = moov.len();
         assert_eq!(
-            take_extended_languages(&mut moov),
-            [Some("pt-BR".to_string()), None]
+            take_track_extras(&mut moov),
+            [
+                TrackExtras {
+                    language: Some("pt-BR".into()),
+                    title: Some("Commentaire du réalisateur".into())
+                },
+                TrackExtras::default()
+            ]
         );
         assert_eq!(moov.len(), len);
         let at = moov.windows(4).position(|w| w == b"free").expect("renamed");
         assert_eq!(&moov[at + 8..at + 14], b"pt-BR\0");
-        assert!(!moov.windows(4).any(|w| w == b"elng"));
-        // A tag that is not plain text is not taken.
+        assert!(!moov.windows(4).any(|w| w == b"elng" || w == b"name"));
+        // A tag that is not plain text is not taken, nor a name that is not one line.
         assert_eq!(language_tag(b"\0\0\0\0pt BR\0"), None);
         assert_eq!(language_tag(b"\0\0"), None);
+        assert_eq!(track_title(b"two\nlines"), None);
+        assert_eq!(track_title(b"Dub\0").as_deref(), Some("Dub"));
     }
 }

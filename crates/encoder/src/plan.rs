@@ -38,6 +38,9 @@ pub struct AudioPlan {
     pub stream: usize,
     #[serde(default)]
     pub role: reel_media::AudioRole,
+    /// The name players show for it, when the job gives one (`[[audio]] name`).
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 /// An audio track of the title besides its main audio: a stream of the source or of another
@@ -51,6 +54,8 @@ pub struct AudioInput {
     pub language: Option<String>,
     /// The rendition's name (its file's and folder's); a 5.1 rendition adds `_51`.
     pub name: String,
+    /// The name players show for it (`None`: derived from language and role).
+    pub title: Option<String>,
 }
 
 /// A ladder applied to one source: sizes, timescales and the key frame cadence.
@@ -217,6 +222,7 @@ impl EncodePlan {
             role: reel_media::AudioRole::Main,
             language: None,
             name: "audio".into(),
+            title: None,
         };
         let audio = audio_plans(
             ladder.audio.as_ref(),
@@ -432,6 +438,7 @@ fn audio_plans(
         language: language.clone(),
         stream: input.stream,
         role: input.role,
+        title: input.title.clone(),
     };
     let mut plans = vec![plan(
         input.name.clone(),

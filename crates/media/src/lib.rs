@@ -28,7 +28,7 @@ pub use title::{Rendition, Scheme, Thumbnails, TitleRecord};
 pub use track::{
     AudioParams, AudioRole, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, ContentLightLevel,
     EncodedSample, HdrMetadata, MasteringDisplay, OpusConfig, SampleText, TextKind, TextTrackInfo,
-    TrackInfo, TrackKind, VideoParams, VideoRange,
+    TrackInfo, TrackKind, VideoParams, VideoRange, track_title,
 };
 
 /// Errors raised while reading codec configuration records or bitstreams.

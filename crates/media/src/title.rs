@@ -149,6 +149,10 @@ pub struct Rendition {
     /// What an audio track is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<crate::AudioRole>,
+    /// The name an audio track was given (players list it instead of one made from language
+    /// and role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// A trick-play track (key frames only): the video rendition it is made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trick_play_of: Option<String>,

@@ -131,6 +131,27 @@ impl AudioRole {
     }
 }
 
+/// Checks a track's name of one's own (what players list: a job's `name`, a command line's
+/// `NAME`), trimmed: one line of at most 64 characters, without the double quote that an HLS
+/// `NAME` attribute cannot carry (RFC 8216 4.2) or control characters. The error says why.
+pub fn track_title(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.chars().count() > 64 {
+        return Err(format!("the name '{name}' is longer than 64 characters"));
+    }
+    if let Some(c) = name.chars().find(|c| *c == '"' || c.is_control()) {
+        return Err(format!(
+            "the name '{}' has {}, which an HLS NAME cannot carry",
+            name.escape_debug(),
+            if c == '"' { "a double quote".to_string() } else { format!("the control character {c:?}") }
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// What the text of a media file's text samples is (as its demuxer gives it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleText {
@@ -424,6 +445,10 @@ pub struct TrackInfo {
     pub language: String,
     /// Name of the rendition this track belongs to (the rung name for encoded video).
     pub name: String,
+    /// The name players show for the track when one was given (a job's `[[audio]] name`;
+    /// in an MP4 the track's `udta` `name` box, where ffmpeg keeps a stream's title);
+    /// players derive one from language and role otherwise.
+    pub title: Option<String>,
 }
 
 impl TrackInfo {
@@ -461,6 +486,20 @@ impl std::fmt::Debug for EncodedSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn track_titles_are_one_quoted_line() {
+        assert_eq!(track_title("  Director's cut — Français ").unwrap(), "Director's cut — Français");
+        for (bad, says) in [
+            ("", "empty"),
+            ("The \"best\" mix", "double quote"),
+            ("two\nlines", "control character"),
+            (&"x".repeat(65), "longer than 64"),
+        ] {
+            let e = track_title(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn aac_config() {

@@ -255,6 +255,7 @@ mod tests {
             }),
             language: "und".into(),
             name: "a".into(),
+            title: None,
         };
         let key = Key::parse("00000000000000000000000000000001:00112233445566778899aabbccddeeff")
             .unwrap();

@@ -136,11 +136,19 @@ fn trak(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Result<()> {
                 TrackKind::Text if imsc1 => (b"subt", b"SubtitleHandler\0"),
                 TrackKind::Text => (b"text", b"TextHandler\0"),
             };
+            // A track with a name of its own carries it here too, where ffprobe
+            // (`handler_name`) and MP4Box show it; `udta` `name` is what our demuxer reads.
             write_full_box(o, b"hdlr", 0, 0, |o| {
                 o.u32(0);
                 o.extend_from_slice(handler);
                 o.zeros(12);
-                o.extend_from_slice(handler_name);
+                match &track.title {
+                    Some(title) => {
+                        o.extend_from_slice(title.as_bytes());
+                        o.push(0);
+                    }
+                    None => o.extend_from_slice(handler_name),
+                }
                 Ok(())
             })?;
             write_box(o, b"minf", |o| {
@@ -185,24 +193,45 @@ fn trak(o: &mut Vec<u8>, track: &TrackInfo, opts: &InitOptions) -> Result<()> {
     })
 }
 
-/// The role of an audio track other than the main one, as a `kind` box (14496-12 8.10.4)
-/// with the DASH role scheme, in `udta`: read back by our demuxer, so that packaging from
-/// rendition files keeps it. Main audio has none (no box means main).
+/// The track's user data, read back by our demuxer so that packaging from rendition files
+/// keeps it: the role of an audio track other than the main one (no box means main) and the
+/// track's own name when it has one. No `udta` when there is neither.
 fn udta(o: &mut Vec<u8>, track: &TrackInfo) -> Result<()> {
-    let Some(role) = track.audio.map(|a| a.role) else {
-        return Ok(());
-    };
-    if role == AudioRole::Main {
+    let role = track
+        .audio
+        .map(|a| a.role)
+        .filter(|r| *r != AudioRole::Main);
+    if role.is_none() && track.title.is_none() {
         return Ok(());
     }
     write_box(o, b"udta", |o| {
-        write_full_box(o, b"kind", 0, 0, |o| {
-            o.extend_from_slice(AudioRole::SCHEME.as_bytes());
-            o.push(0);
-            o.extend_from_slice(role.name().as_bytes());
-            o.push(0);
-            Ok(())
-        })
+        if let Some(role) = role {
+            kind(o, role)?;
+        }
+        if let Some(title) = &track.title {
+            name(o, title)?;
+        }
+        Ok(())
+    })
+}
+
+/// `kind` (ISO/IEC 14496-12 8.10.4): an audio track's role in the DASH role scheme.
+fn kind(o: &mut Vec<u8>, role: AudioRole) -> Result<()> {
+    write_full_box(o, b"kind", 0, 0, |o| {
+        o.extend_from_slice(AudioRole::SCHEME.as_bytes());
+        o.push(0);
+        o.extend_from_slice(role.name().as_bytes());
+        o.push(0);
+        Ok(())
+    })
+}
+
+/// The QuickTime track `name` box (a plain box whose body is the UTF-8 name, no terminator):
+/// where ffmpeg writes a stream's `title` and reads it back from.
+fn name(o: &mut Vec<u8>, title: &str) -> Result<()> {
+    write_box(o, b"name", |o| {
+        o.extend_from_slice(title.as_bytes());
+        Ok(())
     })
 }
 

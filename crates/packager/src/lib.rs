@@ -15,6 +15,7 @@
 //!     audio: Some(AudioParams { sample_rate: 48_000, channels: 2, role: Default::default() }),
 //!     language: "eng".into(),
 //!     name: "audio".into(),
+//!     title: None,
 //! };
 //! let init = reel_packager::init_segment(&track, &Default::default()).unwrap();
 //! assert_eq!(&init[4..8], b"ftyp");

@@ -649,10 +649,14 @@ fn iframe_playlist(t: &PackagedTrack) -> MediaPlaylist {
     }
 }
 
-/// What players list for an audio track: its language's name, what it is for when it is not
-/// the main or dubbed dialogue, and `5.1` for surround (`English`, `English audio
-/// description`, `German 5.1`); the rendition's name when the language is not known.
+/// What players list for an audio track: the name it was given, or its language's name, what
+/// it is for when it is not the main or dubbed dialogue, and `5.1` for surround (`English`,
+/// `English audio description`, `German 5.1`); the rendition's name when the language is not
+/// known.
 fn audio_label(t: &PackagedTrack) -> String {
+    if let Some(title) = &t.info.title {
+        return title.clone();
+    }
     let known = Some(t.info.language.as_str()).filter(|l| *l != "und");
     let Some(language) = known.and_then(reel_media::language::english_name) else {
         return t.info.name.clone();

@@ -16,6 +16,8 @@ pub(crate) struct AudioTrackInput {
     pub stream: usize,
     pub language: Option<String>,
     pub role: AudioRole,
+    /// What players list, when the entry names it (checked by `reel_media::track_title`).
+    pub title: Option<String>,
 }
 
 /// One more audio track of the title, planned.
@@ -88,6 +90,7 @@ pub(crate) fn plan_extra_audio(
             role: input.role,
             language: Some(language),
             name,
+            title: input.title.clone(),
         };
         let plan = title.audio_input(source, &audio, ladder, taken)?;
         names.extend(plan.audio.iter().map(|a| a.name.clone()));
@@ -131,13 +134,16 @@ fn unused_source_tracks(job: &crate::Job, title: &EncodePlan) -> Option<String> 
     })
 }
 
-/// An encoded audio file for `reel package`, with the language and role to give its audio
-/// track: `LANGUAGE[,ROLE]=FILE` (`de,dub=de.m4a`, `en,description=en-ad.mp4`).
+/// An encoded audio file for `reel package`, with the language, role and (optionally) name
+/// to give its audio track: `LANGUAGE[,ROLE[,NAME]]=FILE` (`de,dub=de.m4a`,
+/// `en,commentary,Director's commentary=c.mp4`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioFile {
     pub path: PathBuf,
     pub language: reel_text::Language,
     pub role: AudioRole,
+    /// What players list; derived from language and role when `None`.
+    pub title: Option<String>,
 }
 
 impl AudioFile {
@@ -156,13 +162,23 @@ impl std::str::FromStr for AudioFile {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let (head, path) = text.split_once('=').ok_or_else(|| {
-            format!("'{text}': expected LANGUAGE[,ROLE]=FILE, e.g. de,dub=audio_de.mp4")
+            format!("'{text}': expected LANGUAGE[,ROLE[,NAME]]=FILE, e.g. de,dub=audio_de.mp4")
         })?;
-        let (language, role) = head.split_once(',').unwrap_or((head, "dub"));
+        let mut parts = head.splitn(3, ',');
+        let language = parts.next().unwrap_or("");
         let language = reel_text::Language::parse(language.trim()).map_err(|e| e.to_string())?;
-        let role = AudioRole::from_name(role.trim()).ok_or_else(|| {
-            format!("'{text}': role '{role}' is not main, dub, commentary or description")
-        })?;
+        let role = match parts.next().map(str::trim) {
+            None | Some("") => AudioRole::Dub,
+            Some(role) => AudioRole::from_name(role).ok_or_else(|| {
+                format!("'{text}': role '{role}' is not main, dub, commentary or description")
+            })?,
+        };
+        let title = parts
+            .next()
+            .filter(|n| !n.trim().is_empty())
+            .map(reel_media::track_title)
+            .transpose()
+            .map_err(|e| format!("'{text}': {e}"))?;
         if path.is_empty() {
             return Err(format!("'{text}': no file after '='"));
         }
@@ -170,6 +186,7 @@ impl std::str::FromStr for AudioFile {
             path: PathBuf::from(path),
             language,
             role,
+            title,
         })
     }
 }
@@ -190,9 +207,12 @@ mod tests {
             )
         );
         let dub: AudioFile = "pt-BR=pt.m4a".parse().unwrap();
-        assert_eq!(dub.role, AudioRole::Dub);
+        assert_eq!((dub.role, dub.title), (AudioRole::Dub, None));
+        let named: AudioFile = "en,commentary, Director's commentary =c.mp4".parse().unwrap();
+        assert_eq!(named.title.as_deref(), Some("Director's commentary"));
         for (bad, says) in [
-            ("de.m4a", "expected LANGUAGE[,ROLE]=FILE"),
+            ("de.m4a", "expected LANGUAGE[,ROLE[,NAME]]=FILE"),
+            ("en,dub,The \"best\" dub=a.m4a", "double quote"),
             ("de,director=a.m4a", "role 'director'"),
             ("deutsch=a.m4a", "deutsch"),
             ("de=", "no file"),

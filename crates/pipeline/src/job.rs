@@ -74,6 +74,10 @@ pub struct AudioTrackSpec {
     pub language: Option<String>,
     /// `main`, `dub`, `commentary` or `description` (audio description).
     pub role: reel_media::AudioRole,
+    /// What players list (`Director's commentary`); the language's name and the role
+    /// (`English audio description`) when left out.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 impl AudioTrackSpec {
@@ -102,11 +106,18 @@ impl AudioTrackSpec {
                  path, or track = 2 or later"
             ));
         }
+        let title = self
+            .name
+            .as_deref()
+            .map(reel_media::track_title)
+            .transpose()
+            .map_err(|e| format!("{what}: {e}"))?;
         Ok(crate::audio::AudioTrackInput {
             file: self.path.as_ref().map(|p| base.join(p)),
             stream: track - 1,
             language,
             role: self.role,
+            title,
         })
     }
 }
@@ -137,11 +148,17 @@ impl SubtitleSpec {
     ) -> Result<crate::SubtitleInput, String> {
         let language = reel_text::Language::parse(&self.language)
             .map_err(|e| format!("({}): {e}", self.path.display()))?;
+        let name = self
+            .name
+            .as_deref()
+            .map(reel_media::track_title)
+            .transpose()
+            .map_err(|e| format!("({}): {e}", self.path.display()))?;
         Ok(crate::SubtitleInput {
             path: base.join(&self.path),
             language,
             kind: self.kind,
-            name: self.name.clone(),
+            name,
             dash_text,
         })
     }

@@ -80,6 +80,7 @@ pub fn package_files(
                     if let (Some(a), Some(params)) = (label, info.audio.as_mut()) {
                         params.role = a.role;
                         info.language = a.language.track_language();
+                        info.title = a.title.clone().or(info.title);
                     }
                     ids.push((info.id, next_id));
                     info.id = next_id;

@@ -28,6 +28,7 @@ pub(crate) fn renditions(
             text: t.text.clone(),
             language: t.info.audio.map(|_| t.info.language.clone()),
             role: t.info.audio.map(|a| a.role),
+            title: t.info.audio.and(t.info.title.clone()),
             trick_play_of: t.trick_of.clone(),
         })
         .collect()

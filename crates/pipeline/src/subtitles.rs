@@ -68,8 +68,10 @@ impl std::str::FromStr for SubtitleInput {
         };
         let name = parts
             .next()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty());
+            .filter(|n| !n.trim().is_empty())
+            .map(reel_media::track_title)
+            .transpose()
+            .map_err(|e| format!("'{text}': {e}"))?;
         if path.is_empty() {
             return Err(format!("'{text}': no file after '='"));
         }
@@ -218,6 +220,7 @@ fn text_track(
             .name
             .clone()
             .unwrap_or_else(|| default_name(language, input.kind)),
+        title: None,
     };
     let text = TextTrackInfo {
         language: language.tag.clone(),

@@ -45,6 +45,7 @@ pub fn video_track(
         audio: None,
         language: "und".into(),
         name: name.into(),
+        title: None,
     }
 }
 
@@ -62,5 +63,6 @@ pub fn audio_track(id: u32, config: CodecConfig, language: &str, name: &str) -> 
         }),
         language: language.into(),
         name: name.into(),
+        title: None,
     }
 }
