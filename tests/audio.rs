@@ -223,7 +223,11 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
         .collect();
     assert_eq!(
         titles,
-        [&Value::Null, &json!("Deutsch (Synchronfassung)"), &Value::Null]
+        [
+            &Value::Null,
+            &json!("Deutsch (Synchronfassung)"),
+            &Value::Null
+        ]
     );
 
     // ffprobe reads each track's language; each carries its own stream's tone, and none runs
@@ -263,7 +267,12 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
         vec![
             ("eng".into(), "English".into(), true, None),
             // The dub has a name of its own.
-            ("deu".into(), "Deutsch (Synchronfassung)".into(), false, None),
+            (
+                "deu".into(),
+                "Deutsch (Synchronfassung)".into(),
+                false,
+                None
+            ),
             (
                 "eng".into(),
                 "English audio description".into(),
@@ -338,7 +347,11 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
     // And the dub's name from its `udta` `name`.
     assert_eq!(
         dash_audio_labels(&out),
-        ["English", "Deutsch (Synchronfassung)", "English audio description"]
+        [
+            "English",
+            "Deutsch (Synchronfassung)",
+            "English audio description"
+        ]
     );
 }
 
@@ -350,7 +363,12 @@ fn dash_audio_labels(out: &Path) -> Vec<String> {
         .adaptations
         .iter()
         .filter(|a| a.contentType.as_deref() == Some("audio"))
-        .map(|a| a.Label.first().map(|l| l.content.clone()).unwrap_or_default())
+        .map(|a| {
+            a.Label
+                .first()
+                .map(|l| l.content.clone())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
@@ -527,12 +545,10 @@ fn bad_audio_entries_are_refused_naming_the_file() {
     let job = write_job(dir.path(), "");
     std::fs::write(
         &job,
-        std::fs::read_to_string(&job)
-            .unwrap()
-            .replace(
-                "[[audio]]\ntrack = 2\nrole = \"dub\"\nname = \"Deutsch (Synchronfassung)\"\n",
-                "",
-            ),
+        std::fs::read_to_string(&job).unwrap().replace(
+            "[[audio]]\ntrack = 2\nrole = \"dub\"\nname = \"Deutsch (Synchronfassung)\"\n",
+            "",
+        ),
     )
     .unwrap();
     let o = reel(&["run", job.to_str().unwrap(), "--dry-run"]);

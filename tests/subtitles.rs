@@ -770,7 +770,14 @@ fn text_tracks_inside_media_files_become_subtitles() {
     let dir = tempfile::tempdir().unwrap();
     let video = renditions.join("enc/360p.mp4");
     let d = dir.path();
-    std::fs::write(d.join("fr.srt"), FR_SRT).unwrap();
+    // With italics and bold, which ffmpeg writes into mov_text as style records.
+    std::fs::write(
+        d.join("fr.srt"),
+        FR_SRT
+            .replace("[PORTE QUI GRINCE]", "[PORTE <i>QUI</i> GRINCE]")
+            .replace("Toi & moi", "Toi & <b>moi</b>"),
+    )
+    .unwrap();
     std::fs::write(
         d.join("en.srt"),
         "1\n00:00:01,200 --> 00:00:02,400\n<i>Door</i> & hinge\n\n2\n00:00:03,500 --> 00:00:04,250\nLast line\n",
@@ -794,14 +801,17 @@ fn text_tracks_inside_media_files_become_subtitles() {
         let o = tool("ffmpeg", &args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
-    // An ASS file (as Aegisub writes them): italics, a top placement and a colour.
+    // An ASS file (as Aegisub writes them): italics, a top placement and a colour; a style
+    // that is bold and placed at the top left.
     std::fs::write(
         d.join("de.ass"),
-        "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\nFormat: Name, Fontname, Fontsize\n\
-         Style: Default,Arial,20\n\n[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, \
+        "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\n\
+         Format: Name, Fontname, Fontsize, Bold, Alignment\n\
+         Style: Default,Arial,20,0,2\nStyle: Sign,Arial,20,-1,7\n\n[Events]\n\
+         Format: Layer, Start, End, Style, Name, MarginL, \
          MarginR, MarginV, Effect, Text\nDialogue: 0,0:00:02.20,0:00:03.40,Default,,0,0,0,,\
          {\\an8}{\\i1}Schild{\\i0}: Ausgang\nDialogue: 0,0:00:04.00,0:00:04.50,Default,,0,0,0,,\
-         {\\c&H0000FF&}Rot\\Nzwei\n",
+         {\\c&H0000FF&}Rot\\Nzwei\nDialogue: 0,0:00:04.50,0:00:04.90,Sign,,0,0,0,,AUSGANG\n",
     )
     .unwrap();
     mux("mezz.mp4", "mov_text", &[("fr.srt", "fra")]);
@@ -820,13 +830,12 @@ fn text_tracks_inside_media_files_become_subtitles() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cues = |track: &str| cues_in_mp4(&out.join(track));
-    // mov_text carries the text (ffmpeg turns the `{\an8}` into a placement and `<i>` into
-    // style records, which are not carried).
+    // mov_text carries the text and its style records (ffmpeg's encoder drops the `{\an8}`).
     assert_eq!(
         cues("text_fr_subtitles"),
         [
-            (600, 1400, "[PORTE QUI GRINCE]".into(), "".into()),
-            (3000, 3960, "Toi &amp; moi &lt;3".into(), "".into()),
+            (600, 1400, "[PORTE <i>QUI</i> GRINCE]".into(), "".into()),
+            (3000, 3960, "Toi &amp; <b>moi</b> &lt;3".into(), "".into()),
         ]
     );
     assert_eq!(
@@ -836,20 +845,27 @@ fn text_tracks_inside_media_files_become_subtitles() {
             (3500, 4250, "Last line".into(), "".into()),
         ]
     );
-    // ASS, inside Matroska or as a file: italics and the top placement kept, the colour
-    // dropped (with a warning for the file), `\N` a line break.
+    // ASS, inside Matroska (its styles from the track's header) or as a file: italics and the
+    // top placement kept, the colour dropped (with a warning for the file), `\N` a line
+    // break, the style's bold and place.
     for track in ["text_de_subtitles", "text_de_forced"] {
         assert_eq!(
             cues(track),
             [
                 (2200, 3400, "<i>Schild</i>: Ausgang".into(), "line:0".into()),
                 (4000, 4500, "Rot\nzwei".into(), "".into()),
+                (
+                    4500,
+                    4900,
+                    "<b>AUSGANG</b>".into(),
+                    "line:0 align:start".into()
+                ),
             ],
             "{track}"
         );
     }
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("de.ass, line 11: ASS override tags"),
+        String::from_utf8_lossy(&o.stderr).contains("de.ass, line 12: ASS override tags"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

@@ -292,40 +292,16 @@ fn read_all_vectored(file: &mut File, bufs: &mut [Vec<u8>]) -> std::io::Result<(
 
 /// Reads the structure of the file: `Ok(None)` when this reader does not handle it.
 fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
-    let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let len = r.get_ref().metadata()?.len();
-    let mut moov = None;
-    // What mp4-atom does not read of the tracks, from the moov's bytes.
-    let mut extras: Vec<TrackExtras> = Vec::new();
-    let mut moofs = Vec::new();
-    let mut pos = 0u64;
-    while pos < len {
-        let Some(header) = <Option<Header> as ReadFrom>::read_from(&mut r)? else {
-            break;
-        };
-        let body_at = r.stream_position()?;
-        let body = header.size.map(|s| s as u64).unwrap_or(len - body_at);
-        if pos == 0 && header.kind != mp4_atom::Ftyp::KIND {
-            return Ok(None);
-        }
-        match header.kind {
-            k if k == Moov::KIND => {
-                let mut raw = vec![0u8; usize::try_from(body)?];
-                r.read_exact(&mut raw)?;
-                extras = take_track_extras(&mut raw);
-                moov = Some(Moov::read_atom(&header, &mut std::io::Cursor::new(&raw))?);
-            }
-            k if k == Moof::KIND => moofs.push((pos, Moof::read_atom(&header, &mut r)?)),
-            _ => {
-                r.seek_relative(body as i64)?;
-            }
-        }
-        pos = body_at + body;
-        if r.stream_position()? != pos {
-            r.seek(SeekFrom::Start(pos))?;
-        }
-    }
-    let Some(moov) = moov else { return Ok(None) };
+    let Some(Structure {
+        len,
+        moov,
+        extras,
+        moofs,
+    }) = read_structure(path)?
+    else {
+        return Ok(None);
+    };
+    let moov = moov.parse()?;
     let mut tracks = Vec::new();
     let mut samples = Vec::new();
     let movie_timescale = i64::from(moov.mvhd.timescale.max(1));
@@ -336,13 +312,8 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
             return Ok(None);
         };
         let id = tracks.len() as u32 + 1;
-        let lang = trak.mdia.mdhd.language.clone();
         let TrackExtras { language, title } = extras.get(index).cloned().unwrap_or_default();
-        let language = match language {
-            Some(tag) => tag,
-            None if lang.len() == 3 => lang,
-            None => "und".into(),
-        };
+        let language = track_language(trak, language);
         let (config, visual, pasp, colr, audio) = match entry {
             Codec::Avc1(a) => {
                 let mut buf = Vec::new();
@@ -402,21 +373,9 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
             _ => return Ok(None),
         };
         // Timing: one edit at most (optionally after an empty one), applied as a shift.
-        let mut shift = 0i64;
-        if let Some(elst) = trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
-            let mut empty = 0i64;
-            let mut media = None;
-            for e in &elst.entries {
-                match e.media_time {
-                    None if media.is_none() => {
-                        empty += e.segment_duration as i64 * i64::from(timescale) / movie_timescale
-                    }
-                    Some(t) if media.is_none() => media = Some(t as i64),
-                    _ => return Ok(None),
-                }
-            }
-            shift = empty - media.unwrap_or(0);
-        }
+        let Some(shift) = edit_shift(trak, movie_timescale) else {
+            return Ok(None);
+        };
         let before = samples.len();
         table_samples(index, stbl, shift, &mut samples)?;
         let trex = moov
@@ -521,6 +480,226 @@ fn parse(path: &Path) -> Result<Option<Parsed>, Box<dyn std::error::Error>> {
     // File order: the reads then run straight through the file.
     samples.sort_by_key(|s| s.offset);
     Ok(Some(Parsed { tracks, samples }))
+}
+
+/// The largest `tx3g` sample read (a sample is a line or two of text and its style boxes).
+const MAX_TEXT_SAMPLE: u32 = 1 << 16;
+
+/// The `tx3g` (mov_text) tracks of an MP4 as they are stored: each sample's bytes with its
+/// time in ms, and what the track's sample entry gives every sample. `None` when the file is
+/// not an MP4 whose sample tables this reader handles or has no `tx3g` track in them (the
+/// caller then reads it with GStreamer).
+pub(crate) fn tx3g_tracks(path: &Path) -> Option<Vec<crate::SourceText>> {
+    let structure = read_structure(path).ok()??;
+    let boxes = children(&structure.moov.0)?;
+    let mvhd = boxes.iter().find(|(kind, _)| kind == b"mvhd")?.1;
+    let movie_timescale = i64::from(read_body::<mp4_atom::Mvhd>(mvhd)?.timescale.max(1));
+    let traks = boxes.iter().filter(|(kind, _)| kind == b"trak");
+    let mut file = File::open(path).ok()?;
+    let mut tracks = Vec::new();
+    for (index, (_, body)) in traks.enumerate() {
+        let Some((trak, defaults)) = text_trak(body) else {
+            continue;
+        };
+        let stbl = &trak.mdia.minf.stbl;
+        let mut refs = Vec::new();
+        table_samples(index, stbl, edit_shift(&trak, movie_timescale)?, &mut refs).ok()?;
+        let timescale = i64::from(trak.mdia.mdhd.timescale.max(1));
+        let ms = |t: i64| u64::try_from(t.max(0) * 1000 / timescale).unwrap_or(0);
+        let mut samples = Vec::with_capacity(refs.len());
+        for r in refs {
+            let fits = r.offset.checked_add(u64::from(r.size)) <= Some(structure.len);
+            if !fits || r.size > MAX_TEXT_SAMPLE {
+                return None;
+            }
+            let mut data = vec![0u8; r.size as usize];
+            file.seek(SeekFrom::Start(r.offset)).ok()?;
+            file.read_exact(&mut data).ok()?;
+            let start = r.dts + r.cts;
+            samples.push(crate::TextSample {
+                start: ms(start),
+                duration: ms(start + i64::from(r.duration)) - ms(start),
+                data,
+            });
+        }
+        let language = track_language(&trak, structure.extras.get(index)?.language.clone());
+        tracks.push(crate::SourceText {
+            language: (language != "und").then_some(language),
+            format: reel_media::SampleText::Tx3g(defaults),
+            header: None,
+            samples,
+        });
+    }
+    let fragmented = !structure.moofs.is_empty();
+    (!tracks.is_empty() && !fragmented).then_some(tracks)
+}
+
+/// A `tx3g` track's timing and sample tables (as a `Trak` holding only those) and what its
+/// sample entry gives every sample; `None` for any other track. Its boxes are read one by one,
+/// not as a whole `trak`: mp4-atom refuses a `tx3g` entry with a `btrt` box in it, which
+/// ffmpeg writes and ISO/IEC 14496-12 allows in every sample entry.
+fn text_trak(trak: &[u8]) -> Option<(mp4_atom::Trak, reel_media::Tx3gDefaults)> {
+    let mdia = child(trak, b"mdia")?;
+    let stbl = child(child(mdia, b"minf")?, b"stbl")?;
+    let defaults = tx3g_defaults(child(stbl, b"stsd")?)?;
+    let table = |fourcc: &[u8; 4]| child(stbl, fourcc);
+    let elst = child(trak, b"edts").and_then(|edts| child(edts, b"elst"));
+    let edts = match elst {
+        Some(elst) => Some(mp4_atom::Edts {
+            elst: Some(read_body(elst)?),
+        }),
+        None => None,
+    };
+    let stbl = mp4_atom::Stbl {
+        stts: read_body(table(b"stts")?)?,
+        stsc: read_body(table(b"stsc")?)?,
+        stsz: read_body(table(b"stsz")?)?,
+        ctts: table(b"ctts").and_then(read_body),
+        stco: table(b"stco").and_then(read_body),
+        co64: table(b"co64").and_then(read_body),
+        ..Default::default()
+    };
+    let trak = mp4_atom::Trak {
+        edts,
+        mdia: mp4_atom::Mdia {
+            mdhd: read_body(child(mdia, b"mdhd")?)?,
+            minf: mp4_atom::Minf {
+                stbl,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Some((trak, defaults))
+}
+
+/// One box read by mp4-atom from its body.
+fn read_body<T: Atom>(body: &[u8]) -> Option<T> {
+    let header = Header {
+        kind: T::KIND,
+        size: Some(body.len()),
+    };
+    T::read_atom(&header, &mut std::io::Cursor::new(body)).ok()
+}
+
+/// What a `tx3g` sample entry (3GPP TS 26.245 5.16), the first in an `stsd` body, gives
+/// every sample: after the sample entry's 8 bytes, `displayFlags` (4), the horizontal (1)
+/// and vertical (1) justification, the background colour (4), the default text box (8), then
+/// the default style record, whose seventh byte is the face. `None` for another entry.
+fn tx3g_defaults(stsd: &[u8]) -> Option<reel_media::Tx3gDefaults> {
+    // Version and flags, entry count, then the first entry's header.
+    let entry = stsd.get(8..)?;
+    if entry.get(4..8)? != b"tx3g" {
+        return None;
+    }
+    let body = entry.get(8..)?;
+    Some(reel_media::Tx3gDefaults {
+        vertical_justification: *body.get(13)? as i8,
+        face: *body.get(26 + 6)?,
+    })
+}
+
+/// The boxes of an MP4 this reader uses: the movie, what mp4-atom does not read of its
+/// tracks, and the fragments with their positions; the file's length.
+struct Structure {
+    len: u64,
+    moov: RawMoov,
+    extras: Vec<TrackExtras>,
+    moofs: Vec<(u64, Moof)>,
+}
+
+/// A `moov` box's body as read (with the boxes of [`TrackExtras`] renamed `free`).
+struct RawMoov(Vec<u8>);
+
+impl RawMoov {
+    /// The whole movie, as mp4-atom reads it.
+    fn parse(&self) -> Result<Moov, mp4_atom::Error> {
+        let header = Header {
+            kind: Moov::KIND,
+            size: Some(self.0.len()),
+        };
+        Moov::read_atom(&header, &mut std::io::Cursor::new(&self.0))
+    }
+}
+
+/// Reads the top-level boxes of `path`: `None` when it is not an MP4 with a `moov`.
+fn read_structure(path: &Path) -> Result<Option<Structure>, Box<dyn std::error::Error>> {
+    let mut r = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let len = r.get_ref().metadata()?.len();
+    let mut moov = None;
+    // What mp4-atom does not read of the tracks, from the moov's bytes.
+    let mut extras: Vec<TrackExtras> = Vec::new();
+    let mut moofs = Vec::new();
+    let mut pos = 0u64;
+    while pos < len {
+        let Some(header) = <Option<Header> as ReadFrom>::read_from(&mut r)? else {
+            break;
+        };
+        let body_at = r.stream_position()?;
+        let body = header.size.map(|s| s as u64).unwrap_or(len - body_at);
+        if pos == 0 && header.kind != mp4_atom::Ftyp::KIND {
+            return Ok(None);
+        }
+        match header.kind {
+            k if k == Moov::KIND => {
+                if body_at + body > len {
+                    return Err(
+                        format!("a moov of {body} bytes where {} are left", len - body_at).into(),
+                    );
+                }
+                let mut raw = vec![0u8; usize::try_from(body)?];
+                r.read_exact(&mut raw)?;
+                extras = take_track_extras(&mut raw);
+                moov = Some(RawMoov(raw));
+            }
+            k if k == Moof::KIND => moofs.push((pos, Moof::read_atom(&header, &mut r)?)),
+            _ => {
+                r.seek_relative(body as i64)?;
+            }
+        }
+        pos = body_at + body;
+        if r.stream_position()? != pos {
+            r.seek(SeekFrom::Start(pos))?;
+        }
+    }
+    Ok(moov.map(|moov| Structure {
+        len,
+        moov,
+        extras,
+        moofs,
+    }))
+}
+
+/// A track's language: its `elng` tag, else `mdhd`'s code, else `und`.
+fn track_language(trak: &mp4_atom::Trak, elng: Option<String>) -> String {
+    let mdhd = &trak.mdia.mdhd.language;
+    match elng {
+        Some(tag) => tag,
+        None if mdhd.len() == 3 => mdhd.clone(),
+        None => "und".into(),
+    }
+}
+
+/// The shift a track's edit list applies to its times (in its timescale): one edit at most,
+/// optionally after an empty one; `None` for a list this reader does not apply.
+fn edit_shift(trak: &mp4_atom::Trak, movie_timescale: i64) -> Option<i64> {
+    let timescale = i64::from(trak.mdia.mdhd.timescale.max(1));
+    let Some(elst) = trak.edts.as_ref().and_then(|e| e.elst.as_ref()) else {
+        return Some(0);
+    };
+    let mut empty = 0i64;
+    let mut media = None;
+    for e in &elst.entries {
+        match e.media_time {
+            None if media.is_none() => {
+                empty += e.segment_duration as i64 * timescale / movie_timescale
+            }
+            Some(t) if media.is_none() => media = Some(t as i64),
+            _ => return None,
+        }
+    }
+    Some(empty - media.unwrap_or(0))
 }
 
 /// Expands a progressive track's sample tables.
@@ -712,9 +891,38 @@ mod tests {
     }
 
     #[test]
+    fn tx3g_sample_entries_give_their_defaults() {
+        // As ffmpeg writes one: bottom, the default style italic, then `ftab` and `btrt`.
+        let mut entry = vec![0u8; 6];
+        entry.extend_from_slice(&1u16.to_be_bytes());
+        entry.extend_from_slice(&[0, 0, 0, 0, 1, 0xFF, 0, 0, 0, 0xFF]);
+        entry.extend_from_slice(&[0; 8]);
+        entry.extend_from_slice(&[0, 0, 0, 0, 0, 1, 2, 0x10, 0xFF, 0xFF, 0xFF, 0xFF]);
+        entry.extend(boxed(
+            b"ftab",
+            &[0, 1, 0, 1, 5, b'A', b'r', b'i', b'a', b'l'],
+        ));
+        entry.extend(boxed(b"btrt", &[0; 12]));
+        let stsd = [vec![0, 0, 0, 0, 0, 0, 0, 1], boxed(b"tx3g", &entry)].concat();
+        assert_eq!(
+            tx3g_defaults(&stsd),
+            Some(reel_media::Tx3gDefaults {
+                face: 2,
+                vertical_justification: -1
+            })
+        );
+        let avc = [vec![0, 0, 0, 0, 0, 0, 0, 1], boxed(b"avc1", &entry)].concat();
+        assert_eq!(tx3g_defaults(&avc), None);
+        assert_eq!(tx3g_defaults(&stsd[..20]), None);
+    }
+
+    #[test]
     fn elng_tags_and_names_are_read_and_hidden_from_mp4_atom() {
         let elng = boxed(b"elng", b"\0\0\0\0pt-BR\0");
-        let name = boxed(b"udta", &boxed(b"name", "Commentaire du réalisateur".as_bytes()));
+        let name = boxed(
+            b"udta",
+            &boxed(b"name", "Commentaire du réalisateur".as_bytes()),
+        );
         let with = boxed(b"trak", &[boxed(b"mdia", &elng), name].concat());
         let without = boxed(b"trak", &boxed(b"mdia", &boxed(b"hdlr", b"x")));
         let mut moov = [with, without].concat();

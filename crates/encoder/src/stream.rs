@@ -55,7 +55,7 @@ pub enum Event {
 }
 
 pub(crate) enum Msg {
-    Event(Event),
+    Event(Box<Event>),
     /// Several events of one track in order: one hand-over between threads for many samples.
     Batch(Vec<Event>),
     Error(EncodeError),
@@ -135,7 +135,7 @@ impl Feed {
     }
 
     pub fn event(&self, e: Event) -> bool {
-        self.send(Msg::Event(e))
+        self.send(Msg::Event(Box::new(e)))
     }
 
     pub fn stopped(&self) -> bool {
@@ -273,7 +273,7 @@ impl Iterator for SampleStream {
             return None;
         }
         match self.receive() {
-            Some(Ok(Msg::Event(e))) => Some(Ok(e)),
+            Some(Ok(Msg::Event(e))) => Some(Ok(*e)),
             Some(Ok(Msg::Batch(events))) => {
                 self.pending.extend(events);
                 self.pending.pop_front().map(Ok)

@@ -1,8 +1,11 @@
-//! Text tracks inside a media file (MP4 `tx3g`/mov_text, Matroska SubRip and ASS), read with
-//! GStreamer's own demuxers: `parsebin` gives each as `text/x-raw` (plain UTF-8 from MP4,
-//! Pango markup from Matroska SubRip) or, for ASS, as the Matroska blocks themselves (kept
-//! from `ssaparse`, which drops the italics and positions the blocks carry), with times and
-//! durations. Video and audio are parsed and dropped, never decoded.
+//! Text tracks inside a media file (MP4 `tx3g`/mov_text, Matroska SubRip and ASS). The `tx3g`
+//! tracks of an MP4 are read from its sample tables as they are stored (GStreamer's `qtdemux`
+//! keeps the text and drops the style records); everything else with GStreamer's own
+//! demuxers: `parsebin` gives each as `text/x-raw` (plain UTF-8 from a fragmented MP4, Pango
+//! markup from Matroska SubRip) or, for ASS, as the Matroska blocks themselves (kept from
+//! `ssaparse`, which drops the italics and positions the blocks carry) with the track's
+//! script header, with times and durations. Video and audio are parsed and dropped, never
+//! decoded.
 
 use crate::gst_util::{init, make};
 use crate::EncodeError;
@@ -13,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// One text sample: shown from `start` for `duration` (ms).
+/// One text sample: shown from `start` for `duration` (ms); its bytes as the track's format
+/// says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextSample {
     pub start: u64,
     pub duration: u64,
-    pub text: String,
+    pub data: Vec<u8>,
 }
 
 /// A text track of a media file, in the file's order of text tracks.
@@ -28,6 +32,8 @@ pub struct SourceText {
     pub language: Option<String>,
     /// What the samples' text is.
     pub format: reel_media::SampleText,
+    /// An ASS track's script header (Matroska's codec private data: its styles).
+    pub header: Option<String>,
     pub samples: Vec<TextSample>,
 }
 
@@ -35,6 +41,9 @@ type Tracks = Arc<Mutex<Vec<SourceText>>>;
 
 /// Every text track of `path`. A file without one gives an empty list.
 pub fn text_tracks(path: &Path) -> Result<Vec<SourceText>, EncodeError> {
+    if let Some(tracks) = crate::mp4demux::tx3g_tracks(path) {
+        return Ok(tracks);
+    }
     init()?;
     let fail = |detail: String| EncodeError::Decode {
         path: path.to_path_buf(),
@@ -79,9 +88,22 @@ pub fn text_tracks(path: &Path) -> Result<Vec<SourceText>, EncodeError> {
                 _ => None,
             }
         });
+        let header = caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .and_then(|s| s.get::<gst::Buffer>("codec_data").ok())
+            .and_then(|b| {
+                let map = b.map_readable().ok()?;
+                Some(
+                    String::from_utf8_lossy(&map)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                )
+            })
+            .filter(|_| format == Some(reel_media::SampleText::Ass));
         let sink = match format {
             Some(format) => {
-                let (index, sink) = text_sink(&tracks_pad, &seen_pad, format);
+                let (index, sink) = text_sink(&tracks_pad, &seen_pad, format, header);
                 note_language(pad, &tracks_pad, index);
                 sink
             }
@@ -115,12 +137,14 @@ fn text_sink(
     tracks: &Tracks,
     seen: &Arc<Mutex<Instant>>,
     format: reel_media::SampleText,
+    header: Option<String>,
 ) -> (usize, gst::Element) {
     let index = {
         let mut t = tracks.lock().unwrap_or_else(|e| e.into_inner());
         t.push(SourceText {
             language: None,
             format,
+            header,
             samples: Vec::new(),
         });
         t.len() - 1
@@ -138,17 +162,15 @@ fn text_sink(
                 let (Some(pts), Ok(map)) = (buffer.pts(), buffer.map_readable()) else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                let text = String::from_utf8_lossy(&map)
-                    .trim_end_matches('\0')
-                    .to_string();
+                let text = String::from_utf8_lossy(&map);
                 let duration = buffer.duration().map_or(0, |d| d.mseconds());
-                if !text.trim().is_empty() && duration > 0 {
+                if !text.trim_end_matches('\0').trim().is_empty() && duration > 0 {
                     tracks.lock().unwrap_or_else(|e| e.into_inner())[index]
                         .samples
                         .push(TextSample {
                             start: pts.mseconds(),
                             duration,
-                            text,
+                            data: map.to_vec(),
                         });
                 }
                 Ok(gst::FlowSuccess::Ok)

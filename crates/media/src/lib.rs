@@ -26,9 +26,9 @@ pub use picture::Picture;
 pub use rational::Rational;
 pub use title::{Rendition, Scheme, Thumbnails, TitleRecord};
 pub use track::{
-    AudioParams, AudioRole, AudioSpecificConfig, Codec, CodecConfig, ColorInfo, ContentLightLevel,
-    EncodedSample, HdrMetadata, MasteringDisplay, OpusConfig, SampleText, TextKind, TextTrackInfo,
-    TrackInfo, TrackKind, VideoParams, VideoRange, track_title,
+    track_title, AudioParams, AudioRole, AudioSpecificConfig, Codec, CodecConfig, ColorInfo,
+    ContentLightLevel, EncodedSample, HdrMetadata, MasteringDisplay, OpusConfig, SampleText,
+    TextKind, TextTrackInfo, TrackInfo, TrackKind, Tx3gDefaults, VideoParams, VideoRange,
 };
 
 /// Errors raised while reading codec configuration records or bitstreams.

@@ -146,7 +146,11 @@ pub fn track_title(name: &str) -> Result<String, String> {
         return Err(format!(
             "the name '{}' has {}, which an HLS NAME cannot carry",
             name.escape_debug(),
-            if c == '"' { "a double quote".to_string() } else { format!("the control character {c:?}") }
+            if c == '"' {
+                "a double quote".to_string()
+            } else {
+                format!("the control character {c:?}")
+            }
         ));
     }
     Ok(name.to_string())
@@ -155,12 +159,24 @@ pub fn track_title(name: &str) -> Result<String, String> {
 /// What the text of a media file's text samples is (as its demuxer gives it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleText {
-    /// Plain UTF-8 (an MP4 `tx3g`/mov_text track).
+    /// Plain UTF-8 (GStreamer's form of an MP4 `tx3g`/mov_text track).
     Plain,
+    /// `tx3g` samples as the MP4 holds them (text length, text, style boxes), with what the
+    /// track's sample entry gives each.
+    Tx3g(Tx3gDefaults),
     /// Pango markup (GStreamer's form of a Matroska SubRip track).
     PangoMarkup,
     /// Matroska ASS blocks (`ReadOrder,Layer,Style,...,Text`) with override tags.
     Ass,
+}
+
+/// What a `tx3g` sample entry gives every sample of its track (3GPP TS 26.245 5.16): the
+/// default style record's face flags (1 bold, 2 italic, 4 underline) and the vertical
+/// justification (0 top, 1 centre, -1 bottom).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tx3gDefaults {
+    pub face: u8,
+    pub vertical_justification: i8,
 }
 
 /// What manifests say of a text track beyond its `TrackInfo`.
@@ -489,7 +505,10 @@ mod tests {
 
     #[test]
     fn track_titles_are_one_quoted_line() {
-        assert_eq!(track_title("  Director's cut — Français ").unwrap(), "Director's cut — Français");
+        assert_eq!(
+            track_title("  Director's cut — Français ").unwrap(),
+            "Director's cut — Français"
+        );
         for (bad, says) in [
             ("", "empty"),
             ("The \"best\" mix", "double quote"),

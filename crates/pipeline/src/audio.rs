@@ -208,7 +208,9 @@ mod tests {
         );
         let dub: AudioFile = "pt-BR=pt.m4a".parse().unwrap();
         assert_eq!((dub.role, dub.title), (AudioRole::Dub, None));
-        let named: AudioFile = "en,commentary, Director's commentary =c.mp4".parse().unwrap();
+        let named: AudioFile = "en,commentary, Director's commentary =c.mp4"
+            .parse()
+            .unwrap();
         assert_eq!(named.title.as_deref(), Some("Director's commentary"));
         for (bad, says) in [
             ("de.m4a", "expected LANGUAGE[,ROLE[,NAME]]=FILE"),

@@ -305,8 +305,13 @@ fn from_media_file(input: &SubtitleInput) -> Result<reel_text::Subtitles, Pipeli
     let samples = track
         .samples
         .iter()
-        .map(|s| (s.start, s.start + s.duration, s.text.clone()));
-    Ok(reel_text::from_samples(path, samples, track.format))
+        .map(|s| (s.start, s.start + s.duration, s.data.clone()));
+    Ok(reel_text::from_samples(
+        path,
+        samples,
+        track.format,
+        track.header.as_deref(),
+    ))
 }
 
 fn text_error(e: reel_text::TextError) -> PipelineError {

@@ -3,12 +3,162 @@
 //! a cue. A dialogue's text becomes WebVTT cue text: `{\i1}`...`{\i0}`, `\b` and `\u` as
 //! `<i>`, `<b>`, `<u>`; `{\anN}` (ASS) and `{\aN}` (SSA) as `line`/`align` settings; `\N`
 //! and `\n` as line breaks, `\h` as a space; every other override tag is dropped with one
-//! warning per file (colours, fonts, positions and motion are not carried). Styles of the
-//! `[V4+ Styles]` section are not read.
+//! warning per file (colours, fonts, positions and motion are not carried). A dialogue starts
+//! from its style (the `[V4+ Styles]` or SSA `[V4 Styles]` section, or a Matroska track's
+//! header): its bold, italic, underline and alignment, which override tags then change (a bare
+//! `\i` goes back to the style's).
 
 use crate::srt::an_settings;
 use crate::webvtt::clip;
 use crate::{escape, Cue, Millis, Result, Subtitles, TextError};
+use std::collections::HashMap;
+
+/// What WebVTT carries of an ASS style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Style {
+    pub bold: bool,
+    pub italic: bool,
+    pub underline: bool,
+    /// Numpad alignment (1-3 bottom, 4-6 middle, 7-9 top; left, centre, right).
+    pub alignment: u8,
+}
+
+impl Default for Style {
+    /// libass's default: plain, bottom centre.
+    fn default() -> Style {
+        Style {
+            bold: false,
+            italic: false,
+            underline: false,
+            alignment: 2,
+        }
+    }
+}
+
+/// The styles of a script, by name; what a dialogue whose style is not there gets.
+#[derive(Debug, Default)]
+pub(crate) struct Styles {
+    by_name: HashMap<String, Style>,
+}
+
+impl Styles {
+    /// The styles of the script's `[V4+ Styles]` (ASS) or `[V4 Styles]` (SSA) section, read
+    /// as its `Format:` line names the fields (`Name`, `Bold`, `Italic`, `Underline`,
+    /// `Alignment`; SSA has no `Underline` and its own alignment numbers). None without the
+    /// section. A style line without a field the Format line names is an error naming it.
+    pub(crate) fn read(lines: &[&str], subs: &mut Subtitles) -> Result<Styles> {
+        let mut styles = Styles::default();
+        let Some((at, ssa)) = lines.iter().enumerate().find_map(|(i, l)| {
+            match l.trim().to_ascii_lowercase().as_str() {
+                "[v4+ styles]" => Some((i, false)),
+                "[v4 styles]" => Some((i, true)),
+                _ => None,
+            }
+        }) else {
+            return Ok(styles);
+        };
+        let path = subs.path.clone();
+        let syntax = |line: usize, problem: String| TextError::Syntax {
+            path: path.clone(),
+            line,
+            problem,
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (i, raw) in lines.iter().enumerate().skip(at + 1) {
+            let line = i + 1;
+            let raw = raw.trim_start();
+            if raw.starts_with('[') {
+                break;
+            }
+            let Some((key, value)) = raw.split_once(':') else {
+                continue;
+            };
+            match key.trim() {
+                "Format" => {
+                    names = value
+                        .split(',')
+                        .map(|n| n.trim().to_ascii_lowercase())
+                        .collect()
+                }
+                "Style" => {
+                    if names.is_empty() {
+                        return Err(syntax(line, "a Style line before the Format line".into()));
+                    }
+                    let fields: Vec<&str> = value.split(',').map(str::trim).collect();
+                    if fields.len() != names.len() {
+                        return Err(syntax(
+                            line,
+                            format!(
+                                "expected {} comma-separated fields as the Format line says, \
+                                 found {}: `{}`",
+                                names.len(),
+                                fields.len(),
+                                clip(raw)
+                            ),
+                        ));
+                    }
+                    let field =
+                        |name: &str| names.iter().position(|n| n == name).map(|k| fields[k]);
+                    // -1 is true in ASS; some writers put 1.
+                    let flag = |name: &str| field(name).is_some_and(|v| v != "0" && !v.is_empty());
+                    let alignment = match field("alignment").map(str::parse::<u8>) {
+                        None => 2,
+                        Some(Ok(n)) if ssa => ssa_alignment(n).unwrap_or(2),
+                        Some(Ok(n)) if (1..=9).contains(&n) => n,
+                        Some(_) => {
+                            subs.warn(line, "an Alignment that is not 1 to 9 is taken as 2");
+                            2
+                        }
+                    };
+                    let name = field("name").unwrap_or("Default");
+                    styles.by_name.insert(
+                        style_key(name),
+                        Style {
+                            bold: flag("bold"),
+                            italic: flag("italic"),
+                            underline: flag("underline"),
+                            alignment,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(styles)
+    }
+
+    /// The styles of a Matroska ASS track's header (its codec private data: the script
+    /// without its events), as a file's are read.
+    pub(crate) fn of_header(header: &str, subs: &mut Subtitles) -> Result<Styles> {
+        let lines: Vec<&str> = header.lines().collect();
+        Styles::read(&lines, subs)
+    }
+
+    /// The style named `name` (SSA's leading `*` and case ignored, as renderers do), or
+    /// `Default`'s when there is none of that name (`None` then, so the caller can warn).
+    fn get(&self, name: &str) -> std::result::Result<Style, Style> {
+        let fallback = || self.by_name.get("default").copied().unwrap_or_default();
+        match self.by_name.get(&style_key(name)) {
+            Some(style) => Ok(*style),
+            None if name.trim().trim_start_matches('*').is_empty() => Ok(fallback()),
+            None => Err(fallback()),
+        }
+    }
+}
+
+fn style_key(name: &str) -> String {
+    name.trim().trim_start_matches('*').to_ascii_lowercase()
+}
+
+/// SSA's alignment numbers (1-3 bottom, 5-7 top, 9-11 middle; left, centre, right) as numpad.
+fn ssa_alignment(n: u8) -> Option<u8> {
+    match n {
+        1..=3 => Some(n),
+        5..=7 => Some(n + 2),
+        9..=11 => Some(n - 5),
+        _ => None,
+    }
+}
 
 /// Reads the `Dialogue:` lines of the `[Events]` section.
 pub(crate) fn parse(lines: &[&str], subs: &mut Subtitles) -> Result<()> {
@@ -22,8 +172,10 @@ pub(crate) fn parse(lines: &[&str], subs: &mut Subtitles) -> Result<()> {
         .iter()
         .position(|l| l.trim().eq_ignore_ascii_case("[events]"))
         .ok_or_else(|| syntax(1, "no [Events] section".into()))?;
+    let styles = Styles::read(lines, subs)?;
     let mut fields: Option<Fields> = None;
     let mut dropped_warned = false;
+    let mut unknown_style_warned = false;
     for (i, raw) in lines.iter().enumerate().skip(events + 1) {
         let line = i + 1;
         let raw = raw.trim_start();
@@ -54,7 +206,22 @@ pub(crate) fn parse(lines: &[&str], subs: &mut Subtitles) -> Result<()> {
                 }
                 let time = |k: usize| timestamp(parts[k].trim()).map_err(|p| syntax(line, p));
                 let (start, end) = (time(f.start)?, time(f.end)?);
-                let (text, settings, dropped) = dialogue_text(parts[f.text]);
+                let style_name = f.style.map_or("", |k| parts[k]);
+                let style = styles.get(style_name).unwrap_or_else(|fallback| {
+                    if !unknown_style_warned {
+                        subs.warn(
+                            line,
+                            format!(
+                                "style `{}` is not in the styles section: Default's is used \
+                                 (this and later cues)",
+                                style_name.trim()
+                            ),
+                        );
+                        unknown_style_warned = true;
+                    }
+                    fallback
+                });
+                let (text, settings, dropped) = dialogue_text(parts[f.text], style);
                 if dropped && !dropped_warned {
                     subs.warn(
                         line,
@@ -75,7 +242,7 @@ pub(crate) fn parse(lines: &[&str], subs: &mut Subtitles) -> Result<()> {
                     id: String::new(),
                     start,
                     end,
-                    settings: settings.unwrap_or_default(),
+                    settings,
                     text,
                     line,
                 });
@@ -94,6 +261,7 @@ struct Fields {
     count: usize,
     start: usize,
     end: usize,
+    style: Option<usize>,
     text: usize,
 }
 
@@ -117,6 +285,7 @@ impl Fields {
             count: names.len(),
             start: at("start")?,
             end: at("end")?,
+            style: at("style").ok(),
             text,
         })
     }
@@ -145,20 +314,46 @@ fn timestamp(text: &str) -> std::result::Result<Millis, String> {
     Ok(((h * 60 + m) * 60 + s) * 1000 + ms)
 }
 
-/// The Text field of a Matroska ASS block (`ReadOrder,Layer,Style,Name,MarginL,MarginR,
-/// MarginV,Effect,Text`, Matroska's codec mapping for `S_TEXT/ASS`): everything after the
-/// eighth comma. A block with fewer fields is taken whole.
-pub(crate) fn block_text(block: &str) -> &str {
-    block.splitn(9, ',').nth(8).unwrap_or(block)
+/// The Style and Text fields of a Matroska ASS block (`ReadOrder,Layer,Style,Name,MarginL,
+/// MarginR,MarginV,Effect,Text`, Matroska's codec mapping for `S_TEXT/ASS`): the third field,
+/// and everything after the eighth comma. A block with fewer fields is taken whole as text.
+pub(crate) fn block_fields(block: &str) -> (&str, &str) {
+    let fields: Vec<&str> = block.splitn(9, ',').collect();
+    match fields[..] {
+        [_, _, style, _, _, _, _, _, text] => (style, text),
+        _ => ("", block),
+    }
 }
 
-/// A dialogue's text as WebVTT cue text; the settings of an alignment tag in it; whether
-/// other override tags were dropped. Open `<i>`, `<b>`, `<u>` are closed at its end.
-pub(crate) fn dialogue_text(raw: &str) -> (String, Option<String>, bool) {
+/// The cue text and settings of a Matroska ASS block in a track whose header has `styles`;
+/// whether a style was missing (Default's used) or override tags were dropped.
+pub(crate) fn block_cue(block: &str, styles: &Styles) -> (String, String, bool, bool) {
+    let (name, raw) = block_fields(block);
+    let (style, missing) = match styles.get(name) {
+        Ok(style) => (style, false),
+        Err(fallback) => (fallback, true),
+    };
+    let (text, settings, dropped) = dialogue_text(raw, style);
+    (text, settings, missing, dropped)
+}
+
+/// A dialogue's text in `style` as WebVTT cue text; its settings (the style's alignment, or
+/// an alignment tag's); whether other override tags were dropped. The style's bold, italic
+/// and underline open the text; open `<i>`, `<b>`, `<u>` are closed at its end.
+pub(crate) fn dialogue_text(raw: &str, style: Style) -> (String, String, bool) {
     let mut out = String::with_capacity(raw.len());
-    let mut settings = None;
+    let mut alignment = style.alignment;
     let mut dropped = false;
     let mut open: Vec<char> = Vec::new();
+    let of_style = |name: char| match name {
+        'b' => style.bold,
+        'i' => style.italic,
+        _ => style.underline,
+    };
+    for name in ['b', 'i', 'u'].into_iter().filter(|&n| of_style(n)) {
+        out.push_str(&format!("<{name}>"));
+        open.push(name);
+    }
     let mut rest = raw.trim_end_matches(['\r', '\n']);
     while let Some(c) = rest.chars().next() {
         if c == '{' {
@@ -166,6 +361,7 @@ pub(crate) fn dialogue_text(raw: &str) -> (String, Option<String>, bool) {
                 for tag in rest[1..close].split('\\').filter(|t| !t.is_empty()) {
                     match override_tag(tag) {
                         Some(Override::Style(name, on)) => {
+                            let on = on.unwrap_or_else(|| of_style(name));
                             let is_open = open.contains(&name);
                             if on && !is_open {
                                 out.push_str(&format!("<{name}>"));
@@ -175,7 +371,11 @@ pub(crate) fn dialogue_text(raw: &str) -> (String, Option<String>, bool) {
                                 open.retain(|&n| n != name);
                             }
                         }
-                        Some(Override::Align(n)) => settings = an_settings(n),
+                        Some(Override::Align(n)) => {
+                            if (1..=9).contains(&n) {
+                                alignment = n;
+                            }
+                        }
                         None => dropped = true,
                     }
                 }
@@ -210,13 +410,13 @@ pub(crate) fn dialogue_text(raw: &str) -> (String, Option<String>, bool) {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("\n");
-    (text, settings, dropped)
+    (text, an_settings(alignment).unwrap_or_default(), dropped)
 }
 
 /// An override tag Reel carries.
 enum Override {
-    /// `i`, `b` or `u`, on or off.
-    Style(char, bool),
+    /// `i`, `b` or `u`: on, off, or (`None`) back to the style's.
+    Style(char, Option<bool>),
     /// Numpad alignment (ASS `\an`; SSA's `\a` mapped to it).
     Align(u8),
 }
@@ -226,29 +426,23 @@ fn override_tag(tag: &str) -> Option<Override> {
         return Some(Override::Align(n));
     }
     if let Some(n) = tag.strip_prefix('a').and_then(|n| n.parse::<u8>().ok()) {
-        // SSA: 1-3 bottom, 5-7 top, 9-11 middle (left, centre, right).
-        let an = match n {
-            1..=3 => n,
-            5..=7 => n + 2,
-            9..=11 => n - 5,
-            _ => return None,
-        };
-        return Some(Override::Align(an));
+        return ssa_alignment(n).map(Override::Align);
     }
     let name = tag.chars().next()?;
     if !matches!(name, 'i' | 'b' | 'u') {
         return None;
     }
-    // `\i1` on, `\i0` or a bare `\i` (back to the style) off; `\b700` is a weight: bold.
+    // `\i1` on, `\i0` off, a bare `\i` back to the style; `\b700` is a weight: bold.
     match tag[1..].parse::<u32>() {
-        Ok(v) => Some(Override::Style(name, v != 0)),
-        Err(_) if tag.len() == 1 => Some(Override::Style(name, false)),
+        Ok(v) => Some(Override::Style(name, Some(v != 0))),
+        Err(_) if tag.len() == 1 => Some(Override::Style(name, None)),
         Err(_) => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::Style;
     use crate::parse;
 
     const FILE: &str = "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\n\
@@ -282,6 +476,53 @@ Dialogue: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,{\\an8\\b1}Top{\\c&H00FF00&} l
         // The colour tag is dropped, once, with a warning naming the line.
         assert_eq!(subs.warnings.len(), 1, "{:?}", subs.warnings);
         assert!(subs.warnings[0].contains("line 12"), "{:?}", subs.warnings);
+    }
+
+    #[test]
+    fn dialogues_start_from_their_style() {
+        let file = "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\n\
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, \
+Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, \
+Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\n\
+Style: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,0,2,10,10,10,1\n\
+Style: Thoughts,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,-1,0,0,100,100,0,0,1,2,0,2,10,10,10,1\n\
+Style: Sign,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,-1,0,-1,0,100,100,0,0,1,2,0,7,10,10,10,1\n\n\
+[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n\
+Dialogue: 0,0:00:01.00,0:00:02.00,Thoughts,,0,0,0,,I wonder{\\i0} - no{\\i}, yes\n\
+Dialogue: 0,0:00:02.00,0:00:03.00,sign,,0,0,0,,{\\an2}CLOSED\n\
+Dialogue: 0,0:00:03.00,0:00:04.00,Sign,,0,0,0,,OPEN\n\
+Dialogue: 0,0:00:04.00,0:00:05.00,Missing,,0,0,0,,plain\n";
+        let subs = parse("styled.ass", file).unwrap();
+        let cues: Vec<(&str, &str)> = subs
+            .cues
+            .iter()
+            .map(|c| (c.text.as_str(), c.settings.as_str()))
+            .collect();
+        assert_eq!(
+            cues,
+            [
+                // Italic by its style: `\i0` ends it, a bare `\i` goes back to the style's.
+                ("<i>I wonder</i> - no<i>, yes</i>", ""),
+                // Names match without case; an override tag moves it back to the bottom.
+                ("<b><u>CLOSED</u></b>", ""),
+                ("<b><u>OPEN</u></b>", "line:0 align:start"),
+                ("plain", ""),
+            ]
+        );
+        // A style not in the section gets Default's, with one warning naming the line.
+        assert_eq!(subs.warnings.len(), 1, "{:?}", subs.warnings);
+        assert!(
+            subs.warnings[0].contains("line 15") && subs.warnings[0].contains("`Missing`"),
+            "{:?}",
+            subs.warnings
+        );
+        let bad = parse(
+            "bad.ass",
+            "[V4+ Styles]\nFormat: Name, Bold\nStyle: Default\n[Events]\nFormat: Start, End, Text\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("bad.ass, line 3: expected 2"), "{bad}");
     }
 
     #[test]
@@ -323,11 +564,11 @@ Dialogue: 0,0:00:03.00,0:00:04.00,Default,,0,0,0,,{\\an8\\b1}Top{\\c&H00FF00&} l
     #[test]
     fn matroska_blocks_carry_the_text_after_eight_fields() {
         assert_eq!(
-            super::block_text("0,0,Default,,0,0,0,,{\\i1}Hi{\\i0}, you"),
-            "{\\i1}Hi{\\i0}, you"
+            super::block_fields("0,0,Default,,0,0,0,,{\\i1}Hi{\\i0}, you"),
+            ("Default", "{\\i1}Hi{\\i0}, you")
         );
         assert_eq!(
-            super::dialogue_text("{\\i1}unclosed").0,
+            super::dialogue_text("{\\i1}unclosed", Style::default()).0,
             "<i>unclosed</i>",
             "open tags are closed"
         );

@@ -21,6 +21,7 @@ mod language;
 mod srt;
 mod time;
 mod ttml;
+mod tx3g;
 mod webvtt;
 pub mod wvtt;
 
@@ -187,30 +188,66 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<String> {
 }
 
 /// Text samples of a media file's text track (a `tx3g`/mov_text track of an MP4, a SubRip or
-/// ASS track of a Matroska file) as subtitles: `(start, end, text)` in ms, the text as
-/// `format` says. Lines are kept, `<i>`, `<b>` and `<u>` kept (from ASS `\i1` and so on, its
-/// `\an` as settings), other tags dropped, text escaped for WebVTT. A cue's `line` is its
-/// sample's number.
+/// ASS track of a Matroska file) as subtitles: `(start, end, data)` in ms, the data as
+/// `format` says; `header` is an ASS track's script header (its codec private data), whose
+/// styles its blocks start from. Lines are kept, `<i>`, `<b>` and `<u>` kept (from `tx3g`
+/// style records, ASS styles and `\i1` and so on; a `tx3g` track's justification and an ASS
+/// alignment as settings), other tags dropped, text escaped for WebVTT. A cue's `line` is its
+/// sample's number; a sample that cannot be read is a warning naming it.
 pub fn from_samples(
     path: &Path,
-    samples: impl IntoIterator<Item = (Millis, Millis, String)>,
+    samples: impl IntoIterator<Item = (Millis, Millis, Vec<u8>)>,
     format: SampleText,
+    header: Option<&str>,
 ) -> Subtitles {
     let mut subs = Subtitles {
         path: path.to_path_buf(),
         cues: Vec::new(),
         warnings: Vec::new(),
     };
-    for (i, (start, end, text)) in samples.into_iter().enumerate() {
-        let text = text.replace("\r\n", "\n");
-        let mut settings = String::new();
-        let text = match format {
-            SampleText::PangoMarkup => from_markup(&text),
-            SampleText::Plain => escape(&text),
+    let styles = match (format, header) {
+        (SampleText::Ass, Some(header)) => ass::Styles::of_header(header, &mut subs)
+            .unwrap_or_else(|e| {
+                subs.warnings.push(format!(
+                    "{e} (in the ASS track's header: its styles are not used)"
+                ));
+                ass::Styles::default()
+            }),
+        _ => ass::Styles::default(),
+    };
+    let mut missing_warned = false;
+    for (i, (start, end, data)) in samples.into_iter().enumerate() {
+        let utf8 = || {
+            String::from_utf8_lossy(&data)
+                .trim_end_matches('\0')
+                .replace("\r\n", "\n")
+        };
+        let (text, settings) = match format {
+            SampleText::PangoMarkup => (from_markup(&utf8()), String::new()),
+            SampleText::Plain => (escape(&utf8()), String::new()),
+            SampleText::Tx3g(defaults) => match tx3g::sample_text(&data, defaults) {
+                // An empty sample is how tx3g tracks say nothing is shown.
+                Ok(text) if text.is_empty() => continue,
+                Ok(text) => (text, tx3g::settings(defaults).to_string()),
+                Err(problem) => {
+                    subs.warn(
+                        i + 1,
+                        format!("a tx3g sample that cannot be read: {problem}"),
+                    );
+                    continue;
+                }
+            },
             SampleText::Ass => {
-                let (text, position, _) = ass::dialogue_text(ass::block_text(&text));
-                settings = position.unwrap_or_default();
-                text
+                let (text, position, missing, _) = ass::block_cue(&utf8(), &styles);
+                if missing && !missing_warned {
+                    subs.warn(
+                        i + 1,
+                        "the block's style is not in the track's header: Default's is used \
+                         (this and later cues)",
+                    );
+                    missing_warned = true;
+                }
+                (text, position)
             }
         };
         let lines: Vec<&str> = text
@@ -226,7 +263,7 @@ pub fn from_samples(
             id: String::new(),
             start,
             end,
-            settings: settings.clone(),
+            settings,
             text: lines.join("\n"),
             line: i + 1,
         });
@@ -427,12 +464,13 @@ mod tests {
                 (
                     3000,
                     4000,
-                    "Second &amp; <font color=\"red\">last</font> &lt;3".to_string(),
+                    "Second &amp; <font color=\"red\">last</font> &lt;3".into(),
                 ),
-                (1000, 2500, "<i>Hello</i> there\r\nagain".to_string()),
-                (5000, 5000, "zero".to_string()),
+                (1000, 2500, "<i>Hello</i> there\r\nagain".into()),
+                (5000, 5000, "zero".into()),
             ],
             SampleText::PangoMarkup,
+            None,
         );
         let cues: Vec<_> = subs
             .cues
@@ -449,23 +487,44 @@ mod tests {
         assert_eq!(subs.warnings.len(), 2, "{:?}", subs.warnings);
         let plain = from_samples(
             Path::new("m.mp4"),
-            [(0, 1, "a < b & c".to_string())],
+            [(0, 1, "a < b & c".into())],
             SampleText::Plain,
+            None,
         );
         assert_eq!(plain.cues[0].text, "a &lt; b &amp; c");
+        // An ASS track starts each block from its style in the track's header.
+        let header = "[Script Info]\nScriptType: v4.00+\n\n[V4+ Styles]\n\
+                      Format: Name, Fontname, Bold, Italic, Alignment\n\
+                      Style: Default,Arial,0,0,2\nStyle: Sign,Arial,-1,0,8\n";
         let ass = from_samples(
             Path::new("m.mkv"),
-            [(
-                0,
-                1,
-                "3,0,Default,,0,0,0,,{\\an8}{\\i1}Top{\\i0}, left".to_string(),
-            )],
+            [
+                (
+                    0,
+                    1,
+                    "3,0,Default,,0,0,0,,{\\an8}{\\i1}Top{\\i0}, left".into(),
+                ),
+                (1, 2, "4,0,Sign,,0,0,0,,EXIT".into()),
+                (2, 3, "5,0,Lost,,0,0,0,,plain".into()),
+            ],
             SampleText::Ass,
+            Some(header),
         );
+        let cues: Vec<(&str, &str)> = ass
+            .cues
+            .iter()
+            .map(|c| (c.text.as_str(), c.settings.as_str()))
+            .collect();
         assert_eq!(
-            (ass.cues[0].text.as_str(), ass.cues[0].settings.as_str()),
-            ("<i>Top</i>, left", "line:0")
+            cues,
+            [
+                ("<i>Top</i>, left", "line:0"),
+                ("<b>EXIT</b>", "line:0"),
+                ("plain", "")
+            ]
         );
+        assert_eq!(ass.warnings.len(), 1, "{:?}", ass.warnings);
+        assert!(ass.warnings[0].contains("line 3"), "{:?}", ass.warnings);
     }
 
     #[test]
