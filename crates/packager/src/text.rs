@@ -44,8 +44,19 @@ pub fn write_text_track(
     }
     info.timescale = reference.timescale();
     let stem = crate::safe_file_name(&format!("text_{}_{}", text.language, text.kind.name()));
+    // Thousands of small files: written plainly into a staging folder that takes the track's
+    // name once complete (one rename, not one per file; a folder left half-written keeps its
+    // staging name).
     let folder = dir.join(&stem);
-    std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+    let staging = dir.join(format!(".{stem}.partial"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let write = |name: String, data: &[u8]| {
+        let path = staging.join(name);
+        std::fs::write(&path, data).map_err(io(&path))
+    };
     let mut file_info = info.clone();
     file_info.id = 1;
     let single = reference.addressing == Addressing::SingleFile;
@@ -68,12 +79,9 @@ pub fn write_text_track(
         if single {
             fragments.extend_from_slice(&fragment);
         } else {
-            write_atomically(&folder.join(format!("{}.m4s", video.number)), &fragment)?;
+            write(format!("{}.m4s", video.number), &fragment)?;
         }
-        write_atomically(
-            &folder.join(format!("{}.vtt", video.number)),
-            contents.webvtt.as_bytes(),
-        )?;
+        write(format!("{}.vtt", video.number), contents.webvtt.as_bytes())?;
         segments.push(SegmentRecord {
             number: video.number,
             start,
@@ -98,8 +106,12 @@ pub fn write_text_track(
         file.extend_from_slice(&fragments);
         write_atomically(&dir.join(format!("{stem}.mp4")), &file)?;
     } else {
-        write_atomically(&folder.join("init.mp4"), &init)?;
+        write("init.mp4".into(), &init)?;
     }
+    if folder.exists() {
+        std::fs::remove_dir_all(&folder).map_err(io(&folder))?;
+    }
+    std::fs::rename(&staging, &folder).map_err(io(&folder))?;
     Ok(PackagedTrack {
         info,
         stem,

@@ -226,24 +226,29 @@ fn text_track(
         language: language.tag.clone(),
         kind: input.kind,
     };
-    let (cues, tag) = (subs.cues, text.language.clone());
+    let (timeline, tag) = (
+        reel_text::CueTimeline::new(subs.cues),
+        text.language.clone(),
+    );
     let mut segment = |start: i64, end: i64| {
         let (from, to) = (ticks_to_ms(start, timescale), ticks_to_ms(end, timescale));
+        // The cues near the segment (a millisecond either side covers the rounding of ticks).
+        let cues = timeline.around(from.saturating_sub(1), to + 1);
         let samples = if imsc1 {
             // One document for the whole segment.
             vec![EncodedSample {
-                data: imsc1::document(&cues, from, to, &tag).into_bytes(),
+                data: imsc1::document(cues, from, to, &tag).into_bytes(),
                 dts: start,
                 pts: start,
                 duration: (end - start) as u32,
                 sync: true,
             }]
         } else {
-            wvtt::segment_samples(&cues, start, end, timescale)
+            wvtt::segment_samples(cues, start, end, timescale)
         };
         TextSegment {
             samples,
-            webvtt: hls::segment(&cues, from, to),
+            webvtt: hls::segment(cues, from, to),
         }
     };
     Ok(reel_packager::write_text_track(

@@ -183,7 +183,8 @@ pub fn check_key(key: &str) -> Result<(), PublishError> {
 }
 
 /// Every regular file under `root`, as (`/`-separated key relative to `root`, path), sorted by
-/// key: how a folder maps onto object keys.
+/// key: how a folder maps onto object keys. A file or folder whose name ends `.partial` is
+/// still being written (or was left by a run that stopped) and is not listed.
 pub fn files_under(root: &Path) -> Result<Vec<(String, PathBuf)>, PublishError> {
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -191,6 +192,9 @@ pub fn files_under(root: &Path) -> Result<Vec<(String, PathBuf)>, PublishError> 
         for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
             let entry = entry.map_err(io_error(&dir))?;
             let path = entry.path();
+            if entry.file_name().to_string_lossy().ends_with(".partial") {
+                continue;
+            }
             let kind = entry.file_type().map_err(io_error(&path))?;
             if kind.is_dir() {
                 stack.push(path);
@@ -243,6 +247,20 @@ mod tests {
         ] {
             assert!(check_key(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn files_being_written_are_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for folder in ["720p", ".text_en_subtitles.partial"] {
+            std::fs::create_dir_all(d.join(folder)).unwrap();
+            std::fs::write(d.join(folder).join("1.m4s"), b"x").unwrap();
+        }
+        std::fs::write(d.join("720p/2.m4s.partial"), b"x").unwrap();
+        std::fs::write(d.join("manifest.mpd"), b"x").unwrap();
+        let keys: Vec<String> = files_under(d).unwrap().into_iter().map(|f| f.0).collect();
+        assert_eq!(keys, ["720p/1.m4s", "manifest.mpd"]);
     }
 
     #[test]

@@ -47,6 +47,37 @@ pub struct Cue {
     pub line: usize,
 }
 
+/// Cues in start order and the longest one's length: the cues a stretch of time shows are
+/// then found by two binary searches, not by reading every cue (a 2-hour title has thousands
+/// of segments and thousands of cues).
+#[derive(Debug, Clone)]
+pub struct CueTimeline {
+    cues: Vec<Cue>,
+    longest: Millis,
+}
+
+impl CueTimeline {
+    pub fn new(mut cues: Vec<Cue>) -> CueTimeline {
+        cues.sort_by_key(|c| c.start);
+        let longest = cues.iter().map(|c| c.end.saturating_sub(c.start)).max();
+        CueTimeline {
+            cues,
+            longest: longest.unwrap_or(0),
+        }
+    }
+
+    /// The cues that may be shown in `[start, end)` ms: every cue shown then is in it, in
+    /// start order, with perhaps some that end before `start` (callers keep the ones they
+    /// show).
+    pub fn around(&self, start: Millis, end: Millis) -> &[Cue] {
+        let first = self
+            .cues
+            .partition_point(|c| c.start.saturating_add(self.longest) <= start);
+        let last = self.cues.partition_point(|c| c.start < end).max(first);
+        &self.cues[first..last]
+    }
+}
+
 /// A file's cues in time order, with the warnings reading it gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subtitles {
@@ -455,6 +486,33 @@ pub(crate) fn test_cue(id: &str, start: Millis, end: Millis, settings: &str, tex
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The timeline finds the same cues as reading every one, for every stretch.
+    #[test]
+    fn the_timeline_finds_every_cue_shown() {
+        let cues: Vec<Cue> = [
+            (0, 9000),
+            (1000, 1500),
+            (2000, 2500),
+            (2200, 4000),
+            (6000, 6100),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, e))| test_cue(&i.to_string(), s, e, "", "x"))
+        .collect();
+        let timeline = CueTimeline::new(cues.clone());
+        for start in (0..10_000).step_by(250) {
+            for end in [start + 1, start + 500, start + 2000] {
+                let shown = |c: &&Cue| c.start < end && c.end > start;
+                let want: Vec<&Cue> = cues.iter().filter(shown).collect();
+                let got: Vec<&Cue> = timeline.around(start, end).iter().filter(shown).collect();
+                assert_eq!(got, want, "[{start}, {end})");
+            }
+        }
+        // Only cues that start before the stretch ends are looked at.
+        assert_eq!(timeline.around(0, 1).len(), 1);
+    }
 
     #[test]
     fn text_samples_of_media_files_become_cues() {
