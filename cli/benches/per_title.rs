@@ -4,7 +4,10 @@
 //! `reel encode` encodes that ladder and the fixed ladder (Apple's HLS authoring-spec H.264
 //! rungs trimmed to the source; timed); every rung of both is decoded, scaled to the source
 //! size (Lanczos) and scored with VMAF (libvmaf, vmaf_v0.6.1, every frame) against the source.
-//! Reported: each rung's bitrate and VMAF, the BD-rate of per-title against fixed (Bjontegaard
+//! Reported: each rung's bitrate and VMAF; for each per-title rung the VMAF the analysis
+//! predicted, the VMAF measured and the error (measured minus predicted), with their mean
+//! absolute error and the largest (issue 24's targets: at most 2 and 4 VMAF points); the
+//! BD-rate of per-title against fixed (Bjontegaard
 //! over the overlapping VMAF range; negative = fewer bits for the same quality), whether any
 //! per-title rung is below the quality floor, and the analysis time as a multiple of the fixed
 //! ladder's encode time. The headline BD-rate reduces each ladder to its envelope (a rung no
@@ -73,6 +76,33 @@ struct Rung {
     height: u64,
     kbps: f64,
     vmaf: f64,
+}
+
+/// Prints, for each per-title rung the analysis chose (`report`'s rungs, by name), the VMAF it
+/// predicted and the VMAF measured on the encode (every frame of the title); returns the
+/// errors (measured minus predicted).
+fn prediction_errors(report: &Value, encoded: &[Rung]) -> Vec<f64> {
+    let mut errors = Vec::new();
+    println!(
+        "    {:<14} {:>9} {:>9} {:>7}",
+        "rung", "predicted", "measured", "error"
+    );
+    for chosen in report["rungs"].as_array().into_iter().flatten() {
+        let name = chosen["name"].as_str().unwrap_or_default();
+        let (Some(predicted), Some(rung)) = (
+            chosen["predicted_vmaf"].as_f64(),
+            encoded.iter().find(|r| r.name == name),
+        ) else {
+            continue;
+        };
+        let error = rung.vmaf - predicted;
+        println!(
+            "    {name:<14} {predicted:>9.1} {:>9.1} {error:>+7.1}",
+            rung.vmaf
+        );
+        errors.push(error);
+    }
+    errors
 }
 
 /// Encodes `ladder` (a built-in name or a file) and scores every rung.
@@ -177,6 +207,7 @@ fn main() {
     std::fs::create_dir_all(&out_root).unwrap();
     let mut savings = Vec::new();
     let mut costs = Vec::new();
+    let (mut maes, mut worsts) = (Vec::new(), Vec::new());
     for source in &fixtures {
         let stem = source.file_stem().unwrap().to_string_lossy().into_owned();
         let dir = out_root.join(&stem);
@@ -231,6 +262,16 @@ fn main() {
                 );
             }
         }
+        let errors = prediction_errors(&report, &per_title);
+        if !errors.is_empty() {
+            let mae = errors.iter().map(|e| e.abs()).sum::<f64>() / errors.len() as f64;
+            let worst = errors.iter().map(|e| e.abs()).fold(0.0, f64::max);
+            println!(
+                "  prediction error: mean absolute {mae:.1} VMAF, largest {worst:.1} (targets: 2 and 4)"
+            );
+            maes.push(mae);
+            worsts.push(worst);
+        }
         let pts = |rungs: &[Rung]| rungs.iter().map(|r| (r.kbps, r.vmaf)).collect::<Vec<_>>();
         let bd = bd_rate_piecewise(&pts(&fixed), &pts(&per_title));
         let bd_cubic = bd_rate(&pts(&fixed), &pts(&per_title));
@@ -258,5 +299,12 @@ fn main() {
         mean(&savings),
         savings.len(),
         mean(&costs)
+    );
+    println!(
+        "{codec}: prediction error over {} fixtures: mean absolute {:.1} VMAF (worst fixture {:.1}), largest {:.1}",
+        maes.len(),
+        mean(&maes),
+        maes.iter().cloned().fold(0.0, f64::max),
+        worsts.iter().cloned().fold(0.0, f64::max)
     );
 }

@@ -113,6 +113,7 @@ where
         .build_cartesian_2d(x_range.log_scale(), 0.0..100.0)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|v| bitrate_label(*v))
         .x_desc("bitrate (kbit/s, log scale)")
         .y_desc("VMAF (mean, vmaf_v0.6.1)")
         .label_style(("sans-serif", 14))
@@ -187,11 +188,47 @@ where
     Ok(())
 }
 
+/// The label of a bitrate grid line: only 1, 2 and 5 times a power of ten are labelled (a log
+/// axis draws a line at every multiple, and 700, 800, 900 and 1000 kbit/s would overlap).
+fn bitrate_label(kbps: f64) -> String {
+    if kbps <= 0.0 {
+        return String::new();
+    }
+    let decade = 10f64.powf(kbps.log10().floor());
+    let mantissa = (kbps / decade).round();
+    let on_grid = ((kbps / decade) - mantissa).abs() < 1e-6;
+    if on_grid && [1.0, 2.0, 5.0].contains(&mantissa) {
+        format!("{kbps:.0}")
+    } else {
+        String::new()
+    }
+}
+
 fn x_range_start(trials: &[crate::Trial]) -> f64 {
     let lo = trials.iter().map(|t| t.bitrate).fold(f64::MAX, f64::min);
     if lo == f64::MAX {
         100.0 / 1.3
     } else {
         (lo / 1.3).max(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bitrate_label;
+
+    #[test]
+    fn only_one_two_and_five_are_labelled() {
+        let labels: Vec<String> = [
+            100.0, 200.0, 300.0, 500.0, 700.0, 800.0, 900.0, 1000.0, 2000.0, 5000.0, 6000.0,
+        ]
+        .iter()
+        .map(|&v| bitrate_label(v))
+        .collect();
+        assert_eq!(
+            labels,
+            ["100", "200", "", "500", "", "", "", "1000", "2000", "5000", ""]
+        );
+        assert_eq!(bitrate_label(1234.0), "");
     }
 }
