@@ -355,14 +355,22 @@ fn dubbed_and_described_audio_reach_every_player_with_their_roles() {
     );
 }
 
-/// The Label of every audio AdaptationSet of `out`'s MPD, as the dash-mpd parser reads them.
-fn dash_audio_labels(out: &Path) -> Vec<String> {
+/// The audio AdaptationSets of `out`'s MPD, as the dash-mpd parser reads them.
+fn dash_audio_sets(out: &Path) -> Vec<dash_mpd_core::AdaptationSet> {
     let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
         .expect("the MPD parses");
     mpd.periods[0]
         .adaptations
         .iter()
         .filter(|a| a.contentType.as_deref() == Some("audio"))
+        .cloned()
+        .collect()
+}
+
+/// The Label of every audio AdaptationSet of `out`'s MPD.
+fn dash_audio_labels(out: &Path) -> Vec<String> {
+    dash_audio_sets(out)
+        .iter()
         .map(|a| {
             a.Label
                 .first()
@@ -372,15 +380,10 @@ fn dash_audio_labels(out: &Path) -> Vec<String> {
         .collect()
 }
 
-/// (lang, Role values, Accessibility values) of every audio AdaptationSet of `out`'s MPD, as
-/// the dash-mpd parser reads them.
+/// (lang, Role values, Accessibility values) of every audio AdaptationSet of `out`'s MPD.
 fn dash_audio_roles(out: &Path) -> Vec<(String, String, Vec<String>)> {
-    let mpd = dash_mpd_core::parse(&std::fs::read_to_string(out.join("manifest.mpd")).unwrap())
-        .expect("the MPD parses");
-    mpd.periods[0]
-        .adaptations
+    dash_audio_sets(out)
         .iter()
-        .filter(|a| a.contentType.as_deref() == Some("audio"))
         .map(|a| {
             (
                 a.lang.clone().unwrap_or_default(),

@@ -141,17 +141,21 @@ fn looped_rendition(dir: &Path, name: &str, size: &str, kbps: u32, seconds: u64)
         .status()
         .unwrap();
     assert!(ok.success());
-    let out = dir.join(format!("{name}.mp4"));
+    repeated(&clip, &dir.join(format!("{name}.mp4")), seconds)
+}
+
+/// `clip` repeated without re-encoding to `seconds`, as `out`; the clip is removed.
+fn repeated(clip: &Path, out: &Path, seconds: u64) -> PathBuf {
     let ok = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-stream_loop", "-1", "-i"])
-        .arg(&clip)
+        .arg(clip)
         .args(["-c", "copy", "-t", &seconds.to_string()])
-        .arg(&out)
+        .arg(out)
         .status()
         .unwrap();
     assert!(ok.success());
-    let _ = std::fs::remove_file(&clip);
-    out
+    let _ = std::fs::remove_file(clip);
+    out.to_path_buf()
 }
 
 /// A `seconds`-long stereo AAC rendition at 128 kbit/s, made the same way.
@@ -165,17 +169,7 @@ fn looped_audio(dir: &Path, seconds: u64) -> PathBuf {
         .status()
         .unwrap();
     assert!(ok.success());
-    let out = dir.join("audio.mp4");
-    let ok = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-stream_loop", "-1", "-i"])
-        .arg(&clip)
-        .args(["-c", "copy", "-t", &seconds.to_string()])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let _ = std::fs::remove_file(&clip);
-    out
+    repeated(&clip, &dir.join("audio.mp4"), seconds)
 }
 
 /// One bench case: what is packaged and with which subtitles.

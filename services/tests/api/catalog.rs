@@ -72,9 +72,9 @@ async fn catalog(h: H) {
         json!({
             "audio": [
                 { "name": "audio", "codec": "mp4a.40.2", "channels": null,
-                  "language": "eng", "role": "main" },
+                  "language": "eng", "role": "main", "title": null },
                 { "name": "audio_eng_description", "codec": "mp4a.40.2", "channels": null,
-                  "language": "eng", "role": "description" }
+                  "language": "eng", "role": "description", "title": "English (described)" }
             ],
             "text": [{ "name": "French (CA) [captions]", "language": "fr-CA", "kind": "captions" }]
         }),

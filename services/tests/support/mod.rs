@@ -227,7 +227,7 @@ pub fn publish_title(
               "width": null, "height": null, "bandwidth": 128000, "average_bandwidth": 128000,
               "init": "audio_eng_description/init.mp4", "segments": 1,
               "key_id": kid(TrackClass::Audio), "key_class": "audio", "predicted_vmaf": null,
-              "language": "eng", "role": "description" },
+              "language": "eng", "role": "description", "title": "English (described)" },
             { "name": "French (CA) [captions]", "kind": "text", "codec": "wvtt", "width": null,
               "height": null, "bandwidth": 1000, "init": "text_fr-CA_captions/init.mp4",
               "segments": 1, "text": { "language": "fr-CA", "kind": "captions" } }
