@@ -39,6 +39,8 @@ impl Default for Style {
 #[derive(Debug, Default)]
 pub(crate) struct Styles {
     by_name: HashMap<String, Style>,
+    /// Whether a dialogue named a style not among them yet (warned of once).
+    missing_warned: bool,
 }
 
 impl Styles {
@@ -48,14 +50,13 @@ impl Styles {
     /// section. A style line without a field the Format line names is an error naming it.
     pub(crate) fn read(lines: &[&str], subs: &mut Subtitles) -> Result<Styles> {
         let mut styles = Styles::default();
-        let Some((at, ssa)) = lines.iter().enumerate().find_map(|(i, l)| {
-            match l.trim().to_ascii_lowercase().as_str() {
-                "[v4+ styles]" => Some((i, false)),
-                "[v4 styles]" => Some((i, true)),
-                _ => None,
-            }
-        }) else {
-            return Ok(styles);
+        let (at, ssa) = match (
+            section(lines, "[v4+ styles]"),
+            section(lines, "[v4 styles]"),
+        ) {
+            (Some(at), _) => (at, false),
+            (None, Some(at)) => (at, true),
+            (None, None) => return Ok(styles),
         };
         let path = subs.path.clone();
         let syntax = |line: usize, problem: String| TextError::Syntax {
@@ -64,22 +65,15 @@ impl Styles {
             problem,
         };
         let mut names: Vec<String> = Vec::new();
-        for (i, raw) in lines.iter().enumerate().skip(at + 1) {
-            let line = i + 1;
-            let raw = raw.trim_start();
-            if raw.starts_with('[') {
-                break;
-            }
-            let Some((key, value)) = raw.split_once(':') else {
-                continue;
-            };
-            match key.trim() {
-                "Format" => {
-                    names = value
-                        .split(',')
-                        .map(|n| n.trim().to_ascii_lowercase())
-                        .collect()
-                }
+        for Entry {
+            line,
+            raw,
+            key,
+            value,
+        } in entries(lines, at)
+        {
+            match key {
+                "Format" => names = format_names(value),
                 "Style" => {
                     if names.is_empty() {
                         return Err(syntax(line, "a Style line before the Format line".into()));
@@ -134,16 +128,73 @@ impl Styles {
         Styles::read(&lines, subs)
     }
 
-    /// The style named `name` (SSA's leading `*` and case ignored, as renderers do), or
-    /// `Default`'s when there is none of that name (`None` then, so the caller can warn).
-    fn get(&self, name: &str) -> std::result::Result<Style, Style> {
-        let fallback = || self.by_name.get("default").copied().unwrap_or_default();
-        match self.by_name.get(&style_key(name)) {
-            Some(style) => Ok(*style),
-            None if name.trim().trim_start_matches('*').is_empty() => Ok(fallback()),
-            None => Err(fallback()),
+    /// The style of a dialogue at `line` that names `name` (SSA's leading `*` and case
+    /// ignored, as renderers do), or `Default`'s when there is none of that name: warned of
+    /// once, naming the line and the style.
+    fn of_dialogue(&mut self, name: &str, line: usize, subs: &mut Subtitles) -> Style {
+        let fallback = self.by_name.get("default").copied().unwrap_or_default();
+        let key = style_key(name);
+        if let Some(style) = self.by_name.get(&key) {
+            return *style;
         }
+        if !key.is_empty() && !self.missing_warned {
+            subs.warn(
+                line,
+                format!(
+                    "style `{}` is not among the script's styles: Default's is used (this and \
+                     later cues)",
+                    name.trim()
+                ),
+            );
+            self.missing_warned = true;
+        }
+        fallback
     }
+}
+
+/// Where the section headed `header` (lower case, as `[events]`) begins, by line index.
+fn section(lines: &[&str], header: &str) -> Option<usize> {
+    lines
+        .iter()
+        .position(|l| l.trim().eq_ignore_ascii_case(header))
+}
+
+/// A `Key: value` line of a section.
+struct Entry<'a> {
+    /// 1-based.
+    line: usize,
+    /// The whole line, for messages.
+    raw: &'a str,
+    key: &'a str,
+    value: &'a str,
+}
+
+/// The `Key: value` lines of the section whose header is at index `header`, up to the next
+/// section; lines without a colon are passed over.
+fn entries<'a>(lines: &'a [&'a str], header: usize) -> impl Iterator<Item = Entry<'a>> {
+    lines
+        .iter()
+        .enumerate()
+        .skip(header + 1)
+        .map(|(i, raw)| (i + 1, raw.trim_start()))
+        .take_while(|(_, raw)| !raw.starts_with('['))
+        .filter_map(|(line, raw)| {
+            let (key, value) = raw.split_once(':')?;
+            Some(Entry {
+                line,
+                raw,
+                key: key.trim(),
+                value,
+            })
+        })
+}
+
+/// The field names of a `Format:` line, lower case.
+fn format_names(format: &str) -> Vec<String> {
+    format
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect()
 }
 
 fn style_key(name: &str) -> String {
@@ -168,24 +219,19 @@ pub(crate) fn parse(lines: &[&str], subs: &mut Subtitles) -> Result<()> {
         line,
         problem,
     };
-    let events = lines
-        .iter()
-        .position(|l| l.trim().eq_ignore_ascii_case("[events]"))
-        .ok_or_else(|| syntax(1, "no [Events] section".into()))?;
-    let styles = Styles::read(lines, subs)?;
+    let events =
+        section(lines, "[events]").ok_or_else(|| syntax(1, "no [Events] section".into()))?;
+    let mut styles = Styles::read(lines, subs)?;
     let mut fields: Option<Fields> = None;
     let mut dropped_warned = false;
-    let mut unknown_style_warned = false;
-    for (i, raw) in lines.iter().enumerate().skip(events + 1) {
-        let line = i + 1;
-        let raw = raw.trim_start();
-        if raw.starts_with('[') {
-            break; // the next section
-        }
-        let Some((key, value)) = raw.split_once(':') else {
-            continue;
-        };
-        match key.trim() {
+    for Entry {
+        line,
+        raw,
+        key,
+        value,
+    } in entries(lines, events)
+    {
+        match key {
             "Format" => fields = Some(Fields::of(value).map_err(|p| syntax(line, p))?),
             "Dialogue" => {
                 let f = fields
@@ -206,21 +252,7 @@ pub(crate) fn parse(lines: &[&str], subs: &mut Subtitles) -> Result<()> {
                 }
                 let time = |k: usize| timestamp(parts[k].trim()).map_err(|p| syntax(line, p));
                 let (start, end) = (time(f.start)?, time(f.end)?);
-                let style_name = f.style.map_or("", |k| parts[k]);
-                let style = styles.get(style_name).unwrap_or_else(|fallback| {
-                    if !unknown_style_warned {
-                        subs.warn(
-                            line,
-                            format!(
-                                "style `{}` is not in the styles section: Default's is used \
-                                 (this and later cues)",
-                                style_name.trim()
-                            ),
-                        );
-                        unknown_style_warned = true;
-                    }
-                    fallback
-                });
+                let style = styles.of_dialogue(f.style.map_or("", |k| parts[k]), line, subs);
                 let (text, settings, dropped) = dialogue_text(parts[f.text], style);
                 if dropped && !dropped_warned {
                     subs.warn(
@@ -267,10 +299,7 @@ struct Fields {
 
 impl Fields {
     fn of(format: &str) -> std::result::Result<Fields, String> {
-        let names: Vec<String> = format
-            .split(',')
-            .map(|n| n.trim().to_ascii_lowercase())
-            .collect();
+        let names = format_names(format);
         let at = |name: &str| {
             names
                 .iter()
@@ -325,16 +354,18 @@ pub(crate) fn block_fields(block: &str) -> (&str, &str) {
     }
 }
 
-/// The cue text and settings of a Matroska ASS block in a track whose header has `styles`;
-/// whether a style was missing (Default's used) or override tags were dropped.
-pub(crate) fn block_cue(block: &str, styles: &Styles) -> (String, String, bool, bool) {
+/// The cue text and settings of a Matroska ASS block (sample `line` of its track) in a track
+/// whose header has `styles` (a style not among them is warned of as in files).
+pub(crate) fn block_cue(
+    block: &str,
+    styles: &mut Styles,
+    line: usize,
+    subs: &mut Subtitles,
+) -> (String, String) {
     let (name, raw) = block_fields(block);
-    let (style, missing) = match styles.get(name) {
-        Ok(style) => (style, false),
-        Err(fallback) => (fallback, true),
-    };
-    let (text, settings, dropped) = dialogue_text(raw, style);
-    (text, settings, missing, dropped)
+    let style = styles.of_dialogue(name, line, subs);
+    let (text, settings, _) = dialogue_text(raw, style);
+    (text, settings)
 }
 
 /// A dialogue's text in `style` as WebVTT cue text; its settings (the style's alignment, or

@@ -236,7 +236,7 @@ pub fn from_samples(
         cues: Vec::new(),
         warnings: Vec::new(),
     };
-    let styles = match (format, header) {
+    let mut styles = match (format, header) {
         (SampleText::Ass, Some(header)) => ass::Styles::of_header(header, &mut subs)
             .unwrap_or_else(|e| {
                 subs.warnings.push(format!(
@@ -246,7 +246,6 @@ pub fn from_samples(
             }),
         _ => ass::Styles::default(),
     };
-    let mut missing_warned = false;
     for (i, (start, end, data)) in samples.into_iter().enumerate() {
         let utf8 = || {
             String::from_utf8_lossy(&data)
@@ -268,18 +267,7 @@ pub fn from_samples(
                     continue;
                 }
             },
-            SampleText::Ass => {
-                let (text, position, missing, _) = ass::block_cue(&utf8(), &styles);
-                if missing && !missing_warned {
-                    subs.warn(
-                        i + 1,
-                        "the block's style is not in the track's header: Default's is used \
-                         (this and later cues)",
-                    );
-                    missing_warned = true;
-                }
-                (text, position)
-            }
+            SampleText::Ass => ass::block_cue(&utf8(), &mut styles, i + 1, &mut subs),
         };
         let lines: Vec<&str> = text
             .lines()
