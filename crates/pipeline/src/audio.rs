@@ -161,32 +161,21 @@ impl std::str::FromStr for AudioFile {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let (head, path) = text.split_once('=').ok_or_else(|| {
-            format!("'{text}': expected LANGUAGE[,ROLE[,NAME]]=FILE, e.g. de,dub=audio_de.mp4")
-        })?;
-        let mut parts = head.splitn(3, ',');
-        let language = parts.next().unwrap_or("");
-        let language = reel_text::Language::parse(language.trim()).map_err(|e| e.to_string())?;
-        let role = match parts.next().map(str::trim) {
-            None | Some("") => AudioRole::Dub,
+        let file = crate::tagged_file::TaggedFile::parse(
+            text,
+            "LANGUAGE[,ROLE[,NAME]]=FILE, e.g. de,dub=audio_de.mp4",
+        )?;
+        let role = match file.what {
+            None => AudioRole::Dub,
             Some(role) => AudioRole::from_name(role).ok_or_else(|| {
                 format!("'{text}': role '{role}' is not main, dub, commentary or description")
             })?,
         };
-        let title = parts
-            .next()
-            .filter(|n| !n.trim().is_empty())
-            .map(reel_media::track_title)
-            .transpose()
-            .map_err(|e| format!("'{text}': {e}"))?;
-        if path.is_empty() {
-            return Err(format!("'{text}': no file after '='"));
-        }
         Ok(AudioFile {
-            path: PathBuf::from(path),
-            language,
+            path: file.path,
+            language: file.language,
             role,
-            title,
+            title: file.name,
         })
     }
 }

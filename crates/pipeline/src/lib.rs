@@ -24,6 +24,7 @@ mod run;
 mod source;
 mod state;
 mod subtitles;
+mod tagged_file;
 mod thumbnails;
 
 pub use job::{

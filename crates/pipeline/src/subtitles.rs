@@ -54,32 +54,21 @@ impl std::str::FromStr for SubtitleInput {
 
     /// `en=subs/en.vtt`, `en,captions=en-sdh.srt`, `fr,forced,Français (forcé)=fr.vtt`.
     fn from_str(text: &str) -> Result<Self, String> {
-        let (head, path) = text.split_once('=').ok_or_else(|| {
-            format!("'{text}': expected LANGUAGE[,KIND[,NAME]]=FILE, e.g. en,captions=en.srt")
-        })?;
-        let mut parts = head.splitn(3, ',');
-        let language =
-            Language::parse(parts.next().unwrap_or("").trim()).map_err(|e| e.to_string())?;
-        let kind = match parts.next().map(str::trim) {
-            None | Some("") => TextKind::Subtitles,
+        let file = crate::tagged_file::TaggedFile::parse(
+            text,
+            "LANGUAGE[,KIND[,NAME]]=FILE, e.g. en,captions=en.srt",
+        )?;
+        let kind = match file.what {
+            None => TextKind::Subtitles,
             Some(k) => TextKind::from_name(k).ok_or_else(|| {
                 format!("'{text}': kind '{k}' is not subtitles, captions or forced")
             })?,
         };
-        let name = parts
-            .next()
-            .filter(|n| !n.trim().is_empty())
-            .map(reel_media::track_title)
-            .transpose()
-            .map_err(|e| format!("'{text}': {e}"))?;
-        if path.is_empty() {
-            return Err(format!("'{text}': no file after '='"));
-        }
         Ok(SubtitleInput {
-            path: PathBuf::from(path),
-            language,
+            path: file.path,
+            language: file.language,
             kind,
-            name,
+            name: file.name,
             dash_text: DashText::default(),
         })
     }
