@@ -116,6 +116,58 @@ pub fn vmaf(reference: &Path, rendition: &Path, size: (u32, u32)) -> f64 {
     s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64
 }
 
+/// VMAF of every frame of a rendition, with the rendition brought to the reference's size
+/// two ways: bicubic (Catmull-Rom, how the per-title analysis scores its trials) and Lanczos-3.
+pub struct FrameScores {
+    pub bicubic: Vec<f64>,
+    pub lanczos: Vec<f64>,
+}
+
+/// Scores every frame of `rendition` (decoded at its own size, then scaled up both ways)
+/// against the raw reference frames of `size`, libvmaf on one thread per convention.
+pub fn vmaf_frames(reference: &Path, rendition: &Path, size: (u32, u32)) -> FrameScores {
+    use reel_encoder::resize::{Filter, PlaneScaler};
+    use std::io::Read;
+    let coded = {
+        let info = reel_encoder::probe(rendition).unwrap();
+        let v = info.video().unwrap();
+        (v.width, v.height)
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(reference).unwrap());
+    let mut bicubic = reel_ladder::Vmaf::with_threads(size.0, size.1, 1, 1).unwrap();
+    let mut lanczos = reel_ladder::Vmaf::with_threads(size.0, size.1, 1, 1).unwrap();
+    let mut up_bicubic = PlaneScaler::new(Filter::CatmullRom);
+    let mut up_lanczos = PlaneScaler::new(Filter::Lanczos3);
+    let mut read_frame = || {
+        let mut r = reel_media::Picture::filled(size.0, size.1, 0, 0);
+        for plane in r.planes.iter_mut() {
+            file.read_exact(plane).ok()?;
+        }
+        Some(r)
+    };
+    reel_encoder::decode_pictures(rendition, coded, &[], &mut |_, _, d| match read_frame() {
+        Some(r) => {
+            if coded == size {
+                bicubic.push(&r, &d).unwrap();
+                lanczos.push(&r, &d).unwrap();
+            } else {
+                let b = up_bicubic.picture(&d, size.0, size.1).unwrap();
+                let l = up_lanczos.picture(&d, size.0, size.1).unwrap();
+                bicubic.push(&r, &b).unwrap();
+                lanczos.push(&r, &l).unwrap();
+            }
+            true
+        }
+        None => false,
+    })
+    .unwrap();
+    let scores = |v: reel_ladder::Vmaf| v.finish().unwrap().into_iter().map(|x| x.1).collect();
+    FrameScores {
+        bicubic: scores(bicubic),
+        lanczos: scores(lanczos),
+    }
+}
+
 /// The 60-second 720p title with audio (cached in `dir`).
 pub fn make_long(dir: &Path) -> PathBuf {
     let path = dir.join("long_720p25_60s.mp4");
