@@ -414,6 +414,7 @@ fn metric_pair() -> (Vec<Picture>, Vec<Picture>) {
         frame_rate: Rational::new(25, 1),
         display: (1280, 720),
         score_every: 1,
+        gop: None,
     };
     let mut dist = Vec::new();
     trial_encode(&refs, &spec, &mut |_, p| dist.push(p)).unwrap();

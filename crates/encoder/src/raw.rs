@@ -13,7 +13,7 @@
 //! .unwrap();
 //! let spec = TrialSpec {
 //!     encoder: VideoEncoder::X264, width: 640, height: 360, rate: RateControl::Quality(28), speed: 9,
-//!     frame_rate: Rational::new(25, 1), display: (1280, 720), score_every: 1,
+//!     frame_rate: Rational::new(25, 1), display: (1280, 720), score_every: 1, gop: None,
 //! };
 //! let bytes = trial_encode(&frames, &spec, &mut |i, decoded| {
 //!     let _ = (i, decoded.width); // compare with frames[i] here
@@ -494,6 +494,10 @@ pub struct TrialSpec {
     /// is a key frame, coded better than the rest, and a subsample holding it (1 in 5 of a
     /// 1-second window's scores against 1 in 25 of its frames) reads high.
     pub score_every: u32,
+    /// Frames from one key frame to the next in the rungs the trial stands for: x264 codes
+    /// the trial with the rungs' GOP settings (fixed GOPs, no scene-cut key frames), so that a
+    /// cut inside a window is coded as a rung codes it. `None` leaves key frames to x264.
+    pub gop: Option<u32>,
 }
 
 /// Scales `frames` (all one size) to `size` with Lanczos-3, exactly as the encoder scales rungs
@@ -658,7 +662,7 @@ pub fn trial_encode(
             let enc = X264Settings {
                 speed: spec.speed,
                 rate: spec.rate,
-                gop: None,
+                gop: spec.gop,
                 threads: Some(1),
             }
             .element()?;
@@ -999,6 +1003,7 @@ mod tests {
             frame_rate: Rational::new(25, 1),
             display: (100, 64),
             score_every: 1,
+            gop: None,
         };
         let (seen, _) = round_trip(&frames, &spec);
         assert_eq!(
@@ -1024,6 +1029,7 @@ mod tests {
             frame_rate: Rational::new(25, 1),
             display: (w, h),
             score_every: 1,
+            gop: None,
         };
         let (seen, bytes) = round_trip(&frames, &spec);
         let order: Vec<usize> = seen.iter().map(|s| s.0).collect();
@@ -1033,6 +1039,7 @@ mod tests {
         assert!(bytes[0] > bytes[6], "{bytes:?}");
         let every_third = TrialSpec {
             score_every: 3,
+            gop: None,
             ..spec
         };
         let mut picked = Vec::new();
@@ -1056,6 +1063,7 @@ mod tests {
             frame_rate: Rational::new(25, 1),
             display: (w, h),
             score_every: 1,
+            gop: None,
         };
         let (seen, bytes) = round_trip(&frames, &spec);
         let order: Vec<usize> = seen.iter().map(|s| s.0).collect();

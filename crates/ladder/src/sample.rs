@@ -260,14 +260,27 @@ impl FrameScan {
     }
 }
 
-/// Chooses windows over `shots` (in time order) within the budget of `opts`.
+/// Chooses windows over `shots` (in time order) within the budget of `opts`, for rungs with a
+/// key frame every `key_interval` seconds.
 ///
-/// Where a shot has key frames from which a whole window fits in it, its window starts on one
-/// of them, so that decoding it costs no frames before it (on a long-GOP source a window
-/// elsewhere costs up to a GOP of decoding): the one whose frames' complexity is closest to
-/// the shot's, then the one nearest the shot's middle. Otherwise the window is centred in the
-/// shot.
-pub fn plan_windows(shots: &[Shot], opts: &SampleOptions, scan: &FrameScan) -> Vec<Window> {
+/// A window starts where a rung has a key frame (a whole number of key-frame intervals from
+/// the title's first frame), so that a trial codes the window's frames as a rung codes them:
+/// its key frame where the rung's is, a scene cut inside the window coded as the rung codes
+/// it (inside a GOP), not as a fresh start. Of the key-frame times whose window overlaps the
+/// shot, the one covering most of the shot, then the one whose stretch's complexity is closest
+/// to the shot's, then the one nearest the shot's middle. Windows that came out at the same
+/// time are merged (their weights added). `at_key_frame` says whether a window also starts on
+/// a key frame of the source (decoding it then costs no frames before it).
+///
+/// Windows used to start on the source's key frames instead, which on sources encoded with
+/// scene-cut detection are the shots' first frames: the trials saw each shot start with a key
+/// frame where the rungs see a P-frame (issue 24).
+pub fn plan_windows(
+    shots: &[Shot],
+    opts: &SampleOptions,
+    scan: &FrameScan,
+    key_interval: f64,
+) -> Vec<Window> {
     let duration: f64 = shots.iter().map(Shot::seconds).sum();
     if shots.is_empty() || duration <= 0.0 {
         return Vec::new();
@@ -286,44 +299,50 @@ pub fn plan_windows(shots: &[Shot], opts: &SampleOptions, scan: &FrameScan) -> V
             count = ((budget / window).round() as usize).max(1);
         }
     }
-    let centred = |i: usize, weight: f64| {
+    let grid = KeyFrameGrid::new(shots, scan, key_interval);
+    let placed = |i: usize, weight: f64| {
         let s = &shots[i];
-        let len = window.min(s.seconds());
-        let start = (s.start_seconds + s.end_seconds) / 2.0 - len / 2.0;
-        // Key frames of the shot from which the whole window fits in it (a microsecond of
-        // slack for times computed from frame counts), scored by how far the window's
-        // complexity is from the shot's, then by the distance from the middle.
-        let score = |k: usize| {
-            let t = scan.times[k];
-            let e = scan.times.partition_point(|&x| x < t + len - 1e-6);
-            let cx = scan.complexity(s.first as usize, k, e);
-            ((cx - s.complexity).abs(), (t - start).abs())
-        };
-        let key = scan
-            .key_frames
-            .iter()
-            .copied()
-            .filter(|&k| {
-                scan.times.get(k).is_some_and(|&t| {
-                    t >= s.start_seconds - 1e-6 && t + len <= s.end_seconds + 1e-6
-                }) && k < scan.activity.len()
+        let middle = (s.start_seconds + s.end_seconds) / 2.0 - window / 2.0;
+        let candidates = grid.starts_overlapping(s.start_seconds, s.end_seconds, window);
+        let (k, start) = candidates
+            .into_iter()
+            .map(|(k, t)| {
+                let end = (t + window).min(grid.end);
+                let covered = end.min(s.end_seconds) - t.max(s.start_seconds);
+                // Shortfall from the most of the shot a window can cover, in frames.
+                let short = ((window.min(s.seconds()) - covered) / grid.frame_seconds).round();
+                let complexity = grid.frame(k).map_or(0.0, |a| {
+                    let e = scan.times.partition_point(|&x| x < end - 1e-6);
+                    let a = a.max(s.first as usize);
+                    if e > a && e <= scan.activity.len() {
+                        (scan.complexity(s.first as usize, a, e) - s.complexity).abs()
+                    } else {
+                        0.0
+                    }
+                });
+                ((short, complexity, (t - middle).abs()), (k, t))
             })
-            .map(|k| (score(k), scan.times[k]))
-            .min_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.total_cmp(&b.0 .1)))
-            .map(|(_, t)| t);
-        let start = key.unwrap_or(start);
+            .min_by(|a, b| {
+                (a.0 .0.total_cmp(&b.0 .0))
+                    .then(a.0 .1.total_cmp(&b.0 .1))
+                    .then(a.0 .2.total_cmp(&b.0 .2))
+            })
+            .map(|(_, kt)| kt)
+            .unwrap_or((0, grid.origin));
         Window {
             start_seconds: start,
-            end_seconds: start + len,
+            end_seconds: (start + window).min(grid.end),
             weight,
             shot: i,
-            at_key_frame: key.is_some(),
+            at_key_frame: grid
+                .frame(k)
+                .is_some_and(|f| scan.key_frames.binary_search(&f).is_ok()),
         }
     };
     let mut windows: Vec<Window> = if count >= shots.len() {
-        // Every shot gets a window; short shots are taken whole.
+        // Every shot gets a window.
         (0..shots.len())
-            .map(|i| centred(i, shots[i].seconds()))
+            .map(|i| placed(i, shots[i].seconds()))
             .collect()
     } else {
         // Strata of equal running time along the complexity order.
@@ -341,18 +360,103 @@ pub fn plan_windows(shots: &[Shot], opts: &SampleOptions, scan: &FrameScan) -> V
         }
         strata
             .iter()
-            .map(|s| {
-                let weight: f64 = s.iter().map(|&i| shots[i].seconds()).sum();
-                let longest = *s
-                    .iter()
-                    .max_by(|&&a, &&b| shots[a].seconds().total_cmp(&shots[b].seconds()))
-                    .expect("strata are not empty");
-                centred(longest, weight)
-            })
+            .map(|s| placed(representative(shots, s, window), stratum_seconds(shots, s)))
             .collect()
     };
     windows.sort_by(|a, b| a.start_seconds.total_cmp(&b.start_seconds));
+    windows.dedup_by(|later, kept| {
+        let same = (later.start_seconds - kept.start_seconds).abs() < 1e-6;
+        if same {
+            kept.weight += later.weight;
+        }
+        same
+    });
     windows
+}
+
+/// Where the rungs' key frames fall: every `key_interval` seconds from the title's first frame
+/// (frame numbers from the scan where it has frame times).
+struct KeyFrameGrid<'a> {
+    scan: &'a FrameScan,
+    origin: f64,
+    end: f64,
+    frame_seconds: f64,
+    /// Frames from one key frame to the next.
+    gop_frames: usize,
+}
+
+impl<'a> KeyFrameGrid<'a> {
+    fn new(shots: &[Shot], scan: &'a FrameScan, key_interval: f64) -> KeyFrameGrid<'a> {
+        let first = &shots[0];
+        let last = shots.last().expect("shots");
+        let frames = (last.end - first.first).max(1) as f64;
+        let frame_seconds = (last.end_seconds - first.start_seconds) / frames;
+        KeyFrameGrid {
+            scan,
+            origin: scan.times.first().copied().unwrap_or(first.start_seconds),
+            end: last.end_seconds,
+            frame_seconds,
+            gop_frames: ((key_interval / frame_seconds).round() as usize).max(1),
+        }
+    }
+
+    /// The frame number of the `k`-th key frame, if the scan has frame times.
+    fn frame(&self, k: usize) -> Option<usize> {
+        let f = k * self.gop_frames;
+        (f < self.scan.times.len()).then_some(f)
+    }
+
+    /// The time of the `k`-th key frame.
+    fn time(&self, k: usize) -> f64 {
+        self.frame(k).map_or(
+            self.origin + (k * self.gop_frames) as f64 * self.frame_seconds,
+            |f| self.scan.times[f],
+        )
+    }
+
+    /// The key frames (number and time) a window of `len` seconds starting on overlaps
+    /// `[from, to)` from.
+    fn starts_overlapping(&self, from: f64, to: f64, len: f64) -> Vec<(usize, f64)> {
+        let gop = self.gop_frames as f64 * self.frame_seconds;
+        let first = (((from - len - self.origin) / gop).floor().max(0.0)) as usize;
+        (first..)
+            .map(|k| (k, self.time(k)))
+            .take_while(|&(_, t)| t < to - 1e-6 && t < self.end - 1e-6)
+            .filter(|&(_, t)| t + len > from + 1e-6)
+            .collect()
+    }
+}
+
+/// Running time of the shots `stratum`.
+fn stratum_seconds(shots: &[Shot], stratum: &[usize]) -> f64 {
+    stratum.iter().map(|&i| shots[i].seconds()).sum()
+}
+
+/// The shot that stands for `stratum`: of those that hold a whole window (all of them if none
+/// does), the one whose complexity is nearest the stratum's mean (weighted by running time),
+/// the longer on a tie. (The longest shot stood for its stratum before, wherever its
+/// complexity lay in the stratum.)
+fn representative(shots: &[Shot], stratum: &[usize], window: f64) -> usize {
+    let seconds = stratum_seconds(shots, stratum);
+    let mean = stratum
+        .iter()
+        .map(|&i| shots[i].complexity * shots[i].seconds())
+        .sum::<f64>()
+        / seconds.max(f64::MIN_POSITIVE);
+    let holds_window = |i: usize| shots[i].seconds() + 1e-6 >= window;
+    let any_holds = stratum.iter().any(|&i| holds_window(i));
+    *stratum
+        .iter()
+        .filter(|&&i| !any_holds || holds_window(i))
+        .min_by(|&&a, &&b| {
+            let (da, db) = (
+                (shots[a].complexity - mean).abs(),
+                (shots[b].complexity - mean).abs(),
+            );
+            da.total_cmp(&db)
+                .then(shots[b].seconds().total_cmp(&shots[a].seconds()))
+        })
+        .expect("strata are not empty")
 }
 
 #[cfg(test)]
@@ -378,7 +482,7 @@ mod tests {
             min_seconds: 2.0,
             ..SampleOptions::default()
         };
-        let w = plan_windows(&shots, &opts, &FrameScan::default());
+        let w = plan_windows(&shots, &opts, &FrameScan::default(), 2.0);
         assert_eq!(w.len(), 2);
         assert_eq!(
             (w[0].start_seconds, w[0].end_seconds, w[0].weight),
@@ -402,7 +506,12 @@ mod tests {
                 )
             })
             .collect();
-        let w = plan_windows(&shots, &SampleOptions::default(), &FrameScan::default());
+        let w = plan_windows(
+            &shots,
+            &SampleOptions::default(),
+            &FrameScan::default(),
+            2.0,
+        );
         let sampled: f64 = w.iter().map(|w| w.end_seconds - w.start_seconds).sum();
         assert!((sampled - 120.0).abs() < 1e-6, "{sampled}");
         assert_eq!(
@@ -424,10 +533,10 @@ mod tests {
     }
 
     #[test]
-    fn windows_start_on_the_key_frame_whose_stretch_is_like_the_shot() {
-        // One 12-second shot at 25 fps, key frames every 2 s; its first 4 s are calm and the
-        // rest busy: the shot's complexity is nearer the busy part's, so the window starts
-        // on a key frame in it, and decoding it costs nothing before it.
+    fn windows_start_where_rungs_have_key_frames_in_a_stretch_like_the_shot() {
+        // One 12-second shot at 25 fps; rungs have a key frame every 2 s; its first 4 s are
+        // calm and the rest busy: the shot's complexity is nearer the busy part's, so the
+        // window starts on a rung key frame in it.
         let times: Vec<f64> = (0..300).map(|i| i as f64 / 25.0).collect();
         let activity: Vec<Activity> = (0..300)
             .map(|i| Activity {
@@ -436,7 +545,7 @@ mod tests {
             })
             .collect();
         let mut s = shots(&times, &activity, &[0], 0.04);
-        let scan = FrameScan {
+        let mut scan = FrameScan {
             times,
             activity,
             key_frames: (0..300).step_by(50).collect(),
@@ -445,22 +554,50 @@ mod tests {
             min_seconds: 2.0,
             ..SampleOptions::default()
         };
-        let w = plan_windows(&s, &opts, &scan);
+        let w = plan_windows(&s, &opts, &scan, 2.0);
         assert_eq!(w.len(), 1);
-        assert!(w[0].at_key_frame);
-        assert!([4.0, 6.0, 8.0].contains(&w[0].start_seconds), "{w:?}");
+        assert!(w[0].at_key_frame, "the source's key frames are the rungs'");
         assert!((w[0].end_seconds - w[0].start_seconds - 2.0).abs() < 1e-9);
         // Among equally fitting key frames, the one nearest the middle (5 s): 4 s or 6 s.
         assert!([4.0, 6.0].contains(&w[0].start_seconds), "{w:?}");
-        // No key frame leaves room for a whole window in the shot: centred, as without any.
+        // The source's key frames elsewhere (scene-cut key frames, say) do not move it.
+        scan.key_frames = vec![0, 37, 111, 222];
+        let w = plan_windows(&s, &opts, &scan, 2.0);
+        assert!([4.0, 6.0].contains(&w[0].start_seconds), "{w:?}");
+        assert!(!w[0].at_key_frame);
+        // A title of one shot from 0.48 s to 2.28 s (a 1.8-second window): no rung key
+        // frame in it; the window from the one at 0 s covers most of it (1.32 s, against
+        // 0.28 s from the one at 2 s).
         s[0].first = 12;
         s[0].start_seconds = 0.48;
         s[0].end_seconds = 2.28;
         s[0].end = 57;
-        let w = plan_windows(&s, &opts, &scan);
-        assert!(!w[0].at_key_frame);
-        let none = plan_windows(&s, &opts, &FrameScan::default());
-        assert_eq!(w, none);
+        let w = plan_windows(&s, &opts, &scan, 2.0);
+        assert_eq!(w[0].start_seconds, 0.0, "{w:?}");
+        assert!((w[0].end_seconds - 1.8).abs() < 1e-9, "{w:?}");
+        assert!(w[0].at_key_frame);
+        // A shot from 0.48 s to 2.88 s: from 0 s a window covers 1.52 s of it; with a key
+        // frame every second, the one from 1 s covers 1.88 s.
+        s[0].end_seconds = 2.88;
+        s[0].end = 72;
+        let w = plan_windows(&s, &opts, &scan, 2.0);
+        assert_eq!(w[0].start_seconds, 0.0, "{w:?}");
+        let w = plan_windows(&s, &opts, &scan, 1.0);
+        assert_eq!(w[0].start_seconds, 1.0, "{w:?}");
+    }
+
+    #[test]
+    fn windows_in_one_gop_are_merged() {
+        // Two 1-second shots in the same 4-second GOP, each its own window: one window,
+        // standing for both.
+        let shots = vec![shot(0.0, 1.0, 1.0), shot(1.0, 2.0, 5.0)];
+        let opts = SampleOptions {
+            min_seconds: 2.0,
+            ..SampleOptions::default()
+        };
+        let w = plan_windows(&shots, &opts, &FrameScan::default(), 4.0);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!((w[0].start_seconds, w[0].weight), (0.0, 2.0));
     }
 
     #[test]
