@@ -40,14 +40,6 @@ pub struct AnalyzeArgs {
         default_value = "1080,720,540,432,360,270,234"
     )]
     pub heights: Vec<u32>,
-    /// Target bitrates tried at each height (with `--rate-control bitrate`), in bits per pixel
-    /// per frame, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0.008,0.02,0.05,0.12,0.3,0.75"
-    )]
-    pub bpp: Vec<f64>,
     /// Codec of the trials and the ladder: `h264` (x264) or `av1` (SVT-AV1 when built in,
     /// else rav1e).
     #[arg(long, default_value = "h264", value_parser = video_codec)]
@@ -56,8 +48,8 @@ pub struct AnalyzeArgs {
     /// by default the codec's.
     #[arg(long, value_parser = video_encoder)]
     pub encoder: Option<reel_encoder::VideoEncoder>,
-    /// Constant-quality settings tried at each height (with `--rate-control crf`),
-    /// comma-separated, on the encoder's scale: x264 CRFs (0-50; default 16,22,28,34,40),
+    /// Constant-quality settings tried at each height (whatever `--rate-control` is),
+    /// comma-separated, on the encoder's scale: x264 CRFs (0-50; default 16,22,28,34,40,46),
     /// SVT-AV1 CRFs (1-63; default 13,20,28,35,43,50,58) or rav1e quantizers (0-255; default
     /// 50,80,110,140,170,200,230).
     #[arg(long, value_delimiter = ',')]
@@ -149,10 +141,6 @@ impl AnalyzeArgs {
         }
         o.heights = self.heights.clone();
         o.qualities = crfs;
-        if self.bpp.is_empty() || self.bpp.iter().any(|b| b.is_nan() || *b <= 0.0) {
-            bail!("--bpp needs positive bits-per-pixel values");
-        }
-        o.bits_per_pixel = self.bpp.clone();
         o.metric_subsample = self.metric_subsample.max(1);
         match self.rate_control.as_deref() {
             Some("crf") => o.rate_control = reel_ladder::RungRateControl::Crf,
