@@ -2,21 +2,25 @@
 //!
 //! For each fixture: `reel analyze` (timed) writes the per-title ladder, its report and plot;
 //! `reel encode` encodes that ladder and the fixed ladder (Apple's HLS authoring-spec H.264
-//! rungs trimmed to the source; timed); every rung of both is decoded, scaled to the source
-//! size (Lanczos) and scored with VMAF (libvmaf, vmaf_v0.6.1, every frame) against the source.
+//! rungs trimmed to the source; timed); every rung of both is decoded at its own size, scaled
+//! up to the source size bicubic (as the analysis scores its trials; Lanczos-3 beside it) and
+//! scored with VMAF (libvmaf, vmaf_v0.6.1, every frame) against the source.
 //! Reported: each rung's bitrate and VMAF; for each per-title rung the VMAF the analysis
-//! predicted, the VMAF measured and the error (measured minus predicted), with their mean
-//! absolute error and the largest (issue 24's targets: at most 2 and 4 VMAF points); the
+//! predicted, the VMAF measured and the error (measured minus predicted) split into its parts
+//! (see `prediction_errors`), with their mean absolute error and the largest (issue 24's
+//! targets: at most 2 and 4 VMAF points); the
 //! BD-rate of per-title against fixed (Bjontegaard
 //! over the overlapping VMAF range; negative = fewer bits for the same quality), whether any
 //! per-title rung is below the quality floor, and the analysis time as a multiple of the fixed
 //! ladder's encode time. The headline BD-rate reduces each ladder to its envelope (a rung no
 //! better than a cheaper one is dropped) and interpolates piecewise linearly; the classic
-//! VCEG cubic fit is printed beside it (it swings on a fixed ladder's misplaced rungs). Fixtures: the README's 720p fixture plus two 20-second 720p titles
-//! made here with ffmpeg (an easy two-shot one and a hard three-shot one), cached in
-//! `target/bench-fixtures/`. Outputs (reports, plots) go to `target/bench-out/per-title/`.
+//! VCEG cubic fit is printed beside it (it swings on a fixed ladder's misplaced rungs).
+//! Fixtures: the README's 720p fixture, two 20-second 720p titles made here with ffmpeg (an
+//! easy two-shot one and a hard three-shot one) and two titles of real footage from PyPI
+//! packages (`real_titles`), cached in `target/bench-fixtures/`. Outputs (reports, plots) go to `target/bench-out/per-title/`.
 //!
-//! Run: `cargo bench -p reel-cli --bench per_title [-- [--codec av1] FILE...]`. With
+//! Run: `cargo bench -p reel-cli --bench per_title [-- [--codec av1] [--analyze "OPTIONS"]
+//! FILE...]` (`--analyze` hands more options to `reel analyze`). With
 //! `--codec av1` the analysis runs rav1e trials and the fixed ladder it is compared with is
 //! the built-in AV1 ladder (`--ladder av1`, trimmed to the source) instead of Apple's H.264
 //! rungs; outputs go to `target/bench-out/per-title-av1/`.
@@ -472,8 +476,8 @@ fn main() {
         .iter()
         .enumerate()
         .filter(|(i, a)| {
-            !a.starts_with('-')
-                && !(*i > 0 && ["--codec", "--analyze"].contains(&args[i - 1].as_str()))
+            let option_value = *i > 0 && ["--codec", "--analyze"].contains(&args[i - 1].as_str());
+            !a.starts_with('-') && !option_value
         })
         .map(|(_, a)| a)
         .map(PathBuf::from)
