@@ -159,8 +159,11 @@ fn easy_and_hard_titles_get_ladders_that_fit_them() {
     let hard = analyze("hard_540p25.mp4", &hard_dir, &[]);
     let easy_top = check_ladder("easy", &easy);
     let hard_top = check_ladder("hard", &hard);
+    // (About 545 and 1,870 kbit/s with constant-quality trials; the bitrate-targeting
+    // trials before them read the hard title's low quality lower still and put its top
+    // higher.)
     assert!(
-        easy_top * 5.0 < hard_top,
+        easy_top * 3.0 < hard_top,
         "the easy title tops out at {easy_top:.0} kbit/s, the hard one at {hard_top:.0}"
     );
     // The same bitrate buys far less quality on the hard title: some 540p trial of the easy
@@ -192,7 +195,10 @@ fn easy_and_hard_titles_get_ladders_that_fit_them() {
     let crf_dir = temp("easy-crf");
     let easy_crf = analyze("easy_540p25.mp4", &crf_dir, &["--rate-control", "crf"]);
     let easy_crf_top = check_ladder("easy (crf)", &easy_crf);
-    assert!(easy_crf_top * 5.0 < hard_top);
+    assert!(
+        easy_crf_top * 3.0 < hard_top,
+        "{easy_crf_top:.0} and {hard_top:.0} kbit/s"
+    );
     // Shots: the easy title is one shot; the hard one two, cut at its 50th frame. Its 4 s are
     // sampled for the minimum 1 s: one window (in its longest shot, starting on a key frame)
     // standing for the whole title.
