@@ -45,7 +45,8 @@ pub use encode::encode;
 pub use error::EncodeError;
 pub use ladder::{AudioSpec, BuiltinLadder, Ladder, LadderChoice, RateControl, Rung, VideoEncoder};
 pub use plan::{
-    even, needs_own_height, AudioInput, AudioPlan, EncodePlan, FrameRange, RungPlan, ThumbnailPlan,
+    even, keyframe_frames, needs_own_height, AudioInput, AudioPlan, EncodePlan, FrameRange,
+    RungPlan, ThumbnailPlan,
 };
 pub use probe::{probe, AudioStream, MediaInfo, StreamInfo, VideoStream};
 pub use raw::{

@@ -161,6 +161,12 @@ impl FrameRange {
 
 /// `x` rounded to the nearest even number of pixels, at least 2 (4:2:0 needs even sizes). The
 /// ladder analysis sizes its trials with it, so trials and rungs agree.
+/// Frames from one key frame to the next in every rung: the key-frame interval at the
+/// frame rate, rounded, at least 1. Per-title trials code their windows with the same GOP.
+pub fn keyframe_frames(interval_seconds: f64, frame_rate: Rational) -> u64 {
+    ((interval_seconds * frame_rate.as_f64()).round() as u64).max(1)
+}
+
 pub fn even(x: f64) -> u32 {
     (((x / 2.0).round() as u32) * 2).max(2)
 }
@@ -194,8 +200,7 @@ impl EncodePlan {
         }
         let frame_rate = video.frame_rate;
         let (timescale, frame_duration) = video_timescale(frame_rate);
-        let keyframe_frames =
-            ((ladder.keyframe_interval * frame_rate.as_f64()).round() as u64).max(1);
+        let keyframe_frames = keyframe_frames(ladder.keyframe_interval, frame_rate);
         let mut notices = Vec::new();
         let dar = video.display_aspect();
         let mut rungs: Vec<RungPlan> = Vec::new();

@@ -54,7 +54,7 @@ pub struct AnalyzeOptions {
     /// rungs are: a window encoded on its own to a bitrate target starts with x264's rate
     /// control unsettled and spends the target evenly over the window, where a rung's rate
     /// control has settled and gives hard stretches more than easy ones; such trials predicted
-    /// real titles' low rungs 4 to 9 VMAF points low (issue 24). A bitrate rung is chosen at
+    /// real titles' low rungs 5 to 12 VMAF points low (issue 24). A bitrate rung is chosen at
     /// the bitrate the constant-quality trials pooled over the windows spend.
     pub qualities: Vec<u32>,
     /// Encoder speed of the trials on the encoder's scale: x264 preset (1 placebo ... 10
@@ -735,7 +735,7 @@ impl TrialGrid {
             frame_rate: g.frame_rate,
             display: (g.display_width, g.display_height),
             score_every: opts.metric_subsample.max(1),
-            gop: Some((opts.keyframe_interval * g.fps()).round().max(1.0) as u32),
+            gop: Some(reel_encoder::keyframe_frames(opts.keyframe_interval, g.frame_rate) as u32),
         };
         let key_frames = input.len() as f64 / (opts.keyframe_interval * g.fps()).max(1.0);
         trial_window(refs, motion, input, &spec, key_frames)
@@ -1098,14 +1098,10 @@ fn choose_rungs(
 /// window's, computed once for all its trials).
 ///
 /// The window starts with a key frame; a rung of the same length has `key_frames` of them
-/// (window frames / key-frame interval frames), so the key frame's bytes count `key_frames`
-/// times. At a constant quality the key frame's size is the content's: a 1-second window of a
-/// title with 2-s key frames otherwise reads up to twice the rung's rate on calm content (an
-/// AV1 rung at quantizer 50 was predicted 308 kbit/s and encoded 151). A bitrate-targeting
-/// trial spends its key frame's bytes out of the window's budget, leaving the other frames
-/// what a rung gives them at its rate less the key frame's excess: the frames' quality is
-/// that of the rate counted this way. Counting the whole key frame predicted the low rungs of
-/// a real title 2.5 to 5 VMAF points low (1-s windows, 2-s key frames; issue 24).
+/// (window frames / key-frame interval frames). At a constant quality the key frame's size is
+/// the content's, so its bytes count `key_frames` times: a 1-second window of a title with 2-s
+/// key frames otherwise reads up to twice the rung's rate on calm content (an AV1 rung at
+/// quantizer 50 was predicted 308 kbit/s and encoded 151).
 fn trial_window(
     refs: &[Picture],
     motion: &ReferenceMotion,
