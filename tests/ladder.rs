@@ -300,14 +300,184 @@ fn per_title_encode_lands_near_its_predictions() {
     let report = analyze("easy_540p25.mp4", &dir, &[]);
     // The rungs target the predicted bitrates (from a 1-second sample of the 6-second title);
     // x264's CBR lands near them (below when the content needs fewer bits).
-    encode_near_predictions(
+    let video = encode_near_predictions(
         "easy_540p25.mp4",
         "per-title",
         &dir.join("enc"),
         report["rungs"].as_array().unwrap(),
         (0.6, 1.6),
     );
+    measured_beside_predictions(&dir, &video);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `reel measure` on the encode in `dir/enc` with the analysis in `dir/report.json`: every
+/// frame of every rung scored, the error beside each prediction, and the smallest rung's score
+/// reproduced from ffmpeg's decode of both files (scored here with libvmaf, upscaled with
+/// Catmull-Rom as the analysis upscales). A rendition cut short is refused, by name.
+fn measured_beside_predictions(dir: &Path, video: &[Value]) {
+    let src = fixture("easy_540p25.mp4");
+    let (src_s, enc) = (src.to_str().unwrap(), dir.join("enc"));
+    let (report_out, plot) = (dir.join("measured.json"), dir.join("measured.svg"));
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let stdout = reel_ok(&[
+        "measure",
+        src_s,
+        &p(&enc),
+        "--analysis",
+        &p(&dir.join("report.json")),
+        "--report",
+        &p(&report_out),
+        "--plot",
+        &p(&plot),
+        "--json",
+    ]);
+    let printed: Value = serde_json::from_str(&stdout).unwrap();
+    let measured = printed["renditions"].as_array().unwrap();
+    assert_eq!(measured.len(), video.len(), "{printed}");
+    let source_frames = frame_count(&src);
+    assert_eq!(source_frames, 150);
+    for m in measured {
+        let t = video.iter().find(|t| t["name"] == m["name"]).unwrap();
+        assert_eq!(m["frames"].as_u64(), Some(source_frames), "{m}");
+        let (mean, predicted) = (f(&m["vmaf"]["mean"]), f(&m["predicted_vmaf"]));
+        assert!((20.0..=100.0).contains(&mean), "{m}");
+        assert!((f(&m["error"]) - (mean - predicted)).abs() < 1e-9, "{m}");
+        let kbps = f(&t["kbps"]);
+        assert!(
+            (f(&m["bitrate"]) / kbps - 1.0).abs() < 0.01,
+            "{m} vs {kbps} kbit/s"
+        );
+    }
+    let analysis: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_out).unwrap()).unwrap();
+    let rungs = analysis["rungs"].as_array().unwrap();
+    assert!(rungs.iter().all(|r| r["measured"]["vmaf"]["mean"].is_f64()));
+    let errors: Vec<f64> = measured.iter().map(|m| f(&m["error"])).collect();
+    let mae = errors.iter().map(|e| e.abs()).sum::<f64>() / errors.len() as f64;
+    assert!((f(&analysis["prediction_error"]["mean_absolute"]) - mae).abs() < 1e-9);
+    assert_eq!(printed["prediction_error"], analysis["prediction_error"]);
+    eprintln!(
+        "prediction error on easy_540p25: {}",
+        analysis["prediction_error"]
+    );
+    assert!(std::fs::read_to_string(&plot)
+        .unwrap()
+        .contains("encoded rungs, measured"));
+
+    // The smallest rung, decoded by ffmpeg, scored here.
+    let smallest = measured
+        .iter()
+        .min_by_key(|m| video.iter().find(|t| t["name"] == m["name"]).unwrap()["height"].as_u64())
+        .unwrap();
+    let rung = Path::new(smallest["path"].as_str().unwrap());
+    let size = |t: &Value| {
+        (
+            t["width"].as_u64().unwrap() as u32,
+            t["height"].as_u64().unwrap() as u32,
+        )
+    };
+    let coded = size(
+        video
+            .iter()
+            .find(|t| t["name"] == smallest["name"])
+            .unwrap(),
+    );
+    let references = ffmpeg_frames(&src, (960, 540));
+    let distorted = ffmpeg_frames(rung, coded);
+    assert_eq!(references.len(), distorted.len());
+    let mut up = reel_encoder::resize::PlaneScaler::new(reel_encoder::resize::Filter::CatmullRom);
+    let mut vmaf = reel_ladder::Vmaf::new(960, 540, 1).unwrap();
+    for (r, d) in references.iter().zip(&distorted) {
+        let d = if coded == (960, 540) {
+            d.clone()
+        } else {
+            up.picture(d, 960, 540).unwrap()
+        };
+        vmaf.push(r, &d).unwrap();
+    }
+    let scores: Vec<f64> = vmaf.finish().unwrap().into_iter().map(|s| s.1).collect();
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    assert!(
+        (mean - f(&smallest["vmaf"]["mean"])).abs() < 1e-6,
+        "{}: reel measure {} vs {mean} from ffmpeg's decode",
+        smallest["name"],
+        smallest["vmaf"]["mean"]
+    );
+
+    // A rendition cut short: refused, by name.
+    let short = dir.join("cut_short.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y", "-i"])
+        .arg(rung)
+        .args(["-c", "copy", "-frames:v", "100"])
+        .arg(&short)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = reel(&["measure", src_s, &p(&short)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cut_short.mp4") && stderr.contains("100 frames where the source has"),
+        "{stderr}"
+    );
+}
+
+/// Frames of `path` as ffprobe counts them (decoding).
+fn frame_count(path: &Path) -> u64 {
+    let out = tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            path.to_str().unwrap(),
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Every frame of `path` decoded by ffmpeg as 8-bit 4:2:0 at its own `size`.
+fn ffmpeg_frames(path: &Path, (w, h): (u32, u32)) -> Vec<Picture> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args([
+            "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frame = (w * h * 3 / 2) as usize;
+    assert_eq!(
+        out.stdout.len() % frame,
+        0,
+        "{}: not whole frames",
+        path.display()
+    );
+    out.stdout
+        .chunks(frame)
+        .map(|mut bytes| {
+            let mut p = Picture::filled(w, h, 0, 0);
+            for plane in p.planes.iter_mut() {
+                let (this, rest) = bytes.split_at(plane.len());
+                plane.copy_from_slice(this);
+                bytes = rest;
+            }
+            p
+        })
+        .collect()
 }
 
 #[test]

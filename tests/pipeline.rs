@@ -399,7 +399,7 @@ fn a_per_title_av1_job_publishes_an_av1_title_that_plays() {
     let dir = tempfile::tempdir().unwrap();
     let path = job(dir.path(), "per-title", "url = \"file://out\"");
     let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str("\n[analysis]\ncodec = \"av1\"\nmax_height = 360\n");
+    text.push_str("\n[analysis]\ncodec = \"av1\"\nmax_height = 360\n[quality]\nmeasure = true\n");
     std::fs::write(&path, text).unwrap();
     ok(&reel_run(&[path.to_str().unwrap()]));
     let folder = dir.path().join("out");
@@ -415,12 +415,42 @@ fn a_per_title_av1_job_publishes_an_av1_title_that_plays() {
         assert!(r["codec"].as_str().unwrap().starts_with("av01"), "{r}");
         assert!(r["height"].as_u64().unwrap() <= 360, "{r}");
         assert!(r["predicted_vmaf"].as_f64().is_some(), "{r}");
+        let measured = r["measured_vmaf"].as_f64().unwrap_or_else(|| panic!("{r}"));
+        assert!((20.0..=100.0).contains(&measured), "{r}");
     }
     let report: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("work/analysis.json")).unwrap())
             .unwrap();
     assert_eq!(report["options"]["encoder"], "svt-av1");
     assert!(report["fallback"].is_null(), "{}", report["fallback"]);
+    // `[quality] measure`: the published analysis has each rung's measurement and the error.
+    let analysis = &record["analysis"];
+    let error = &analysis["prediction_error"];
+    assert_eq!(error["rungs"].as_u64(), Some(video.len() as u64), "{error}");
+    for rung in analysis["rungs"].as_array().unwrap() {
+        let r = video.iter().find(|r| r["name"] == rung["name"]).unwrap();
+        assert_eq!(
+            rung["measured"]["vmaf"]["mean"], r["measured_vmaf"],
+            "{rung}"
+        );
+    }
+    eprintln!("per-title AV1 prediction error: {error}");
+    // A second run measures nothing again.
+    let again = ok(&reel_run(&[path.to_str().unwrap(), "--json"]));
+    let events: Vec<Value> = again
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "phase_skipped" && e["phase"] == "measure"),
+        "{again}"
+    );
+    assert!(
+        !events.iter().any(|e| e["event"] == "measure_progress"),
+        "{again}"
+    );
     // The player tells renditions apart by height.
     let mut heights: Vec<u64> = video
         .iter()

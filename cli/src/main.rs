@@ -2,6 +2,7 @@
 
 mod analyze;
 mod keys;
+mod measure;
 mod output;
 mod package;
 mod progress;
@@ -58,6 +59,32 @@ enum Command {
         ladder_out: Option<PathBuf>,
         #[command(flatten)]
         options: analyze::AnalyzeArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score every frame of encoded video renditions against their source with VMAF (scaled
+    /// as the per-title analysis scores its trials) and, given the analysis that chose the
+    /// ladder, set each rung's measurement beside its prediction.
+    Measure {
+        /// The source the renditions were encoded from.
+        source: PathBuf,
+        /// Video renditions: MP4 files, or folders whose MP4 files with video are taken (as
+        /// `reel encode --out` leaves them). A rendition is matched to a rung by file name.
+        #[arg(required = true)]
+        renditions: Vec<PathBuf>,
+        /// The analysis the ladder came from: a `reel analyze --report` file, or a published
+        /// `title.json` (its `analysis`).
+        #[arg(long)]
+        analysis: Option<PathBuf>,
+        /// Write JSON: the analysis with each rung's measurement (with --analysis), else the
+        /// measurements.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Draw the analysis with the measured rungs beside the predicted ones (.svg or .png;
+        /// needs --analysis; may be given twice).
+        #[arg(long)]
+        plot: Vec<PathBuf>,
+        /// Print the measurements as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -288,6 +315,41 @@ fn run(cli: Cli) -> Result<()> {
                 emit(&format!("{}\n", serde_json::to_string_pretty(&a)?));
             } else {
                 emit(&analyze::describe(&a));
+            }
+        }
+        Command::Measure {
+            source,
+            renditions,
+            analysis,
+            report,
+            plot,
+            json,
+        } => {
+            if !plot.is_empty() && analysis.is_none() {
+                bail!("--plot draws the analysis's predictions beside the measurements: give --analysis too");
+            }
+            let files = measure::rendition_files(&renditions)?;
+            let mut analysis = analysis
+                .as_deref()
+                .map(measure::read_analysis)
+                .transpose()?;
+            let measured = measure::measure(&source, &files, analysis.as_mut(), json)?;
+            if let Some(p) = &report {
+                let text = match &analysis {
+                    Some(a) => serde_json::to_string_pretty(a)?,
+                    None => serde_json::to_string_pretty(&measured)?,
+                };
+                analyze::write_atomic(p, &(text + "\n"))?;
+            }
+            if let Some(a) = &analysis {
+                for p in &plot {
+                    reel_ladder::plot(a, p)?;
+                }
+            }
+            if json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&measured)?));
+            } else {
+                emit(&measure::describe(&measured));
             }
         }
         Command::Encode {

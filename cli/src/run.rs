@@ -191,6 +191,9 @@ fn event_json(title: &str, e: &PipelineEvent) -> serde_json::Value {
         PipelineEvent::EncodeProgress(p) => json!({"event": "encode_progress", "title": title,
             "track": p.track, "frames_done": p.frames_done, "frames_total": p.frames_total,
             "fps": p.fps}),
+        PipelineEvent::MeasureProgress { frames, total } => {
+            json!({"event": "measure_progress", "title": title, "frames": frames, "total": total})
+        }
         PipelineEvent::RenditionDone { name, bytes } => {
             json!({"event": "rendition_done", "title": title, "rendition": name, "bytes": bytes})
         }
@@ -227,6 +230,7 @@ struct Display {
     title: ProgressBar,
     bars: HashMap<u32, ProgressBar>,
     analysis: Option<ProgressBar>,
+    measure: Option<ProgressBar>,
     units: Option<ProgressBar>,
     /// Frames per second per rung of each worker's last unit.
     worker_fps: std::collections::BTreeMap<String, f64>,
@@ -247,6 +251,7 @@ impl Display {
             title,
             bars: HashMap::new(),
             analysis: None,
+            measure: None,
             units: None,
             worker_fps: Default::default(),
             publish: None,
@@ -273,10 +278,13 @@ impl Display {
                     .println(format!("{}: skipped: {why}", phase.name()));
             }
             PipelineEvent::PhaseDone { phase, seconds } => {
-                if *phase == Phase::Analyze {
-                    if let Some(b) = self.analysis.take() {
-                        b.finish_and_clear();
-                    }
+                let bar = match phase {
+                    Phase::Analyze => self.analysis.take(),
+                    Phase::Measure => self.measure.take(),
+                    _ => None,
+                };
+                if let Some(b) = bar {
+                    b.finish_and_clear();
                 }
                 let _ = self
                     .multi
@@ -293,6 +301,18 @@ impl Display {
                 let b = self.analysis.as_ref().expect("set");
                 b.set_length((*planned).max(*done).max(1) as u64);
                 b.set_position(*done as u64);
+            }
+            PipelineEvent::MeasureProgress { frames, total } => {
+                if self.measure.is_none() {
+                    self.measure = Some(self.bar(
+                        *total,
+                        "VMAF",
+                        "{prefix:>14} [{bar:30}] {pos}/{len} frames eta {eta}",
+                    ));
+                }
+                let b = self.measure.as_ref().expect("set");
+                b.set_length((*total).max(*frames).max(1));
+                b.set_position(*frames);
             }
             PipelineEvent::EncodePlanned {
                 renditions,
@@ -441,8 +461,8 @@ fn describe(s: &RunSummary) -> String {
     );
     let _ = writeln!(
         t,
-        "{:<14} {:<24} {:>10} {:>10} {:>10} {:>9} {:>6}  segments",
-        "rendition", "codec", "size", "kbit/s", "peak", "MB", "VMAF"
+        "{:<14} {:<24} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}  segments",
+        "rendition", "codec", "size", "kbit/s", "peak", "MB", "VMAF pred", "VMAF meas"
     );
     for r in &s.renditions {
         let size = match (r.width, r.height) {
@@ -451,7 +471,7 @@ fn describe(s: &RunSummary) -> String {
         };
         let _ = writeln!(
             t,
-            "{:<14} {:<24} {:>10} {:>10.0} {:>10.0} {:>9.2} {:>6}  {}",
+            "{:<14} {:<24} {:>10} {:>10.0} {:>10.0} {:>9.2} {:>9} {:>9}  {}",
             r.name,
             r.codec,
             size,
@@ -459,6 +479,7 @@ fn describe(s: &RunSummary) -> String {
             r.bandwidth as f64 / 1000.0,
             r.bytes as f64 / 1e6,
             r.predicted_vmaf.map_or("-".into(), |v| format!("{v:.1}")),
+            r.measured_vmaf.map_or("-".into(), |v| format!("{v:.1}")),
             r.segments
         );
     }

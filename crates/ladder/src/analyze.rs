@@ -225,6 +225,19 @@ pub struct ChosenRung {
     /// The prediction is interpolated between two trials of this resolution (the CRF is
     /// rounded to x264's whole steps).
     pub interpolated: bool,
+    /// What the encoded rung measured over the whole title, once it has been encoded and
+    /// measured ([`crate::measure_renditions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<crate::RenditionQuality>,
+}
+
+impl ChosenRung {
+    /// Measured minus predicted VMAF, once measured.
+    pub fn error(&self) -> Option<f64> {
+        self.measured
+            .as_ref()
+            .map(|m| m.vmaf.mean - self.predicted_vmaf)
+    }
 }
 
 /// Everything the analysis found; serialised as the report.
@@ -249,6 +262,10 @@ pub struct Analysis {
     pub seconds: f64,
     /// Where they went.
     pub phases: Phases,
+    /// How far the predictions were from the encoded rungs, once they are measured
+    /// ([`Analysis::record_measured`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_error: Option<crate::PredictionError>,
 }
 
 /// Wall-clock seconds of each phase of an analysis.
@@ -480,6 +497,13 @@ pub fn analyze(
     }
 }
 
+/// The size renditions of `video` are compared with it at: upright, square pixels, the
+/// source's height (even).
+pub fn display_size(video: &reel_encoder::VideoStream) -> (u32, u32) {
+    let height = even(video.upright_height() as f64);
+    (even(height as f64 * video.display_aspect()), height)
+}
+
 /// Probes the source and checks the options: the analysis so far (the fallback ladder in
 /// place) and the geometry trials are compared at.
 fn start(source: &Path, opts: &AnalyzeOptions) -> Result<(Analysis, Geometry), LadderError> {
@@ -496,16 +520,15 @@ fn start(source: &Path, opts: &AnalyzeOptions) -> Result<(Analysis, Geometry), L
         }
         .into());
     }
-    let dar = video.display_aspect();
-    let display_height = even(video.upright_height() as f64);
+    let (display_width, display_height) = display_size(video);
     let frame_rate = if video.frame_rate.num > 0 {
         video.frame_rate
     } else {
         Rational::new(25, 1)
     };
     let geometry = Geometry {
-        dar,
-        display_width: even(display_height as f64 * dar),
+        dar: video.display_aspect(),
+        display_width,
         display_height,
         frame_rate,
         frame_seconds: frame_rate.den as f64 / frame_rate.num as f64,
@@ -537,6 +560,7 @@ fn start(source: &Path, opts: &AnalyzeOptions) -> Result<(Analysis, Geometry), L
         fallback: None,
         seconds: 0.0,
         phases: Phases::default(),
+        prediction_error: None,
     };
     if opts.codec() == Codec::Av1 && opts.rate_control == RungRateControl::Bitrate {
         return Err(LadderError::Unsupported(
@@ -1068,6 +1092,7 @@ fn choose_rungs(
             interpolated: p.interpolated,
             predicted_bitrate: p.bitrate,
             predicted_vmaf: p.score,
+            measured: None,
         })
         .collect();
     for i in 0..rungs.len() {

@@ -21,6 +21,8 @@ mod analyze;
 mod bdrate;
 pub mod device;
 mod hull;
+#[cfg(feature = "vmaf")]
+mod measure;
 pub mod metrics;
 #[cfg(feature = "vmaf")]
 mod plot;
@@ -31,11 +33,13 @@ mod vmaf;
 
 #[cfg(feature = "vmaf")]
 pub use analyze::{
-    analyze, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung, Phases,
-    RungRateControl, SkippedTrial, SourceSummary, Trial, CANDIDATE_HEIGHTS,
+    analyze, display_size, fixed_ladder, Analysis, AnalyzeEvent, AnalyzeOptions, ChosenRung,
+    Phases, RungRateControl, SkippedTrial, SourceSummary, Trial, CANDIDATE_HEIGHTS,
 };
 pub use bdrate::{bd_rate, bd_rate_piecewise};
 pub use hull::{convex_hull, interpolate_curves, select_rungs, Constraints, TrialPoint};
+#[cfg(feature = "vmaf")]
+pub use measure::{measure_renditions, PredictionError, RenditionFile, RenditionQuality};
 pub use metrics::{psnr, ssim, Pooled};
 #[cfg(feature = "vmaf")]
 pub use plot::plot;

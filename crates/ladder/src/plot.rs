@@ -91,14 +91,25 @@ where
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let title = match &a.fallback {
-        None => format!("{name}: per-title ladder ({} rungs)", a.rungs.len()),
-        Some(why) => format!("{name}: fixed ladder used ({why})"),
+    let title = match (&a.fallback, &a.prediction_error) {
+        (None, None) => format!("{name}: per-title ladder ({} rungs)", a.rungs.len()),
+        (None, Some(e)) => format!(
+            "{name}: per-title ladder ({} rungs; prediction error: mean {:.1}, largest {:+.1})",
+            a.rungs.len(),
+            e.mean_absolute,
+            e.largest
+        ),
+        (Some(why), _) => format!("{name}: fixed ladder used ({why})"),
     };
     let (mut lo, mut hi) = (f64::MAX, f64::MIN);
-    for t in &a.trials {
-        lo = lo.min(t.bitrate);
-        hi = hi.max(t.bitrate);
+    let measured_rates = a
+        .rungs
+        .iter()
+        .filter_map(|r| r.measured.as_ref())
+        .map(|m| m.bitrate);
+    for rate in a.trials.iter().map(|t| t.bitrate).chain(measured_rates) {
+        lo = lo.min(rate);
+        hi = hi.max(rate);
     }
     if lo > hi {
         lo = 100.0;
@@ -164,10 +175,11 @@ where
             ("sans-serif", 13).into_font().color(&red),
         )))?;
     }
+    draw_measured(&mut chart, a)?;
     let ceiling = a.options.constraints.quality_ceiling;
     chart
         .draw_series(LineSeries::new(
-            vec![(x_range_start(&a.trials), ceiling), (hi * 1.3, ceiling)],
+            vec![((lo / 1.3).max(1.0), ceiling), (hi * 1.3, ceiling)],
             RGBColor(150, 150, 150).stroke_width(1),
         ))?
         .label(format!("quality ceiling {ceiling}"))
@@ -204,13 +216,45 @@ fn bitrate_label(kbps: f64) -> String {
     }
 }
 
-fn x_range_start(trials: &[crate::Trial]) -> f64 {
-    let lo = trials.iter().map(|t| t.bitrate).fold(f64::MAX, f64::min);
-    if lo == f64::MAX {
-        100.0 / 1.3
-    } else {
-        (lo / 1.3).max(1.0)
+/// The rungs as encoded and measured over the whole title (filled squares), each joined to its
+/// prediction by a thin line; nothing when no rung has been measured.
+fn draw_measured<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<LogCoord<f64>, plotters::coord::types::RangedCoordf64>,
+    >,
+    a: &Analysis,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let measured: Vec<_> = a
+        .rungs
+        .iter()
+        .filter_map(|r| r.measured.as_ref().map(|m| (r, m)))
+        .collect();
+    if measured.is_empty() {
+        return Ok(());
     }
+    let green = RGBColor(0, 128, 0);
+    for (r, m) in &measured {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![
+                (r.predicted_bitrate, r.predicted_vmaf),
+                (m.bitrate, m.vmaf.mean),
+            ],
+            green.stroke_width(1),
+        )))?;
+    }
+    chart
+        .draw_series(measured.iter().map(|(_, m)| {
+            EmptyElement::at((m.bitrate, m.vmaf.mean))
+                + Rectangle::new([(-5, -5), (5, 5)], green.filled())
+        }))?
+        .label("encoded rungs, measured (whole title)")
+        .legend(move |(x, y)| Rectangle::new([(x + 5, y - 5), (x + 15, y + 5)], green.filled()));
+    Ok(())
 }
 
 #[cfg(test)]

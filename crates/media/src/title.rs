@@ -139,6 +139,9 @@ pub struct Rendition {
     /// VMAF the per-title analysis predicted for this rung.
     #[serde(default)]
     pub predicted_vmaf: Option<f64>,
+    /// VMAF measured over every frame of the title (`[quality] measure`), mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_vmaf: Option<f64>,
     /// A text track's BCP 47 language and kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<crate::TextTrackInfo>,

@@ -45,6 +45,9 @@ pub struct Job {
     /// Scrubbing thumbnails (`[thumbnails]`), taken from the encode's decode.
     #[serde(default)]
     pub thumbnails: ThumbnailSpec,
+    /// Quality control of the encoded renditions (`[quality]`).
+    #[serde(default)]
+    pub quality: QualitySpec,
     #[serde(default)]
     pub encryption: Option<EncryptionSpec>,
     pub destination: DestinationSpec,
@@ -330,6 +333,17 @@ impl Default for PackagingSpec {
             trick_play: false,
         }
     }
+}
+
+/// Quality control after the encode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualitySpec {
+    /// Score every frame of every video rendition against the source with VMAF (as the
+    /// per-title analysis scores its trials) and record it in `title.json`: per rendition,
+    /// and in the analysis beside each rung's prediction. About one more decode of every
+    /// rendition and VMAF at the source's size; off by default. Needs the `vmaf` feature.
+    pub measure: bool,
 }
 
 /// Thumbnails for scrubbing: a tile every `interval` seconds, `width` pixels wide (the height
@@ -694,6 +708,7 @@ impl Job {
             .collect();
         fingerprint(&serde_json::json!({
             "packaging": self.packaging,
+            "quality": self.quality,
             "encryption": self.encryption,
             "subtitles": self.subtitles,
             "subtitle_files": files,

@@ -17,6 +17,7 @@
 mod audio;
 pub use audio::AudioFile;
 mod job;
+mod measure;
 mod package;
 mod poster;
 mod record;
@@ -28,8 +29,8 @@ mod tagged_file;
 mod thumbnails;
 
 pub use job::{
-    AnalysisSpec, AudioTrackSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, S3Endpoint,
-    SourceLocation, ThumbnailSpec, TitleSpec,
+    AnalysisSpec, AudioTrackSpec, DestinationSpec, EncryptionSpec, Job, PackagingSpec, QualitySpec,
+    S3Endpoint, SourceLocation, ThumbnailSpec, TitleSpec,
 };
 pub use package::package_files;
 pub use poster::{poster_frame, poster_from_picture, poster_jpeg, POSTER_FILE};

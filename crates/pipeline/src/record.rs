@@ -7,6 +7,7 @@ use reel_packager::PackagedTrack;
 pub(crate) fn renditions(
     tracks: &[PackagedTrack],
     predicted: &dyn Fn(&str) -> Option<f64>,
+    measured: &dyn Fn(&str) -> Option<f64>,
 ) -> Vec<Rendition> {
     tracks
         .iter()
@@ -25,6 +26,7 @@ pub(crate) fn renditions(
             key_id: t.protection.as_ref().map(|p| p.kid().to_string()),
             key_class: t.protection.as_ref().map(|p| p.class.name().to_string()),
             predicted_vmaf: predicted(&t.stem),
+            measured_vmaf: measured(&t.stem),
             text: t.text.clone(),
             language: t.info.audio.map(|_| t.info.language.clone()),
             role: t.info.audio.map(|a| a.role),

@@ -25,6 +25,7 @@ use std::time::Instant;
 pub enum Phase {
     Analyze,
     Encode,
+    Measure,
     Package,
     Publish,
 }
@@ -34,6 +35,7 @@ impl Phase {
         match self {
             Phase::Analyze => "analyze",
             Phase::Encode => "encode",
+            Phase::Measure => "measure",
             Phase::Package => "package",
             Phase::Publish => "publish",
         }
@@ -64,6 +66,12 @@ pub enum PipelineEvent {
         frames_total: u64,
     },
     EncodeProgress(Progress),
+    /// `[quality] measure`: source frames scored against every rendition so far, of about
+    /// `total`.
+    MeasureProgress {
+        frames: u64,
+        total: u64,
+    },
     RenditionDone {
         name: String,
         bytes: u64,
@@ -130,6 +138,8 @@ pub fn run(
     let ladder = run.ladder(on_event)?;
     cancelled(opts)?;
     let mut encode = run.encode(&ladder, on_event)?;
+    cancelled(opts)?;
+    run.measure(&ladder, on_event)?;
     cancelled(opts)?;
     let package = run.package(&mut encode, on_event)?;
     cancelled(opts)?;
@@ -577,6 +587,155 @@ impl<'a> TitleRun<'a> {
         )
     }
 
+    /// Puts the title record and the poster beside the packaged `tracks` in `work/package.tmp`,
+    /// then moves the whole package into `work/package` in one rename.
+    fn complete_package(
+        &self,
+        tracks: &[reel_packager::PackagedTrack],
+        thumbnails: Option<&crate::ThumbnailSprites>,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Result<(), PipelineError> {
+        let (job, source, work) = (self.job, &self.source, &self.work);
+        let (renditions_dir, measured) = (&self.renditions_dir, &self.measurements());
+        let package_tmp = work.join(PACKAGE_TMP);
+        let package_dir = work.join(PACKAGE_DIR);
+        let mut analysis = std::fs::read(work.join(ANALYSIS_REPORT))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        // The record is public: the source's name, not where it lives on this machine.
+        if let Some(path) = analysis
+            .as_mut()
+            .and_then(|a| a.pointer_mut("/source/path"))
+        {
+            *path = serde_json::Value::String(
+                source
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        if let Some(a) = analysis.as_mut() {
+            crate::measure::merge_into_analysis(a, &|name| measured.get(name).cloned());
+        }
+        let measured_vmaf = |stem: &str| -> Option<f64> {
+            measured.get(&reel_packager::safe_file_name(stem))?["vmaf"]["mean"].as_f64()
+        };
+        let predicted = |stem: &str| -> Option<f64> {
+            analysis.as_ref()?["rungs"]
+                .as_array()?
+                .iter()
+                .find(|r| r["name"] == stem)?["predicted_vmaf"]
+                .as_f64()
+        };
+        let record = TitleRecord {
+            id: job.title.id.clone(),
+            name: job.title.name.clone(),
+            metadata: job.title.metadata.clone(),
+            duration: tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max),
+            renditions: renditions(tracks, &predicted, &measured_vmaf),
+            dash: reel_packager::DASH_MANIFEST.into(),
+            hls: reel_packager::HLS_MASTER.into(),
+            encryption: job.encryption.as_ref().map(|e| e.scheme),
+            drm_systems: job
+                .encryption
+                .as_ref()
+                .map(|e| e.drm.iter().map(|d| d.name().to_string()).collect())
+                .unwrap_or_default(),
+            ladder: job.ladder.to_string(),
+            analysis,
+            packaged_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            poster: None,
+            thumbnails: thumbnails.map(crate::ThumbnailSprites::record),
+        };
+        // A poster for the catalog (made while encoding, or decoded now when this run encoded
+        // nothing); a title without one still publishes.
+        let mut record = record;
+        let poster = match std::fs::read(renditions_dir.join(crate::POSTER_FILE)) {
+            Ok(jpeg) => Ok(jpeg),
+            Err(_) => crate::poster_jpeg(source),
+        };
+        match poster {
+            Ok(jpeg) => {
+                let path = package_tmp.join(crate::POSTER_FILE);
+                std::fs::write(&path, jpeg).map_err(io_error(&path))?;
+                record.poster = Some(crate::POSTER_FILE.into());
+            }
+            Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
+        }
+        let record_path = package_tmp.join(TITLE_RECORD);
+        std::fs::write(
+            &record_path,
+            serde_json::to_vec_pretty(&record).expect("record serializes"),
+        )
+        .map_err(io_error(&record_path))?;
+        let _ = std::fs::remove_dir_all(&package_dir);
+        std::fs::rename(&package_tmp, &package_dir).map_err(io_error(&package_dir))?;
+        Ok(())
+    }
+
+    /// `[quality] measure`: scores the video renditions not yet measured from their current
+    /// files (a later run measures only what it re-encoded).
+    fn measure(
+        &mut self,
+        ladder: &Ladder,
+        on_event: &mut dyn FnMut(PipelineEvent),
+    ) -> Result<(), PipelineError> {
+        if !self.job.quality.measure {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let renditions: Vec<(String, PathBuf, String)> = ladder
+            .rungs
+            .iter()
+            .filter_map(|r| {
+                let f = self.state.finished.get(&r.name)?;
+                let name = reel_packager::safe_file_name(&r.name);
+                Some((name, self.renditions_dir.join(&f.file), f.sha256.clone()))
+            })
+            .collect();
+        on_event(PipelineEvent::PhaseStarted(Phase::Measure));
+        let measured = measure_renditions(
+            &self.source,
+            &self.work,
+            &renditions,
+            &mut |frames, total| {
+                // A second's worth at a time: a JSON event per frame would flood the output.
+                if frames % 25 == 0 || frames == total {
+                    on_event(PipelineEvent::MeasureProgress { frames, total })
+                }
+            },
+        )?;
+        if measured == 0 {
+            on_event(PipelineEvent::PhaseSkipped {
+                phase: Phase::Measure,
+                why: "every rendition was measured by an earlier run".into(),
+            });
+            return Ok(());
+        }
+        self.phase_done(Phase::Measure, t, on_event);
+        Ok(())
+    }
+
+    /// The measurements of the current rendition files, by file name (none unless `[quality]
+    /// measure` is on).
+    fn measurements(&self) -> BTreeMap<String, serde_json::Value> {
+        if !self.job.quality.measure {
+            return BTreeMap::new();
+        }
+        let kept = crate::measure::load(&self.work);
+        self.state
+            .finished
+            .iter()
+            .filter_map(|(name, f)| {
+                let name = reel_packager::safe_file_name(name);
+                let m = crate::measure::measured(&kept, &name, &f.sha256)?;
+                Some((name, m.clone()))
+            })
+            .collect()
+    }
+
     /// Finishes the package made during the encode, or packages (and encrypts) the rendition
     /// files when they or the packaging changed since the last package.
     fn package(
@@ -642,15 +801,7 @@ impl<'a> TitleRun<'a> {
                 )?
             }
         };
-        complete_package(
-            self.job,
-            &self.source,
-            &self.work,
-            &self.renditions_dir,
-            &tracks,
-            thumbnails.as_ref(),
-            on_event,
-        )?;
+        self.complete_package(&tracks, thumbnails.as_ref(), on_event)?;
         // Now that the keys exist (a fresh key file changes the fingerprint).
         self.state.package = Some(self.package_fingerprint(&encode.wanted));
         self.state.save(&self.work)?;
@@ -801,89 +952,6 @@ fn package_options(
     }
 }
 
-/// Puts the title record and the poster beside the packaged `tracks` in `work/package.tmp`,
-/// then moves the whole package into `work/package` in one rename.
-fn complete_package(
-    job: &Job,
-    source: &Path,
-    work: &Path,
-    renditions_dir: &Path,
-    tracks: &[reel_packager::PackagedTrack],
-    thumbnails: Option<&crate::ThumbnailSprites>,
-    on_event: &mut dyn FnMut(PipelineEvent),
-) -> Result<(), PipelineError> {
-    let package_tmp = work.join(PACKAGE_TMP);
-    let package_dir = work.join(PACKAGE_DIR);
-    let mut analysis = std::fs::read(work.join(ANALYSIS_REPORT))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    // The record is public: the source's name, not where it lives on this machine.
-    if let Some(path) = analysis
-        .as_mut()
-        .and_then(|a| a.pointer_mut("/source/path"))
-    {
-        *path = serde_json::Value::String(
-            source
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        );
-    }
-    let predicted = |stem: &str| -> Option<f64> {
-        analysis.as_ref()?["rungs"]
-            .as_array()?
-            .iter()
-            .find(|r| r["name"] == stem)?["predicted_vmaf"]
-            .as_f64()
-    };
-    let record = TitleRecord {
-        id: job.title.id.clone(),
-        name: job.title.name.clone(),
-        metadata: job.title.metadata.clone(),
-        duration: tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max),
-        renditions: renditions(tracks, &predicted),
-        dash: reel_packager::DASH_MANIFEST.into(),
-        hls: reel_packager::HLS_MASTER.into(),
-        encryption: job.encryption.as_ref().map(|e| e.scheme),
-        drm_systems: job
-            .encryption
-            .as_ref()
-            .map(|e| e.drm.iter().map(|d| d.name().to_string()).collect())
-            .unwrap_or_default(),
-        ladder: job.ladder.to_string(),
-        analysis,
-        packaged_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        poster: None,
-        thumbnails: thumbnails.map(crate::ThumbnailSprites::record),
-    };
-    // A poster for the catalog (made while encoding, or decoded now when this run encoded
-    // nothing); a title without one still publishes.
-    let mut record = record;
-    let poster = match std::fs::read(renditions_dir.join(crate::POSTER_FILE)) {
-        Ok(jpeg) => Ok(jpeg),
-        Err(_) => crate::poster_jpeg(source),
-    };
-    match poster {
-        Ok(jpeg) => {
-            let path = package_tmp.join(crate::POSTER_FILE);
-            std::fs::write(&path, jpeg).map_err(io_error(&path))?;
-            record.poster = Some(crate::POSTER_FILE.into());
-        }
-        Err(e) => on_event(PipelineEvent::Notice(format!("no poster frame: {e}"))),
-    }
-    let record_path = package_tmp.join(TITLE_RECORD);
-    std::fs::write(
-        &record_path,
-        serde_json::to_vec_pretty(&record).expect("record serializes"),
-    )
-    .map_err(io_error(&record_path))?;
-    let _ = std::fs::remove_dir_all(&package_dir);
-    std::fs::rename(&package_tmp, &package_dir).map_err(io_error(&package_dir))?;
-    Ok(())
-}
-
 /// The ladder the job asks for: analysed per title, built in, or from a file.
 fn choose_ladder(
     job: &Job,
@@ -963,6 +1031,22 @@ fn per_title(
         seconds: t.elapsed().as_secs_f64(),
     });
     Ok(analysis.ladder)
+}
+
+#[cfg(feature = "vmaf")]
+use crate::measure::measure_missing as measure_renditions;
+
+/// Without VMAF, `[quality] measure` cannot run.
+#[cfg(not(feature = "vmaf"))]
+fn measure_renditions(
+    _source: &Path,
+    _work: &Path,
+    _renditions: &[(String, PathBuf, String)],
+    _on_frame: &mut dyn FnMut(u64, u64),
+) -> Result<usize, PipelineError> {
+    Err(PipelineError::Unsupported(
+        "[quality] measure needs reel-pipeline's `vmaf` feature (the reel binary has it)".into(),
+    ))
 }
 
 #[cfg(not(feature = "vmaf"))]
