@@ -168,7 +168,7 @@ fn score_rendition(
     stall: Duration,
 ) -> Result<Scored, LadderError> {
     let coded = coded_video(&file.path)?;
-    let mut vmaf = Vmaf::with_threads(display.0, display.1, 1, 1)?;
+    let mut vmaf = SegmentedVmaf::new(display, FRAMES_PER_CONTEXT)?;
     let mut up = PlaneScaler::new(Filter::CatmullRom);
     let mut failed: Option<LadderError> = None;
     decode_pictures(&file.path, coded.size, &[], &mut |index, _, picture| {
@@ -191,11 +191,11 @@ fn score_rendition(
             }
         };
         let scored = if coded.size == display {
-            vmaf.push(&reference, &picture)
+            vmaf.push(reference, picture)
         } else {
             up.picture(&picture, display.0, display.1)
                 .map_err(|e| LadderError::Metric(format!("{}: {e}", file.path.display())))
-                .and_then(|d| vmaf.push(&reference, &d))
+                .and_then(|d| vmaf.push(reference, d))
         };
         match scored {
             Ok(()) => true,
@@ -209,10 +209,85 @@ fn score_rendition(
         return Err(e);
     }
     Ok(Scored {
-        scores: vmaf.finish()?.into_iter().map(|s| s.1).collect(),
+        scores: vmaf.finish()?,
         bytes: coded.bytes,
         seconds: coded.seconds,
     })
+}
+
+/// Frames one libvmaf context scores before the next takes over.
+const FRAMES_PER_CONTEXT: usize = 1024;
+
+/// VMAF of a stream of any length in bounded memory. libvmaf keeps every frame's feature
+/// scores until its context is closed (about 2.4 KB a frame: 430 MB a rung for a two-hour
+/// title), so each context scores `span` frames and the next one takes over. A frame's score
+/// depends on its neighbours through the motion feature (the frame before, and the one after
+/// for `motion2`), so each context also reads the frame before its span (a primer) and the
+/// frame after it (a lookahead), whose scores it drops: the scores are those of one context
+/// reading the whole stream.
+struct SegmentedVmaf {
+    display: (u32, u32),
+    span: usize,
+    current: Vmaf,
+    /// The current context began with a primer whose score is not kept.
+    primed: bool,
+    /// Frames read by the current context, primer included.
+    read: usize,
+    /// The last pair read, to prime the next context.
+    last: Option<(Arc<Picture>, Picture)>,
+    scores: Vec<f64>,
+}
+
+impl SegmentedVmaf {
+    fn new(display: (u32, u32), span: usize) -> Result<SegmentedVmaf, LadderError> {
+        Ok(SegmentedVmaf {
+            display,
+            span: span.max(1),
+            current: Vmaf::with_threads(display.0, display.1, 1, 1)?,
+            primed: false,
+            read: 0,
+            last: None,
+            scores: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, reference: Arc<Picture>, distorted: Picture) -> Result<(), LadderError> {
+        self.current.push(&reference, &distorted)?;
+        self.read += 1;
+        if self.read == usize::from(self.primed) + self.span + 1 {
+            // This frame is the lookahead: close the span, then let a fresh context read the
+            // span's last frame (its primer) and this one (the first of its span).
+            let (primer_ref, primer_dist) = self.last.take().expect("a span has frames");
+            let next = Vmaf::with_threads(self.display.0, self.display.1, 1, 1)?;
+            let closed = std::mem::replace(&mut self.current, next);
+            self.keep(closed, true)?;
+            self.current.push(&primer_ref, &primer_dist)?;
+            self.current.push(&reference, &distorted)?;
+            self.primed = true;
+            self.read = 2;
+        }
+        self.last = Some((reference, distorted));
+        Ok(())
+    }
+
+    /// Keeps the scores of `context`'s span (without its primer, and without its lookahead
+    /// when it had one).
+    fn keep(&mut self, context: Vmaf, lookahead: bool) -> Result<(), LadderError> {
+        let scores = context.finish()?;
+        let end = scores.len() - usize::from(lookahead && !scores.is_empty());
+        let start = usize::from(self.primed).min(end);
+        self.scores.extend(scores[start..end].iter().map(|s| s.1));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<f64>, LadderError> {
+        let last = std::mem::replace(
+            &mut self.current,
+            Vmaf::with_threads(self.display.0, self.display.1, 1, 1)?,
+        );
+        self.keep(last, false)?;
+        Ok(self.scores)
+    }
 }
 
 /// A rendition's video track as its samples give it: picture size, coded bytes, duration.
@@ -296,6 +371,59 @@ impl Analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A moving picture: a gradient sliding `t` pixels, with a bright square.
+    fn frame(t: u32) -> Picture {
+        let mut p = Picture::filled(64, 64, 0, 128);
+        for y in 0..64u32 {
+            for x in 0..64u32 {
+                let v = ((x * 3 + y + t * 5) % 200) as u8
+                    + if (20..30).contains(&((x + t) % 64)) {
+                        40
+                    } else {
+                        0
+                    };
+                p.planes[0][(y * 64 + x) as usize] = v;
+            }
+        }
+        p
+    }
+
+    fn blurred(p: &Picture) -> Picture {
+        let mut d = p.clone();
+        for (i, v) in d.planes[0].iter_mut().enumerate() {
+            let left = p.planes[0][i.saturating_sub(1)];
+            *v = ((u16::from(*v) + u16::from(left)) / 2) as u8;
+        }
+        d
+    }
+
+    /// Spans of 4, 5 and 7 frames (primer and lookahead at every seam) give the scores of one
+    /// context reading all 23 frames.
+    #[test]
+    fn segmented_scores_are_those_of_one_context() {
+        let frames: Vec<Picture> = (0..23).map(frame).collect();
+        let mut whole = Vmaf::with_threads(64, 64, 1, 1).unwrap();
+        for f in &frames {
+            whole.push(f, &blurred(f)).unwrap();
+        }
+        let whole: Vec<f64> = whole.finish().unwrap().into_iter().map(|s| s.1).collect();
+        assert!(
+            whole.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-6),
+            "{whole:?}"
+        );
+        for span in [4, 5, 7, 23, 40] {
+            let mut seg = SegmentedVmaf::new((64, 64), span).unwrap();
+            for f in &frames {
+                seg.push(Arc::new(f.clone()), blurred(f)).unwrap();
+            }
+            let seg = seg.finish().unwrap();
+            assert_eq!(seg.len(), whole.len(), "span {span}");
+            for (i, (a, b)) in seg.iter().zip(&whole).enumerate() {
+                assert!((a - b).abs() < 1e-9, "span {span}, frame {i}: {a} vs {b}");
+            }
+        }
+    }
 
     /// `testdata/analysis.json`: `reel analyze fixtures/out/noaudio_360p25.mp4 --heights 360,234
     /// --crfs 22,34 --report FILE` (two rungs), the source's path cut to its name.
