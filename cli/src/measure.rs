@@ -88,9 +88,7 @@ pub fn measure(
     quiet: bool,
 ) -> Result<MeasureReport> {
     let info = reel_encoder::probe(source)?;
-    let video = info
-        .video()
-        .with_context(|| format!("{}: no video stream to measure against", source.display()))?;
+    let video = info.require_video()?;
     let display = reel_ladder::display_size(video);
     let bar = (!quiet).then(|| {
         let b = ProgressBar::new((info.duration * video.frame_rate.as_f64()).round() as u64);

@@ -176,10 +176,7 @@ impl EncodePlan {
     pub fn new(source: MediaInfo, ladder: &Ladder) -> Result<Self, EncodeError> {
         ladder.validate()?;
         let path = source.path.clone();
-        let video = source
-            .video()
-            .ok_or_else(|| EncodeError::NoVideo { path: path.clone() })?
-            .clone();
+        let video = source.require_video()?.clone();
         if video.frame_rate.is_zero() {
             return Err(EncodeError::Unsupported {
                 path,

@@ -136,6 +136,13 @@ impl MediaInfo {
         })
     }
 
+    /// The first video stream, or the error that the file has none (naming it).
+    pub fn require_video(&self) -> Result<&VideoStream, EncodeError> {
+        self.video().ok_or_else(|| EncodeError::NoVideo {
+            path: self.path.clone(),
+        })
+    }
+
     /// The first audio stream: the title's main audio.
     pub fn audio(&self) -> Option<&AudioStream> {
         self.audio_streams().next()

@@ -508,11 +508,7 @@ pub fn display_size(video: &reel_encoder::VideoStream) -> (u32, u32) {
 /// place) and the geometry trials are compared at.
 fn start(source: &Path, opts: &AnalyzeOptions) -> Result<(Analysis, Geometry), LadderError> {
     let info = probe(source)?;
-    let video = info
-        .video()
-        .ok_or_else(|| reel_encoder::EncodeError::NoVideo {
-            path: source.to_path_buf(),
-        })?;
+    let video = info.require_video()?;
     if let Some(detail) = video.unsupported() {
         return Err(reel_encoder::EncodeError::Unsupported {
             path: source.to_path_buf(),

@@ -73,11 +73,7 @@ pub(crate) fn measure_missing(
         return Ok(0);
     }
     let info = reel_encoder::probe(source)?;
-    let video = info
-        .video()
-        .ok_or_else(|| reel_encoder::EncodeError::NoVideo {
-            path: source.to_path_buf(),
-        })?;
+    let video = info.require_video()?;
     let total = (info.duration * video.frame_rate.as_f64()).round() as u64;
     let files: Vec<reel_ladder::RenditionFile> = missing
         .iter()

@@ -23,11 +23,7 @@ pub fn poster_frame(frames: u64) -> u64 {
 /// that encode nothing.
 pub fn poster_jpeg(source: &Path) -> Result<Vec<u8>, PipelineError> {
     let info = reel_encoder::probe(source)?;
-    let video = info
-        .video()
-        .ok_or_else(|| reel_encoder::EncodeError::NoVideo {
-            path: source.to_path_buf(),
-        })?;
+    let video = info.require_video()?;
     let (width, height) = poster_size(video);
     let fps = video.frame_rate.as_f64();
     if fps <= 0.0 {
