@@ -87,11 +87,8 @@ pub fn measure(
     analysis: Option<&mut Analysis>,
     quiet: bool,
 ) -> Result<MeasureReport> {
-    let info = reel_encoder::probe(source)?;
-    let video = info.require_video()?;
-    let display = reel_ladder::display_size(video);
     let bar = (!quiet).then(|| {
-        let b = ProgressBar::new((info.duration * video.frame_rate.as_f64()).round() as u64);
+        let b = ProgressBar::new(0);
         b.set_style(
             ProgressStyle::with_template("{prefix:>12} {bar:40} {pos}/{len} frames {elapsed}")
                 .expect("valid template"),
@@ -99,8 +96,9 @@ pub fn measure(
         b.set_prefix("measure");
         b
     });
-    let measured = measure_renditions(source, display, renditions, &mut |n| {
+    let measured = measure_renditions(source, renditions, &mut |n, total| {
         if let Some(b) = &bar {
+            b.set_length(total.max(n));
             b.set_position(n);
         }
     })

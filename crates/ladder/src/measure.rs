@@ -39,15 +39,20 @@ pub struct RenditionQuality {
 const REFERENCES_IN_FLIGHT: usize = 4;
 
 /// Scores every frame of each of `renditions` against `source`, at the size the analysis
-/// compares at (`display`, see [`crate::display_size`]). `on_frame(n)` reports source frames
-/// decoded so far. Renditions must have the source's frames one for one (Reel's rungs keep
-/// the frame rate); any other count is an error naming the file.
+/// compares at ([`crate::display_size`]). `on_frame(n, total)` reports source frames decoded
+/// so far, of about `total` (from the duration and frame rate). Renditions must have the
+/// source's frames one for one (Reel's rungs keep the frame rate); any other count is an error
+/// naming the file.
 pub fn measure_renditions(
     source: &Path,
-    display: (u32, u32),
     renditions: &[RenditionFile],
-    on_frame: &mut dyn FnMut(u64),
+    on_frame: &mut dyn FnMut(u64, u64),
 ) -> Result<Vec<RenditionQuality>, LadderError> {
+    let info = reel_encoder::probe(source)?;
+    let video = info.require_video()?;
+    let display = crate::display_size(video);
+    let total = (info.duration * video.frame_rate.as_f64()).round() as u64;
+    let on_frame = &mut |n| on_frame(n, total);
     let stall = stall_limit();
     std::thread::scope(|scope| {
         let mut feeds = Vec::new();

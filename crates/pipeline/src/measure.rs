@@ -72,9 +72,6 @@ pub(crate) fn measure_missing(
     if missing.is_empty() {
         return Ok(0);
     }
-    let info = reel_encoder::probe(source)?;
-    let video = info.require_video()?;
-    let total = (info.duration * video.frame_rate.as_f64()).round() as u64;
     let files: Vec<reel_ladder::RenditionFile> = missing
         .iter()
         .map(|(name, path, _)| reel_ladder::RenditionFile {
@@ -82,12 +79,7 @@ pub(crate) fn measure_missing(
             path: path.clone(),
         })
         .collect();
-    let scores = reel_ladder::measure_renditions(
-        source,
-        reel_ladder::display_size(video),
-        &files,
-        &mut |n| on_frame(n, total),
-    )?;
+    let scores = reel_ladder::measure_renditions(source, &files, on_frame)?;
     for ((name, _, sha256), m) in missing.iter().zip(scores) {
         kept.insert(
             name.clone(),
